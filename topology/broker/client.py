@@ -1,0 +1,194 @@
+"""The management HTTP client: the only code in the tool that speaks HTTP.
+
+One keep-alive :class:`requests.Session`, a timeout on every request, and every path
+segment percent-encoded (names may hold ``/``, ``%``, ``#``, spaces or any unicode).
+Connection failures, refused credentials and 5xx answers become one-line
+:class:`~topology.errors.BrokerError` messages that never contain the password.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+
+from topology.errors import BrokerError
+
+DEFAULT_URL = "http://127.0.0.1:15672"
+DEFAULT_TIMEOUT = 30.0
+
+
+class RequestRefused(Exception):
+    """The broker answered a request with a 4xx status; ``reason`` is its own explanation."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(f"HTTP {status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any user or password in it."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class ManagementClient:
+    """A client for the RabbitMQ management HTTP API at ``url``."""
+
+    def __init__(self, url: str = DEFAULT_URL, user: str = "guest", password: str = "guest", timeout: float = DEFAULT_TIMEOUT):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BrokerError(f"invalid management URL {redact_url(url)!r}: expected http(s)://host:port")
+        self.url = redact_url(url).rstrip("/")
+        self.user = user
+        self.password = password
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.auth = (user, password)
+        self.session.headers.update({"content-type": "application/json", "accept": "application/json"})
+        self.requests_made: Counter[str] = Counter()
+        """Requests made so far, by HTTP method."""
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- transport ---------------------------------------------------------
+
+    def request(self, method: str, *segments: str, params: dict[str, str] | None = None, body: Any = None) -> Any:
+        """Send one request to ``/api/<segments…>``; return the decoded JSON body (``None`` when empty).
+
+        Raises :class:`RequestRefused` for a 4xx answer (other than 401) and
+        :class:`BrokerError` when the broker cannot be reached, refuses the credentials
+        or fails (5xx).
+        """
+        path = "/api/" + "/".join(_segment(s) for s in segments)
+        self.requests_made[method] += 1
+        try:
+            response = self.session.request(method, self.url + path, params=params, json=body, timeout=self.timeout)
+        except requests.exceptions.Timeout:
+            raise BrokerError(f"the management API at {self.url} did not answer {method} {path} within {self.timeout:g}s") from None
+        except requests.exceptions.SSLError as error:
+            raise BrokerError(f"TLS error talking to {self.url}: {_first_line(error)}") from None
+        except requests.exceptions.ConnectionError:
+            raise BrokerError(
+                f"cannot reach the management API at {self.url} (is RabbitMQ running with rabbitmq_management enabled?)"
+            ) from None
+        except requests.exceptions.RequestException as error:
+            raise BrokerError(f"request to {self.url} failed: {_first_line(error)}") from None
+        status = response.status_code
+        if status == 401:
+            raise BrokerError(f"the broker at {self.url} refused the credentials of user {self.user!r} (HTTP 401)")
+        if status >= 500:
+            raise BrokerError(f"the broker at {self.url} failed on {method} {path}: HTTP {status} {_reason(response)}")
+        if status >= 400:
+            raise RequestRefused(status, _reason(response))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise BrokerError(f"the broker at {self.url} sent a non-JSON answer to {method} {path}") from None
+
+    def get(self, *segments: str, params: dict[str, str] | None = None) -> Any:
+        """GET, mapping 403 to a clear error (reads must be allowed for the tool to work)."""
+        try:
+            return self.request("GET", *segments, params=params)
+        except RequestRefused as refused:
+            if refused.status == 403:
+                raise BrokerError(
+                    f"user {self.user!r} may not read /api/{'/'.join(segments)} on {self.url}: {refused.reason}"
+                ) from None
+            raise
+
+    def get_or_none(self, *segments: str, params: dict[str, str] | None = None) -> Any:
+        """GET, with ``None`` for a 404."""
+        try:
+            return self.get(*segments, params=params)
+        except RequestRefused as refused:
+            if refused.status == 404:
+                return None
+            raise BrokerError(f"GET /api/{'/'.join(segments)} failed: HTTP {refused.status} {refused.reason}") from None
+
+    # -- reads -------------------------------------------------------------
+
+    def overview(self) -> dict[str, Any]:
+        return self.get("overview", params={"columns": "rabbitmq_version,management_version,cluster_name,node"})
+
+    def vhosts(self) -> list[dict[str, Any]]:
+        return self.get("vhosts", params={"columns": "name,description,tags,default_queue_type,metadata"})
+
+    def definitions(self, vhost: str) -> dict[str, Any] | None:
+        """The vhost's definitions export (exchanges, queues, bindings, policies, parameters)."""
+        return self.get_or_none("definitions", vhost)
+
+    def queue_stats(self, vhost: str) -> list[dict[str, Any]]:
+        """Message and consumer counts of every queue in the vhost (one request)."""
+        return self.get_or_none("queues", vhost, params={"columns": "name,messages,consumers"}) or []
+
+    def bindings_between(self, vhost: str, source: str, destination_type: str, destination: str) -> list[dict[str, Any]]:
+        kind = "q" if destination_type == "queue" else "e"
+        return self.get_or_none("bindings", vhost, "e", source, kind, destination) or []
+
+    # -- writes ------------------------------------------------------------
+
+    def put_vhost(self, vhost: str, body: dict[str, Any]) -> None:
+        self.request("PUT", "vhosts", vhost, body=body)
+
+    def put_exchange(self, vhost: str, name: str, body: dict[str, Any]) -> None:
+        self.request("PUT", "exchanges", vhost, name, body=body)
+
+    def delete_exchange(self, vhost: str, name: str) -> None:
+        self.request("DELETE", "exchanges", vhost, name)
+
+    def put_queue(self, vhost: str, name: str, body: dict[str, Any]) -> None:
+        self.request("PUT", "queues", vhost, name, body=body)
+
+    def delete_queue(self, vhost: str, name: str, *, if_empty: bool = True, if_unused: bool = True) -> None:
+        """Delete a queue; by default the broker itself refuses when it holds messages or has consumers."""
+        params = {}
+        if if_empty:
+            params["if-empty"] = "true"
+        if if_unused:
+            params["if-unused"] = "true"
+        self.request("DELETE", "queues", vhost, name, params=params)
+
+    def create_binding(self, vhost: str, source: str, destination_type: str, destination: str, body: dict[str, Any]) -> None:
+        kind = "q" if destination_type == "queue" else "e"
+        self.request("POST", "bindings", vhost, "e", source, kind, destination, body=body)
+
+    def delete_binding(self, vhost: str, source: str, destination_type: str, destination: str, properties_key: str) -> None:
+        kind = "q" if destination_type == "queue" else "e"
+        self.request("DELETE", "bindings", vhost, "e", source, kind, destination, properties_key)
+
+    def put_policy(self, vhost: str, name: str, body: dict[str, Any]) -> None:
+        self.request("PUT", "policies", vhost, name, body=body)
+
+    def delete_policy(self, vhost: str, name: str) -> None:
+        self.request("DELETE", "policies", vhost, name)
+
+
+def _reason(response: requests.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return _first_line(response.text)[:300] or response.reason or ""
+    if isinstance(data, dict):
+        return str(data.get("reason") or data.get("error") or "")[:500]
+    return ""
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else ""

@@ -1,0 +1,153 @@
+"""The broker's definitions → the same canonical objects as the files (pure).
+
+:func:`read_live` makes a constant number of requests: the overview, the vhost list,
+and one definitions export per managed vhost, never one request per object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from topology.broker.client import ManagementClient
+from topology.state import (
+    BindingState,
+    ExchangeState,
+    PolicyState,
+    QueueState,
+    State,
+    VhostState,
+    canonical,
+    canonical_policy_definition,
+)
+
+QUEUE_TYPES = ("classic", "quorum", "stream")
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """What the plan needs to know of the broker it was made against."""
+
+    url: str
+    version: str
+    cluster_name: str
+    management_version: str = ""
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        numbers = []
+        for part in self.version.split("+")[0].split("-")[0].split("."):
+            if not part.isdigit():
+                break
+            numbers.append(int(part))
+        return tuple(numbers)
+
+    @property
+    def stores_default_queue_type(self) -> bool:
+        """RabbitMQ takes a vhost's default queue type when creating it from 3.10.8 on."""
+        return self.version_tuple >= (3, 10, 8)
+
+    @property
+    def updates_default_queue_type(self) -> bool:
+        """RabbitMQ changes an existing vhost's default queue type from 3.11 on (update_vhost_metadata)."""
+        return self.version_tuple >= (3, 11)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "version": self.version, "cluster_name": self.cluster_name}
+
+
+def broker_info(client: ManagementClient) -> BrokerInfo:
+    overview = client.overview()
+    return BrokerInfo(
+        url=client.url,
+        version=str(overview.get("rabbitmq_version") or ""),
+        cluster_name=str(overview.get("cluster_name") or ""),
+        management_version=str(overview.get("management_version") or ""),
+    )
+
+
+def vhost_state(entry: dict[str, Any]) -> VhostState:
+    """A vhost from ``GET /api/vhosts``."""
+    metadata = entry.get("metadata") or {}
+    tags = entry.get("tags", metadata.get("tags"))
+    if isinstance(tags, str):
+        tags = [t for t in tags.split(",") if t]
+    default_queue_type = entry.get("default_queue_type")
+    if default_queue_type not in QUEUE_TYPES:
+        default_queue_type = None  # "undefined" on brokers that do not keep it
+    return VhostState(
+        vhost=entry["name"],
+        description=entry.get("description", metadata.get("description")) or "",
+        tags=tuple(sorted(tags or ())),
+        default_queue_type=default_queue_type,
+    )
+
+
+def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: State) -> None:
+    """Add the objects of one vhost's definitions export to ``state``."""
+    name = vhost.vhost
+    for entry in definitions.get("exchanges", ()):
+        if entry["name"] == "" or entry["name"].startswith("amq."):
+            continue
+        state.add(
+            ExchangeState(
+                vhost=name,
+                exchange=entry["name"],
+                type=entry.get("type", "direct"),
+                durable=bool(entry.get("durable", True)),
+                auto_delete=bool(entry.get("auto_delete", False)),
+                internal=bool(entry.get("internal", False)),
+                arguments=canonical(entry.get("arguments") or {}),
+            )
+        )
+    for entry in definitions.get("queues", ()):
+        arguments = dict(entry.get("arguments") or {})
+        queue_type = arguments.pop("x-queue-type", None) or entry.get("type") or vhost.default_queue_type or "classic"
+        state.add(
+            QueueState(
+                vhost=name,
+                queue=entry["name"],
+                type=str(queue_type),
+                durable=bool(entry.get("durable", True)),
+                auto_delete=bool(entry.get("auto_delete", False)),
+                arguments=canonical(arguments),
+            )
+        )
+    for entry in definitions.get("bindings", ()):
+        if entry.get("source", "") == "":
+            continue  # the default exchange's implicit bindings
+        state.add(
+            BindingState(
+                vhost=name,
+                source=entry["source"],
+                destination=entry["destination"],
+                destination_type=entry.get("destination_type", "queue"),
+                routing_key=entry.get("routing_key", ""),
+                arguments=canonical(entry.get("arguments") or {}),
+            )
+        )
+    for entry in definitions.get("policies", ()):
+        state.add(
+            PolicyState(
+                vhost=name,
+                policy=entry["name"],
+                pattern=entry.get("pattern", ""),
+                apply_to=entry.get("apply-to", "all"),
+                priority=int(entry.get("priority", 0)),
+                definition=canonical_policy_definition(entry.get("definition") or {}),
+            )
+        )
+
+
+def read_live(client: ManagementClient, vhosts: list[str]) -> State:
+    """The live state of the named vhosts (those missing on the broker are simply absent)."""
+    state = State()
+    wanted = set(vhosts)
+    for entry in client.vhosts():
+        if entry.get("name") in wanted:
+            state.vhosts[entry["name"]] = vhost_state(entry)
+    for name in sorted(state.vhosts):
+        definitions = client.definitions(name)
+        if definitions is not None:
+            definitions_state(state.vhosts[name], definitions, state)
+    return state

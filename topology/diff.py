@@ -1,0 +1,198 @@
+"""Desired vs live state → changes (pure, keyed by identity, in sorted order).
+
+Desired − live are creations; the intersection is compared field by field; live −
+desired is left alone and reported as unmanaged, with one exception: the bindings
+between a source and a destination that the files bind. The files own those pairs,
+so a binding between them that no file declares (typically the old routing key of an
+edited binding) is deleted: changing a binding is a delete plus a create.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from topology.state import KIND_ORDER, BindingState, Resource, State, VhostState
+
+CREATE, UPDATE, REPLACE, DELETE = "create", "update", "replace", "delete"
+ACTIONS = (CREATE, UPDATE, REPLACE, DELETE)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field's value before and after (``None`` when absent)."""
+
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    """One typed change to one object."""
+
+    action: str
+    before: Resource | None
+    after: Resource | None
+    fields: dict[str, FieldChange] = field(default_factory=dict, hash=False)
+    reason: str = ""
+    """Why the change is needed (and why a replacement cannot be done in place)."""
+    rebind: tuple[BindingState, ...] = ()
+    """For a replacement: bindings the broker drops with the object, to be re-created."""
+    messages: int | None = None
+    """For a queue replacement: messages the queue held when planned (None when unknown)."""
+
+    @property
+    def resource(self) -> Resource:
+        resource = self.after or self.before
+        assert resource is not None
+        return resource
+
+    @property
+    def kind(self) -> str:
+        return self.resource.kind
+
+    @property
+    def vhost(self) -> str:
+        return self.resource.vhost
+
+    @property
+    def name(self) -> str:
+        return self.resource.name
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return self.resource.key
+
+
+@dataclass
+class Diff:
+    """The changes, the unmanaged objects and notes for the reader."""
+
+    changes: list[Change] = field(default_factory=list)
+    unmanaged: list[Resource] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def describe(before: dict[str, Any], after: dict[str, Any]) -> dict[str, FieldChange]:
+    """Field-level differences, with nested maps flattened (``arguments.x-message-ttl``)."""
+    from deepdiff import DeepDiff  # only loaded when something differs
+
+    result: dict[str, FieldChange] = {}
+    delta = DeepDiff(before, after, verbose_level=2)
+    for report in ("values_changed", "type_changes", "dictionary_item_added", "dictionary_item_removed",
+                   "iterable_item_added", "iterable_item_removed"):
+        for item in delta.tree.get(report, ()):
+            path = item.path(output_format="list")
+            if report.startswith("iterable_"):
+                path = path[:-1]  # report the whole list
+                name = ".".join(str(p) for p in path)
+                result[name] = FieldChange(_get(before, path), _get(after, path))
+                continue
+            name = ".".join(str(p) for p in path)
+            result[name] = FieldChange(
+                None if report == "dictionary_item_added" else item.t1,
+                None if report == "dictionary_item_removed" else item.t2,
+            )
+    return dict(sorted(result.items()))
+
+
+def _get(data: Any, path: list[Any]) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def diff(
+    desired: State,
+    live: State,
+    *,
+    stores_default_queue_type: bool = True,
+    updates_default_queue_type: bool = True,
+) -> Diff:
+    """Compare the desired objects with the live ones of the same vhosts.
+
+    The two flags say whether the broker keeps a vhost's default queue type when
+    creating the vhost, and whether it can change it on an existing one.
+    """
+    result = Diff()
+    for name in sorted(desired.vhosts):
+        want = desired.vhosts[name]
+        have = live.vhosts.get(name)
+        if have is None:
+            if want.default_queue_type and not stores_default_queue_type:
+                result.notes.append(_dqt_note(want.vhost, "does not store a vhost's default_queue_type (3.10.8+ does)"))
+            result.changes.append(Change(CREATE, None, want, _created_fields(want), "not on the broker"))
+            continue
+        change = _vhost_change(want, have, stores_default_queue_type and updates_default_queue_type, result.notes)
+        if change is not None:
+            result.changes.append(change)
+
+    desired_keys = desired.objects.keys()
+    live_keys = live.objects.keys()
+    for key in sorted(desired_keys - live_keys, key=_sort_key):
+        resource = desired.objects[key]
+        result.changes.append(Change(CREATE, None, resource, _created_fields(resource), "not on the broker"))
+    for key in sorted(desired_keys & live_keys, key=_sort_key):
+        want, have = desired.objects[key], live.objects[key]
+        if want.props() == have.props():
+            continue
+        fields = describe(have.props(), want.props())
+        if want.replace_on_change:
+            reason = f"the broker cannot change a {want.kind}'s {_field_names(fields)} in place"
+            result.changes.append(Change(REPLACE, have, want, fields, reason))
+        else:
+            result.changes.append(Change(UPDATE, have, want, fields, "differs from the files"))
+
+    owned_pairs = {r.pair for r in desired.objects.values() if isinstance(r, BindingState)}
+    for key in sorted(live_keys - desired_keys, key=_sort_key):
+        resource = live.objects[key]
+        if resource.vhost not in desired.vhosts:
+            continue
+        if isinstance(resource, BindingState) and resource.pair in owned_pairs:
+            reason = (
+                f"not declared, and the files declare the bindings from {resource.source!r} "
+                f"to {resource.destination_type} {resource.destination!r}"
+            )
+            result.changes.append(Change(DELETE, resource, None, {}, reason))
+        else:
+            result.unmanaged.append(resource)
+    return result
+
+
+def _vhost_change(want: VhostState, have: VhostState, stores_dqt: bool, notes: list[str]) -> Change | None:
+    wanted = want.props()
+    if not stores_dqt and wanted.get("default_queue_type") not in (None, have.default_queue_type):
+        notes.append(_dqt_note(want.vhost, "cannot change an existing vhost's default_queue_type (3.11+ can)"))
+    if not stores_dqt:
+        wanted.pop("default_queue_type", None)
+    current = have.props()
+    current_subset = {k: current.get(k) for k in wanted}
+    if current_subset == wanted:
+        return None
+    merged = VhostState(
+        vhost=have.vhost,
+        description=want.description if want.description is not None else have.description,
+        tags=want.tags if want.tags is not None else have.tags,
+        default_queue_type=(want.default_queue_type if stores_dqt and want.default_queue_type else have.default_queue_type),
+    )
+    return Change(UPDATE, have, merged, describe(current_subset, wanted), "metadata differs from the files")
+
+
+def _dqt_note(vhost: str, what: str) -> str:
+    return f"vhost {vhost!r}: this broker {what}; queues declared without a type still get it from the files"
+
+
+def _created_fields(resource: Resource) -> dict[str, FieldChange]:
+    return {name: FieldChange(None, value) for name, value in resource.props().items()}
+
+
+def _field_names(fields: dict[str, FieldChange]) -> str:
+    tops = sorted({name.split(".")[0] for name in fields})
+    return " and ".join(", ".join(tops).rsplit(", ", 1)) if tops else "properties"
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (KIND_ORDER.index(key[0]),) + tuple(str(part) for part in key[1:])

@@ -1,0 +1,71 @@
+"""The steps wired together: load → validate → read live → diff → plan, and apply → verify.
+
+The command line calls these; they print nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from topology.apply import Applier, Report
+from topology.broker.amqp import QueueInspector
+from topology.broker.client import ManagementClient
+from topology.broker.live import BrokerInfo, broker_info, read_live
+from topology.diff import Change, diff
+from topology.errors import ApplyError
+from topology.loader import load
+from topology.model.topology import Topology
+from topology.plan import Plan, build, queues_to_count
+from topology.state import desired_state
+from topology.validate import check_broker_version, validate
+
+
+def load_valid(paths: Iterable[str]) -> Topology:
+    """Load and validate the files; raise :class:`~topology.errors.ConfigError` with every problem."""
+    topology = load(paths)
+    validate(topology)
+    return topology
+
+
+def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None) -> Plan:
+    """Read the managed vhosts from the broker and plan the changes that make them match the files."""
+    broker = broker or broker_info(client)
+    check_broker_version(topology, broker.version_tuple, broker.version)
+    desired = desired_state(topology)
+    vhosts = sorted(desired.vhosts)
+    live = read_live(client, vhosts)
+    found = diff(
+        desired,
+        live,
+        stores_default_queue_type=broker.stores_default_queue_type,
+        updates_default_queue_type=broker.updates_default_queue_type,
+    )
+    queue_messages: dict[tuple[str, str], int] = {}
+    for vhost in sorted(queues_to_count(found)):
+        for entry in client.queue_stats(vhost):
+            if isinstance(entry.get("messages"), int):
+                queue_messages[(vhost, entry["name"])] = entry["messages"]
+    return build(found, live, vhosts=vhosts, broker=broker, queue_messages=queue_messages)
+
+
+def apply_plan(
+    topology: Topology,
+    plan: Plan,
+    client: ManagementClient,
+    *,
+    inspector: QueueInspector | None = None,
+    allow_replace: bool = False,
+    report: Report | None = None,
+) -> tuple[list[Change], Plan]:
+    """Apply ``plan``, then re-read the broker; return the changes applied and the plan left
+    (empty on success). Raises :class:`ApplyError` when changes remain after applying.
+
+    ``inspector`` checks queues for messages and consumers right before deleting them;
+    without one, only classic queues are guarded (by the broker's ``if-empty``)."""
+    plan.check_allowed(allow_replace=allow_replace)
+    applied = Applier(client, inspector).apply(plan, report)
+    remaining = make_plan(topology, client, plan.broker)
+    if not remaining.empty:
+        listed = "; ".join(f"{c.action} {c.kind} {c.vhost}/{c.name}" for c in remaining.changes[:5])
+        raise ApplyError(f"applied {len(applied)} change(s) but the broker still differs: {listed}")
+    return applied, remaining

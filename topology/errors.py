@@ -1,0 +1,52 @@
+"""One error root for everything a user can cause.
+
+The command line catches :class:`TopologyError`, prints its one-line message (or its
+list of problems) and exits with :attr:`TopologyError.exit_code`. Anything else that
+escapes is a bug in the tool and shows a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TopologyError(Exception):
+    """Root of the errors a user can cause; ``str(error)`` is the one line to print."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One located problem in the topology files."""
+
+    file: str
+    line: int
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        location = f" {self.location}:" if self.location else ""
+        return f"{where}:{location} {self.message}"
+
+
+class ConfigError(TopologyError):
+    """The topology files are invalid; carries every problem found, sorted by place."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(set(problems))
+        count = len(self.problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} found in the topology files")
+
+
+class BrokerError(TopologyError):
+    """The broker could not be reached, refused the credentials, or answered with an error."""
+
+
+class PlanRefused(TopologyError):
+    """The plan holds a change that the given options do not allow (e.g. a replacement)."""
+
+
+class ApplyError(TopologyError):
+    """A change failed while applying; the message names the object and the broker's reason."""

@@ -1,0 +1,142 @@
+"""Pydantic models of the desired state, one class per object kind.
+
+These models describe the *file format*: they accept friendly fields (``message_ttl:
+30s``) and reject unknown keys. :mod:`topology.state` turns them into the canonical
+objects that are compared with the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from typing_extensions import Annotated
+
+from topology.model.values import Duration, Size
+
+QueueType = Literal["classic", "quorum", "stream"]
+ApplyTo = Literal["all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams"]
+
+_duration_schema = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": r"^\s*\d+\s*(ms|s|m|h|d)?\s*$"},
+        ],
+        "description": "Milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h, 1d.",
+    }
+)
+_size_schema = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string", "pattern": r"^\s*\d+\s*([bB]|[kKmMgGtT][iI]?[bB])?\s*$"},
+        ],
+        "description": "Bytes, or a number with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).",
+    }
+)
+DurationField = Annotated[Duration, _duration_schema]
+SizeField = Annotated[Size, _size_schema]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Exchange(_Strict):
+    """An exchange. Any property change needs the exchange to be replaced."""
+
+    type: str = Field(description="direct, fanout, topic, headers, or a plugin type such as x-delayed-message.")
+    durable: bool = Field(True, description="Survives a broker restart.")
+    auto_delete: bool = Field(False, description="Deleted when its last binding is removed.")
+    internal: bool = Field(False, description="Cannot be published to directly, only through exchange-to-exchange bindings.")
+    alternate_exchange: str | None = Field(None, description="Where messages that match no binding go (argument alternate-exchange).")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Raw exchange arguments.")
+
+
+class Queue(_Strict):
+    """A queue. Friendly fields map to x-arguments; any change needs the queue to be replaced."""
+
+    type: QueueType | None = Field(None, description="x-queue-type; default: the vhost's default_queue_type, else classic.")
+    durable: bool = Field(True, description="Survives a broker restart (quorum and stream queues must be durable).")
+    auto_delete: bool = Field(False, description="Deleted when its last consumer goes (not for quorum or stream queues).")
+    message_ttl: DurationField | None = Field(None, description="x-message-ttl: how long a message may stay in the queue.")
+    expires: DurationField | None = Field(None, description="x-expires: the queue is deleted after being unused this long (> 0).")
+    max_length: int | None = Field(None, ge=0, description="x-max-length: most messages held.")
+    max_length_bytes: SizeField | None = Field(None, description="x-max-length-bytes: most bytes of message bodies held.")
+    overflow: Literal["drop-head", "reject-publish", "reject-publish-dlx"] | None = Field(
+        None, description="x-overflow: what happens when a length limit is reached."
+    )
+    dead_letter_exchange: str | None = Field(None, description="x-dead-letter-exchange ('' is the default exchange).")
+    dead_letter_routing_key: str | None = Field(None, description="x-dead-letter-routing-key (default: the message's own).")
+    dead_letter_strategy: Literal["at-most-once", "at-least-once"] | None = Field(
+        None, description="x-dead-letter-strategy (quorum queues)."
+    )
+    max_priority: int | None = Field(None, ge=1, le=255, description="x-max-priority (classic queues).")
+    single_active_consumer: bool | None = Field(None, description="x-single-active-consumer.")
+    delivery_limit: int | None = Field(None, ge=0, description="x-delivery-limit (quorum queues).")
+    initial_group_size: int | None = Field(
+        None, ge=1, description="x-quorum-initial-group-size (quorum) or x-initial-cluster-size (stream)."
+    )
+    max_age: str | None = Field(
+        None, pattern=r"^\d+(Y|M|D|h|m|s)$", description="x-max-age (streams): a number and one of Y, M, D, h, m, s, e.g. 7D."
+    )
+    queue_mode: Literal["default", "lazy"] | None = Field(None, description="x-queue-mode (classic queues).")
+    leader_locator: Literal["client-local", "balanced"] | None = Field(
+        None, description="x-queue-leader-locator (quorum and stream queues)."
+    )
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Raw x-arguments, always allowed.")
+
+
+class Binding(_Strict):
+    """A binding from an exchange to a queue or to another exchange."""
+
+    source: str = Field(description="The source exchange.")
+    destination: str = Field(description="The destination queue or exchange.")
+    destination_type: Literal["queue", "exchange"] = Field("queue", description="queue or exchange.")
+    routing_key: str = Field("", description="The binding key.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Binding arguments (headers exchanges: x-match and the headers).")
+
+
+class Policy(_Strict):
+    """A policy; changed in place."""
+
+    pattern: str = Field(description="Regular expression matched against object names.")
+    apply_to: ApplyTo = Field("all", description="Which objects the policy applies to.")
+    priority: int = Field(0, description="The policy with the highest priority wins.")
+    definition: dict[str, Any] = Field(description="The policy keys, e.g. ha-mode, message-ttl, dead-letter-exchange.")
+
+
+class Vhost(_Strict):
+    """A virtual host and the objects declared in it."""
+
+    description: str | None = Field(None, description="Vhost metadata: a description.")
+    tags: list[str] | None = Field(None, description="Vhost metadata: tags.")
+    default_queue_type: QueueType | None = Field(
+        None, description="Queue type for queues declared without one (RabbitMQ 3.11+ also stores it on the vhost)."
+    )
+    exchanges: dict[str, Exchange] = Field(default_factory=dict)
+    queues: dict[str, Queue] = Field(default_factory=dict)
+    bindings: list[Binding] = Field(default_factory=list)
+    policies: dict[str, Policy] = Field(default_factory=dict)
+
+
+class TopologyFile(_Strict):
+    """One topology file. Several files (and directories of them) are merged."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        json_schema_extra={
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "topology file",
+        },
+    )
+
+    vhosts: dict[str, Vhost] = Field(default_factory=dict, description="Virtual hosts, keyed by name.")
+
+
+def friendly_queue_fields() -> tuple[str, ...]:
+    """Names of the Queue fields that map to x-arguments."""
+    return tuple(name for name in Queue.model_fields if name not in ("durable", "auto_delete", "arguments"))

@@ -1,0 +1,73 @@
+"""The queue x-arguments the format knows: friendly field names and per-type rules.
+
+One table serves both the mapping of friendly fields to x-arguments and the
+queue-type validation of friendly fields and raw ``arguments`` alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLASSIC, QUORUM, STREAM = "classic", "quorum", "stream"
+ALL_TYPES = frozenset({CLASSIC, QUORUM, STREAM})
+
+
+@dataclass(frozen=True)
+class QueueArgument:
+    """An x-argument: the friendly field for it (if any) and the queue types that accept it."""
+
+    name: str
+    field: str | None
+    queue_types: frozenset[str]
+    kind: str
+    """Value kind checked on raw arguments: ``int`` (non-negative), ``positive``, ``bool``, ``str`` or a ``|``-list of choices."""
+
+
+QUEUE_ARGUMENTS: dict[str, QueueArgument] = {
+    a.name: a
+    for a in (
+        QueueArgument("x-message-ttl", "message_ttl", frozenset({CLASSIC, QUORUM}), "int"),
+        QueueArgument("x-expires", "expires", frozenset({CLASSIC, QUORUM}), "positive"),
+        QueueArgument("x-max-length", "max_length", frozenset({CLASSIC, QUORUM}), "int"),
+        QueueArgument("x-max-length-bytes", "max_length_bytes", ALL_TYPES, "int"),
+        QueueArgument("x-overflow", "overflow", frozenset({CLASSIC, QUORUM}), "drop-head|reject-publish|reject-publish-dlx"),
+        QueueArgument("x-dead-letter-exchange", "dead_letter_exchange", frozenset({CLASSIC, QUORUM}), "str"),
+        QueueArgument("x-dead-letter-routing-key", "dead_letter_routing_key", frozenset({CLASSIC, QUORUM}), "str"),
+        QueueArgument("x-dead-letter-strategy", "dead_letter_strategy", frozenset({QUORUM}), "at-most-once|at-least-once"),
+        QueueArgument("x-max-priority", "max_priority", frozenset({CLASSIC}), "priority"),
+        QueueArgument("x-single-active-consumer", "single_active_consumer", frozenset({CLASSIC, QUORUM}), "bool"),
+        QueueArgument("x-delivery-limit", "delivery_limit", frozenset({QUORUM}), "int"),
+        QueueArgument("x-quorum-initial-group-size", None, frozenset({QUORUM}), "positive"),
+        QueueArgument("x-initial-cluster-size", None, frozenset({STREAM}), "positive"),
+        QueueArgument("x-max-age", "max_age", frozenset({STREAM}), "str"),
+        QueueArgument("x-stream-max-segment-size-bytes", None, frozenset({STREAM}), "positive"),
+        QueueArgument("x-queue-mode", "queue_mode", frozenset({CLASSIC}), "default|lazy"),
+        QueueArgument("x-queue-version", None, frozenset({CLASSIC}), "1|2"),
+        QueueArgument("x-queue-leader-locator", "leader_locator", frozenset({QUORUM, STREAM}), "client-local|balanced"),
+        QueueArgument("x-queue-master-locator", None, frozenset({CLASSIC}), "min-masters|client-local|random"),
+        QueueArgument("x-max-in-memory-length", None, frozenset({QUORUM}), "int"),
+        QueueArgument("x-max-in-memory-bytes", None, frozenset({QUORUM}), "int"),
+    )
+}
+
+FIELD_TO_ARGUMENT: dict[str, str] = {a.field: a.name for a in QUEUE_ARGUMENTS.values() if a.field}
+"""Friendly queue field → x-argument (``initial_group_size`` depends on the type: see :func:`argument_for`)."""
+
+
+def argument_for(field: str, queue_type: str) -> str:
+    """The x-argument a friendly queue field sets on a queue of ``queue_type``."""
+    if field == "type":
+        return "x-queue-type"
+    if field == "initial_group_size":
+        return "x-initial-cluster-size" if queue_type == STREAM else "x-quorum-initial-group-size"
+    return FIELD_TO_ARGUMENT[field]
+
+
+def field_for(argument: str) -> str | None:
+    """The friendly field that sets ``argument``, if there is one."""
+    if argument in ("x-quorum-initial-group-size", "x-initial-cluster-size"):
+        return "initial_group_size"
+    if argument == "x-queue-type":
+        return "type"
+    spec = QUEUE_ARGUMENTS.get(argument)
+    return spec.field if spec else None

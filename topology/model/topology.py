@@ -1,0 +1,86 @@
+"""The merged desired state: every file's vhosts combined, each object with its origin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from topology.model import Binding, Exchange, Policy, Queue, QueueType
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an object was declared: file, line (1-based; 0 when unknown) and YAML path."""
+
+    file: str
+    line: int
+    path: tuple[Any, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def location(path: Iterable[Any]) -> str:
+    """A readable place in the format, e.g. ``vhost 'shop' queue 'orders.created' message_ttl``."""
+    path = list(path)
+    parts: list[str] = []
+    if len(path) >= 2 and path[0] == "vhosts":
+        parts.append(f"vhost {path[1]!r}")
+        rest = path[2:]
+        singular = {"exchanges": "exchange", "queues": "queue", "policies": "policy", "bindings": "binding"}
+        if len(rest) >= 2 and rest[0] in singular:
+            name = f"#{rest[1] + 1}" if rest[0] == "bindings" and isinstance(rest[1], int) else repr(rest[1])
+            parts.append(f"{singular[rest[0]]} {name}")
+            rest = rest[2:]
+        if rest:
+            parts.append(".".join(str(p) for p in rest))
+    else:
+        parts.append(".".join(str(p) for p in path))
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Declared(Generic[T]):
+    """A declared object with the place it came from."""
+
+    spec: T
+    origin: Origin
+
+
+@dataclass
+class VhostTopology:
+    """One vhost as declared across all files."""
+
+    name: str
+    origin: Origin
+    description: str | None = None
+    tags: list[str] | None = None
+    default_queue_type: QueueType | None = None
+    exchanges: dict[str, Declared[Exchange]] = field(default_factory=dict)
+    queues: dict[str, Declared[Queue]] = field(default_factory=dict)
+    bindings: list[Declared[Binding]] = field(default_factory=list)
+    policies: dict[str, Declared[Policy]] = field(default_factory=dict)
+    attribute_origins: dict[str, Origin] = field(default_factory=dict)
+    """Where each vhost attribute (description, tags, default_queue_type) was set."""
+
+
+@dataclass
+class Topology:
+    """The whole desired state, keyed by vhost name."""
+
+    vhosts: dict[str, VhostTopology] = field(default_factory=dict)
+    lines: dict[str, dict[tuple[Any, ...], int]] = field(default_factory=dict, repr=False)
+    """Per file, the line of every YAML key path (for locating problems)."""
+
+    def line_of(self, origin: Origin, *subpath: Any) -> int:
+        """The line of ``subpath`` below the object at ``origin`` (the object's own line if absent)."""
+        lines = self.lines.get(origin.file, {})
+        path = origin.path + subpath
+        while len(path) > len(origin.path):
+            if path in lines:
+                return lines[path]
+            path = path[:-1]
+        return origin.line

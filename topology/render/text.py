@@ -1,0 +1,89 @@
+"""Human output in the spirit of ``terraform plan``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from topology.diff import CREATE, DELETE, REPLACE, UPDATE, Change
+from topology.plan import Plan
+
+SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-"}
+COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red"}
+
+
+def value(v: Any) -> str:
+    """A value as it is written in a file: strings quoted only when needed."""
+    if v is None:
+        return "(none)"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False) if (v == "" or v.strip() != v or any(c in v for c in ",:{}[]#\"'")) else v
+    return json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.summary()
+    return (
+        f"Plan: {counts[CREATE]} to create, {counts[UPDATE]} to update, "
+        f"{counts[REPLACE]} to replace, {counts[DELETE]} to delete."
+    )
+
+
+def render_change(change: Change, style: Any = None) -> list[str]:
+    """The lines for one change; ``style(text, action)`` may colour the first."""
+    symbol = SYMBOLS[change.action]
+    head = f"  {symbol} {change.kind} {change.name}"
+    if change.action == CREATE and change.kind in ("exchange", "queue"):
+        props = change.after.props() if change.after else {}
+        extras = [str(props.get("type"))] + [f"{k}={value(v)}" for k, v in sorted(props.get("arguments", {}).items())]
+        head += f"  ({', '.join(extras)})"
+    if style:
+        head = style(head, change.action)
+    lines = [head]
+    if change.action in (UPDATE, REPLACE):
+        for name, field in change.fields.items():
+            lines.append(f"        {name}: {value(field.before)} -> {value(field.after)}")
+    if change.action in (REPLACE, DELETE) and change.reason:
+        lines.append(f"        why: {change.reason}")
+    if change.action == REPLACE:
+        if change.kind == "queue":
+            held = "unknown (no statistics yet)" if change.messages is None else str(change.messages)
+            lines.append(f"        messages in the queue now: {held}")
+        if change.rebind:
+            lines.append(f"        re-creates {len(change.rebind)} binding(s) the broker drops with it:")
+            lines.extend(f"          {b.name}" for b in change.rebind)
+    return lines
+
+
+def render_plan(plan: Plan, colour: bool = False) -> str:
+    """The whole plan as text, ending with the summary line."""
+    import click
+
+    def style(text: str, action: str) -> str:
+        return click.style(text, fg=COLOURS[action]) if colour else text
+
+    sections: list[list[str]] = []
+    header: list[str] = []
+    if plan.broker:
+        cluster = f", cluster {plan.broker.cluster_name}" if plan.broker.cluster_name else ""
+        header.append(f"Broker: {plan.broker.url} (RabbitMQ {plan.broker.version}{cluster})")
+    header.extend(f"Note: {note}" for note in plan.notes)
+    sections.append(header)
+    body: list[str] = []
+    current = None
+    for change in plan.changes:
+        if change.vhost != current:
+            current = change.vhost
+            body.append(f"vhost {current}:")
+        body.extend(render_change(change, style))
+    sections.append(body)
+    if plan.unmanaged:
+        unmanaged = [f"Unmanaged: {len(plan.unmanaged)} object(s) in managed vhosts that no file declares (left alone):"]
+        unmanaged.extend(f"  ? {r.kind} {r.vhost}/{r.name}" for r in plan.unmanaged)
+        sections.append(unmanaged)
+    if plan.replacements:
+        sections.append(
+            ["Replacing deletes and re-declares the object: apply needs --allow-replace, and refuses queues that hold messages."]
+        )
+    sections.append(["No changes. The broker matches the files." if plan.empty else summary_line(plan)])
+    return "\n\n".join("\n".join(section) for section in sections if section)

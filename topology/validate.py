@@ -1,0 +1,374 @@
+"""Semantic rules over a whole merged topology (pure).
+
+Structure and types are checked by the models when the files are loaded; the rules
+here need the whole picture: references between objects, queue-type rules, and
+policy definitions. Every problem is collected and reported at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from topology.errors import ConfigError, Problem
+from topology.model import Queue, friendly_queue_fields
+from topology.model.arguments import QUEUE_ARGUMENTS, argument_for, field_for
+from topology.model.topology import Origin, Topology, VhostTopology, location
+from topology.model.values import parse_duration, parse_size
+from topology.state import canonical, queue_type_of
+
+BUILTIN_EXCHANGE_TYPES = frozenset({"direct", "fanout", "topic", "headers"})
+BUILTIN_EXCHANGES = frozenset(
+    {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match", "amq.rabbitmq.trace", "amq.rabbitmq.log"}
+)
+X_MATCH = frozenset({"all", "any", "all-with-x", "any-with-x"})
+
+
+class _Collector:
+    def __init__(self, topology: Topology):
+        self.topology = topology
+        self.problems: list[Problem] = []
+
+    def add(self, origin: Origin, subpath: tuple[Any, ...], message: str) -> None:
+        line = self.topology.line_of(origin, *subpath)
+        self.problems.append(Problem(origin.file, line, location(origin.path + subpath), message))
+
+
+def validate(topology: Topology) -> None:
+    """Raise :class:`ConfigError` with every semantic problem of ``topology``."""
+    found = _Collector(topology)
+    for vhost in topology.vhosts.values():
+        _check_vhost(vhost, found)
+    if found.problems:
+        raise ConfigError(found.problems)
+
+
+def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
+    if not vhost.name:
+        found.add(vhost.origin, (), "a vhost name cannot be empty")
+    for tag in vhost.tags or ():
+        if "," in tag or not tag.strip():
+            found.add(vhost.attribute_origins.get("tags", vhost.origin), (), f"invalid tag {tag!r}: tags cannot be empty or hold a comma")
+
+    def exchange_exists(name: str) -> bool:
+        return name in vhost.exchanges or name in BUILTIN_EXCHANGES
+
+    for name, declared in vhost.exchanges.items():
+        spec, origin = declared.spec, declared.origin
+        if not name:
+            found.add(origin, (), "an exchange name cannot be empty (the default exchange is built in)")
+        elif name.startswith("amq."):
+            found.add(origin, (), "names starting with 'amq.' are reserved by the broker")
+        if spec.type not in BUILTIN_EXCHANGE_TYPES and not spec.type.startswith("x-"):
+            found.add(
+                origin, ("type",),
+                f"unknown exchange type {spec.type!r}: use direct, fanout, topic, headers, or a plugin type (x-...)",
+            )
+        if spec.type == "x-delayed-message" and "x-delayed-type" not in spec.arguments:
+            found.add(origin, ("arguments",), "an x-delayed-message exchange needs the argument x-delayed-type")
+        if spec.alternate_exchange is not None and "alternate-exchange" in spec.arguments:
+            found.add(origin, ("arguments", "alternate-exchange"), "alternate-exchange is also given as alternate_exchange")
+        alternate = spec.alternate_exchange if spec.alternate_exchange is not None else spec.arguments.get("alternate-exchange")
+        if alternate is not None:
+            path = ("alternate_exchange",) if spec.alternate_exchange is not None else ("arguments", "alternate-exchange")
+            if not isinstance(alternate, str):
+                found.add(origin, path, "the alternate exchange must be an exchange name")
+            elif not exchange_exists(alternate):
+                found.add(origin, path, f"alternate exchange {alternate!r} is not declared in vhost {vhost.name!r}")
+
+    for name, declared in vhost.queues.items():
+        _check_queue(vhost, name, declared.spec, declared.origin, found, exchange_exists)
+
+    seen: dict[tuple[Any, ...], Origin] = {}
+    for declared in vhost.bindings:
+        spec, origin = declared.spec, declared.origin
+        if spec.source == "":
+            found.add(origin, ("source",), "the default exchange cannot be bound: every queue is bound to it by name")
+        elif not exchange_exists(spec.source):
+            found.add(origin, ("source",), f"source exchange {spec.source!r} is not declared in vhost {vhost.name!r}")
+        if spec.destination_type == "queue" and spec.destination not in vhost.queues:
+            found.add(origin, ("destination",), f"destination queue {spec.destination!r} is not declared in vhost {vhost.name!r}")
+        if spec.destination_type == "exchange" and not exchange_exists(spec.destination):
+            found.add(
+                origin, ("destination",), f"destination exchange {spec.destination!r} is not declared in vhost {vhost.name!r}"
+            )
+        source = vhost.exchanges.get(spec.source)
+        is_headers = (source is not None and source.spec.type == "headers") or spec.source in ("amq.headers", "amq.match")
+        if "x-match" in spec.arguments and spec.arguments["x-match"] not in X_MATCH:
+            found.add(origin, ("arguments", "x-match"), f"x-match must be one of {', '.join(sorted(X_MATCH))}")
+        if is_headers and spec.routing_key:
+            found.add(origin, ("routing_key",), "a headers exchange ignores the routing key: match on arguments instead")
+        identity = (spec.source, spec.destination_type, spec.destination, spec.routing_key, repr(canonical(spec.arguments)))
+        if identity in seen:
+            found.add(origin, (), f"the same binding is declared twice (also at {seen[identity]})")
+        else:
+            seen[identity] = origin
+
+    for name, declared in vhost.policies.items():
+        _check_policy(vhost, name, declared.spec.pattern, declared.spec.definition, declared.origin, found, exchange_exists)
+
+
+def _check_queue(
+    vhost: VhostTopology, name: str, spec: Queue, origin: Origin, found: _Collector, exchange_exists: Callable[[str], bool]
+) -> None:
+    if not name:
+        found.add(origin, (), "a queue name cannot be empty")
+    elif name.startswith("amq."):
+        found.add(origin, (), "names starting with 'amq.' are reserved by the broker")
+    raw_type = spec.arguments.get("x-queue-type")
+    if raw_type is not None and raw_type not in ("classic", "quorum", "stream"):
+        found.add(origin, ("arguments", "x-queue-type"), "x-queue-type must be classic, quorum or stream")
+        return
+    queue_type = queue_type_of(spec, vhost.default_queue_type)
+    if queue_type in ("quorum", "stream"):
+        if not spec.durable:
+            found.add(origin, ("durable",), f"{queue_type} queues are always durable")
+        if spec.auto_delete:
+            found.add(origin, ("auto_delete",), f"{queue_type} queues cannot be auto-delete")
+
+    friendly = {f: getattr(spec, f) for f in friendly_queue_fields() if getattr(spec, f) is not None}
+    for field_name in friendly:
+        argument = argument_for(field_name, queue_type)
+        if argument in spec.arguments:
+            found.add(origin, ("arguments", argument), f"{argument} is also given as {field_name}")
+        rule = QUEUE_ARGUMENTS.get(argument)
+        if rule and queue_type not in rule.queue_types:
+            found.add(origin, (field_name,), f"{field_name} ({argument}) is not supported by {queue_type} queues")
+    if spec.overflow == "reject-publish-dlx" and queue_type == "quorum":
+        found.add(origin, ("overflow",), "quorum queues do not support overflow reject-publish-dlx")
+    if spec.expires == 0:
+        found.add(origin, ("expires",), "expires must be greater than zero")
+
+    for argument, value in spec.arguments.items():
+        if argument == "x-queue-type":
+            continue
+        rule = QUEUE_ARGUMENTS.get(argument)
+        if rule is None:
+            continue  # unknown raw arguments are passed through untouched
+        path = ("arguments", argument)
+        if queue_type not in rule.queue_types:
+            hint = f" (friendly field: {field_for(argument)})" if field_for(argument) else ""
+            found.add(origin, path, f"{argument} is not supported by {queue_type} queues{hint}")
+            continue
+        message = _check_kind(rule.kind, value)
+        if message:
+            found.add(origin, path, f"{argument} {message}")
+        if argument == "x-overflow" and value == "reject-publish-dlx" and queue_type == "quorum":
+            found.add(origin, path, "quorum queues do not support overflow reject-publish-dlx")
+
+    dead_letter = spec.dead_letter_exchange if spec.dead_letter_exchange is not None else spec.arguments.get("x-dead-letter-exchange")
+    if isinstance(dead_letter, str) and dead_letter and not exchange_exists(dead_letter):
+        path = ("dead_letter_exchange",) if spec.dead_letter_exchange is not None else ("arguments", "x-dead-letter-exchange")
+        found.add(origin, path, f"dead-letter exchange {dead_letter!r} is not declared in vhost {vhost.name!r}")
+
+
+def _check_kind(kind: str, value: Any) -> str | None:
+    """Check a raw argument or policy value; return what is wrong, or None."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind == "int":
+        return None if is_int and value >= 0 else "must be a non-negative integer"
+    if kind == "positive":
+        return None if is_int and value > 0 else "must be a positive integer"
+    if kind == "priority":
+        return None if is_int and 0 <= value <= 255 else "must be an integer from 0 to 255"
+    if kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false"
+    if kind == "str":
+        return None if isinstance(value, str) else "must be a string"
+    if kind == "node-list":
+        ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+        return None if ok else "must be a non-empty list of node names"
+    choices = kind.split("|")
+    if choices[0].isdigit():
+        return None if is_int and str(value) in choices else f"must be one of {', '.join(choices)}"
+    return None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+def _duration_kind(value: Any) -> str | None:
+    try:
+        parse_duration(value)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _size_kind(value: Any) -> str | None:
+    try:
+        parse_size(value)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+POLICY_KEYS: dict[str, str] = {
+    # classic mirroring (removed in RabbitMQ 4.0)
+    "ha-mode": "all|exactly|nodes",
+    "ha-params": "special",
+    "ha-sync-mode": "manual|automatic",
+    "ha-sync-batch-size": "positive",
+    "ha-promote-on-shutdown": "when-synced|always",
+    "ha-promote-on-failure": "when-synced|always",
+    "queue-master-locator": "min-masters|client-local|random",
+    # queues
+    "message-ttl": "duration",
+    "expires": "duration",
+    "max-length": "int",
+    "max-length-bytes": "size",
+    "overflow": "drop-head|reject-publish|reject-publish-dlx",
+    "dead-letter-exchange": "str",
+    "dead-letter-routing-key": "str",
+    "dead-letter-strategy": "at-most-once|at-least-once",
+    "delivery-limit": "int",
+    "queue-mode": "default|lazy",
+    "queue-version": "1|2",
+    "queue-leader-locator": "client-local|balanced",
+    "max-in-memory-length": "int",
+    "max-in-memory-bytes": "int",
+    "consumer-timeout": "int",
+    "target-group-size": "positive",
+    # streams
+    "max-age": "max-age",
+    "stream-max-segment-size-bytes": "positive",
+    "initial-cluster-size": "positive",
+    # exchanges
+    "alternate-exchange": "str",
+    # plugins
+    "federation-upstream": "str",
+    "federation-upstream-set": "str",
+}
+"""Policy keys and what their values must be (``special``: checked with its partner key)."""
+
+_MAX_AGE = re.compile(r"^\d+(Y|M|D|h|m|s)$")
+
+
+def _check_policy(
+    vhost: VhostTopology,
+    name: str,
+    pattern: str,
+    definition: dict[str, Any],
+    origin: Origin,
+    found: _Collector,
+    exchange_exists: Callable[[str], bool],
+) -> None:
+    if not name:
+        found.add(origin, (), "a policy name cannot be empty")
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        found.add(origin, ("pattern",), f"invalid regular expression: {error}")
+    if not definition:
+        found.add(origin, ("definition",), "a policy definition cannot be empty")
+    for key, value in definition.items():
+        path = ("definition", key)
+        kind = POLICY_KEYS.get(key)
+        if kind is None:
+            found.add(origin, path, f"unknown policy key {key!r}")
+            continue
+        if kind == "special":
+            continue
+        if kind == "duration":
+            message = _duration_kind(value)
+            if message is None and key == "expires" and parse_duration(value) == 0:
+                message = "expires must be greater than zero"
+        elif kind == "size":
+            message = _size_kind(value)
+        elif kind == "max-age":
+            message = None if isinstance(value, str) and _MAX_AGE.match(value) else "must be a number and one of Y, M, D, h, m, s (7D)"
+        else:
+            message = _check_kind(kind, value)
+            message = f"{key} {message}" if message else None
+        if message:
+            found.add(origin, path, message)
+    mode = definition.get("ha-mode")
+    params = definition.get("ha-params")
+    if mode == "exactly":
+        if not (isinstance(params, int) and not isinstance(params, bool) and params >= 1):
+            found.add(origin, ("definition", "ha-params"), "with ha-mode exactly, ha-params must be an integer of at least 1")
+    elif mode == "nodes":
+        message = _check_kind("node-list", params)
+        if message:
+            found.add(origin, ("definition", "ha-params"), f"with ha-mode nodes, ha-params {message}")
+    elif params is not None:
+        found.add(origin, ("definition", "ha-params"), "ha-params is only used with ha-mode exactly or nodes")
+    for key in ("ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown", "ha-promote-on-failure"):
+        if key in definition and mode is None:
+            found.add(origin, ("definition", key), f"{key} needs ha-mode")
+    for key in ("dead-letter-exchange", "alternate-exchange"):
+        value = definition.get(key)
+        if isinstance(value, str) and value and not exchange_exists(value):
+            found.add(origin, ("definition", key), f"{key} {value!r} is not declared in vhost {vhost.name!r}")
+
+
+@dataclass(frozen=True)
+class VersionRule:
+    """Something the files use that only some broker versions accept."""
+
+    rule: str
+    since: tuple[int, ...] | None
+    """First version that accepts it (None: no lower bound)."""
+    until: tuple[int, ...] | None
+    """First version that no longer accepts it (None: no upper bound)."""
+    source: str
+    found: Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]
+
+
+def _policies_applying_to_queue_types(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
+    return [
+        (d.origin, ("apply_to",))
+        for d in vhost.policies.values()
+        if d.spec.apply_to in ("classic_queues", "quorum_queues", "streams")
+    ]
+
+
+def _classic_mirroring(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
+    return [
+        (d.origin, ("definition", key))
+        for d in vhost.policies.values()
+        for key in d.spec.definition
+        if key.startswith("ha-")
+    ]
+
+
+VERSION_RULES: tuple[VersionRule, ...] = (
+    VersionRule(
+        "policy apply_to classic_queues, quorum_queues or streams",
+        since=(3, 12),
+        until=None,
+        source="RabbitMQ 3.12.0 release notes; rabbit_policy apply-to validation (3.10/3.11 accept all, queues, exchanges)",
+        found=_policies_applying_to_queue_types,
+    ),
+    VersionRule(
+        "classic queue mirroring (ha-* policy keys); use quorum queues instead",
+        since=None,
+        until=(4, 0),
+        source="RabbitMQ 4.0.0 release notes: classic queue mirroring was removed",
+        found=_classic_mirroring,
+    ),
+)
+"""Version rules, each with its source. Checked against the broker before planning."""
+
+
+def _version_text(version: tuple[int, ...]) -> str:
+    return ".".join(str(v) for v in version)
+
+
+def check_broker_version(topology: Topology, version: tuple[int, ...], version_text: str) -> None:
+    """Raise :class:`ConfigError` for anything the files use that this broker version does not accept."""
+    if not version:
+        return
+    found = _Collector(topology)
+    for rule in VERSION_RULES:
+        too_old = rule.since is not None and version < rule.since
+        too_new = rule.until is not None and version >= rule.until
+        if not (too_old or too_new):
+            continue
+        needs = f"needs RabbitMQ {_version_text(rule.since)} or later" if too_old else (
+            f"is not supported from RabbitMQ {_version_text(rule.until)} on"  # type: ignore[arg-type]
+        )
+        for vhost in topology.vhosts.values():
+            for origin, path in rule.found(vhost):
+                found.add(origin, path, f"{rule.rule} {needs}; the broker runs {version_text}")
+    if found.problems:
+        raise ConfigError(found.problems)
