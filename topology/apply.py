@@ -27,6 +27,10 @@ from topology.state import (
     canonical,
 )
 
+class Unsafe(Exception):
+    """A change was not made because making it could lose data."""
+
+
 Report = Callable[[Change, str], None]
 """Called with each change and ``"start"`` or ``"done"``."""
 
@@ -81,12 +85,12 @@ class Applier:
         report(change, "start")
         try:
             handler(change)
-        except RequestRefused as refused:
+        except (RequestRefused, Unsafe) as failure:
+            why = f"{failure.reason} (HTTP {failure.status})" if isinstance(failure, RequestRefused) else str(failure)
             done = sum(1 for c in applied if c in plan.changes)
             raise ApplyError(
-                f"{change.action} {change.kind} {change.vhost}/{change.name} failed: {refused.reason or refused} "
-                f"(HTTP {refused.status}); {done} of {len(plan.changes)} change(s) had been applied, "
-                "re-run to finish once the cause is fixed"
+                f"{change.action} {change.kind} {change.vhost}/{change.name} failed: {why}; "
+                f"{done} of {len(plan.changes)} change(s) had been applied, re-run to finish once the cause is fixed"
             ) from None
         applied.append(change)
         report(change, "done")
@@ -158,17 +162,14 @@ class Applier:
                 return
             messages, consumers = counts
             if messages or consumers:
-                raise RequestRefused(
-                    409, f"it holds {messages} message(s) and has {consumers} consumer(s); not deleted, nothing was lost"
-                )
+                raise Unsafe(f"it holds {messages} message(s) and has {consumers} consumer(s); not deleted, nothing was lost")
         guarded = queue.type == "classic"
         try:
             _ignore_missing(lambda: self.client.delete_queue(queue.vhost, queue.queue, if_empty=guarded, if_unused=guarded))
         except RequestRefused as refused:
             if refused.status == 400 and guarded:
-                raise RequestRefused(
-                    refused.status,
-                    f"the broker refused to delete it: it holds messages or has consumers ({refused.reason}); nothing was lost",
+                raise Unsafe(
+                    f"the broker refused to delete it: it holds messages or has consumers ({refused.reason}); nothing was lost"
                 ) from None
             raise
 

@@ -63,6 +63,8 @@ def apply_plan(
     ``inspector`` checks queues for messages and consumers right before deleting them;
     without one, only classic queues are guarded (by the broker's ``if-empty``)."""
     plan.check_allowed(allow_replace=allow_replace)
+    if plan.empty:
+        return [], plan
     applied = Applier(client, inspector).apply(plan, report)
     remaining = make_plan(topology, client, plan.broker)
     if not remaining.empty:
