@@ -386,3 +386,11 @@ def test_broker_errors_are_one_clear_line(run, write, vhost):
     assert "refused the credentials" in denied.err and "s3cret-value" not in denied.err + denied.out
     in_url = run("plan", path, "--url", "http://guest:an0ther-secret@127.0.0.1:1")
     assert in_url.code == 1 and "an0ther-secret" not in in_url.err
+
+
+def test_apply_without_a_terminal_needs_auto_approve_and_changes_nothing(run, write, api, vhost):
+    path = write(f"vhosts: {{{vhost}: {{queues: {{q: {{}}}}}}}}\n")
+    result = run("apply", path)
+    assert result.code == 1
+    assert "pass --auto-approve" in result.err
+    assert vhost not in {v["name"] for v in api.get("vhosts")}

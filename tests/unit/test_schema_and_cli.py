@@ -1,0 +1,85 @@
+"""The published JSON Schema and the offline behaviour of the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from topology import __version__
+from topology.schema import SCHEMA_PATH, render
+
+
+def test_published_schema_is_up_to_date():
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), (
+        "schemas/topology.schema.json is stale: run python -m topology.schema"
+    )
+
+
+def test_schema_describes_the_format():
+    schema = json.loads(render())
+    queue = schema["$defs"]["Queue"]
+    assert queue["additionalProperties"] is False
+    assert {"message_ttl", "max_length_bytes", "dead_letter_exchange", "arguments"} <= set(queue["properties"])
+    assert schema["$defs"]["Exchange"]["required"] == ["type"]
+
+
+def test_version(run):
+    result = run("--version")
+    assert result.code == 0 and result.out.strip() == f"topology {__version__}"
+
+
+def test_module_entry_point():
+    done = subprocess.run([sys.executable, "-m", "topology", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and __version__ in done.stdout
+
+
+def test_validate_ok_and_invalid(run, write):
+    good = write("vhosts: {v: {queues: {q: {}}}}")
+    result = run("validate", good)
+    assert result.code == 0 and "Valid: 1 vhost(s), 1 object(s) in 1 file(s)." in result.out
+    bad = write("vhosts:\n  v:\n    queues:\n      q: {message_ttl: soon}\n    bindings:\n      - {source: nope, destination: q}\n",
+                "bad.yaml")
+    result = run("validate", bad)
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    assert lines[0].startswith(f"{bad}:4: vhost 'v' queue 'q' message_ttl: invalid duration 'soon'")
+    assert lines[-1] == "error: 1 problem found in the topology files"
+    assert "Traceback" not in result.err
+
+
+def test_validate_reports_every_problem_at_once(run, write):
+    bad = write("""
+        vhosts:
+          v:
+            queues:
+              a: {type: quorum, max_priority: 5}
+              b: {dead_letter_exchange: missing}
+            bindings:
+              - {source: nope, destination: a}
+        """)
+    result = run("validate", bad)
+    assert result.code == 1
+    assert "3 problems found" in result.err
+    assert ":5: vhost 'v' queue 'a' max_priority:" in result.err
+    assert ":6: vhost 'v' queue 'b' dead_letter_exchange:" in result.err
+    assert ":8: vhost 'v' binding #1 source:" in result.err
+
+
+def test_usage_errors_are_one_line(run):
+    result = run("plan")
+    assert result.code == 1
+    assert result.err.count("\n") == 1 and result.err.startswith("error: Missing argument 'PATHS...'")
+    result = run("plan", "x.yaml", "--format", "yaml")
+    assert result.code == 1 and result.err.count("\n") == 1
+
+
+def test_a_missing_file_is_a_located_error(run, tmp_path):
+    result = run("validate", str(tmp_path / "nope.yaml"))
+    assert result.code == 1 and "nope.yaml: no such file or directory" in result.err
+
+
+def test_apply_reports_a_broker_that_does_not_answer(run, write):
+    path = write("vhosts: {v: {}}")
+    result = run("apply", path, "--url", "http://127.0.0.1:1")
+    assert result.code == 1 and "cannot reach" in result.err
