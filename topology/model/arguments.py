@@ -39,7 +39,7 @@ QUEUE_ARGUMENTS: dict[str, QueueArgument] = {
         QueueArgument("x-delivery-limit", "delivery_limit", frozenset({QUORUM}), "int"),
         QueueArgument("x-quorum-initial-group-size", None, frozenset({QUORUM}), "positive"),
         QueueArgument("x-initial-cluster-size", None, frozenset({STREAM}), "positive"),
-        QueueArgument("x-max-age", "max_age", frozenset({STREAM}), "str"),
+        QueueArgument("x-max-age", "max_age", frozenset({STREAM}), "max-age"),
         QueueArgument("x-stream-max-segment-size-bytes", None, frozenset({STREAM}), "positive"),
         QueueArgument("x-queue-mode", "queue_mode", frozenset({CLASSIC}), "default|lazy"),
         QueueArgument("x-queue-version", None, frozenset({CLASSIC}), "1|2"),

@@ -13,14 +13,15 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 
 _DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+)\s*(ms|s|m|h|d)\s*$")
 
 _SIZE_UNITS = {
     "b": 1,
     "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
     "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
 }
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]+)\s*$")
+_SIZE_RE = re.compile(r"^\s*([0-9]+)\s*([a-zA-Z]+)\s*$")
+_DIGITS_RE = re.compile(r"^\s*[0-9]+\s*$")
 
 
 def _plain_int(value: Any, what: str) -> int | None:
@@ -37,7 +38,7 @@ def parse_duration(value: Any) -> int:
     """Milliseconds from an int, or from a string such as ``500ms``, ``30s``, ``5m``, ``1h``, ``1d``."""
     number = _plain_int(value, "a duration")
     if number is None and isinstance(value, str):
-        if value.strip().isdigit():
+        if _DIGITS_RE.match(value):
             number = int(value)
         else:
             match = _DURATION_RE.match(value)
@@ -56,7 +57,7 @@ def parse_size(value: Any) -> int:
     """Bytes from an int, or from a string such as ``512KiB``, ``10MB`` (SI) or ``10MiB`` (binary)."""
     number = _plain_int(value, "a size")
     if number is None and isinstance(value, str):
-        if value.strip().isdigit():
+        if _DIGITS_RE.match(value):
             number = int(value)
         else:
             match = _SIZE_RE.match(value)
