@@ -95,6 +95,7 @@ class _Builder:
         self.count = 0
         self.stack: list[_Frame] = []
         self.root: Any = None
+        self.scalars: dict[tuple[Any, ...], Any] = {}
 
     def problem(self, line: int, path: Path_, message: str) -> None:
         self.problems.append(Problem(self.file, line, location(path), message))
@@ -176,6 +177,17 @@ class _Builder:
         return self.root
 
     def scalar(self, event: Any) -> Any:
+        """The value of a scalar; plain scalars repeat a lot in topology files, so they are cached."""
+        cache_key = (event.value, event.implicit, event.tag, event.style)
+        cached = self.scalars.get(cache_key, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        value = self._construct_scalar(event)
+        if len(self.scalars) < 100_000:
+            self.scalars[cache_key] = value  # scalar values are immutable
+        return value
+
+    def _construct_scalar(self, event: Any) -> Any:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
@@ -229,6 +241,7 @@ class _Builder:
 
 
 _MERGE = object()
+_MISSING = object()
 
 MAX_DEPTH = 200
 """Deepest nesting of mappings and lists accepted (topology files need about eight)."""
