@@ -8,6 +8,7 @@ This is the only module that prints or exits. Exit codes: 0 success (and, with
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -30,8 +31,8 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
                   help="Management user [env TOPOLOGY_USER].")
     @click.option("--password", envvar="TOPOLOGY_PASSWORD", default="guest", show_default=False,
                   help="Management password [env TOPOLOGY_PASSWORD; default guest]. Prefer the environment variable.")
-    @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-                  help="Seconds to wait for each HTTP request.")
+    @click.option("--timeout", type=click.FloatRange(min=0.1, max=3600), default=30.0, show_default=True,
+                  callback=_finite, help="Seconds to wait for each request.")
     @functools.wraps(command)
     def wrapper(*args: Any, url: str, user: str, password: str, timeout: float, **kwargs: Any) -> Any:
         from topology.broker.client import ManagementClient
@@ -43,6 +44,12 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             client.close()
 
     return wrapper
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter("must be a number of seconds", ctx=ctx, param=param)
+    return value
 
 
 paths_argument = click.argument("paths", nargs=-1, required=True, type=click.Path())
@@ -130,11 +137,14 @@ def apply(paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, amqp_
 
     def report(change: Change, event: str) -> None:
         if event == "done":
-            click.echo(f"{SYMBOLS[change.action]} {change.kind} {change.vhost}/{change.name}: {change.action}d")
+            where = change.vhost if change.kind == "vhost" else f"{change.vhost}/{change.name}"
+            click.echo(f"{SYMBOLS[change.action]} {change.kind} {where}: {change.action}d")
 
     from topology.broker.amqp import QueueInspector, default_amqp_url
 
-    inspector = QueueInspector(amqp_url or default_amqp_url(client.url), client.user, client.password)
+    inspector = QueueInspector(
+        amqp_url or default_amqp_url(client.url), client.user, client.password, timeout=client.timeout
+    )
     try:
         applied, _ = apply_plan(
             topology, the_plan, client, inspector=inspector, allow_replace=allow_replace, report=report

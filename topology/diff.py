@@ -40,6 +40,8 @@ class Change:
     """For a replacement: bindings the broker drops with the object, to be re-created."""
     messages: int | None = None
     """For a queue replacement: messages the queue held when planned (None when unknown)."""
+    hazards: tuple[str, ...] = ()
+    """For a replacement: what it would break that cannot be repaired; such a plan is refused."""
 
     @property
     def resource(self) -> Resource:

@@ -11,13 +11,13 @@ from topology.apply import Applier, Report
 from topology.broker.amqp import QueueInspector
 from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, read_live
-from topology.diff import Change, diff
+from topology.diff import REPLACE, Change, diff
 from topology.errors import ApplyError
 from topology.loader import load
 from topology.model.topology import Topology
 from topology.plan import Plan, build, queues_to_count
 from topology.state import desired_state
-from topology.validate import check_broker_version, validate
+from topology.validate import check_broker_version, check_exchange_types, validate
 
 
 def load_valid(paths: Iterable[str]) -> Topology:
@@ -31,6 +31,7 @@ def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo |
     """Read the managed vhosts from the broker and plan the changes that make them match the files."""
     broker = broker or broker_info(client)
     check_broker_version(topology, broker.version_tuple, broker.version)
+    check_exchange_types(topology, broker.exchange_types)
     desired = desired_state(topology)
     vhosts = sorted(desired.vhosts)
     live = read_live(client, vhosts)
@@ -45,7 +46,18 @@ def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo |
         for entry in client.queue_stats(vhost):
             if isinstance(entry.get("messages"), int):
                 queue_messages[(vhost, entry["name"])] = entry["messages"]
-    return build(found, live, vhosts=vhosts, broker=broker, queue_messages=queue_messages)
+    hidden_bindings: dict[tuple[str, str], int] = {}
+    for change in found.changes:
+        if change.action == REPLACE and change.kind == "exchange":
+            # the definitions export leaves out exclusive queues and their bindings
+            hidden = [
+                b for b in client.exchange_bindings(change.vhost, change.name)
+                if b.get("destination_type") == "queue" and ("queue", change.vhost, b.get("destination")) not in live.objects
+            ]
+            hidden_bindings[(change.vhost, change.name)] = len(hidden)
+    return build(
+        found, live, vhosts=vhosts, broker=broker, queue_messages=queue_messages, hidden_bindings=hidden_bindings
+    )
 
 
 def apply_plan(

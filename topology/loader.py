@@ -329,7 +329,7 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
                 str(p)
                 for p in path.rglob("*")
                 if p.is_file()
-                and p.suffix in (".yaml", ".yml")
+                and p.suffix.lower() in (".yaml", ".yml")
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:

@@ -12,7 +12,7 @@ from typing import Any
 
 from topology import __version__
 from topology.broker.live import BrokerInfo
-from topology.diff import ACTIONS, CREATE, DELETE, REPLACE, Change, Diff
+from topology.diff import ACTIONS, DELETE, REPLACE, Change, Diff
 from topology.errors import PlanRefused
 from topology.state import KIND_ORDER, BindingState, ExchangeState, QueueState, Resource, State
 
@@ -49,6 +49,9 @@ class Plan:
         replacements = self.replacements
         if not replacements:
             return
+        hazards = [f"{c.kind} {c.vhost}/{c.name}: {h}" for c in replacements for h in c.hazards]
+        if hazards:
+            raise PlanRefused(f"refusing replacements that would break what cannot be repaired: {'; '.join(hazards)}")
         if not allow_replace:
             what = "; ".join(f"{c.kind} {c.vhost}/{c.name} ({_loss(c)})" for c in replacements)
             raise PlanRefused(
@@ -91,6 +94,7 @@ def change_to_dict(change: Change) -> dict[str, Any]:
     if change.action == REPLACE:
         data["rebind"] = [b.identity() for b in change.rebind]
         data["messages"] = change.messages
+        data["hazards"] = list(change.hazards)
     return data
 
 
@@ -118,24 +122,27 @@ def build(
     vhosts: list[str],
     broker: BrokerInfo | None = None,
     queue_messages: dict[tuple[str, str], int] | None = None,
+    hidden_bindings: dict[tuple[str, str], int] | None = None,
 ) -> Plan:
     """Order the changes (kinds in dependency order, creations before deletions) and
-    attach to each replacement the bindings to re-create and the messages at stake."""
+    attach to each replacement the bindings to re-create, the messages at stake and
+    its hazards.
+
+    ``hidden_bindings`` counts, per (vhost, exchange) to be replaced, the bindings the
+    definitions export does not show (to exclusive queues of connected clients).
+    """
     queue_messages = queue_messages or {}
+    hidden_bindings = hidden_bindings or {}
     deleted = {c.key for c in found.changes if c.action == DELETE}
-    created = {c.key for c in found.changes if c.action == CREATE}
     live_bindings = [r for r in live.objects.values() if isinstance(r, BindingState)]
     changes = []
     for change in found.changes:
         if change.action == REPLACE:
-            rebind = tuple(
-                sorted(
-                    (b for b in live_bindings if _touches(b, change.resource) and b.key not in deleted and b.key not in created),
-                    key=lambda b: b.key,
-                )
-            )
+            dropped = [b for b in live_bindings if _touches(b, change.resource)]
+            rebind = tuple(sorted((b for b in dropped if b.key not in deleted), key=lambda b: b.key))
             messages = queue_messages.get((change.vhost, change.name)) if change.kind == "queue" else None
-            change = replace(change, rebind=rebind, messages=messages)
+            hazards = _hazards(change, dropped, live_bindings, live, hidden_bindings)
+            change = replace(change, rebind=rebind, messages=messages, hazards=hazards)
         changes.append(change)
     changes.sort(key=_order)
     return Plan(
@@ -145,6 +152,29 @@ def build(
         vhosts=tuple(sorted(vhosts)),
         broker=broker,
     )
+
+
+def _hazards(
+    change: Change,
+    dropped: list[BindingState],
+    live_bindings: list[BindingState],
+    live: State,
+    hidden_bindings: dict[tuple[str, str], int],
+) -> tuple[str, ...]:
+    hazards = []
+    hidden = hidden_bindings.get((change.vhost, change.name), 0) if change.kind == "exchange" else 0
+    if hidden:
+        hazards.append(
+            f"{hidden} binding(s) to exclusive queues of connected clients would be dropped and cannot be re-created"
+        )
+    dropped_keys = {b.key for b in dropped}
+    for source in sorted({b.source for b in dropped if b.source != change.name or change.kind != "exchange"}):
+        exchange = live.objects.get(("exchange", change.vhost, source))
+        if not isinstance(exchange, ExchangeState) or not exchange.auto_delete:
+            continue
+        if all(b.key in dropped_keys for b in live_bindings if b.vhost == change.vhost and b.source == source):
+            hazards.append(f"the broker would delete auto-delete exchange {source!r} when its last binding goes")
+    return tuple(hazards)
 
 
 def _touches(binding: BindingState, resource: Resource) -> bool:

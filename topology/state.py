@@ -228,9 +228,6 @@ class State:
         if origin is not None:
             self.origins[resource.key] = origin
 
-    def in_vhost(self, vhost: str) -> list[Resource]:
-        return [r for r in self.objects.values() if r.vhost == vhost]
-
 
 POLICY_DURATION_KEYS = frozenset({"message-ttl", "expires"})
 POLICY_SIZE_KEYS = frozenset({"max-length-bytes"})

@@ -7,6 +7,7 @@ policy definitions. Every problem is collected and reported at once.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +46,34 @@ def validate(topology: Topology) -> None:
         raise ConfigError(found.problems)
 
 
+def _plain_value_problem(value: Any, depth: int = 0) -> str | None:
+    """What keeps ``value`` from being sent to the broker as JSON, or None."""
+    if value is None:
+        return "null is not a value the broker accepts"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if isinstance(value, (str, int, float, bool)):
+        return None
+    if isinstance(value, list):
+        return next((p for p in (_plain_value_problem(v, depth + 1) for v in value) if p), None)
+    if isinstance(value, dict):
+        return next((p for p in (_plain_value_problem(v, depth + 1) for v in value.values()) if p), None)
+    return f"a {type(value).__name__} is not a value the broker accepts (quote it to make it a string)"
+
+
+def _check_values(origin: Origin, field: str, values: dict[str, Any], found: _Collector) -> None:
+    for key, value in values.items():
+        problem = _plain_value_problem(value)
+        if problem:
+            found.add(origin, (field, key), problem)
+
+
 def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
+    for declared in list(vhost.exchanges.values()) + list(vhost.queues.values()) + vhost.bindings:
+        _check_values(declared.origin, "arguments", declared.spec.arguments, found)
+    for declared in vhost.policies.values():
+        _check_values(declared.origin, "definition", declared.spec.definition, found)
+
     if not vhost.name:
         found.add(vhost.origin, (), "a vhost name cannot be empty")
     for tag in vhost.tags or ():
@@ -167,6 +195,8 @@ def _check_queue(
 
 def _check_kind(kind: str, value: Any) -> str | None:
     """Check a raw argument or policy value; return what is wrong, or None."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # compared and sent as an integer
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if kind == "int":
         return None if is_int and value >= 0 else "must be a non-negative integer"
@@ -335,7 +365,28 @@ def _classic_mirroring(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ..
     ]
 
 
+def _policy_key(key: str) -> Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]:
+    def found(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
+        return [(d.origin, ("definition", key)) for d in vhost.policies.values() if key in d.spec.definition]
+
+    return found
+
+
 VERSION_RULES: tuple[VersionRule, ...] = (
+    VersionRule(
+        "policy key consumer-timeout",
+        since=(3, 12),
+        until=None,
+        source="rabbit_policies validators in rabbitmq-server v3.12.0; 3.10.8 answers 'not recognised policy settings'",
+        found=_policy_key("consumer-timeout"),
+    ),
+    VersionRule(
+        "policy key target-group-size",
+        since=(3, 13),
+        until=None,
+        source="rabbit_quorum_queue:validate_policy/1 in rabbitmq-server v3.13.0",
+        found=_policy_key("target-group-size"),
+    ),
     VersionRule(
         "policy apply_to classic_queues, quorum_queues or streams",
         since=(3, 12),
@@ -374,5 +425,21 @@ def check_broker_version(topology: Topology, version: tuple[int, ...], version_t
         for vhost in topology.vhosts.values():
             for origin, path in rule.found(vhost):
                 found.add(origin, path, f"{rule.rule} {needs}; the broker runs {version_text}")
+    if found.problems:
+        raise ConfigError(found.problems)
+
+
+def check_exchange_types(topology: Topology, enabled: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` for exchanges of a type the broker has not enabled (a plugin missing)."""
+    if not enabled:
+        return
+    found = _Collector(topology)
+    for vhost in topology.vhosts.values():
+        for declared in vhost.exchanges.values():
+            if declared.spec.type not in enabled:
+                found.add(
+                    declared.origin, ("type",),
+                    f"exchange type {declared.spec.type!r} is not enabled on the broker (enabled: {', '.join(enabled)})",
+                )
     if found.problems:
         raise ConfigError(found.problems)

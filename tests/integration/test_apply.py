@@ -394,3 +394,117 @@ def test_apply_without_a_terminal_needs_auto_approve_and_changes_nothing(run, wr
     assert result.code == 1
     assert "pass --auto-approve" in result.err
     assert vhost not in {v["name"] for v in api.get("vhosts")}
+
+
+def _consume_forever(vhost: str, queue: str):
+    import pika
+
+    from tests.conftest import BROKER_AUTH
+
+    connection = pika.BlockingConnection(
+        pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH))
+    )
+    channel = connection.channel()
+    channel.basic_consume(queue, lambda *args: None)
+    return connection
+
+
+def test_an_unsafe_queue_stops_the_apply_before_the_first_write(run, write, api, vhost):
+    template = """
+        vhosts:
+          {vhost}:
+            exchanges: {{e: {{type: {kind}}}}}
+            queues: {{q: {{message_ttl: {ttl}}}, q2: {{}}}}
+            bindings:
+              - {{source: e, destination: q, routing_key: k}}
+        """
+    assert run("apply", write(template.format(vhost=vhost, kind="direct", ttl="1m")), "--auto-approve").code == 0
+    api.post("bindings", vhost, "e", "e", "q", "q2", body={"routing_key": "app"})
+    consumer = _consume_forever(vhost, "q")
+    try:
+        changed = write(template.format(vhost=vhost, kind="topic", ttl="2m"), "changed.yaml")
+        result = run("apply", changed, "--auto-approve", "--allow-replace")
+        assert result.code == 1
+        assert "queue" in result.err and "consumer" in result.err and "0 of" in result.err
+        defs = api.definitions(vhost)
+        assert {e["name"]: e["type"] for e in defs["exchanges"]}["e"] == "direct"  # untouched
+        assert {(b["destination"], b["routing_key"]) for b in defs["bindings"]} == {("q", "k"), ("q2", "app")}
+    finally:
+        consumer.close()
+
+
+def test_a_refused_new_declaration_restores_the_old_object_and_its_bindings(run, write, api, vhost):
+    template = """
+        vhosts:
+          {vhost}:
+            exchanges: {{e: {{type: direct}}}}
+            queues: {{q: {{message_ttl: {ttl}}}}}
+            bindings:
+              - {{source: e, destination: q, routing_key: k}}
+        """
+    assert run("apply", write(template.format(vhost=vhost, ttl="1m")), "--auto-approve").code == 0
+    api.post("bindings", vhost, "e", "amq.direct", "q", "q", body={"routing_key": "app"})
+    # longer than the broker's limit for x-message-ttl (about ten years): the broker refuses it
+    changed = write(template.format(vhost=vhost, ttl="5000d"), "changed.yaml")
+    result = run("apply", changed, "--auto-approve", "--allow-replace")
+    assert result.code == 1
+    assert "the old one and its bindings were restored" in result.err
+    assert api.queue(vhost, "q")["arguments"]["x-message-ttl"] == 60000
+    keys = {(b["source"], b["routing_key"]) for b in api.get("queues", vhost, "q", "bindings") if b["source"]}
+    assert keys == {("e", "k"), ("amq.direct", "app")}
+
+
+def test_an_exchange_bound_to_exclusive_queues_is_not_replaced(run, write, api, vhost):
+    import pika
+
+    from tests.conftest import BROKER_AUTH
+
+    template = "vhosts: {{{vhost}: {{exchanges: {{fan: {{type: {kind}}}}}}}}}\n"
+    assert run("apply", write(template.format(vhost=vhost, kind="fanout")), "--auto-approve").code == 0
+    connection = pika.BlockingConnection(
+        pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH))
+    )
+    try:
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, "fan")
+        changed = write(template.format(vhost=vhost, kind="direct"), "changed.yaml")
+        plan = run("plan", changed)
+        assert "REFUSED: 1 binding(s) to exclusive queues" in plan.out
+        result = run("apply", changed, "--auto-approve", "--allow-replace")
+        assert result.code == 1 and "exclusive queues" in result.err
+        assert {e["name"]: e["type"] for e in api.definitions(vhost)["exchanges"]}["fan"] == "fanout"
+    finally:
+        connection.close()
+
+
+def test_replacing_the_last_binding_of_an_auto_delete_exchange_is_refused(run, write, api, vhost):
+    template = """
+        vhosts:
+          {vhost}:
+            exchanges: {{ad: {{type: direct, auto_delete: true}}}}
+            queues: {{q: {{message_ttl: {ttl}}}}}
+            bindings:
+              - {{source: ad, destination: q, routing_key: k}}
+        """
+    assert run("apply", write(template.format(vhost=vhost, ttl="1m")), "--auto-approve").code == 0
+    result = run("apply", write(template.format(vhost=vhost, ttl="2m"), "changed.yaml"), "--auto-approve", "--allow-replace")
+    assert result.code == 1 and "auto-delete exchange 'ad'" in result.err
+    assert api.queue(vhost, "q")["arguments"]["x-message-ttl"] == 60000
+
+
+def test_a_stream_is_not_replaced_while_it_may_hold_data(run, write, api, vhost):
+    template = "vhosts: {{{vhost}: {{queues: {{st: {{type: stream, max_age: {age}}}}}}}}}\n"
+    assert run("apply", write(template.format(vhost=vhost, age="7D")), "--auto-approve").code == 0
+    publish(vhost, "st", [b"a", b"b", b"c"])
+    result = run("apply", write(template.format(vhost=vhost, age="8D"), "changed.yaml"), "--auto-approve", "--allow-replace")
+    assert result.code == 1
+    assert "stream" in result.err or "message" in result.err
+    assert api.queue(vhost, "st")["arguments"]["x-max-age"] == "7D"
+
+
+def test_a_plugin_exchange_type_that_is_not_enabled_is_refused_before_planning(run, write, vhost):
+    path = write(f"vhosts: {{{vhost}: {{exchanges: {{d: {{type: x-not-a-plugin}}}}}}}}\n")
+    result = run("plan", path)
+    assert result.code == 1
+    assert "exchange type 'x-not-a-plugin' is not enabled on the broker" in result.err

@@ -83,3 +83,24 @@ def test_apply_reports_a_broker_that_does_not_answer(run, write):
     path = write("vhosts: {v: {}}")
     result = run("apply", path, "--url", "http://127.0.0.1:1")
     assert result.code == 1 and "cannot reach" in result.err
+
+
+def test_urls_never_show_credentials(run, write):
+    from topology.broker.client import redact_url
+
+    assert redact_url("http://u:pw@h:1/x") == "http://***@h:1/x"
+    assert redact_url("u:pw@h:1") == "***@h:1"
+    assert redact_url("http:/u:pw@h") == "http:/***@h"
+    assert redact_url("http://h:15672") == "http://h:15672"
+    path = write("vhosts: {v: {}}")
+    for url in ("admin:s3cret@127.0.0.1:15672", "http://a:s3cret@127.0.0.1:15672", "http://u:s3cret@127.0.0.1:notaport"):
+        result = run("plan", path, "--url", url)
+        assert result.code == 1 and "s3cret" not in result.err + result.out
+        assert result.err.count("\n") == 1
+
+
+def test_odd_option_values_are_one_line_errors(run, write):
+    path = write("vhosts: {v: {}}")
+    for args in (["--timeout", "nan"], ["--timeout", "inf"], ["--url", "http://[::1"]):
+        result = run("plan", path, *args)
+        assert result.code == 1 and result.err.startswith("error: ") and result.err.count("\n") == 1

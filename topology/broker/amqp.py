@@ -30,11 +30,15 @@ class QueueInspector:
     """Exact message and consumer counts through passive declares, one connection per vhost."""
 
     def __init__(self, amqp_url: str, user: str, password: str, timeout: float = 10.0):
-        parts = urlsplit(amqp_url)
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise BrokerError("invalid AMQP URL: expected amqp://host:port or amqps://host:port")
+        try:
+            parts = urlsplit(amqp_url)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise BrokerError("invalid AMQP URL: expected amqp://[user:password@]host:port")
         self.host = parts.hostname
-        self.port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+        self.port = port or (5671 if parts.scheme == "amqps" else 5672)
         self.tls = parts.scheme == "amqps"
         self.user = unquote(parts.username) if parts.username else user
         self.password = unquote(parts.password) if parts.password else password

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+import html
+import re
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -30,14 +32,12 @@ class RequestRefused(Exception):
 
 
 def redact_url(url: str) -> str:
-    """``url`` without any user or password in it."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    """``url`` with anything that could be a user or password masked: every run of
+    characters before an ``@``, back to the previous ``/``. Safe on URLs that do not parse."""
+    return _USERINFO.sub("***@", url)
+
+
+_USERINFO = re.compile(r"[^/@]*@")
 
 
 def _segment(value: str) -> str:
@@ -48,15 +48,25 @@ class ManagementClient:
     """A client for the RabbitMQ management HTTP API at ``url``."""
 
     def __init__(self, url: str = DEFAULT_URL, user: str = "guest", password: str = "guest", timeout: float = DEFAULT_TIMEOUT):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # raises on a bad port
+        except ValueError:
+            valid = False
+        if not valid:
             raise BrokerError(f"invalid management URL {redact_url(url)!r}: expected http(s)://host:port")
-        self.url = redact_url(url).rstrip("/")
+        if "@" in parts.netloc:
+            raise BrokerError(
+                "the management URL must not hold credentials: use --user and --password "
+                "(or TOPOLOGY_USER and TOPOLOGY_PASSWORD)"
+            )
+        self.url = url.rstrip("/")
         self.user = user
         self.password = password
         self.timeout = timeout
         self.session = requests.Session()
-        self.session.auth = (user, password)
+        self.session.auth = (user.encode("utf-8"), password.encode("utf-8"))
         self.session.headers.update({"content-type": "application/json", "accept": "application/json"})
         self.requests_made: Counter[str] = Counter()
         """Requests made so far, by HTTP method."""
@@ -124,7 +134,7 @@ class ManagementClient:
     # -- reads -------------------------------------------------------------
 
     def overview(self) -> dict[str, Any]:
-        return self.get("overview", params={"columns": "rabbitmq_version,management_version,cluster_name,node"})
+        return self.get("overview", params={"columns": "rabbitmq_version,cluster_name,exchange_types"})
 
     def vhosts(self) -> list[dict[str, Any]]:
         return self.get("vhosts", params={"columns": "name,description,tags,default_queue_type,metadata"})
@@ -136,6 +146,16 @@ class ManagementClient:
     def queue_stats(self, vhost: str) -> list[dict[str, Any]]:
         """Message and consumer counts of every queue in the vhost (one request)."""
         return self.get_or_none("queues", vhost, params={"columns": "name,messages,consumers"}) or []
+
+    def queue_info(self, vhost: str, name: str) -> dict[str, Any] | None:
+        """Message, unacknowledged and consumer counts of one queue (``None`` when it does not exist)."""
+        return self.get_or_none(
+            "queues", vhost, name, params={"columns": "name,type,messages,messages_unacknowledged,consumers"}
+        )
+
+    def exchange_bindings(self, vhost: str, exchange: str) -> list[dict[str, Any]]:
+        """Every binding whose source is the exchange, those to exclusive queues included."""
+        return self.get_or_none("exchanges", vhost, exchange, "bindings", "source") or []
 
     def bindings_between(self, vhost: str, source: str, destination_type: str, destination: str) -> list[dict[str, Any]]:
         kind = "q" if destination_type == "queue" else "e"
@@ -185,7 +205,8 @@ def _reason(response: requests.Response) -> str:
     except ValueError:
         return _first_line(response.text)[:300] or response.reason or ""
     if isinstance(data, dict):
-        return str(data.get("reason") or data.get("error") or "")[:500]
+        # the broker HTML-escapes some reasons (&lt;&lt;...&gt;&gt;)
+        return html.unescape(str(data.get("reason") or data.get("error") or "")).strip()[:500]
     return ""
 
 

@@ -31,7 +31,8 @@ class BrokerInfo:
     url: str
     version: str
     cluster_name: str
-    management_version: str = ""
+    exchange_types: tuple[str, ...] = ()
+    """Exchange types enabled on the broker (plugins add some)."""
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -62,7 +63,7 @@ def broker_info(client: ManagementClient) -> BrokerInfo:
         url=client.url,
         version=str(overview.get("rabbitmq_version") or ""),
         cluster_name=str(overview.get("cluster_name") or ""),
-        management_version=str(overview.get("management_version") or ""),
+        exchange_types=tuple(sorted(t["name"] for t in overview.get("exchange_types") or () if isinstance(t, dict))),
     )
 
 

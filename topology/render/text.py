@@ -49,6 +49,8 @@ def render_change(change: Change, style: Any = None) -> list[str]:
         if change.kind == "queue":
             held = "unknown (no statistics yet)" if change.messages is None else str(change.messages)
             lines.append(f"        messages in the queue now: {held}")
+        for hazard in change.hazards:
+            lines.append(f"        REFUSED: {hazard}")
         if change.rebind:
             lines.append(f"        re-creates {len(change.rebind)} binding(s) the broker drops with it:")
             lines.extend(f"          {b.name}" for b in change.rebind)
