@@ -104,3 +104,34 @@ def test_odd_option_values_are_one_line_errors(run, write):
     for args in (["--timeout", "nan"], ["--timeout", "inf"], ["--url", "http://[::1"]):
         result = run("plan", path, *args)
         assert result.code == 1 and result.err.startswith("error: ") and result.err.count("\n") == 1
+
+
+def test_a_failing_broker_is_one_clear_line(run, write):
+    """A local server that answers every request with HTTP 500 (fault injection, no broker needed)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            body = b'{"error":"internal_error","reason":"boom"}'
+            self.send_response(500)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        path = write("vhosts: {v: {}}")
+        result = run("plan", path, "--url", f"http://127.0.0.1:{server.server_port}")
+        assert result.code == 1
+        assert result.err.count("\n") == 1
+        assert "failed on GET /api/overview: HTTP 500 boom" in result.err
+    finally:
+        server.shutdown()
+        server.server_close()
