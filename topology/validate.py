@@ -220,17 +220,10 @@ def _check_kind(kind: str, value: Any) -> str | None:
     return None if value in choices else f"must be one of {', '.join(choices)}"
 
 
-def _duration_kind(value: Any) -> str | None:
+def _parse_problem(parse: Callable[[Any], int], value: Any) -> str | None:
+    """The message of ``parse`` failing on ``value`` (a duration or size), or None."""
     try:
-        parse_duration(value)
-    except ValueError as error:
-        return str(error)
-    return None
-
-
-def _size_kind(value: Any) -> str | None:
-    try:
-        parse_size(value)
+        parse(value)
     except ValueError as error:
         return str(error)
     return None
@@ -305,11 +298,11 @@ def _check_policy(
         if kind == "special":
             continue
         if kind == "duration":
-            message = _duration_kind(value)
+            message = _parse_problem(parse_duration, value)
             if message is None and key == "expires" and parse_duration(value) == 0:
                 message = "expires must be greater than zero"
         elif kind == "size":
-            message = _size_kind(value)
+            message = _parse_problem(parse_size, value)
         else:
             message = _check_kind(kind, value)
             message = f"{key} {message}" if message else None
