@@ -126,7 +126,7 @@ def apply(paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, amqp_
     click.echo(render_plan(the_plan, colour=_colour()))
     if the_plan.empty:
         return
-    the_plan.check_allowed(allow_replace=allow_replace)
+    the_plan.check_allowed(allow_replace=allow_replace)  # refuse before asking anyone to type yes
     if not auto_approve:
         if not sys.stdin.isatty():
             raise TopologyError("not applied: no terminal to confirm on; pass --auto-approve to apply without asking")

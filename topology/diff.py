@@ -164,11 +164,12 @@ def diff(
     return result
 
 
-def _vhost_change(want: VhostState, have: VhostState, stores_dqt: bool, notes: list[str]) -> Change | None:
+def _vhost_change(want: VhostState, have: VhostState, can_change_dqt: bool, notes: list[str]) -> Change | None:
+    """An update of the declared vhost attributes; the default queue type only where the broker can change it."""
     wanted = want.props()
-    if not stores_dqt and wanted.get("default_queue_type") not in (None, have.default_queue_type):
+    if not can_change_dqt and wanted.get("default_queue_type") not in (None, have.default_queue_type):
         notes.append(_dqt_note(want.vhost, "cannot change an existing vhost's default_queue_type (3.11+ can)"))
-    if not stores_dqt:
+    if not can_change_dqt:
         wanted.pop("default_queue_type", None)
     current = have.props()
     current_subset = {k: current.get(k) for k in wanted}
@@ -178,7 +179,7 @@ def _vhost_change(want: VhostState, have: VhostState, stores_dqt: bool, notes: l
         vhost=have.vhost,
         description=want.description if want.description is not None else have.description,
         tags=want.tags if want.tags is not None else have.tags,
-        default_queue_type=(want.default_queue_type if stores_dqt and want.default_queue_type else have.default_queue_type),
+        default_queue_type=(want.default_queue_type if can_change_dqt and want.default_queue_type else have.default_queue_type),
     )
     return Change(UPDATE, have, merged, describe(current_subset, wanted), "metadata differs from the files")
 

@@ -11,12 +11,12 @@ from topology.apply import Applier, Report
 from topology.broker.amqp import QueueInspector
 from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, read_live
-from topology.diff import REPLACE, Change, diff
+from topology.diff import REPLACE, Change, Diff, diff
 from topology.errors import ApplyError
 from topology.loader import load
 from topology.model.topology import Topology
-from topology.plan import Plan, build, queues_to_count
-from topology.state import desired_state
+from topology.plan import Plan, build
+from topology.state import State, desired_state
 from topology.validate import check_broker_version, check_exchange_types, validate
 
 
@@ -41,23 +41,36 @@ def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo |
         stores_default_queue_type=broker.stores_default_queue_type,
         updates_default_queue_type=broker.updates_default_queue_type,
     )
+    queue_messages, hidden_bindings = _replacement_facts(found, live, client)
+    return build(
+        found, live, vhosts=vhosts, broker=broker, queue_messages=queue_messages, hidden_bindings=hidden_bindings
+    )
+
+
+def _replacement_facts(
+    found: Diff, live: State, client: ManagementClient
+) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """What replacements put at stake, read only when there are replacements: the
+    messages of each queue (one request per vhost) and, per exchange, the bindings the
+    definitions export hides (those to exclusive queues; one request per exchange)."""
     queue_messages: dict[tuple[str, str], int] = {}
-    for vhost in sorted(queues_to_count(found)):
-        for entry in client.queue_stats(vhost):
-            if isinstance(entry.get("messages"), int):
-                queue_messages[(vhost, entry["name"])] = entry["messages"]
     hidden_bindings: dict[tuple[str, str], int] = {}
+    counted: set[str] = set()
     for change in found.changes:
-        if change.action == REPLACE and change.kind == "exchange":
-            # the definitions export leaves out exclusive queues and their bindings
+        if change.action != REPLACE:
+            continue
+        if change.kind == "queue" and change.vhost not in counted:
+            counted.add(change.vhost)
+            for entry in client.queue_stats(change.vhost):
+                if isinstance(entry.get("messages"), int):
+                    queue_messages[(change.vhost, entry["name"])] = entry["messages"]
+        elif change.kind == "exchange":
             hidden = [
                 b for b in client.exchange_bindings(change.vhost, change.name)
                 if b.get("destination_type") == "queue" and ("queue", change.vhost, b.get("destination")) not in live.objects
             ]
             hidden_bindings[(change.vhost, change.name)] = len(hidden)
-    return build(
-        found, live, vhosts=vhosts, broker=broker, queue_messages=queue_messages, hidden_bindings=hidden_bindings
-    )
+    return queue_messages, hidden_bindings
 
 
 def apply_plan(
@@ -72,8 +85,8 @@ def apply_plan(
     """Apply ``plan``, then re-read the broker; return the changes applied and the plan left
     (empty on success). Raises :class:`ApplyError` when changes remain after applying.
 
-    ``inspector`` checks queues for messages and consumers right before deleting them;
-    without one, only classic queues are guarded (by the broker's ``if-empty``)."""
+    Queues to be replaced are checked for messages and consumers through the statistics;
+    ``inspector`` adds exact AMQP counts to those checks."""
     plan.check_allowed(allow_replace=allow_replace)
     if plan.empty:
         return [], plan

@@ -188,8 +188,3 @@ def _touches(binding: BindingState, resource: Resource) -> bool:
             binding.destination_type == "exchange" and binding.destination == resource.exchange
         )
     return False
-
-
-def queues_to_count(found: Diff) -> set[str]:
-    """Vhosts in which a queue is to be replaced (their message counts are needed)."""
-    return {c.vhost for c in found.changes if c.action == REPLACE and c.kind == "queue"}

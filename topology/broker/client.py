@@ -144,8 +144,8 @@ class ManagementClient:
         return self.get_or_none("definitions", vhost)
 
     def queue_stats(self, vhost: str) -> list[dict[str, Any]]:
-        """Message and consumer counts of every queue in the vhost (one request)."""
-        return self.get_or_none("queues", vhost, params={"columns": "name,messages,consumers"}) or []
+        """Message counts of every queue in the vhost (one request)."""
+        return self.get_or_none("queues", vhost, params={"columns": "name,messages"}) or []
 
     def queue_info(self, vhost: str, name: str) -> dict[str, Any] | None:
         """Message, unacknowledged and consumer counts of one queue (``None`` when it does not exist)."""
@@ -194,9 +194,6 @@ class ManagementClient:
 
     def put_policy(self, vhost: str, name: str, body: dict[str, Any]) -> None:
         self.request("PUT", "policies", vhost, name, body=body)
-
-    def delete_policy(self, vhost: str, name: str) -> None:
-        self.request("DELETE", "policies", vhost, name)
 
 
 def _reason(response: requests.Response) -> str:
