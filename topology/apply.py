@@ -1,24 +1,44 @@
 """Run a plan against the broker: one handler per (kind, action).
 
-Before the first write, every queue that a replacement would delete is checked for
-messages and consumers (AMQP counts and the management statistics), so an unsafe
-plan stops with nothing changed. A replacement is self-contained: delete, declare,
-re-create the bindings the broker dropped, all before the next change. If the broker
-refuses the new declaration, the old object and its bindings are restored. Every step
-is idempotent, so a re-run after any failure converges.
+Before the first write, every queue that a replacement or deletion would delete is
+checked for messages and consumers (AMQP counts and the management statistics), so
+an unsafe plan stops with nothing changed. A replacement is self-contained: delete,
+declare, re-create the bindings the broker dropped, all before the next change. If
+the broker refuses the new declaration, the old object and its bindings are restored.
+With ``migrate_messages``, a queue replacement goes through
+:class:`~topology.migrate.Migration` instead and keeps its messages. Every step is
+idempotent, so a re-run after any failure converges.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from topology.broker.amqp import QueueInspector
+from topology.broker.amqp import ApplyLock, MessageMover, QueueInspector
 from topology.broker.client import ManagementClient, RequestRefused
-from topology.diff import CREATE, DELETE, REPLACE, UPDATE, Change
+from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
 from topology.errors import ApplyError, BrokerError
+from topology.migrate import Migration, MigrationRefused, preflight
 from topology.plan import Plan
 from topology.state import BindingState, ExchangeState, PolicyState, QueueState, Resource, VhostState, canonical
+
+
+@dataclass
+class ApplyOptions:
+    """What apply may do, and the AMQP helpers it may use."""
+
+    allow_replace: bool = False
+    migrate_messages: bool = False
+    """Replace queues by migrating their messages (needs ``mover``)."""
+    allow_data_loss: bool = False
+    """Delete queues (pruning) even when they hold messages."""
+    inspector: QueueInspector | None = None
+    """Exact message counts before deleting a queue (else only the statistics are checked)."""
+    mover: MessageMover | None = None
+    lock: ApplyLock | None = None
+    """Checked before each change: apply stops if the lock was lost."""
 
 
 class Unsafe(Exception):
@@ -32,20 +52,25 @@ Report = Callable[[Change, str], None]
 class Applier:
     """Executes changes through a :class:`ManagementClient`."""
 
-    def __init__(self, client: ManagementClient, inspector: QueueInspector | None = None):
+    def __init__(self, client: ManagementClient, options: ApplyOptions | None = None):
         self.client = client
-        self.inspector = inspector
+        self.options = options or ApplyOptions()
+        self.inspector = self.options.inspector
         self.handlers: dict[tuple[str, str], Callable[[Change], None]] = {
             ("vhost", CREATE): self._put_vhost,
             ("vhost", UPDATE): self._put_vhost,
             ("exchange", CREATE): lambda c: self._declare(c.after),
             ("exchange", REPLACE): self._replace,
+            ("exchange", DELETE): lambda c: _ignore_missing(lambda: self.client.delete_exchange(c.vhost, c.name)),
             ("queue", CREATE): lambda c: self._declare(c.after),
-            ("queue", REPLACE): self._replace,
+            ("queue", REPLACE): self._migrate if self.options.migrate_messages else self._replace,
+            ("queue", RESUME): self._migrate,
+            ("queue", DELETE): self._delete_queue_change,
             ("binding", CREATE): lambda c: self._declare(c.after),
             ("binding", DELETE): self._delete_binding,
             ("policy", CREATE): lambda c: self._declare(c.after),
             ("policy", UPDATE): lambda c: self._declare(c.after),
+            ("policy", DELETE): lambda c: _ignore_missing(lambda: self.client.delete_policy(c.vhost, c.name)),
         }
 
     def apply(self, plan: Plan, report: Report | None = None) -> list[Change]:
@@ -53,27 +78,49 @@ class Applier:
         report = report or (lambda change, event: None)
         applied: list[Change] = []
         for change in plan.changes:
-            if change.action == REPLACE and isinstance(change.before, QueueState):
-                self._guard(change, applied, plan, lambda c=change: self._check_queue_is_idle(c.before))
+            self._guard(change, applied, plan, lambda c=change: self._preflight(c))
         for change in plan.changes:
             handler = self.handlers.get((change.kind, change.action))
             if handler is None:
                 raise ApplyError(f"no way to {change.action} a {change.kind} ({change.vhost}/{change.name})")
             report(change, "start")
-            self._guard(change, applied, plan, lambda h=handler, c=change: h(c))
+            self._guard(change, applied, plan, lambda h=handler, c=change: self._run(h, c))
             applied.append(change)
             report(change, "done")
         return applied
+
+    def _run(self, handler: Callable[[Change], None], change: Change) -> None:
+        if self.options.lock is not None:
+            self.options.lock.check()
+        handler(change)
+
+    def _preflight(self, change: Change) -> None:
+        """Checks made for every change before the first write: nothing is changed if one fails."""
+        if change.kind != "queue":
+            return
+        migrating = change.action == RESUME or (change.action == REPLACE and self.options.migrate_messages)
+        if migrating:
+            if self.options.mover is None:
+                raise Unsafe("moving messages needs an AMQP connection")
+            after = change.after
+            assert isinstance(after, QueueState)
+            preflight(self.client.queue_details(change.vhost, change.name), after)
+        elif change.action == REPLACE:
+            self._check_queue_is_idle(change.before)
+        elif change.action == DELETE:
+            self._check_queue_is_idle(change.before, consumers_only=self.options.allow_data_loss)
 
     def _guard(self, change: Change, applied: list[Change], plan: Plan, action: Callable[[], None]) -> None:
         """Run ``action``; turn a refusal into one :class:`ApplyError` line with the progress so far."""
         try:
             action()
-        except (RequestRefused, Unsafe, BrokerError) as failure:
+        except (RequestRefused, Unsafe, MigrationRefused, BrokerError) as failure:
             why = f"{failure.reason} (HTTP {failure.status})" if isinstance(failure, RequestRefused) else str(failure)
+            done = {id(c) for c in applied}
             raise ApplyError(
                 f"{change.action} {change.kind} {change.vhost}/{change.name} failed: {why}; "
-                f"{len(applied)} of {len(plan.changes)} change(s) had been applied, re-run to finish once the cause is fixed"
+                f"{len(applied)} of {len(plan.changes)} change(s) had been applied, re-run to finish once the cause is fixed",
+                not_applied=[f"{c.action} {c.kind} {c.vhost}/{c.name}" for c in plan.changes if id(c) not in done],
             ) from None
 
     # -- declarations ----------------------------------------------------------
@@ -153,13 +200,24 @@ class Applier:
                 lost.append(f"{binding.name}: {refused.reason}")
         return lost
 
-    def _check_queue_is_idle(self, queue: Resource | None) -> None:
+    def _migrate(self, change: Change) -> None:
+        after = change.after
+        assert isinstance(after, QueueState) and self.options.mover is not None
+        Migration(self.client, self.options.mover).run(after)
+        if self.client.queue_details(after.vhost, after.queue) is None:
+            self._declare(after)  # there was nothing to move
+
+    def _check_queue_is_idle(self, queue: Resource | None, consumers_only: bool = False) -> None:
         """Refuse unless the queue holds no message (ready or unacknowledged) and has no consumer."""
         assert isinstance(queue, QueueState)
         info = self.client.queue_info(queue.vhost, queue.queue)
         if info is None:
             return
         messages, unacked, consumers = (info.get(k) for k in ("messages", "messages_unacknowledged", "consumers"))
+        if consumers_only:
+            if isinstance(consumers, int) and consumers > 0:
+                raise Unsafe(f"it has {consumers} consumer(s); not deleted")
+            return
         if any(isinstance(n, int) and n > 0 for n in (messages, unacked, consumers)):
             raise Unsafe(
                 f"it holds {messages or 0} message(s) ({unacked or 0} unacknowledged) and has {consumers or 0} "
@@ -175,11 +233,20 @@ class Applier:
                     f"it holds {counts[0]} message(s) and has {counts[1]} consumer(s); not deleted, nothing was lost"
                 )
 
-    def _delete_queue(self, queue: QueueState) -> None:
+    def _delete_queue_change(self, change: Change) -> None:
+        before = change.before
+        assert isinstance(before, QueueState)
+        if not self.options.allow_data_loss:
+            self._check_queue_is_idle(before)
+        self._delete_queue(before, keep_messages=not self.options.allow_data_loss)
+
+    def _delete_queue(self, queue: QueueState, keep_messages: bool = True) -> None:
         # classic queues also get the broker's own atomic guard; quorum queues refuse it
         guarded = queue.type == "classic"
         try:
-            _ignore_missing(lambda: self.client.delete_queue(queue.vhost, queue.queue, if_empty=guarded, if_unused=guarded))
+            _ignore_missing(lambda: self.client.delete_queue(
+                queue.vhost, queue.queue, if_empty=guarded and keep_messages, if_unused=guarded
+            ))
         except RequestRefused as refused:
             if refused.status == 400 and guarded:
                 raise Unsafe(

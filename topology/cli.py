@@ -2,7 +2,7 @@
 
 This is the only module that prints or exits. Exit codes: 0 success (and, with
 ``plan --detailed-exitcode``, no changes), 1 any error, 2 changes present (``plan
---detailed-exitcode`` only), 130 interrupted.
+--detailed-exitcode`` only), 3 the apply lock is held by another run, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import click
 from topology import __version__
 from topology.errors import ConfigError, TopologyError
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: LockHeld.exit_code
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,19 +81,31 @@ def validate(paths: tuple[str, ...]) -> None:
     click.echo(f"Valid: {len(topology.vhosts)} vhost(s), {objects} object(s) in {len(topology.lines)} file(s).")
 
 
+prune_option = click.option(
+    "--prune", is_flag=True,
+    help="Also delete objects in managed vhosts that no file declares (protected objects excepted; see the README).",
+)
+
+
 @cli.command()
 @paths_argument
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json for programs (see the README for the JSON plan format).")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also save the plan to this file, for 'apply --plan FILE' (it holds no secret).")
+@prune_option
 @connection_options
 @click.pass_context
-def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detailed_exitcode: bool, client: Any) -> None:
+def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detailed_exitcode: bool, out: str | None,
+         prune: bool, client: Any) -> None:
     """Show what apply would change on the broker to match the files. Changes nothing."""
     from topology.engine import load_valid, make_plan
 
     topology = load_valid(paths)
-    the_plan = make_plan(topology, client)
+    the_plan = make_plan(topology, client, prune=prune)
+    if out is not None:
+        _write_plan(the_plan, out)
     if output_format == "json":
         from topology.render.json import render_plan
 
@@ -102,31 +114,124 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
         from topology.render.text import render_plan
 
         click.echo(render_plan(the_plan, colour=_colour()))
+        if out is not None:
+            click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: topology apply --plan {out}")
     if detailed_exitcode and not the_plan.empty:
         ctx.exit(EXIT_CHANGES)
 
 
+def _write_plan(the_plan: Any, path: str) -> None:
+    """Write the saved plan atomically (a reader never sees half a file)."""
+    import json
+
+    from topology.plan import saved_plan
+
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(saved_plan(the_plan), handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(temporary, path)
+    except OSError as error:
+        raise TopologyError(f"cannot write the plan to {path}: {error.strerror or error}") from None
+
+
+def _read_plan(path: str) -> Any:
+    import json
+
+    from topology.plan import load_saved_plan
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as error:
+        raise TopologyError(f"cannot read the plan {path}: {error.strerror or error}") from None
+    except ValueError:
+        raise TopologyError(f"{path} is not a plan file written by 'topology plan --out' (not JSON)") from None
+    return load_saved_plan(document, path)
+
+
 @cli.command()
-@paths_argument
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
+              help="Apply this saved plan (from 'plan --out') instead of planning from files; refused if stale.")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@prune_option
 @click.option("--allow-replace", is_flag=True,
               help="Allow deleting and re-declaring objects the broker cannot change in place (never queues holding messages).")
+@click.option("--migrate-messages", is_flag=True,
+              help="Replace queues by moving their messages to a temporary queue and back, bindings included.")
+@click.option("--allow-data-loss", is_flag=True, help="With --prune, also delete queues that hold messages.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0, max=86400), default=0.0, show_default=True,
+              callback=_finite, help="Seconds to wait for another apply to release the apply lock.")
 @click.option("--amqp-url", envvar="TOPOLOGY_AMQP_URL", default=None,
-              help="AMQP URL used to check queues before deleting them [env TOPOLOGY_AMQP_URL; default: the management "
-                   "host, port 5672, same credentials].")
+              help="AMQP URL for the apply lock, emptiness checks and message migration [env TOPOLOGY_AMQP_URL; "
+                   "default: the management host, port 5672, same credentials]. Its path names the lock's vhost (default /).")
 @connection_options
-def apply(paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, amqp_url: str | None, client: Any) -> None:
-    """Change the broker to match the files, then check that nothing is left to do."""
-    from topology.diff import Change
-    from topology.engine import apply_plan, load_valid, make_plan
-    from topology.render.text import SYMBOLS, render_plan
+def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, dry_run: bool, prune: bool,
+          allow_replace: bool, migrate_messages: bool, allow_data_loss: bool, lock_timeout: float,
+          amqp_url: str | None, client: Any) -> None:
+    """Change the broker to match the files (or a saved plan), then check that nothing is left to do.
 
-    topology = load_valid(paths)
-    the_plan = make_plan(topology, client)
-    click.echo(render_plan(the_plan, colour=_colour()))
+    Takes the broker's apply lock first: one apply at a time."""
+    if bool(paths) == bool(plan_file):
+        raise click.UsageError("give either PATHS or --plan FILE")
+    if plan_file and prune:
+        raise click.UsageError("--prune is decided when the plan is made: use 'plan --prune --out FILE'")
+    from topology.apply import ApplyOptions
+    from topology.broker.amqp import Amqp, ApplyLock, MessageMover, QueueInspector, default_amqp_url
+    from topology.engine import load_valid
+
+    topology = load_valid(paths) if paths else None
+    saved = _read_plan(plan_file) if plan_file else None
+    amqp = Amqp(amqp_url or default_amqp_url(client.url), client.user, client.password, timeout=client.timeout)
+    if dry_run:
+        the_plan = _current_plan(topology, saved, client, prune)
+        click.echo(_render(the_plan))
+        click.echo("\nDry run: nothing was changed.")
+        return
+    lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
+    lock.acquire(lock_timeout)
+    options = ApplyOptions(
+        allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
+        inspector=QueueInspector(amqp), mover=MessageMover(amqp), lock=lock,
+    )
+    try:
+        _apply(topology, _current_plan(topology, saved, client, prune), client, options, auto_approve)
+    finally:
+        lock.release()
+        assert options.inspector is not None and options.mover is not None
+        options.inspector.close()
+        options.mover.close()
+
+
+def _current_plan(topology: Any, saved: Any, client: Any, prune: bool) -> Any:
+    from topology.engine import check_saved_plan, make_plan
+
+    if saved is not None:
+        check_saved_plan(saved, client)
+        return saved
+    return make_plan(topology, client, prune=prune)
+
+
+def _render(the_plan: Any) -> str:
+    from topology.render.text import render_plan
+
+    return render_plan(the_plan, colour=_colour())
+
+
+def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve: bool) -> None:
+    from topology.diff import Change
+    from topology.engine import apply_plan
+    from topology.render.text import SYMBOLS
+
+    click.echo(_render(the_plan))
     if the_plan.empty:
         return
-    the_plan.check_allowed(allow_replace=allow_replace)  # refuse before asking anyone to type yes
+    # refuse before asking anyone to type yes
+    the_plan.check_allowed(allow_replace=options.allow_replace, migrate_messages=options.migrate_messages,
+                           allow_data_loss=options.allow_data_loss)
     if not auto_approve:
         if not sys.stdin.isatty():
             raise TopologyError("not applied: no terminal to confirm on; pass --auto-approve to apply without asking")
@@ -138,20 +243,15 @@ def apply(paths: tuple[str, ...], auto_approve: bool, allow_replace: bool, amqp_
     def report(change: Change, event: str) -> None:
         if event == "done":
             where = change.vhost if change.kind == "vhost" else f"{change.vhost}/{change.name}"
-            click.echo(f"{SYMBOLS[change.action]} {change.kind} {where}: {change.action}d")
+            click.echo(f"{SYMBOLS[change.action]} {change.kind} {where}: {_past(change.action)}")
 
-    from topology.broker.amqp import QueueInspector, default_amqp_url
+    applied = apply_plan(the_plan, client, topology=topology, options=options, report=report)
+    matches = "the files" if topology is not None else "the plan"
+    click.echo(f"\nApply complete: {len(applied)} change(s) applied; the broker now matches {matches}.")
 
-    inspector = QueueInspector(
-        amqp_url or default_amqp_url(client.url), client.user, client.password, timeout=client.timeout
-    )
-    try:
-        applied, _ = apply_plan(
-            topology, the_plan, client, inspector=inspector, allow_replace=allow_replace, report=report
-        )
-    finally:
-        inspector.close()
-    click.echo(f"\nApply complete: {len(applied)} change(s) applied; the broker now matches the files.")
+
+def _past(action: str) -> str:
+    return {"resume": "migration finished"}.get(action, f"{action}d")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
     except TopologyError as error:
+        for line in error.details:
+            click.echo(line, err=True)
         click.echo(f"error: {error}", err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:

@@ -1,10 +1,16 @@
 """Desired vs live state → changes (pure, keyed by identity, in sorted order).
 
 Desired − live are creations; the intersection is compared field by field; live −
-desired is left alone and reported as unmanaged, with one exception: the bindings
-between a source and a destination that the files bind. The files own those pairs,
-so a binding between them that no file declares (typically the old routing key of an
-edited binding) is deleted: changing a binding is a delete plus a create.
+desired is left alone and reported as unmanaged, with two exceptions:
+
+- the bindings between a source and a destination that the files bind. The files own
+  those pairs, so a binding between them that no file declares (typically the old
+  routing key of an edited binding) is deleted: changing a binding is a delete plus a
+  create;
+- with ``prune``, every object that is not protected (:func:`protection`) is deleted.
+
+An interrupted message migration found on the broker becomes a ``resume`` change of
+its queue, which replaces any creation or replacement of that queue.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology.state import KIND_ORDER, BindingState, Resource, State, VhostState
+from topology.state import KIND_ORDER, BindingState, PolicyState, Resource, State, VhostState, matching_ignore
 
-CREATE, UPDATE, REPLACE, DELETE = "create", "update", "replace", "delete"
-ACTIONS = (CREATE, UPDATE, REPLACE, DELETE)
+CREATE, UPDATE, REPLACE, RESUME, DELETE = "create", "update", "replace", "resume", "delete"
+ACTIONS = (CREATE, UPDATE, REPLACE, RESUME, DELETE)
+IGNORED = "ignored"
+"""Start of the protection reason of objects matched by an ``ignore:`` pattern (not even listed)."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +47,12 @@ class Change:
     rebind: tuple[BindingState, ...] = ()
     """For a replacement: bindings the broker drops with the object, to be re-created."""
     messages: int | None = None
-    """For a queue replacement: messages the queue held when planned (None when unknown)."""
+    """For a queue replaced or deleted: messages it held when planned; for a resumed
+    migration: messages waiting in the temporary queue (None when unknown)."""
     hazards: tuple[str, ...] = ()
-    """For a replacement: what it would break that cannot be repaired; such a plan is refused."""
+    """For a replacement or deletion: what it would break that cannot be repaired; such a plan is refused."""
+    fingerprint: str = ""
+    """Digest of the live state the change was planned against (see :func:`topology.plan.fingerprint`)."""
 
     @property
     def resource(self) -> Resource:
@@ -73,6 +84,8 @@ class Diff:
     changes: list[Change] = field(default_factory=list)
     unmanaged: list[Resource] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    protected: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    """Why an unmanaged object is never pruned, by key."""
 
 
 def describe(before: dict[str, Any], after: dict[str, Any]) -> dict[str, FieldChange]:
@@ -113,11 +126,13 @@ def diff(
     *,
     stores_default_queue_type: bool = True,
     updates_default_queue_type: bool = True,
+    prune: bool = False,
 ) -> Diff:
     """Compare the desired objects with the live ones of the same vhosts.
 
     The two flags say whether the broker keeps a vhost's default queue type when
-    creating the vhost, and whether it can change it on an existing one.
+    creating the vhost, and whether it can change it on an existing one. With
+    ``prune``, objects no file declares are deleted unless protected.
     """
     result = Diff()
     for name in sorted(desired.vhosts):
@@ -148,6 +163,8 @@ def diff(
         else:
             result.changes.append(Change(UPDATE, have, want, fields, "differs from the files"))
 
+    _resume_migrations(desired, live, result)
+
     owned_pairs = {r.pair for r in desired.objects.values() if isinstance(r, BindingState)}
     for key in sorted(live_keys - desired_keys, key=_sort_key):
         resource = live.objects[key]
@@ -159,9 +176,91 @@ def diff(
                 f"to {resource.destination_type} {resource.destination!r}"
             )
             result.changes.append(Change(DELETE, resource, None, {}, reason))
-        else:
-            result.unmanaged.append(resource)
+            continue
+        why = protection(resource, live, desired.ignore.get(resource.vhost, ()))
+        if why is not None and why.startswith(IGNORED):
+            continue
+        if prune and why is None:
+            result.changes.append(Change(DELETE, resource, None, {}, "no file declares it (--prune)"))
+            continue
+        result.unmanaged.append(resource)
+        if why is not None:
+            result.protected[key] = why
+    if prune:
+        _keep_what_kept_bindings_need(result, live)
     return result
+
+
+def protection(resource: Resource, live: State, ignore: tuple[str, ...] = ()) -> str | None:
+    """Why ``resource`` must never be pruned, or ``None``. A binding is protected when
+    either end is (``amq.*`` exchanges excepted: bindings from them are the user's)."""
+    if isinstance(resource, BindingState):
+        ends = (("exchange", resource.source), (resource.destination_type, resource.destination))
+        for kind, name in ends:
+            why = _object_protection(kind, resource.vhost, name, live, ignore, as_end=True)
+            if why is not None:
+                return why if why.startswith(IGNORED) else f"its {kind} {name!r} is {why}"
+        return None
+    if isinstance(resource, PolicyState):
+        pattern = matching_ignore(resource.name, ignore)
+        return f"{IGNORED} (matches {pattern!r})" if pattern is not None else None
+    return _object_protection(resource.kind, resource.vhost, resource.name, live, ignore)
+
+
+def _object_protection(kind: str, vhost: str, name: str, live: State, ignore: tuple[str, ...], as_end: bool = False) -> str | None:
+    pattern = matching_ignore(name, ignore)
+    if pattern is not None:
+        return f"{IGNORED} (matches {pattern!r})"
+    if kind == "exchange" and (name == "" or name.startswith("amq.")):
+        return None if as_end else "built into the broker"
+    if kind == "queue" and name.startswith("amq."):
+        return "server-named" if name.startswith("amq.gen-") else "a reserved amq.* name"
+    if name.startswith("federation:"):
+        return "used by federation"
+    found = live.objects.get((kind, vhost, name))
+    if found is not None and "x-internal-purpose" in getattr(found, "arguments", {}):
+        return f"internal to a plugin ({found.arguments['x-internal-purpose']})"  # type: ignore[attr-defined]
+    if (vhost, name) in live.internal:
+        return live.internal[(vhost, name)]
+    if kind == "queue" and (vhost, name) in live.migrations:
+        return "being migrated (its messages wait in a temporary queue)"
+    return None
+
+
+def _keep_what_kept_bindings_need(result: Diff, live: State) -> None:
+    """Do not prune an exchange or queue whose deletion would drop a binding that is kept."""
+    deleted = {c.key for c in result.changes if c.action == DELETE}
+    kept_bindings = [r for r in live.objects.values() if isinstance(r, BindingState) and r.key not in deleted]
+    for change in list(result.changes):
+        if change.action != DELETE or change.kind not in ("exchange", "queue"):
+            continue
+        kind, name = change.kind, change.name
+        needed = [
+            b for b in kept_bindings
+            if b.vhost == change.vhost and (
+                (kind == "exchange" and b.source == name)
+                or (b.destination_type == kind and b.destination == name)
+            )
+        ]
+        if needed:
+            result.changes.remove(change)
+            result.unmanaged.append(change.resource)
+            result.protected[change.key] = f"deleting it would drop {len(needed)} binding(s) that are kept, e.g. {needed[0].name}"
+
+
+def _resume_migrations(desired: State, live: State, result: Diff) -> None:
+    """Each interrupted migration in a managed vhost becomes a resume of its queue."""
+    for (vhost, queue), record in sorted(live.migrations.items()):
+        if vhost not in desired.vhosts:
+            continue
+        key = ("queue", vhost, queue)
+        target = desired.objects.get(key) or record.target
+        result.changes[:] = [c for c in result.changes if c.key != key]
+        before = live.objects.get(key)
+        fields = describe(before.props(), target.props()) if before is not None else _created_fields(target)
+        result.changes.append(
+            Change(RESUME, before, target, fields, f"an interrupted migration left its messages in {record.temporary!r}")
+        )
 
 
 def _vhost_change(want: VhostState, have: VhostState, can_change_dqt: bool, notes: list[str]) -> Change | None:

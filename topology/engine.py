@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from topology.apply import Applier, Report
-from topology.broker.amqp import QueueInspector
+from topology.apply import Applier, ApplyOptions, Report
 from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, read_live
-from topology.diff import REPLACE, Change, Diff, diff
-from topology.errors import ApplyError
+from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
+from topology.errors import ApplyError, StalePlan
 from topology.loader import load
 from topology.model.topology import Topology
-from topology.plan import Plan, build
+from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
 from topology.state import State, desired_state
 from topology.validate import check_broker_version, check_exchange_types, validate
 
@@ -27,7 +26,7 @@ def load_valid(paths: Iterable[str]) -> Topology:
     return topology
 
 
-def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None) -> Plan:
+def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *, prune: bool = False) -> Plan:
     """Read the managed vhosts from the broker and plan the changes that make them match the files."""
     broker = broker or broker_info(client)
     check_broker_version(topology, broker.version_tuple, broker.version)
@@ -40,59 +39,89 @@ def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo |
         live,
         stores_default_queue_type=broker.stores_default_queue_type,
         updates_default_queue_type=broker.updates_default_queue_type,
+        prune=prune,
     )
-    queue_messages, hidden_bindings = _replacement_facts(found, live, client)
-    return build(
-        found, live, vhosts=vhosts, broker=broker, queue_messages=queue_messages, hidden_bindings=hidden_bindings
-    )
+    queues, hidden_bindings = _facts(found, live, client)
+    return build(found, live, vhosts=vhosts, broker=broker, queues=queues, hidden_bindings=hidden_bindings, prune=prune)
 
 
-def _replacement_facts(
-    found: Diff, live: State, client: ManagementClient
-) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
-    """What replacements put at stake, read only when there are replacements: the
-    messages of each queue (one request per vhost) and, per exchange, the bindings the
-    definitions export hides (those to exclusive queues; one request per exchange)."""
-    queue_messages: dict[tuple[str, str], int] = {}
+def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[dict[tuple[str, str], QueueFacts], dict[tuple[str, str], int]]:
+    """What replacements, resumptions and deletions put at stake, read only when there
+    are some: the statistics of the queues (one request per vhost) and, per exchange,
+    the bindings the definitions export hides (those to exclusive queues; one request
+    per exchange)."""
+    queues: dict[tuple[str, str], QueueFacts] = {}
     hidden_bindings: dict[tuple[str, str], int] = {}
     counted: set[str] = set()
     for change in found.changes:
-        if change.action != REPLACE:
+        if change.action not in (REPLACE, RESUME, DELETE):
             continue
         if change.kind == "queue" and change.vhost not in counted:
             counted.add(change.vhost)
             for entry in client.queue_stats(change.vhost):
-                if isinstance(entry.get("messages"), int):
-                    queue_messages[(change.vhost, entry["name"])] = entry["messages"]
+                messages, consumers = entry.get("messages"), entry.get("consumers")
+                queues[(change.vhost, entry["name"])] = QueueFacts(
+                    messages if isinstance(messages, int) else None, consumers if isinstance(consumers, int) else None
+                )
         elif change.kind == "exchange":
             hidden = [
                 b for b in client.exchange_bindings(change.vhost, change.name)
                 if b.get("destination_type") == "queue" and ("queue", change.vhost, b.get("destination")) not in live.objects
+                and (change.vhost, b.get("destination")) not in live.migrations
             ]
             hidden_bindings[(change.vhost, change.name)] = len(hidden)
-    return queue_messages, hidden_bindings
+    return queues, hidden_bindings
+
+
+def check_saved_plan(plan: Plan, client: ManagementClient) -> BrokerInfo:
+    """Refuse a saved plan made against another broker, or against a state that changed since."""
+    broker = broker_info(client)
+    planned = plan.broker
+    if planned is None or (planned.cluster_name, planned.version) != (broker.cluster_name, broker.version):
+        then = f"cluster {planned.cluster_name!r}, RabbitMQ {planned.version}" if planned else "an unknown broker"
+        raise StalePlan(
+            f"the plan was made against {then}, but {broker.url} is cluster {broker.cluster_name!r}, "
+            f"RabbitMQ {broker.version}: make the plan again against this broker",
+            [],
+        )
+    live = read_live(client, list(plan.vhosts))
+    changed = stale_changes(plan, live)
+    if changed:
+        raise StalePlan(
+            f"the plan is stale: {len(changed)} object(s) it touches changed on the broker since it was made; "
+            "make the plan again",
+            changed,
+        )
+    return broker
 
 
 def apply_plan(
-    topology: Topology,
     plan: Plan,
     client: ManagementClient,
     *,
-    inspector: QueueInspector | None = None,
-    allow_replace: bool = False,
+    topology: Topology | None = None,
+    options: ApplyOptions | None = None,
     report: Report | None = None,
-) -> tuple[list[Change], Plan]:
-    """Apply ``plan``, then re-read the broker; return the changes applied and the plan left
-    (empty on success). Raises :class:`ApplyError` when changes remain after applying.
+) -> list[Change]:
+    """Apply ``plan``, then re-read the broker and check that it shows every change.
 
-    Queues to be replaced are checked for messages and consumers through the statistics;
-    ``inspector`` adds exact AMQP counts to those checks."""
-    plan.check_allowed(allow_replace=allow_replace)
+    With ``topology``, the check is a new plan from the files (it must be empty);
+    without (a saved plan), it is that each change's end state is on the broker.
+    Raises :class:`ApplyError` when something is left to do."""
+    options = options or ApplyOptions()
+    plan.check_allowed(
+        allow_replace=options.allow_replace,
+        migrate_messages=options.migrate_messages,
+        allow_data_loss=options.allow_data_loss,
+    )
     if plan.empty:
-        return [], plan
-    applied = Applier(client, inspector).apply(plan, report)
-    remaining = make_plan(topology, client, plan.broker)
-    if not remaining.empty:
-        listed = "; ".join(f"{c.action} {c.kind} {c.vhost}/{c.name}" for c in remaining.changes[:5])
-        raise ApplyError(f"applied {len(applied)} change(s) but the broker still differs: {listed}")
-    return applied, remaining
+        return []
+    applied = Applier(client, options).apply(plan, report)
+    if topology is not None:
+        remaining = make_plan(topology, client, plan.broker, prune=plan.prune)
+        left = [f"{c.action} {c.kind} {c.vhost}/{c.name}" for c in remaining.changes]
+    else:
+        left = unfinished(plan, read_live(client, list(plan.vhosts)))
+    if left:
+        raise ApplyError(f"applied {len(applied)} change(s) but the broker still differs: {'; '.join(left[:5])}")
+    return applied

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 
 class TopologyError(Exception):
-    """Root of the errors a user can cause; ``str(error)`` is the one line to print."""
+    """Root of the errors a user can cause; ``str(error)`` is the one line to print,
+    after the lines of :attr:`details` (if any)."""
 
     exit_code = 1
+    details: list[str] = []
 
 
 @dataclass(frozen=True, order=True)
@@ -49,4 +51,25 @@ class PlanRefused(TopologyError):
 
 
 class ApplyError(TopologyError):
-    """A change failed while applying; the message names the object and the broker's reason."""
+    """A change failed while applying; the message names the object and the broker's reason.
+
+    ``not_applied`` lists the changes of the plan that were not made (the failed one first);
+    they are printed as :attr:`details`."""
+
+    def __init__(self, message: str, not_applied: list[str] | None = None):
+        super().__init__(message)
+        self.details = [f"not applied: {line}" for line in not_applied or []]
+
+
+class LockHeld(TopologyError):
+    """Another apply holds the broker's apply lock (exit code 3, so CI can retry later)."""
+
+    exit_code = 3
+
+
+class StalePlan(PlanRefused):
+    """A saved plan no longer matches the broker (an object it touches changed, or another broker)."""
+
+    def __init__(self, message: str, changed: list[str]):
+        super().__init__(message)
+        self.details = [f"changed: {line}" for line in changed]

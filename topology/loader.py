@@ -424,3 +424,5 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
                 target[name] = Declared(spec, here)
         for index, binding in enumerate(vhost.bindings):
             merged.bindings.append(Declared(binding, origin(*base, "bindings", index)))
+        for index, pattern in enumerate(vhost.ignore):
+            merged.ignore.append(Declared(pattern, origin(*base, "ignore", index)))

@@ -7,17 +7,36 @@ Building a plan changes nothing. It can be rendered, saved as JSON and executed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from topology import __version__
 from topology.broker.live import BrokerInfo
-from topology.diff import ACTIONS, DELETE, REPLACE, Change, Diff
-from topology.errors import PlanRefused
-from topology.state import KIND_ORDER, BindingState, ExchangeState, QueueState, Resource, State
+from topology.diff import ACTIONS, DELETE, REPLACE, RESUME, Change, Diff, FieldChange
+from topology.errors import PlanRefused, TopologyError
+from topology.state import (
+    KIND_ORDER,
+    BindingState,
+    ExchangeState,
+    QueueState,
+    Resource,
+    State,
+    migration_queue_name,
+    resource_from,
+)
 
 PLAN_FORMAT_VERSION = 1
 """Version of the JSON plan format; bumped on any incompatible change."""
+
+
+@dataclass(frozen=True)
+class QueueFacts:
+    """What the statistics say of a queue when planning (``None``: not known yet)."""
+
+    messages: int | None = None
+    consumers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +48,10 @@ class Plan:
     notes: tuple[str, ...] = ()
     vhosts: tuple[str, ...] = ()
     broker: BrokerInfo | None = None
+    protected: dict[tuple[Any, ...], str] = field(default_factory=dict, hash=False)
+    """Why each protected unmanaged object is never pruned."""
+    prune: bool = False
+    """Whether objects no file declares were planned for deletion."""
 
     @property
     def empty(self) -> bool:
@@ -44,24 +67,33 @@ class Plan:
     def replacements(self) -> list[Change]:
         return [c for c in self.changes if c.action == REPLACE]
 
-    def check_allowed(self, *, allow_replace: bool) -> None:
+    def check_allowed(self, *, allow_replace: bool = False, migrate_messages: bool = False, allow_data_loss: bool = False) -> None:
         """Refuse, before anything is written, what the options do not allow."""
-        replacements = self.replacements
-        if not replacements:
-            return
-        hazards = [f"{c.kind} {c.vhost}/{c.name}: {h}" for c in replacements for h in c.hazards]
+        hazards = [f"{c.action} {c.kind} {c.vhost}/{c.name}: {h}" for c in self.changes for h in c.hazards]
         if hazards:
-            raise PlanRefused(f"refusing replacements that would break what cannot be repaired: {'; '.join(hazards)}")
-        if not allow_replace:
-            what = "; ".join(f"{c.kind} {c.vhost}/{c.name} ({_loss(c)})" for c in replacements)
+            raise PlanRefused(f"refusing changes that would break what cannot be repaired: {'; '.join(hazards)}")
+        replacements = self.replacements
+        unallowed = [c for c in replacements if not (allow_replace or (migrate_messages and c.kind == "queue"))]
+        if unallowed:
+            what = "; ".join(f"{c.kind} {c.vhost}/{c.name} ({_loss(c)})" for c in unallowed)
             raise PlanRefused(
-                f"{len(replacements)} object(s) must be deleted and re-created: {what}. "
-                "Re-run with --allow-replace to accept this."
+                f"{len(unallowed)} object(s) must be deleted and re-created: {what}. Re-run with --allow-replace "
+                "(queues: or with --migrate-messages, which keeps their messages)."
             )
-        loaded = [c for c in replacements if c.messages]
+        loaded = [c for c in replacements if c.kind == "queue" and c.messages and not migrate_messages]
         if loaded:
             what = "; ".join(f"queue {c.vhost}/{c.name} holds {c.messages} message(s)" for c in loaded)
-            raise PlanRefused(f"refusing to replace queues that hold messages, they would be lost: {what}. Drain them first.")
+            raise PlanRefused(
+                f"refusing to replace queues that hold messages, they would be lost: {what}. "
+                "Re-run with --migrate-messages to move them into the new queue, or drain them first."
+            )
+        doomed = [c for c in self.changes if c.action == DELETE and c.kind == "queue" and c.messages]
+        if doomed and not allow_data_loss:
+            what = "; ".join(f"queue {c.vhost}/{c.name} holds {c.messages} message(s)" for c in doomed)
+            raise PlanRefused(
+                f"refusing to delete queues that hold messages: {what}. Re-run with --allow-data-loss to delete "
+                "them with their messages, or drain them first."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The documented JSON form of the plan (see the README, "JSON plan")."""
@@ -72,8 +104,11 @@ class Plan:
             "tool_version": __version__,
             "broker": self.broker.to_dict() if self.broker else None,
             "vhosts": list(self.vhosts),
+            "prune": self.prune,
             "changes": [change_to_dict(c) for c in self.changes],
-            "unmanaged": [{"kind": r.kind, **r.identity()} for r in self.unmanaged],
+            "unmanaged": [
+                {"kind": r.kind, **r.identity(), "protected": self.protected.get(r.key)} for r in self.unmanaged
+            ],
             "notes": list(self.notes),
             "summary": summary,
         }
@@ -93,15 +128,137 @@ def change_to_dict(change: Change) -> dict[str, Any]:
     }
     if change.action == REPLACE:
         data["rebind"] = [b.identity() for b in change.rebind]
+    if change.kind == "queue" and change.action in (REPLACE, RESUME, DELETE):
         data["messages"] = change.messages
+    if change.action in (REPLACE, DELETE):
         data["hazards"] = list(change.hazards)
+    data["fingerprint"] = change.fingerprint
     return data
+
+
+def change_from_dict(data: dict[str, Any]) -> Change:
+    """A change as :func:`change_to_dict` wrote it."""
+    kind, identity = data["kind"], data["identity"]
+    before = resource_from(kind, identity, data["before"]) if data["before"] is not None else None
+    after = resource_from(kind, identity, data["after"]) if data["after"] is not None else None
+    if data["action"] not in ACTIONS or (before is None and after is None):
+        raise ValueError(f"bad change {data['action']!r}")
+    return Change(
+        action=data["action"],
+        before=before,
+        after=after,
+        fields={name: FieldChange(f["before"], f["after"]) for name, f in data["diff"].items()},
+        reason=data["reason"],
+        rebind=tuple(resource_from("binding", b, {}) for b in data.get("rebind", ())),  # type: ignore[misc]
+        messages=data.get("messages"),
+        hazards=tuple(data.get("hazards", ())),
+        fingerprint=data["fingerprint"],
+    )
+
+
+def plan_digest(document: dict[str, Any]) -> str:
+    """A checksum of everything in a plan file but the checksum itself (detects edits)."""
+    body = {k: v for k, v in document.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def saved_plan(plan: Plan) -> dict[str, Any]:
+    """The document ``plan --out`` writes: the JSON plan and its checksum."""
+    document = plan.to_dict()
+    document["digest"] = plan_digest(document)
+    return document
+
+
+def load_saved_plan(document: Any, source: str) -> Plan:
+    """The plan in a document written by :func:`saved_plan`; refuses anything else."""
+    if not isinstance(document, dict) or "format_version" not in document:
+        raise TopologyError(f"{source} is not a plan file written by 'topology plan --out'")
+    if document["format_version"] != PLAN_FORMAT_VERSION:
+        raise TopologyError(
+            f"{source} has plan format {document['format_version']!r}; this version of the tool reads format "
+            f"{PLAN_FORMAT_VERSION}: make the plan again"
+        )
+    if document.get("digest") != plan_digest(document):
+        raise PlanRefused(f"{source} was modified after 'topology plan --out' wrote it: make the plan again")
+    try:
+        broker = document["broker"]
+        return Plan(
+            changes=tuple(change_from_dict(c) for c in document["changes"]),
+            notes=tuple(document["notes"]),
+            vhosts=tuple(document["vhosts"]),
+            broker=BrokerInfo(url=broker["url"], version=broker["version"], cluster_name=broker["cluster_name"]),
+            prune=bool(document["prune"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise TopologyError(f"{source} is not a valid plan file ({type(error).__name__}: {error})") from None
+
+
+def fingerprint(live: State, change: Change) -> str:
+    """A digest of the live state a change depends on: the object itself, and for a
+    queue or exchange that is replaced, resumed or deleted, every binding it has (and
+    the migration in progress). A saved plan is stale when any of these differs."""
+    if change.kind == "vhost":
+        current: Resource | None = live.vhosts.get(change.vhost)
+    else:
+        current = live.objects.get(change.key)
+    data: dict[str, Any] = {"object": current.props() if current is not None else None}
+    if change.kind in ("queue", "exchange") and change.action in (REPLACE, RESUME, DELETE):
+        touching = [b for b in live.objects.values() if isinstance(b, BindingState) and _touches(b, change.resource)]
+        data["bindings"] = sorted(json.dumps(list(b.key), ensure_ascii=False) for b in touching)
+    record = live.migrations.get((change.vhost, change.name)) if change.kind == "queue" else None
+    data["migration"] = record.to_argument() if record is not None else None
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
+
+
+def stale_changes(plan: Plan, live: State) -> list[str]:
+    """What changed on the broker since ``plan`` was made, one line per touched object."""
+    lines = []
+    for change in plan.changes:
+        if fingerprint(live, change) == change.fingerprint:
+            continue
+        now = live.vhosts.get(change.vhost) if change.kind == "vhost" else live.objects.get(change.key)
+        then = change.before
+        what = f"{change.kind} {change.vhost}/{change.name}" if change.kind != "vhost" else f"vhost {change.vhost}"
+        if then is None and now is not None:
+            lines.append(f"{what}: created since the plan was made")
+        elif then is not None and now is None:
+            lines.append(f"{what}: deleted since the plan was made")
+        elif then is not None and now is not None and then.props() != now.props():
+            from topology.diff import describe
+
+            fields = describe(then.props(), now.props())
+            detail = ", ".join(f"{name} {_show(f.before)} -> {_show(f.after)}" for name, f in list(fields.items())[:5])
+            lines.append(f"{what}: changed since the plan was made ({detail})")
+        else:
+            lines.append(f"{what}: its bindings or its migration changed since the plan was made")
+    return lines
+
+
+def _show(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def unfinished(plan: Plan, live: State) -> list[str]:
+    """The changes of ``plan`` whose end state the broker does not show (after applying)."""
+    lines = []
+    for change in plan.changes:
+        if change.kind == "vhost":
+            now = live.vhosts.get(change.vhost)
+            done = now is not None and all(now.props().get(k) == v for k, v in change.resource.props().items())
+        elif change.action == DELETE:
+            done = change.key not in live.objects
+        else:
+            now = live.objects.get(change.key)
+            done = now is not None and now.props() == change.resource.props() and (change.vhost, change.name) not in live.migrations
+        if not done:
+            lines.append(f"{change.action} {change.kind} {change.vhost}/{change.name}")
+    return lines
 
 
 def _loss(change: Change) -> str:
     parts = []
     if isinstance(change.resource, QueueState):
-        parts.append("its messages" if change.messages is None else f"{change.messages} message(s)")
+        parts.append("its messages, if any" if change.messages is None else f"{change.messages} message(s)")
     if change.rebind:
         parts.append(f"{len(change.rebind)} binding(s), re-created")
     parts.append(change.reason)
@@ -121,29 +278,41 @@ def build(
     *,
     vhosts: list[str],
     broker: BrokerInfo | None = None,
-    queue_messages: dict[tuple[str, str], int] | None = None,
+    queues: dict[tuple[str, str], QueueFacts] | None = None,
     hidden_bindings: dict[tuple[str, str], int] | None = None,
+    prune: bool = False,
 ) -> Plan:
     """Order the changes (kinds in dependency order, creations before deletions) and
-    attach to each replacement the bindings to re-create, the messages at stake and
-    its hazards.
+    attach to each the live state it depends on (its fingerprint); to replacements the
+    bindings to re-create, and to queue replacements, resumptions and deletions the
+    messages at stake; and to replacements and deletions their hazards.
 
-    ``hidden_bindings`` counts, per (vhost, exchange) to be replaced, the bindings the
-    definitions export does not show (to exclusive queues of connected clients).
+    ``queues`` holds the statistics of the queues those changes touch (a resumption's
+    are those of its temporary queue). ``hidden_bindings`` counts, per (vhost,
+    exchange) to be replaced or deleted, the bindings the definitions export does not
+    show (to exclusive queues of connected clients).
     """
-    queue_messages = queue_messages or {}
+    queues = queues or {}
     hidden_bindings = hidden_bindings or {}
     deleted = {c.key for c in found.changes if c.action == DELETE}
     live_bindings = [r for r in live.objects.values() if isinstance(r, BindingState)]
     changes = []
     for change in found.changes:
+        facts = QueueFacts()
+        if change.kind == "queue":
+            name = migration_queue_name(change.name) if change.action == RESUME else change.name
+            facts = queues.get((change.vhost, name), facts)
         if change.action == REPLACE:
             dropped = [b for b in live_bindings if _touches(b, change.resource)]
             rebind = tuple(sorted((b for b in dropped if b.key not in deleted), key=lambda b: b.key))
-            messages = queue_messages.get((change.vhost, change.name)) if change.kind == "queue" else None
             hazards = _hazards(change, dropped, live_bindings, live, hidden_bindings)
-            change = replace(change, rebind=rebind, messages=messages, hazards=hazards)
-        changes.append(change)
+            change = replace(change, rebind=rebind, messages=facts.messages, hazards=hazards)
+        elif change.action == RESUME:
+            change = replace(change, messages=facts.messages)
+        elif change.action == DELETE and change.kind in ("queue", "exchange"):
+            hazards = _deletion_hazards(change, facts, hidden_bindings)
+            change = replace(change, messages=facts.messages if change.kind == "queue" else None, hazards=hazards)
+        changes.append(replace(change, fingerprint=fingerprint(live, change)))
     changes.sort(key=_order)
     return Plan(
         changes=tuple(changes),
@@ -151,7 +320,19 @@ def build(
         notes=tuple(dict.fromkeys(found.notes)),
         vhosts=tuple(sorted(vhosts)),
         broker=broker,
+        protected=dict(found.protected),
+        prune=prune,
     )
+
+
+def _deletion_hazards(change: Change, facts: QueueFacts, hidden_bindings: dict[tuple[str, str], int]) -> tuple[str, ...]:
+    hazards = []
+    if change.kind == "queue" and facts.consumers:
+        hazards.append(f"{facts.consumers} consumer(s) use it: declare it in the files, or add it to the vhost's ignore list")
+    hidden = hidden_bindings.get((change.vhost, change.name), 0) if change.kind == "exchange" else 0
+    if hidden:
+        hazards.append(f"{hidden} binding(s) to exclusive queues of connected clients would be dropped")
+    return tuple(hazards)
 
 
 def _hazards(

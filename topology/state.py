@@ -8,8 +8,11 @@ broker's definitions.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from topology.model import Queue, friendly_queue_fields
@@ -222,11 +225,109 @@ class State:
     objects: dict[tuple[Any, ...], Resource] = field(default_factory=dict)
     origins: dict[tuple[Any, ...], Origin] = field(default_factory=dict)
     """Where each desired object was declared (empty for live state)."""
+    migrations: dict[tuple[str, str], MigrationRecord] = field(default_factory=dict)
+    """Interrupted message migrations found on the broker, by (vhost, queue) (live state only)."""
+    ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per vhost, the name patterns of objects left alone (desired state only)."""
+    internal: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(vhost, name) of objects that plugins use (shovel queues and exchanges), with why (live state only)."""
 
     def add(self, resource: Resource, origin: Origin | None = None) -> None:
         self.objects[resource.key] = resource
         if origin is not None:
             self.origins[resource.key] = origin
+
+
+def resource_from(kind: str, identity: dict[str, Any], props: dict[str, Any]) -> Resource:
+    """The object that ``identity()`` and ``props()`` describe (read back from a plan file)."""
+    vhost, name = identity["vhost"], identity["name"]
+    if kind == "vhost":
+        tags = props.get("tags")
+        return VhostState(vhost=vhost, description=props.get("description"),
+                          tags=tuple(tags) if tags is not None else None, default_queue_type=props.get("default_queue_type"))
+    if kind == "exchange":
+        return ExchangeState(vhost=vhost, exchange=name, **props)
+    if kind == "queue":
+        return QueueState(vhost=vhost, queue=name, **props)
+    if kind == "binding":
+        return BindingState(vhost=vhost, source=identity["source"], destination=identity["destination"],
+                            destination_type=identity["destination_type"], routing_key=identity["routing_key"],
+                            arguments=identity["arguments"])
+    if kind == "policy":
+        return PolicyState(vhost=vhost, policy=name, **props)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def matching_ignore(name: str, patterns: Iterable[str]) -> str | None:
+    """The first ignore pattern that matches ``name`` (shell-style, case-sensitive), or ``None``."""
+    return next((p for p in patterns if p.strip() and fnmatchcase(name, p)), None)
+
+
+MIGRATION_PREFIX = "topology.migrate."
+MIGRATION_ARGUMENT = "topology-migration"
+"""Argument of a temporary migration queue holding its :class:`MigrationRecord` as JSON."""
+
+
+def migration_queue_name(queue: str) -> str:
+    """The temporary queue that holds ``queue``'s messages while it is replaced."""
+    name = MIGRATION_PREFIX + queue
+    if len(name.encode("utf-8")) <= 255:
+        return name
+    return MIGRATION_PREFIX + hashlib.sha256(queue.encode("utf-8")).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    """What a message migration needs to finish after a crash, kept on the broker itself
+    as an argument of its temporary queue: the queue, the queue to declare, and every
+    binding the queue had when the migration started."""
+
+    vhost: str
+    queue: str
+    target: QueueState
+    bindings: tuple[BindingState, ...] = ()
+
+    @property
+    def temporary(self) -> str:
+        return migration_queue_name(self.queue)
+
+    def to_argument(self) -> str:
+        return _frozen_json({
+            "version": 1,
+            "queue": self.queue,
+            "target": self.target.props(),
+            "bindings": [
+                {"source": b.source, "routing_key": b.routing_key, "arguments": b.arguments} for b in self.bindings
+            ],
+        })
+
+    @classmethod
+    def from_argument(cls, vhost: str, text: Any) -> MigrationRecord | None:
+        """The record kept in a temporary queue's argument; ``None`` when it is not one of ours."""
+        try:
+            data = json.loads(text)
+            queue, target = data["queue"], data["target"]
+            record = cls(
+                vhost=vhost,
+                queue=queue,
+                target=QueueState(
+                    vhost=vhost, queue=queue, type=target["type"], durable=bool(target["durable"]),
+                    auto_delete=bool(target["auto_delete"]), arguments=canonical(dict(target["arguments"])),
+                ),
+                bindings=tuple(
+                    BindingState(vhost=vhost, source=b["source"], destination=queue, routing_key=b["routing_key"],
+                                 arguments=canonical(dict(b["arguments"])))
+                    for b in data["bindings"]
+                ),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+        return record if data.get("version") == 1 and isinstance(queue, str) else None
+
+    def with_bindings(self, extra: list[BindingState]) -> MigrationRecord:
+        known = {b.key for b in self.bindings}
+        added = tuple(b for b in extra if b.key not in known)
+        return replace(self, bindings=self.bindings + added) if added else self
 
 
 POLICY_DURATION_KEYS = frozenset({"message-ttl", "expires"})
@@ -283,6 +384,7 @@ def desired_state(topology: Topology) -> State:
             default_queue_type=vhost.default_queue_type,
         )
         state.origins[("vhost", vhost.name)] = vhost.origin
+        state.ignore[vhost.name] = tuple(d.spec for d in vhost.ignore)
         for name, declared in vhost.exchanges.items():
             spec = declared.spec
             arguments = dict(spec.arguments)

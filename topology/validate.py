@@ -18,7 +18,7 @@ from topology.model import Queue, friendly_queue_fields
 from topology.model.arguments import QUEUE_ARGUMENTS, argument_for, field_for
 from topology.model.topology import Origin, Topology, VhostTopology, location
 from topology.model.values import parse_duration, parse_size
-from topology.state import canonical, queue_type_of
+from topology.state import canonical, matching_ignore, queue_type_of
 
 BUILTIN_EXCHANGE_TYPES = frozenset({"direct", "fanout", "topic", "headers"})
 BUILTIN_EXCHANGES = frozenset(
@@ -68,6 +68,18 @@ def _check_values(origin: Origin, field: str, values: dict[str, Any], found: _Co
             found.add(origin, (field, key), problem)
 
 
+def _check_ignore(vhost: VhostTopology, found: _Collector) -> None:
+    """Ignore patterns are not empty, and no declared object matches one (it would be both managed and ignored)."""
+    for declared in vhost.ignore:
+        if not declared.spec.strip():
+            found.add(declared.origin, (), "an ignore pattern cannot be empty")
+    for kind in ("exchanges", "queues", "policies"):
+        for name, object_declared in getattr(vhost, kind).items():
+            pattern = matching_ignore(name, [d.spec for d in vhost.ignore])
+            if pattern is not None:
+                found.add(object_declared.origin, (), f"is declared but matches the ignore pattern {pattern!r} of vhost {vhost.name!r}")
+
+
 def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
     for declared in list(vhost.exchanges.values()) + list(vhost.queues.values()) + vhost.bindings:
         _check_values(declared.origin, "arguments", declared.spec.arguments, found)
@@ -82,6 +94,8 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
 
     def exchange_exists(name: str) -> bool:
         return name in vhost.exchanges or name in BUILTIN_EXCHANGES
+
+    _check_ignore(vhost, found)
 
     for name, declared in vhost.exchanges.items():
         spec, origin = declared.spec, declared.origin

@@ -166,7 +166,7 @@ def test_changes_behind_the_back_are_planned_exactly_and_repaired(run, write, ap
     by_kind = {c["kind"]: c for c in plan["changes"] if c["action"] != "create"}
     assert by_kind["policy"]["diff"] == {"definition.message-ttl": {"before": 5000, "after": 60000}}
     assert by_kind["queue"]["diff"] == {"arguments.x-max-length": {"before": 7, "after": None}}
-    assert plan["summary"] == {"create": 3, "update": 1, "replace": 1, "delete": 0, "unmanaged": 0}
+    assert plan["summary"] == {"create": 3, "update": 1, "replace": 1, "resume": 0, "delete": 0, "unmanaged": 0}
 
     refused = run("apply", path, "--auto-approve")
     assert refused.code == 1
@@ -349,11 +349,11 @@ def test_a_noop_apply_makes_no_write_request(write, vhost):
     path = write(EVERY_FIELD.format(vhost=vhost))
     topology = load_valid([path])
     client = ManagementClient()
-    apply_plan(topology, make_plan(topology, client), client, allow_replace=False)
+    apply_plan(make_plan(topology, client), client, topology=topology)
     client.requests_made.clear()
     plan = make_plan(topology, client)
     assert plan.empty
-    applied, _ = apply_plan(topology, plan, client)
+    applied = apply_plan(plan, client, topology=topology)
     assert applied == []
     assert set(client.requests_made) == {"GET"}
     # a constant number of reads: overview, vhost list, one definitions export

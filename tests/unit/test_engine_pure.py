@@ -14,7 +14,7 @@ from topology.broker.live import BrokerInfo, definitions_state, vhost_state
 from topology.diff import diff
 from topology.errors import PlanRefused
 from topology.loader import load
-from topology.plan import build
+from topology.plan import QueueFacts, build
 from topology.render.json import render_plan as render_json
 from topology.render.text import render_plan as render_text
 from topology.state import State, desired_state
@@ -36,7 +36,9 @@ def live(definitions: dict, vhost: dict | None = None) -> State:
 
 def plan_of(want: State, have: State, **messages):
     found = diff(want, have)
-    return build(found, have, vhosts=sorted(want.vhosts), broker=BROKER, queue_messages=messages.get("counts"))
+    counts = messages.get("counts") or {}
+    queues = {key: QueueFacts(messages=n) for key, n in counts.items()}
+    return build(found, have, vhosts=sorted(want.vhosts), broker=BROKER, queues=queues)
 
 
 SHOP = """
@@ -157,7 +159,7 @@ def test_missing_objects_are_created_in_dependency_order(write):
     plan = plan_of(desired(write, SHOP), live({}))
     kinds = [c.kind for c in plan.changes]
     assert kinds == sorted(kinds, key=["vhost", "exchange", "queue", "binding", "policy"].index)
-    assert plan.summary() == {"create": 9, "update": 0, "replace": 0, "delete": 0}
+    assert plan.summary() == {"create": 9, "update": 0, "replace": 0, "resume": 0, "delete": 0}
 
 
 def test_a_missing_vhost_is_created_first(write):
@@ -250,8 +252,8 @@ def test_json_plan_has_the_documented_shape(write):
     (change,) = document["changes"]
     assert {"action", "kind", "vhost", "name", "diff", "reason", "identity", "before", "after"} <= set(change)
     assert change["diff"] == {"priority": {"before": 3, "after": 0}}
-    assert document["summary"] == {"create": 0, "update": 1, "replace": 0, "delete": 0, "unmanaged": 1}
-    assert document["unmanaged"] == [{"kind": "queue", "vhost": "v", "name": "stranger"}]
+    assert document["summary"] == {"create": 0, "update": 1, "replace": 0, "resume": 0, "delete": 0, "unmanaged": 1}
+    assert document["unmanaged"] == [{"kind": "queue", "vhost": "v", "name": "stranger", "protected": None}]
 
 
 def test_text_plan_reads_like_a_plan(write):

@@ -1,17 +1,31 @@
 """The only code that speaks AMQP (pika).
 
-Apply uses it to learn, at the last moment and exactly, whether a queue holds
-messages or has consumers before it deletes it: the management statistics lag by
-seconds, and quorum queues refuse the broker-side ``if-empty`` check.
+Three users of one connection factory (:class:`Amqp`):
+
+- :class:`QueueInspector` learns, at the last moment and exactly, whether a queue
+  holds messages or has consumers before apply deletes it (the management statistics
+  lag by seconds, and quorum queues refuse the broker-side ``if-empty`` check);
+- :class:`ApplyLock` makes applies to one broker take turns: an exclusive,
+  auto-deleted queue that the broker drops the moment its connection goes;
+- :class:`MessageMover` moves messages between two queues of a vhost with publisher
+  confirms and manual acks, so no message is acked at its source before the broker
+  has confirmed its copy.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from topology.errors import BrokerError
+from topology.errors import BrokerError, LockHeld
 
 logging.getLogger("pika").setLevel(logging.CRITICAL)  # pika logs tracebacks for refused connections
 
@@ -26,32 +40,32 @@ def default_amqp_url(management_url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-class QueueInspector:
-    """Exact message and consumer counts through passive declares, one connection per vhost."""
+class Amqp:
+    """Where and as whom to open AMQP connections; parsed once, never shows the password.
 
-    def __init__(self, amqp_url: str, user: str, password: str, timeout: float = 10.0):
+    The URL's path names the vhost that holds the apply lock (``/`` when empty)."""
+
+    def __init__(self, url: str, user: str, password: str, timeout: float = 10.0):
         try:
-            parts = urlsplit(amqp_url)
+            parts = urlsplit(url)
             port = parts.port
         except ValueError:
             parts, port = None, None
         if parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise BrokerError("invalid AMQP URL: expected amqp://[user:password@]host:port")
+            raise BrokerError("invalid AMQP URL: expected amqp://[user:password@]host:port[/vhost]")
         self.host = parts.hostname
         self.port = port or (5671 if parts.scheme == "amqps" else 5672)
         self.tls = parts.scheme == "amqps"
         self.user = unquote(parts.username) if parts.username else user
         self.password = unquote(parts.password) if parts.password else password
         self.timeout = timeout
+        self.lock_vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
         self.display = f"{parts.scheme}://{self.host}:{self.port}"
-        self._connections: dict[str, Any] = {}
 
-    def _connection(self, vhost: str) -> Any:
+    def connect(self, vhost: str, name: str, properties: dict[str, Any] | None = None) -> Any:
+        """A new blocking connection to ``vhost``; failures become one-line :class:`BrokerError`."""
         import pika
 
-        connection = self._connections.get(vhost)
-        if connection is not None and connection.is_open:
-            return connection
         params = pika.ConnectionParameters(
             host=self.host,
             port=self.port,
@@ -61,17 +75,31 @@ class QueueInspector:
             blocked_connection_timeout=self.timeout,
             connection_attempts=1,
             ssl_options=pika.SSLOptions(__import__("ssl").create_default_context()) if self.tls else None,
-            client_properties={"connection_name": "topology apply"},
+            client_properties={"connection_name": name, **(properties or {})},
         )
         try:
-            connection = pika.BlockingConnection(params)
+            return pika.BlockingConnection(params)
         except pika.exceptions.ProbableAuthenticationError:
             raise BrokerError(f"the broker at {self.display} refused the AMQP credentials of user {self.user!r}") from None
         except pika.exceptions.ProbableAccessDeniedError:
             raise BrokerError(f"user {self.user!r} has no access to vhost {vhost!r} over AMQP at {self.display}") from None
         except pika.exceptions.AMQPError as error:
             raise BrokerError(f"cannot connect to AMQP at {self.display}: {type(error).__name__} {error}".strip()) from None
-        self._connections[vhost] = connection
+        except OSError as error:
+            raise BrokerError(f"cannot connect to AMQP at {self.display}: {error.strerror or error}") from None
+
+
+class QueueInspector:
+    """Exact message and consumer counts through passive declares, one connection per vhost."""
+
+    def __init__(self, amqp: Amqp):
+        self.amqp = amqp
+        self._connections: dict[str, Any] = {}
+
+    def _connection(self, vhost: str) -> Any:
+        connection = self._connections.get(vhost)
+        if connection is None or not connection.is_open:
+            connection = self._connections[vhost] = self.amqp.connect(vhost, "topology apply")
         return connection
 
     def counts(self, vhost: str, queue: str) -> tuple[int, int] | None:
@@ -85,14 +113,289 @@ class QueueInspector:
             if closed.reply_code == 404:
                 return None
             raise BrokerError(f"cannot inspect queue {vhost}/{queue}: {closed.reply_text}") from None
+        except pika.exceptions.AMQPError as error:
+            raise BrokerError(f"lost the AMQP connection while inspecting queue {vhost}/{queue}: {type(error).__name__}") from None
         channel.close()
         return frame.method.message_count, frame.method.consumer_count
 
     def close(self) -> None:
         for connection in self._connections.values():
+            _close(connection)
+        self._connections.clear()
+
+
+def _close(connection: Any) -> None:
+    try:
+        if connection.is_open:
+            connection.close()
+    except Exception:  # closing is best effort
+        pass
+
+
+# -- the apply lock --------------------------------------------------------------
+
+LOCK_QUEUE = "topology.apply-lock"
+HOLDER_ARGUMENT = "topology-holder"
+"""Argument of the lock queue that says who holds it (read by the runs that wait)."""
+
+
+def holder_identity() -> dict[str, Any]:
+    """Who is applying: host, process id, operating-system user and start time."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "user": user,
+        "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def describe_holder(identity: dict[str, Any]) -> str:
+    return f"{identity.get('user')}@{identity.get('host')} (pid {identity.get('pid')}, since {identity.get('since')})"
+
+
+class ApplyLock:
+    """One apply at a time per broker: an exclusive, auto-deleted queue held by a
+    connection of its own, served by a background thread (so heartbeats flow while
+    apply works). The broker releases it when the process dies or the connection drops.
+
+    ``whois(vhost, queue)`` returns the lock queue's arguments, so a refused run can
+    say who holds the lock; it may return ``None`` when that cannot be read."""
+
+    def __init__(self, amqp: Amqp, whois: Callable[[str, str], dict[str, Any] | None] | None = None):
+        self.amqp = amqp
+        self.whois = whois
+        self.identity = holder_identity()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lost: str | None = None
+
+    def acquire(self, timeout: float = 0.0) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; raise :class:`LockHeld` if another run keeps it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            outcome = self._attempt()
+            if outcome is None:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                waited = f" after waiting {timeout:g}s" if timeout else ""
+                raise LockHeld(
+                    f"the apply lock on {self.amqp.display} (queue {LOCK_QUEUE!r} in vhost {self.amqp.lock_vhost!r}) "
+                    f"is held by {self._holder()}{waited}: another apply is running; "
+                    "retry when it ends, or wait for it with --lock-timeout SECONDS"
+                )
+            time.sleep(min(1.0, remaining))
+
+    def _holder(self) -> str:
+        arguments = None
+        if self.whois is not None:
             try:
-                if connection.is_open:
-                    connection.close()
-            except Exception:  # closing is best effort
-                pass
+                arguments = self.whois(self.amqp.lock_vhost, LOCK_QUEUE)
+            except BrokerError:
+                arguments = None
+        holder = (arguments or {}).get(HOLDER_ARGUMENT)
+        if isinstance(holder, dict):
+            return describe_holder(holder)
+        return "another connection (its details cannot be read)"
+
+    def _attempt(self) -> str | None:
+        """Start the holding thread; ``None`` once the lock is ours, ``"held"`` when another run has it."""
+        ready = threading.Event()
+        result: dict[str, Any] = {}
+        self._stop.clear()
+        thread = threading.Thread(target=self._hold, args=(ready, result), name="topology-apply-lock", daemon=True)
+        thread.start()
+        ready.wait()
+        if "error" in result:
+            thread.join()
+            raise result["error"]
+        if result.get("held"):
+            thread.join()
+            return "held"
+        self._thread = thread
+        return None
+
+    def _hold(self, ready: threading.Event, result: dict[str, Any]) -> None:
+        import pika
+
+        try:
+            connection = self.amqp.connect(self.amqp.lock_vhost, "topology apply lock", {"topology": self.identity})
+        except BrokerError as error:
+            result["error"] = error
+            ready.set()
+            return
+        try:
+            channel = connection.channel()
+            channel.queue_declare(
+                LOCK_QUEUE, exclusive=True, auto_delete=True, arguments={HOLDER_ARGUMENT: self.identity}
+            )
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            if closed.reply_code == 405:  # RESOURCE_LOCKED: another connection holds it
+                result["held"] = True
+            else:
+                result["error"] = BrokerError(f"cannot take the apply lock: {closed.reply_text}")
+            _close(connection)
+            ready.set()
+            return
+        except pika.exceptions.AMQPError as error:
+            result["error"] = BrokerError(f"cannot take the apply lock: {type(error).__name__} {error}".strip())
+            _close(connection)
+            ready.set()
+            return
+        ready.set()
+        try:
+            while not self._stop.is_set():
+                connection.process_data_events(time_limit=0.25)
+        except Exception as error:  # the connection dropped: the broker has released the lock
+            self._lost = f"{type(error).__name__} {error}".strip()
+            return
+        _close(connection)
+
+    def check(self) -> None:
+        """Raise :class:`BrokerError` if the lock was lost (its connection dropped)."""
+        if self._lost is not None or (self._thread is not None and not self._thread.is_alive() and not self._stop.is_set()):
+            raise BrokerError(f"lost the apply lock (its AMQP connection dropped: {self._lost or 'closed'}); stopped")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+
+# -- moving messages -------------------------------------------------------------
+
+STASH_HEADER = "x-topology-migrate"
+"""Header that carries a transient message's own delivery mode while it waits in a
+temporary queue as a persistent message; removed when it is moved back."""
+
+_PROPERTIES = (
+    "content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id", "reply_to",
+    "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id",
+)
+
+
+def stash(properties: Any) -> Any:
+    """The properties to publish a message with into a temporary queue: persistent,
+    with its own delivery mode (and whether it had headers) kept in a header."""
+    import pika
+
+    values = {name: getattr(properties, name) for name in _PROPERTIES}
+    if values["delivery_mode"] == 2:
+        return properties
+    headers = dict(values["headers"] or {})
+    headers[STASH_HEADER] = {"delivery-mode": values["delivery_mode"] or 0, "headers": values["headers"] is not None}
+    values.update(headers=headers, delivery_mode=2)
+    return pika.BasicProperties(**values)
+
+
+def unstash(properties: Any) -> Any:
+    """The message's own properties again (the inverse of :func:`stash`)."""
+    import pika
+
+    headers = properties.headers
+    if not isinstance(headers, dict) or STASH_HEADER not in headers:
+        return properties
+    values = {name: getattr(properties, name) for name in _PROPERTIES}
+    kept = dict(headers)
+    saved = kept.pop(STASH_HEADER)
+    saved = saved if isinstance(saved, dict) else {}
+    values["delivery_mode"] = saved.get("delivery-mode") or None
+    values["headers"] = kept if (kept or saved.get("headers", True)) else None
+    return pika.BasicProperties(**values)
+
+
+class MessageMover:
+    """Moves every message of one queue to another queue of the same vhost.
+
+    Each message is published to the destination through the default exchange with
+    the mandatory flag and a publisher confirm, and only then acked at the source. A
+    crash at any point leaves every message in at least one of the two queues (a
+    message confirmed but not yet acked is in both: a duplicate, never a loss)."""
+
+    PREFETCH = 500
+
+    def __init__(self, amqp: Amqp):
+        self.amqp = amqp
+        self._connections: dict[str, Any] = {}
+
+    def _connection(self, vhost: str) -> Any:
+        connection = self._connections.get(vhost)
+        if connection is None or not connection.is_open:
+            connection = self._connections[vhost] = self.amqp.connect(vhost, "topology message migration")
+        return connection
+
+    def move(
+        self,
+        vhost: str,
+        source: str,
+        destination: str,
+        transform: Callable[[Any], Any] = lambda properties: properties,
+    ) -> int:
+        """Move messages until ``source`` is seen empty; return how many were moved."""
+        import pika
+
+        connection = self._connection(vhost)
+        consume = connection.channel()
+        publish = connection.channel()
+        moved = 0
+        try:
+            publish.confirm_delivery()
+            consume.basic_qos(prefetch_count=self.PREFETCH)
+            while True:
+                remaining = consume.queue_declare(source, passive=True).method.message_count
+                if remaining == 0:
+                    return moved
+                taken = 0
+                # take what the count promised, then count again (publishers may add more)
+                for method, properties, body in consume.consume(source, auto_ack=False, inactivity_timeout=1.0):
+                    if method is None:
+                        break
+                    publish.basic_publish("", destination, body, transform(properties), mandatory=True)
+                    consume.basic_ack(method.delivery_tag)
+                    moved += 1
+                    taken += 1
+                    if taken >= remaining:
+                        break
+                consume.cancel()
+        except pika.exceptions.UnroutableError:
+            raise BrokerError(f"queue {vhost}/{destination} does not exist, so a message could not be moved into it") from None
+        except pika.exceptions.NackError:
+            raise BrokerError(f"queue {vhost}/{destination} refused a message (publisher nack)") from None
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            raise BrokerError(f"the broker stopped moving messages from {vhost}/{source}: {closed.reply_text}") from None
+        except pika.exceptions.AMQPError as error:
+            raise BrokerError(
+                f"lost the AMQP connection while moving messages from {vhost}/{source} "
+                f"({type(error).__name__}); every message is still in {source!r} or {destination!r}"
+            ) from None
+        finally:
+            for channel in (consume, publish):
+                try:
+                    if channel.is_open:
+                        channel.close()
+                except Exception:  # best effort; unacked messages return to the source
+                    pass
+
+    def count(self, vhost: str, queue: str) -> int | None:
+        """Ready messages in the queue (exact, through a passive declare); ``None`` when it does not exist."""
+        import pika
+
+        channel = self._connection(vhost).channel()
+        try:
+            frame = channel.queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            if closed.reply_code == 404:
+                return None
+            raise BrokerError(f"cannot count the messages of {vhost}/{queue}: {closed.reply_text}") from None
+        channel.close()
+        return frame.method.message_count
+
+    def close(self) -> None:
+        for connection in self._connections.values():
+            _close(connection)
         self._connections.clear()

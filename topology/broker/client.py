@@ -144,14 +144,25 @@ class ManagementClient:
         return self.get_or_none("definitions", vhost)
 
     def queue_stats(self, vhost: str) -> list[dict[str, Any]]:
-        """Message counts of every queue in the vhost (one request)."""
-        return self.get_or_none("queues", vhost, params={"columns": "name,messages"}) or []
+        """Message and consumer counts of every queue in the vhost (one request)."""
+        return self.get_or_none("queues", vhost, params={"columns": "name,messages,consumers"}) or []
 
     def queue_info(self, vhost: str, name: str) -> dict[str, Any] | None:
         """Message, unacknowledged and consumer counts of one queue (``None`` when it does not exist)."""
         return self.get_or_none(
             "queues", vhost, name, params={"columns": "name,type,messages,messages_unacknowledged,consumers"}
         )
+
+    def queue_details(self, vhost: str, name: str) -> dict[str, Any] | None:
+        """A queue's declaration, counts and the policy in effect (``None`` when it does not exist)."""
+        return self.get_or_none("queues", vhost, name, params={"columns": (
+            "name,type,durable,auto_delete,arguments,messages,messages_unacknowledged,consumers,"
+            "policy,operator_policy,effective_policy_definition"
+        )})
+
+    def queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
+        """Every binding whose destination is the queue (the default exchange's included)."""
+        return self.get_or_none("queues", vhost, name, "bindings") or []
 
     def exchange_bindings(self, vhost: str, exchange: str) -> list[dict[str, Any]]:
         """Every binding whose source is the exchange, those to exclusive queues included."""
@@ -194,6 +205,9 @@ class ManagementClient:
 
     def put_policy(self, vhost: str, name: str, body: dict[str, Any]) -> None:
         self.request("PUT", "policies", vhost, name, body=body)
+
+    def delete_policy(self, vhost: str, name: str) -> None:
+        self.request("DELETE", "policies", vhost, name)
 
 
 def _reason(response: requests.Response) -> str:

@@ -11,7 +11,10 @@ from typing import Any
 
 from topology.broker.client import ManagementClient
 from topology.state import (
+    MIGRATION_ARGUMENT,
+    MIGRATION_PREFIX,
     BindingState,
+    MigrationRecord,
     ExchangeState,
     PolicyState,
     QueueState,
@@ -102,31 +105,26 @@ def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: Sta
             )
         )
     for entry in definitions.get("queues", ()):
-        arguments = dict(entry.get("arguments") or {})
-        queue_type = arguments.pop("x-queue-type", None) or entry.get("type") or vhost.default_queue_type or "classic"
-        state.add(
-            QueueState(
-                vhost=name,
-                queue=entry["name"],
-                type=str(queue_type),
-                durable=bool(entry.get("durable", True)),
-                auto_delete=bool(entry.get("auto_delete", False)),
-                arguments=canonical(arguments),
-            )
-        )
+        arguments = entry.get("arguments") or {}
+        if entry["name"].startswith(MIGRATION_PREFIX) and MIGRATION_ARGUMENT in arguments:
+            record = MigrationRecord.from_argument(name, arguments[MIGRATION_ARGUMENT])
+            if record is not None and record.temporary == entry["name"]:
+                state.migrations[(name, record.queue)] = record
+                continue
+        state.add(queue_state(name, entry, vhost.default_queue_type))
+    temporary = {record.temporary for (v, _), record in state.migrations.items() if v == name}
     for entry in definitions.get("bindings", ()):
         if entry.get("source", "") == "":
             continue  # the default exchange's implicit bindings
-        state.add(
-            BindingState(
-                vhost=name,
-                source=entry["source"],
-                destination=entry["destination"],
-                destination_type=entry.get("destination_type", "queue"),
-                routing_key=entry.get("routing_key", ""),
-                arguments=canonical(entry.get("arguments") or {}),
-            )
-        )
+        if entry.get("destination_type", "queue") == "queue" and entry.get("destination") in temporary:
+            continue  # part of an interrupted migration, which knows its bindings
+        state.add(binding_state(name, entry))
+    for entry in definitions.get("parameters", ()):
+        value = entry.get("value")
+        if entry.get("component") == "shovel" and isinstance(value, dict):
+            for key in ("src-queue", "dest-queue", "src-exchange", "dest-exchange"):
+                if isinstance(value.get(key), str) and value[key]:
+                    state.internal[(name, value[key])] = f"used by shovel {entry.get('name')!r}"
     for entry in definitions.get("policies", ()):
         state.add(
             PolicyState(
@@ -138,6 +136,32 @@ def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: Sta
                 definition=canonical_policy_definition(entry.get("definition") or {}),
             )
         )
+
+
+def queue_state(vhost: str, entry: dict[str, Any], default_queue_type: str | None) -> QueueState:
+    """A queue from the definitions export or ``GET /api/queues/{vhost}/{name}``."""
+    arguments = dict(entry.get("arguments") or {})
+    queue_type = arguments.pop("x-queue-type", None) or entry.get("type") or default_queue_type or "classic"
+    return QueueState(
+        vhost=vhost,
+        queue=entry["name"],
+        type=str(queue_type),
+        durable=bool(entry.get("durable", True)),
+        auto_delete=bool(entry.get("auto_delete", False)),
+        arguments=canonical(arguments),
+    )
+
+
+def binding_state(vhost: str, entry: dict[str, Any]) -> BindingState:
+    """A binding from the definitions export or ``GET /api/bindings/...``."""
+    return BindingState(
+        vhost=vhost,
+        source=entry["source"],
+        destination=entry["destination"],
+        destination_type=entry.get("destination_type", "queue"),
+        routing_key=entry.get("routing_key", ""),
+        arguments=canonical(entry.get("arguments") or {}),
+    )
 
 
 def read_live(client: ManagementClient, vhosts: list[str]) -> State:

@@ -119,6 +119,11 @@ class Vhost(_Strict):
     queues: dict[str, Queue] = Field(default_factory=dict)
     bindings: list[Binding] = Field(default_factory=list)
     policies: dict[str, Policy] = Field(default_factory=dict)
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="Name patterns (* and ? wildcards, [abc] classes) of objects the tool leaves alone: never pruned, "
+        "not listed as unmanaged. Applies to exchanges, queues and policies, and to bindings from or to such objects.",
+    )
 
 
 class TopologyFile(_Strict):

@@ -63,6 +63,8 @@ class VhostTopology:
     queues: dict[str, Declared[Queue]] = field(default_factory=dict)
     bindings: list[Declared[Binding]] = field(default_factory=list)
     policies: dict[str, Declared[Policy]] = field(default_factory=dict)
+    ignore: list[Declared[str]] = field(default_factory=list)
+    """Name patterns of objects left alone (never pruned, not listed as unmanaged)."""
     attribute_origins: dict[str, Origin] = field(default_factory=dict)
     """Where each vhost attribute (description, tags, default_queue_type) was set."""
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from topology.diff import CREATE, DELETE, REPLACE, UPDATE, Change
+from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
 from topology.plan import Plan
 
-SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-"}
-COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red"}
+SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", RESUME: ">>", DELETE: "-"}
+COLOURS = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", RESUME: "cyan", DELETE: "red"}
 
 
 def value(v: Any) -> str:
@@ -23,9 +23,10 @@ def value(v: Any) -> str:
 
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
+    resume = f", {counts[RESUME]} migration(s) to finish" if counts[RESUME] else ""
     return (
         f"Plan: {counts[CREATE]} to create, {counts[UPDATE]} to update, "
-        f"{counts[REPLACE]} to replace, {counts[DELETE]} to delete."
+        f"{counts[REPLACE]} to replace{resume}, {counts[DELETE]} to delete."
     )
 
 
@@ -40,17 +41,27 @@ def render_change(change: Change, style: Any = None) -> list[str]:
     if style:
         head = style(head, change.action)
     lines = [head]
-    if change.action in (UPDATE, REPLACE):
+    if change.action in (UPDATE, REPLACE, RESUME):
         for name, field in change.fields.items():
             lines.append(f"        {name}: {value(field.before)} -> {value(field.after)}")
-    if change.action in (REPLACE, DELETE) and change.reason:
+    if change.action in (REPLACE, RESUME, DELETE) and change.reason:
         lines.append(f"        why: {change.reason}")
+    if change.kind == "queue" and change.action in (REPLACE, RESUME, DELETE):
+        held = "unknown (no statistics yet)" if change.messages is None else str(change.messages)
+        where = "waiting to be moved back" if change.action == RESUME else "in the queue now"
+        lines.append(f"        messages {where}: {held}")
+        if change.messages and change.action == REPLACE:
+            lines.append(
+                f"        DESTRUCTIVE: it holds {change.messages} message(s); apply refuses unless "
+                "--migrate-messages moves them into the new queue"
+            )
+        if change.messages and change.action == DELETE:
+            lines.append(
+                f"        DESTRUCTIVE: deletes {change.messages} message(s); apply refuses unless --allow-data-loss"
+            )
+    for hazard in change.hazards:
+        lines.append(f"        REFUSED: {hazard}")
     if change.action == REPLACE:
-        if change.kind == "queue":
-            held = "unknown (no statistics yet)" if change.messages is None else str(change.messages)
-            lines.append(f"        messages in the queue now: {held}")
-        for hazard in change.hazards:
-            lines.append(f"        REFUSED: {hazard}")
         if change.rebind:
             lines.append(f"        re-creates {len(change.rebind)} binding(s) the broker drops with it:")
             lines.extend(f"          {b.name}" for b in change.rebind)
@@ -81,11 +92,14 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
     sections.append(body)
     if plan.unmanaged:
         unmanaged = [f"Unmanaged: {len(plan.unmanaged)} object(s) in managed vhosts that no file declares (left alone):"]
-        unmanaged.extend(f"  ? {r.kind} {r.vhost}/{r.name}" for r in plan.unmanaged)
+        for r in plan.unmanaged:
+            why = plan.protected.get(r.key)
+            unmanaged.append(f"  ? {r.kind} {r.vhost}/{r.name}" + (f"  (never pruned: {why})" if why else ""))
         sections.append(unmanaged)
     if plan.replacements:
-        sections.append(
-            ["Replacing deletes and re-declares the object: apply needs --allow-replace, and refuses queues that hold messages."]
-        )
+        sections.append([
+            "Replacing deletes and re-declares the object: apply needs --allow-replace; queues holding "
+            "messages need --migrate-messages, which moves their messages into the new queue."
+        ])
     sections.append(["No changes. The broker matches the files." if plan.empty else summary_line(plan)])
     return "\n\n".join("\n".join(section) for section in sections if section)
