@@ -104,7 +104,8 @@ class Applier:
                 raise Unsafe("moving messages needs an AMQP connection")
             after = change.after
             assert isinstance(after, QueueState)
-            preflight(self.client.queue_details(change.vhost, change.name), after)
+            counts = self.options.mover.counts(change.vhost, change.name)
+            preflight(self.client.queue_details(change.vhost, change.name), after, counts)
         elif change.action == REPLACE:
             self._check_queue_is_idle(change.before)
         elif change.action == DELETE:

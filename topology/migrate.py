@@ -21,6 +21,7 @@ message in the queue or in the temporary queue, and the next run finishes the jo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from topology.broker.amqp import MessageMover, stash, unstash
@@ -35,16 +36,37 @@ ATTEMPTS = 10
 """How often to move stragglers (published straight to a queue meanwhile) before giving up."""
 
 
+def winning_policies(queue: str, policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The policies that would apply to a classic queue named ``queue``: those of the
+    highest priority among the matching ones (several when tied; a pattern this tool
+    cannot compile counts as matching, to be safe)."""
+    matching = []
+    for policy in policies:
+        if policy.get("apply-to", "all") not in ("all", "queues", "classic_queues"):
+            continue
+        try:
+            matches = re.search(str(policy.get("pattern", "")), queue) is not None
+        except re.error:
+            matches = True
+        if matches:
+            matching.append(policy)
+    if not matching:
+        return []
+    top = max(int(p.get("priority", 0)) for p in matching)
+    return [p for p in matching if int(p.get("priority", 0)) == top]
+
+
 class MigrationRefused(Exception):
     """The migration did not start, or stopped, because going on could lose messages."""
 
 
-def preflight(details: dict[str, Any] | None, target: QueueState) -> None:
-    """Refuse, before anything is written, a migration that cannot keep every message."""
+def preflight(details: dict[str, Any] | None, target: QueueState, counts: tuple[int, int] | None = None) -> None:
+    """Refuse, before anything is written, a migration that cannot keep every message.
+    ``details`` are the queue's statistics, ``counts`` its exact (ready, consumers)."""
     if details is None:
         return
     name = f"{target.vhost}/{target.queue}"
-    consumers = details.get("consumers") or 0
+    consumers = max(details.get("consumers") or 0, counts[1] if counts else 0)
     if consumers:
         raise MigrationRefused(
             f"queue {name} has {consumers} consumer(s): stop them first (a consumer's unacknowledged "
@@ -70,33 +92,24 @@ class Migration:
         self.client = client
         self.mover = mover
 
-    def run(self, target: QueueState, record: MigrationRecord | None = None) -> int:
-        """Replace the queue by ``target`` keeping its messages and bindings; return
-        how many messages were moved out of it. ``record`` is an interrupted migration
-        of the same queue found on the broker (else one is started)."""
+    def run(self, target: QueueState) -> int:
+        """Replace the queue by ``target`` keeping its messages and bindings, or finish
+        an interrupted migration of it; return how many messages were moved out of it."""
         vhost, queue = target.vhost, target.queue
         temporary = migration_queue_name(queue)
         current = self._current(vhost, queue)
         fresh = self._bindings_of(vhost, queue) if current is not None else []
-        if record is None:
-            details = self.client.queue_details(vhost, temporary)
-            if details is not None:
-                record = MigrationRecord.from_argument(vhost, (details.get("arguments") or {}).get(MIGRATION_ARGUMENT))
-                if record is None or record.queue != queue:
-                    raise MigrationRefused(
-                        f"queue {vhost}/{temporary} exists but is not this tool's migration of {queue!r}; "
-                        "rename or remove it"
-                    )
+        record = self._interrupted(vhost, queue, temporary)
         if record is None:
             if current is None or current.props() == target.props():
                 return 0  # nothing to move: the caller declares the queue
             record = MigrationRecord(vhost, queue, target, tuple(fresh))
+            self._check_temporary(vhost, temporary)  # a resumption goes on: its messages are safer moved back
             self.client.put_queue(vhost, temporary, {
                 "durable": True, "auto_delete": False,
                 "arguments": {"x-queue-type": "classic", MIGRATION_ARGUMENT: record.to_argument()},
             })
         record = record.with_bindings(fresh)
-        self._check_temporary(vhost, temporary)
 
         for binding in record.bindings:
             self._bind(binding, temporary)
@@ -132,6 +145,17 @@ class Migration:
 
     # -- steps -------------------------------------------------------------------
 
+    def _interrupted(self, vhost: str, queue: str, temporary: str) -> MigrationRecord | None:
+        details = self.client.queue_details(vhost, temporary)
+        if details is None:
+            return None
+        record = MigrationRecord.from_argument(vhost, (details.get("arguments") or {}).get(MIGRATION_ARGUMENT))
+        if record is None or record.queue != queue:
+            raise MigrationRefused(
+                f"queue {vhost}/{temporary} exists but is not this tool's migration of {queue!r}; rename or remove it"
+            )
+        return record
+
     def _current(self, vhost: str, queue: str) -> QueueState | None:
         details = self.client.queue_details(vhost, queue)
         return None if details is None else queue_state(vhost, details, None)
@@ -143,22 +167,19 @@ class Migration:
 
     def _check_temporary(self, vhost: str, temporary: str) -> None:
         """Refuse when a policy would let messages expire or be dropped in the temporary queue."""
-        details = self.client.queue_details(vhost, temporary) or {}
-        effective = details.get("effective_policy_definition") or {}
-        unsafe = sorted(k for k in effective if k in UNSAFE_POLICY_KEYS) if isinstance(effective, dict) else []
-        if not unsafe:
-            return
-        policies = " and ".join(repr(p) for p in (details.get("policy"), details.get("operator_policy")) if p)
-        if not details.get("messages"):
-            try:
-                self.client.delete_queue(vhost, temporary, if_empty=True, if_unused=True)
-            except RequestRefused:
-                pass  # left for the next run, which refuses the same way until the policy is fixed
-        raise MigrationRefused(
-            f"policy {policies or '(unknown)'} applies to the temporary queue {temporary!r} and sets "
-            f"{', '.join(unsafe)}, so messages could be dropped there: exclude names starting with "
-            "'topology.migrate.' from its pattern, then re-run"
-        )
+        found = []
+        for operator in (False, True):
+            for policy in winning_policies(temporary, self.client.policies(vhost, operator=operator)):
+                unsafe = sorted(k for k in policy.get("definition") or {} if k in UNSAFE_POLICY_KEYS)
+                if unsafe:
+                    kind = "operator policy" if operator else "policy"
+                    found.append(f"{kind} {policy.get('name')!r} applies to the temporary queue {temporary!r} and sets "
+                                 f"{', '.join(unsafe)}")
+        if found:
+            raise MigrationRefused(
+                f"{'; '.join(found)}, so messages could be dropped there: exclude names starting with "
+                "'topology.migrate.' from its pattern, then re-run; nothing was changed"
+            )
 
     def _declare(self, queue: QueueState) -> None:
         self.client.put_queue(queue.vhost, queue.queue, {
@@ -190,10 +211,10 @@ class Migration:
                     return moved
                 continue
             details = self.client.queue_details(vhost, queue)
-            if details is None:
+            counts = self.mover.counts(vhost, queue)
+            if details is None or counts is None:
                 return moved
-            ready = self.mover.count(vhost, queue)
-            if ready == 0 and not details.get("consumers") and not details.get("messages_unacknowledged"):
+            if counts == (0, 0) and not details.get("consumers") and not details.get("messages_unacknowledged"):
                 # quorum queues refuse if-empty: this exact count is the last check
                 self._delete_unguarded(vhost, queue)
                 return moved

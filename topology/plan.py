@@ -73,19 +73,19 @@ class Plan:
         if hazards:
             raise PlanRefused(f"refusing changes that would break what cannot be repaired: {'; '.join(hazards)}")
         replacements = self.replacements
-        unallowed = [c for c in replacements if not (allow_replace or (migrate_messages and c.kind == "queue"))]
-        if unallowed:
-            what = "; ".join(f"{c.kind} {c.vhost}/{c.name} ({_loss(c)})" for c in unallowed)
-            raise PlanRefused(
-                f"{len(unallowed)} object(s) must be deleted and re-created: {what}. Re-run with --allow-replace "
-                "(queues: or with --migrate-messages, which keeps their messages)."
-            )
         loaded = [c for c in replacements if c.kind == "queue" and c.messages and not migrate_messages]
         if loaded:
             what = "; ".join(f"queue {c.vhost}/{c.name} holds {c.messages} message(s)" for c in loaded)
             raise PlanRefused(
                 f"refusing to replace queues that hold messages, they would be lost: {what}. "
                 "Re-run with --migrate-messages to move them into the new queue, or drain them first."
+            )
+        unallowed = [c for c in replacements if not (allow_replace or (migrate_messages and c.kind == "queue"))]
+        if unallowed:
+            what = "; ".join(f"{c.kind} {c.vhost}/{c.name} ({_loss(c)})" for c in unallowed)
+            raise PlanRefused(
+                f"{len(unallowed)} object(s) must be deleted and re-created: {what}. Re-run with --allow-replace "
+                "(queues: or with --migrate-messages, which keeps their messages)."
             )
         doomed = [c for c in self.changes if c.action == DELETE and c.kind == "queue" and c.messages]
         if doomed and not allow_data_loss:

@@ -381,8 +381,8 @@ class MessageMover:
                 except Exception:  # best effort; unacked messages return to the source
                     pass
 
-    def count(self, vhost: str, queue: str) -> int | None:
-        """Ready messages in the queue (exact, through a passive declare); ``None`` when it does not exist."""
+    def counts(self, vhost: str, queue: str) -> tuple[int, int] | None:
+        """(ready messages, consumers) of the queue, exact (a passive declare); ``None`` when it does not exist."""
         import pika
 
         channel = self._connection(vhost).channel()
@@ -393,7 +393,7 @@ class MessageMover:
                 return None
             raise BrokerError(f"cannot count the messages of {vhost}/{queue}: {closed.reply_text}") from None
         channel.close()
-        return frame.method.message_count
+        return frame.method.message_count, frame.method.consumer_count
 
     def close(self) -> None:
         for connection in self._connections.values():

@@ -164,6 +164,10 @@ class ManagementClient:
         """Every binding whose destination is the queue (the default exchange's included)."""
         return self.get_or_none("queues", vhost, name, "bindings") or []
 
+    def policies(self, vhost: str, operator: bool = False) -> list[dict[str, Any]]:
+        """The policies (or operator policies) of a vhost."""
+        return self.get_or_none("operator-policies" if operator else "policies", vhost) or []
+
     def exchange_bindings(self, vhost: str, exchange: str) -> list[dict[str, Any]]:
         """Every binding whose source is the exchange, those to exclusive queues included."""
         return self.get_or_none("exchanges", vhost, exchange, "bindings", "source") or []

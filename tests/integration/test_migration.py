@@ -1,0 +1,295 @@
+"""Replacing queues that hold messages (--migrate-messages), against the real broker:
+no message lost, order, headers and properties kept, bindings kept, crashes resumed."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pika
+import pytest
+
+from tests.conftest import BROKER_AUTH, ROOT, message_count
+
+pytestmark = pytest.mark.broker
+
+TOPOLOGY = """
+vhosts:
+  {vhost}:
+    exchanges:
+      orders: {{type: topic}}
+    queues:
+      work: {queue}
+    bindings:
+      - {{source: orders, destination: work, routing_key: "order.#"}}
+"""
+
+
+def files(write, vhost: str, queue: str = "{}", name: str = "topology.yaml") -> str:
+    return write(TOPOLOGY.format(vhost=vhost, queue=queue), name)
+
+
+def connect(vhost: str) -> pika.BlockingConnection:
+    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH)))
+
+
+def publish_many(vhost: str, messages: list[tuple[bytes, pika.BasicProperties]], exchange: str = "orders",
+                 routing_key: str = "order.created") -> None:
+    connection = connect(vhost)
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for body, properties in messages:
+            channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+    finally:
+        connection.close()
+
+
+def read_all(vhost: str, queue: str, keep: bool = False) -> list[tuple[bytes, pika.BasicProperties]]:
+    """Every message of the queue in order; with ``keep`` they are put back (unacked, then requeued)."""
+    connection = connect(vhost)
+    got = []
+    try:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=0 if keep else 1000)  # keeping: no acks, so no prefetch limit
+        total = channel.queue_declare(queue, passive=True).method.message_count
+        if total:
+            for method, properties, body in channel.consume(queue, auto_ack=not keep, inactivity_timeout=5):
+                if method is None:
+                    break
+                got.append((body, properties))
+                if len(got) == total:
+                    break
+    finally:
+        connection.close()
+    return got
+
+
+def sample_messages(count: int, seed: int = 7) -> list[tuple[bytes, pika.BasicProperties]]:
+    """Messages of different sizes, with headers and the other properties, persistent and transient."""
+    rng = random.Random(seed)
+    messages = []
+    for i in range(count):
+        body = f"{i:06d}:".encode() + rng.randbytes(rng.choice((0, 10, 200, 3000, 20000)))
+        properties = pika.BasicProperties(
+            headers={"index": i, "tenant": f"t{i % 7}", "nested": {"list": [i, "x"]}} if i % 5 else None,
+            delivery_mode=2 if i % 3 else 1,
+            content_type="application/octet-stream" if i % 2 else None,
+            correlation_id=f"c-{i}" if i % 4 == 0 else None,
+            message_id=f"m-{i}",
+            priority=i % 10 if i % 6 == 0 else None,
+            timestamp=1_700_000_000 + i if i % 8 == 0 else None,
+            app_id="tests",
+        )
+        messages.append((body, properties))
+    return messages
+
+
+PROPERTIES = ("content_type", "headers", "delivery_mode", "priority", "correlation_id", "message_id", "timestamp", "app_id")
+
+
+def same_message(sent: tuple[bytes, pika.BasicProperties], got: tuple[bytes, pika.BasicProperties]) -> bool:
+    headers = dict(got[1].headers or {})
+    headers.pop("x-delivery-count", None)  # quorum queues add it on every delivery
+    received = {name: getattr(got[1], name) for name in PROPERTIES} | {"headers": headers or None}
+    expected = {name: getattr(sent[1], name) for name in PROPERTIES}
+    return sent[0] == got[0] and received == expected
+
+
+def bindings_of(api, vhost: str, queue: str) -> set[tuple[str, str]]:
+    return {(b["source"], b["routing_key"]) for b in api.get("queues", vhost, queue, "bindings") if b["source"]}
+
+
+def wait_for_statistics(api, vhost: str, queue: str, messages: int) -> None:
+    deadline = time.monotonic() + 30
+    while api.get("queues", vhost, queue).get("messages") != messages:
+        assert time.monotonic() < deadline, "the management statistics never caught up"
+        time.sleep(0.5)
+
+
+def test_ten_thousand_messages_survive_a_replacement(run, write, vhost, api):
+    assert run("apply", files(write, vhost), "--auto-approve").code == 0
+    api.post("bindings", vhost, "e", "amq.direct", "q", "work", body={"routing_key": "legacy"})  # no file declares it
+    sent = sample_messages(10_000)
+    publish_many(vhost, sent)
+    assert message_count(vhost, "work") == 10_000
+
+    changed = files(write, vhost, "{message_ttl: 1d, max_length: 50000, overflow: reject-publish}", "changed.yaml")
+    result = run("apply", changed, "--auto-approve", "--migrate-messages")
+    assert result.code == 0, result.err
+    assert "-/+ queue " + vhost + "/work: replaced" in result.out
+
+    arguments = api.get("queues", vhost, "work")["arguments"]
+    assert arguments == {"x-message-ttl": 86_400_000, "x-max-length": 50_000, "x-overflow": "reject-publish",
+                         "x-queue-type": "classic"}
+    assert bindings_of(api, vhost, "work") == {("orders", "order.#"), ("amq.direct", "legacy")}
+    assert [q["name"] for q in api.get("queues", vhost)] == ["work"]  # no temporary queue left
+    got = read_all(vhost, "work")
+    assert len(got) == 10_000
+    mismatches = [i for i, (s, g) in enumerate(zip(sent, got)) if not same_message(s, g)]
+    assert not mismatches, f"{len(mismatches)} message(s) differ, first at index {mismatches[0]}"
+    assert run("plan", changed, "--detailed-exitcode").code == 0
+
+
+def test_classic_to_quorum_keeps_transient_messages_transient(run, write, vhost, api):
+    assert run("apply", files(write, vhost), "--auto-approve").code == 0
+    sent = sample_messages(300, seed=11)
+    publish_many(vhost, sent)
+    result = run("apply", files(write, vhost, "{type: quorum}", "quorum.yaml"), "--auto-approve", "--migrate-messages")
+    assert result.code == 0, result.err
+    assert api.get("queues", vhost, "work")["type"] == "quorum"
+    got = read_all(vhost, "work")
+    assert len(got) == 300 and all(same_message(s, g) for s, g in zip(sent, got))
+    assert bindings_of(api, vhost, "work") == {("orders", "order.#")}
+
+
+def test_a_loaded_queue_is_not_replaced_without_the_flag(run, write, vhost, api):
+    assert run("apply", files(write, vhost), "--auto-approve").code == 0
+    publish_many(vhost, sample_messages(25))
+    wait_for_statistics(api, vhost, "work", 25)
+    changed = files(write, vhost, "{message_ttl: 1h}", "changed.yaml")
+
+    plan = run("plan", changed)
+    assert "messages in the queue now: 25" in plan.out
+    assert "DESTRUCTIVE: it holds 25 message(s); apply refuses unless --migrate-messages" in plan.out
+    for flags in ((), ("--allow-replace",)):
+        result = run("apply", changed, "--auto-approve", *flags)
+        assert result.code == 1
+        assert "holds 25 message(s)" in result.err and "--migrate-messages" in result.err
+    assert message_count(vhost, "work") == 25
+    assert "x-message-ttl" not in api.get("queues", vhost, "work")["arguments"]
+
+
+def test_an_interrupted_migration_is_finished_by_the_next_run(run, write, vhost, api):
+    """The state a crash leaves after the old queue was deleted: the messages and the
+    record of the migration are only in the temporary queue."""
+    from topology.state import BindingState, MigrationRecord, QueueState, migration_queue_name
+
+    path = files(write, vhost, "{message_ttl: 1h}")
+    assert run("apply", path, "--auto-approve", "--migrate-messages").code == 0
+    api.delete("queues", vhost, "work")
+    target = QueueState(vhost=vhost, queue="work", arguments={"x-message-ttl": 3_600_000})
+    record = MigrationRecord(vhost, "work", target, (
+        BindingState(vhost=vhost, source="orders", destination="work", routing_key="order.#"),
+        BindingState(vhost=vhost, source="amq.topic", destination="work", routing_key="kept.#"),
+    ))
+    temporary = migration_queue_name("work")
+    api.put("queues", vhost, temporary, body={"durable": True, "arguments": {
+        "x-queue-type": "classic", "topology-migration": record.to_argument()}})
+    sent = sample_messages(500, seed=3)
+    publish_many(vhost, sent, exchange="", routing_key=temporary)
+    wait_for_statistics(api, vhost, temporary, 500)
+
+    plan = run("plan", path)
+    assert ">> queue work" in plan.out and "messages waiting to be moved back: 500" in plan.out
+    assert "1 migration(s) to finish" in plan.out
+    result = run("apply", path, "--auto-approve")  # no flag needed to finish what was started
+    assert result.code == 0, result.err
+    assert f">> queue {vhost}/work: migration finished" in result.out
+    assert [q["name"] for q in api.get("queues", vhost)] == ["work"]
+    assert bindings_of(api, vhost, "work") == {("orders", "order.#"), ("amq.topic", "kept.#")}
+    got = read_all(vhost, "work")
+    assert len(got) == 500 and all(same_message(s, g) for s, g in zip(sent, got))
+
+
+def test_killed_migrations_lose_no_message(write, vhost, api):
+    """Kill apply at random points of migrations, several times; each next run finishes the job."""
+    seed = int(os.environ.get("TOPOLOGY_TEST_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    subprocess.run([sys.executable, "-m", "topology", "apply", files(write, vhost), "--auto-approve"],
+                   cwd=ROOT, check=True, capture_output=True)
+    sent = sample_messages(4000, seed=5)
+    publish_many(vhost, sent)
+    expected = {body for body, _ in sent}
+    for round_ in range(4):
+        ttl = f"{{message_ttl: {round_ + 1}h}}"
+        path = files(write, vhost, ttl, f"round{round_}.yaml")
+        command = [sys.executable, "-m", "topology", "apply", path, "--auto-approve", "--migrate-messages"]
+        victim = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rng.uniform(0.4, 2.5)
+        time.sleep(delay)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        finish = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        assert finish.returncode == 0, f"seed {seed}, round {round_}, killed after {delay:.2f}s: {finish.stderr}"
+        assert api.get("queues", vhost, "work")["arguments"]["x-message-ttl"] == (round_ + 1) * 3_600_000
+        got = {body for body, _ in read_all(vhost, "work", keep=True)}
+        lost = expected - got
+        assert not lost, f"seed {seed}, round {round_}, killed after {delay:.2f}s: {len(lost)} message(s) lost"
+        assert bindings_of(api, vhost, "work") == {("orders", "order.#")}
+        assert [q["name"] for q in api.get("queues", vhost)] == ["work"]
+
+
+def test_a_policy_that_could_drop_waiting_messages_stops_the_migration(run, write, vhost, api):
+    assert run("apply", files(write, vhost), "--auto-approve").code == 0
+    api.put("policies", vhost, "everything", body={"pattern": ".*", "definition": {"message-ttl": 1000}})
+    publish_many(vhost, sample_messages(40))
+    result = run("apply", files(write, vhost, "{max_length: 100}", "changed.yaml"), "--auto-approve", "--migrate-messages")
+    assert result.code == 1
+    assert "policy 'everything' applies to the temporary queue" in result.err and "message-ttl" in result.err
+    assert message_count(vhost, "work") == 40
+    assert [q["name"] for q in api.get("queues", vhost)] == ["work"]
+    assert bindings_of(api, vhost, "work") == {("orders", "order.#")}
+
+
+def test_a_refused_new_queue_gives_back_the_old_one_with_messages_and_bindings(run, write, vhost, api):
+    assert run("apply", files(write, vhost), "--auto-approve").code == 0
+    api.post("bindings", vhost, "e", "amq.direct", "q", "work", body={"routing_key": "legacy"})
+    sent = sample_messages(60)
+    publish_many(vhost, sent)
+    # 5000 days is more than the broker accepts as a message TTL
+    result = run("apply", files(write, vhost, "{message_ttl: 5000d}", "bad.yaml"), "--auto-approve", "--migrate-messages")
+    assert result.code == 1
+    assert "the old queue was restored with its 60 message(s) and its bindings" in result.err
+    assert "x-message-ttl" not in api.get("queues", vhost, "work")["arguments"]
+    assert bindings_of(api, vhost, "work") == {("orders", "order.#"), ("amq.direct", "legacy")}
+    got = read_all(vhost, "work")
+    assert len(got) == 60 and all(same_message(s, g) for s, g in zip(sent, got))
+
+
+def test_a_queue_with_consumers_is_not_migrated(run, write, vhost, api):
+    assert run("apply", files(write, vhost), "--auto-approve").code == 0
+    publish_many(vhost, sample_messages(5))
+    connection = connect(vhost)
+    try:
+        channel = connection.channel()
+        channel.basic_consume("work", lambda *args: None)
+        result = run("apply", files(write, vhost, "{message_ttl: 1h}", "changed.yaml"), "--auto-approve",
+                     "--migrate-messages")
+    finally:
+        connection.close()
+    assert result.code == 1 and "consumer(s): stop them first" in result.err
+    assert "x-message-ttl" not in api.get("queues", vhost, "work")["arguments"]
+
+
+def test_a_broker_restart_during_a_migration_leaves_nothing_the_next_run_cannot_finish(write, vhost, api):
+    subprocess.run([sys.executable, "-m", "topology", "apply", files(write, vhost), "--auto-approve"],
+                   cwd=ROOT, check=True, capture_output=True)
+    sent = [(body, pika.BasicProperties(delivery_mode=2, headers=p.headers))
+            for body, p in sample_messages(6000, seed=9)]  # only persistent messages survive a restart
+    publish_many(vhost, sent)
+    path = files(write, vhost, "{message_ttl: 1h}", "changed.yaml")
+    command = [sys.executable, "-m", "topology", "apply", path, "--auto-approve", "--migrate-messages"]
+    victim = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.2)
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+    try:
+        _, err = victim.communicate(timeout=120)
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+        subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+    if victim.returncode != 0:  # it may also have finished before the broker stopped
+        assert err.strip().splitlines()[-1].startswith("error:") and "Traceback" not in err, err
+    deadline = time.monotonic() + 60
+    while True:
+        finish = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if finish.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)  # the management API may still be starting
+    assert finish.returncode == 0, finish.stderr
+    got = {body for body, _ in read_all(vhost, "work")}
+    assert got >= {body for body, _ in sent}
