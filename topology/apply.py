@@ -216,7 +216,9 @@ class Applier:
             return
         messages, unacked, consumers = (info.get(k) for k in ("messages", "messages_unacknowledged", "consumers"))
         if consumers_only:
-            if isinstance(consumers, int) and consumers > 0:
+            exact = self.inspector.counts(queue.vhost, queue.queue) if self.inspector is not None else None
+            consumers = max(consumers if isinstance(consumers, int) else 0, exact[1] if exact else 0)
+            if consumers:
                 raise Unsafe(f"it has {consumers} consumer(s); not deleted")
             return
         if any(isinstance(n, int) and n > 0 for n in (messages, unacked, consumers)):
