@@ -96,6 +96,8 @@ class Applier:
 
     def _preflight(self, change: Change) -> None:
         """Checks made for every change before the first write: nothing is changed if one fails."""
+        if change.kind == "exchange" and change.action in (REPLACE, DELETE):
+            self._check_no_exclusive_bindings(change)
         if change.kind != "queue":
             return
         migrating = change.action == RESUME or (change.action == REPLACE and self.options.migrate_messages)
@@ -200,6 +202,19 @@ class Applier:
             except RequestRefused as refused:
                 lost.append(f"{binding.name}: {refused.reason}")
         return lost
+
+    def _check_no_exclusive_bindings(self, change: Change) -> None:
+        """The plan counted these too, but clients may have bound since (a saved plan, a slow 'yes')."""
+        destinations = {
+            b.get("destination") for b in self.client.exchange_bindings(change.vhost, change.name)
+            if b.get("destination_type") == "queue"
+        }
+        exclusive = destinations & self.client.exclusive_queues(change.vhost) if destinations else set()
+        if exclusive:
+            raise Unsafe(
+                f"it is bound to {len(exclusive)} exclusive queue(s) of connected clients, whose bindings would be "
+                "dropped and cannot be re-created; nothing was changed"
+            )
 
     def _migrate(self, change: Change) -> None:
         after = change.after

@@ -180,7 +180,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, dry
     if plan_file and prune:
         raise click.UsageError("--prune is decided when the plan is made: use 'plan --prune --out FILE'")
     from topology.apply import ApplyOptions
-    from topology.broker.amqp import Amqp, ApplyLock, MessageMover, QueueInspector, default_amqp_url
+    from topology.broker.amqp import Amqp, ApplyLock, MessageMover, default_amqp_url
     from topology.engine import load_valid
 
     topology = load_valid(paths) if paths else None
@@ -193,17 +193,16 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, dry
         return
     lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
     lock.acquire(lock_timeout)
+    mover = MessageMover(amqp)  # also the inspector: exact counts over the same connections
     options = ApplyOptions(
         allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
-        inspector=QueueInspector(amqp), mover=MessageMover(amqp), lock=lock,
+        inspector=mover, mover=mover, lock=lock,
     )
     try:
         _apply(topology, _current_plan(topology, saved, client, prune), client, options, auto_approve)
     finally:
         lock.release()
-        assert options.inspector is not None and options.mover is not None
-        options.inspector.close()
-        options.mover.close()
+        mover.close()
 
 
 def _current_plan(topology: Any, saved: Any, client: Any, prune: bool) -> Any:

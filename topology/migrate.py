@@ -72,17 +72,27 @@ def preflight(details: dict[str, Any] | None, target: QueueState, counts: tuple[
             f"queue {name} has {consumers} consumer(s): stop them first (a consumer's unacknowledged "
             "messages would be lost when the queue is deleted); nothing was changed"
         )
-    messages = details.get("messages")
-    if details.get("type") == "stream" and messages != 0:
+    unacked = details.get("messages_unacknowledged") or 0
+    if unacked:
         raise MigrationRefused(
-            f"stream {name} cannot be migrated: consuming a stream does not remove its messages; nothing was changed"
+            f"queue {name} has {unacked} unacknowledged message(s) held by a client: they would be lost when "
+            "the queue is deleted; close that client first; nothing was changed"
         )
-    limit = target.arguments.get("x-max-length")
-    if isinstance(limit, int) and isinstance(messages, int) and messages > limit:
+    if details.get("type") == "stream":
         raise MigrationRefused(
-            f"queue {name} holds {messages} message(s), more than the new max_length {limit}: moving them back "
-            "would drop or refuse some; nothing was changed"
+            f"stream {name} cannot be migrated: consuming a stream does not remove its messages, and a passive "
+            "declare cannot show it empty; nothing was changed"
         )
+    if target.arguments.get("x-overflow", "drop-head") == "drop-head":
+        # the broker confirms a publish into a full drop-head queue and drops the oldest message
+        for argument, have, unit in (("x-max-length", details.get("messages"), "message(s)"),
+                                     ("x-max-length-bytes", details.get("message_bytes"), "byte(s)")):
+            limit = target.arguments.get(argument)
+            if isinstance(limit, int) and isinstance(have, int) and have > limit:
+                raise MigrationRefused(
+                    f"queue {name} holds {have} {unit}, more than the new {argument} {limit}: moving them back "
+                    "would drop the oldest; nothing was changed"
+                )
 
 
 class Migration:

@@ -281,3 +281,30 @@ def test_confirmation_accepts_only_yes(write, vhost, api):
         assert os.waitstatus_to_exitcode(status) == expected, output.decode()
         exists = requests.get(f"{BROKER_URL}/api/vhosts/{vhost}", auth=BROKER_AUTH, timeout=10).status_code == 200
         assert exists == (expected == 0)
+
+
+def test_apply_stops_when_its_lock_connection_is_lost(api):
+    from topology.errors import BrokerError
+
+    lock = held_lock()
+    try:
+        deadline = time.monotonic() + 15
+        owner = None
+        while time.monotonic() < deadline and not owner:
+            owner = api.get("queues", "/", "topology.apply-lock").get("owner_pid_details")
+            time.sleep(0.3)
+        assert owner
+        lock.check()  # held
+        api.delete("connections", owner["name"])  # as a broker restart or a network cut would
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                lock.check()
+            except BrokerError as lost:
+                assert "lost the apply lock" in str(lost)
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the lost lock was never noticed")
+    finally:
+        lock.release()

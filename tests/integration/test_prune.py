@@ -144,3 +144,20 @@ def test_a_declared_object_matching_an_ignore_pattern_is_invalid(run, write, vho
     result = run("validate", path)
     assert result.code == 1
     assert "is declared but matches the ignore pattern 'app.*'" in result.err
+
+
+def test_an_exchange_bound_to_a_connected_clients_exclusive_queue_is_not_pruned(run, write, vhost, api):
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    api.put("exchanges", vhost, "client.replies", body={"type": "direct"})
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH)))
+    try:
+        channel = connection.channel()
+        mine = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(mine, "client.replies", "reply")
+        result = run("apply", path, "--prune", "--auto-approve")
+    finally:
+        connection.close()
+    assert result.code == 1
+    assert "REFUSED: 1 binding(s) to exclusive queues of connected clients would be dropped" in result.out
+    assert "client.replies" in names(api, "exchanges", vhost)

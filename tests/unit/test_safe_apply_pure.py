@@ -235,3 +235,25 @@ def test_plan_files_that_are_not_ours_are_refused():
         load_saved_plan({"format_version": 99}, "x.json")
     with pytest.raises(PlanRefused, match="modified"):
         load_saved_plan({"format_version": 1, "digest": "0"}, "x.json")
+
+
+@pytest.mark.parametrize("details, arguments, refusal", [
+    ({"consumers": 0, "messages": 3}, {}, None),
+    ({"consumers": 1, "messages": 3}, {}, "1 consumer"),
+    ({"consumers": 0, "messages_unacknowledged": 2}, {}, "2 unacknowledged"),
+    ({"type": "stream", "messages": 0}, {}, "stream v/q cannot be migrated"),
+    ({"messages": 11}, {"x-max-length": 10}, "more than the new x-max-length 10"),
+    ({"messages": 11}, {"x-max-length": 10, "x-overflow": "reject-publish"}, None),  # a refusal, never a drop
+    ({"messages": 1, "message_bytes": 2048}, {"x-max-length-bytes": 1024}, "more than the new x-max-length-bytes"),
+])
+def test_a_migration_that_could_lose_messages_is_refused_before_it_starts(details, arguments, refusal):
+    from topology.migrate import MigrationRefused, preflight
+
+    target = QueueState(vhost="v", queue="q", arguments=arguments)
+    if refusal is None:
+        preflight(details, target, (0, 0))
+    else:
+        with pytest.raises(MigrationRefused, match=refusal):
+            preflight(details, target, (0, 0))
+    with pytest.raises(MigrationRefused, match="consumer"):
+        preflight({}, target, (0, 4))  # exact AMQP counts win over lagging statistics

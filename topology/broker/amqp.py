@@ -220,6 +220,14 @@ class ApplyLock:
         return None
 
     def _hold(self, ready: threading.Event, result: dict[str, Any]) -> None:
+        try:
+            self._serve(ready, result)
+        except Exception as error:  # never leave acquire() waiting
+            result.setdefault("error", BrokerError(f"cannot take the apply lock: {type(error).__name__} {error}".strip()))
+        finally:
+            ready.set()
+
+    def _serve(self, ready: threading.Event, result: dict[str, Any]) -> None:
         import pika
 
         try:
@@ -309,25 +317,16 @@ def unstash(properties: Any) -> Any:
     return pika.BasicProperties(**values)
 
 
-class MessageMover:
+class MessageMover(QueueInspector):
     """Moves every message of one queue to another queue of the same vhost.
 
     Each message is published to the destination through the default exchange with
     the mandatory flag and a publisher confirm, and only then acked at the source. A
     crash at any point leaves every message in at least one of the two queues (a
-    message confirmed but not yet acked is in both: a duplicate, never a loss)."""
+    message confirmed but not yet acked is in both: a duplicate, never a loss).
+    Being a :class:`QueueInspector`, it also counts exactly."""
 
     PREFETCH = 500
-
-    def __init__(self, amqp: Amqp):
-        self.amqp = amqp
-        self._connections: dict[str, Any] = {}
-
-    def _connection(self, vhost: str) -> Any:
-        connection = self._connections.get(vhost)
-        if connection is None or not connection.is_open:
-            connection = self._connections[vhost] = self.amqp.connect(vhost, "topology message migration")
-        return connection
 
     def move(
         self,
@@ -339,11 +338,12 @@ class MessageMover:
         """Move messages until ``source`` is seen empty; return how many were moved."""
         import pika
 
-        connection = self._connection(vhost)
-        consume = connection.channel()
-        publish = connection.channel()
+        consume = publish = None
         moved = 0
         try:
+            connection = self._connection(vhost)
+            consume = connection.channel()
+            publish = connection.channel()
             publish.confirm_delivery()
             consume.basic_qos(prefetch_count=self.PREFETCH)
             while True:
@@ -376,26 +376,7 @@ class MessageMover:
         finally:
             for channel in (consume, publish):
                 try:
-                    if channel.is_open:
+                    if channel is not None and channel.is_open:
                         channel.close()
                 except Exception:  # best effort; unacked messages return to the source
                     pass
-
-    def counts(self, vhost: str, queue: str) -> tuple[int, int] | None:
-        """(ready messages, consumers) of the queue, exact (a passive declare); ``None`` when it does not exist."""
-        import pika
-
-        channel = self._connection(vhost).channel()
-        try:
-            frame = channel.queue_declare(queue, passive=True)
-        except pika.exceptions.ChannelClosedByBroker as closed:
-            if closed.reply_code == 404:
-                return None
-            raise BrokerError(f"cannot count the messages of {vhost}/{queue}: {closed.reply_text}") from None
-        channel.close()
-        return frame.method.message_count, frame.method.consumer_count
-
-    def close(self) -> None:
-        for connection in self._connections.values():
-            _close(connection)
-        self._connections.clear()

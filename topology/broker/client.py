@@ -154,10 +154,9 @@ class ManagementClient:
         )
 
     def queue_details(self, vhost: str, name: str) -> dict[str, Any] | None:
-        """A queue's declaration, counts and the policy in effect (``None`` when it does not exist)."""
+        """A queue's declaration and counts (``None`` when it does not exist)."""
         return self.get_or_none("queues", vhost, name, params={"columns": (
-            "name,type,durable,auto_delete,arguments,messages,messages_unacknowledged,consumers,"
-            "policy,operator_policy,effective_policy_definition"
+            "name,type,durable,auto_delete,arguments,messages,message_bytes,messages_unacknowledged,consumers"
         )})
 
     def queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
@@ -167,6 +166,11 @@ class ManagementClient:
     def policies(self, vhost: str, operator: bool = False) -> list[dict[str, Any]]:
         """The policies (or operator policies) of a vhost."""
         return self.get_or_none("operator-policies" if operator else "policies", vhost) or []
+
+    def exclusive_queues(self, vhost: str) -> set[str]:
+        """Names of the vhost's exclusive queues (those of connected clients)."""
+        queues = self.get_or_none("queues", vhost, params={"columns": "name,exclusive"}) or []
+        return {q["name"] for q in queues if q.get("exclusive")}
 
     def exchange_bindings(self, vhost: str, exchange: str) -> list[dict[str, Any]]:
         """Every binding whose source is the exchange, those to exclusive queues included."""
