@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from topology.broker.amqp import ApplyLock, MessageMover, QueueInspector
-from topology.broker.client import ManagementClient, RequestRefused
+from topology.broker.amqp import ApplyLock, MessageMover
+from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
 from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
 from topology.errors import ApplyError, BrokerError
 from topology.migrate import Migration, MigrationRefused, preflight
@@ -34,9 +34,9 @@ class ApplyOptions:
     """Replace queues by migrating their messages (needs ``mover``)."""
     allow_data_loss: bool = False
     """Delete queues (pruning) even when they hold messages."""
-    inspector: QueueInspector | None = None
-    """Exact message counts before deleting a queue (else only the statistics are checked)."""
     mover: MessageMover | None = None
+    """Moves messages, and counts them exactly before a queue is deleted (without it, only the
+    statistics are checked and migrations are refused)."""
     lock: ApplyLock | None = None
     """Checked before each change: apply stops if the lock was lost."""
 
@@ -55,13 +55,15 @@ class Applier:
     def __init__(self, client: ManagementClient, options: ApplyOptions | None = None):
         self.client = client
         self.options = options or ApplyOptions()
-        self.inspector = self.options.inspector
+        self.inspector = self.options.mover
+        self._exclusive: dict[str, set[str]] = {}
+        """Exclusive queues per vhost, read once by the pre-flight checks."""
         self.handlers: dict[tuple[str, str], Callable[[Change], None]] = {
             ("vhost", CREATE): self._put_vhost,
             ("vhost", UPDATE): self._put_vhost,
             ("exchange", CREATE): lambda c: self._declare(c.after),
             ("exchange", REPLACE): self._replace,
-            ("exchange", DELETE): lambda c: _ignore_missing(lambda: self.client.delete_exchange(c.vhost, c.name)),
+            ("exchange", DELETE): lambda c: ignore_missing(lambda: self.client.delete_exchange(c.vhost, c.name)),
             ("queue", CREATE): lambda c: self._declare(c.after),
             ("queue", REPLACE): self._migrate if self.options.migrate_messages else self._replace,
             ("queue", RESUME): self._migrate,
@@ -70,7 +72,7 @@ class Applier:
             ("binding", DELETE): self._delete_binding,
             ("policy", CREATE): lambda c: self._declare(c.after),
             ("policy", UPDATE): lambda c: self._declare(c.after),
-            ("policy", DELETE): lambda c: _ignore_missing(lambda: self.client.delete_policy(c.vhost, c.name)),
+            ("policy", DELETE): lambda c: ignore_missing(lambda: self.client.delete_policy(c.vhost, c.name)),
         }
 
     def apply(self, plan: Plan, report: Report | None = None) -> list[Change]:
@@ -173,7 +175,7 @@ class Applier:
             self._check_queue_is_idle(before)
             self._delete_queue(before)
         elif isinstance(before, ExchangeState):
-            _ignore_missing(lambda: self.client.delete_exchange(before.vhost, before.exchange))
+            ignore_missing(lambda: self.client.delete_exchange(before.vhost, before.exchange))
         else:
             raise TypeError(f"cannot replace {before!r}")
         try:
@@ -209,7 +211,9 @@ class Applier:
             b.get("destination") for b in self.client.exchange_bindings(change.vhost, change.name)
             if b.get("destination_type") == "queue"
         }
-        exclusive = destinations & self.client.exclusive_queues(change.vhost) if destinations else set()
+        if destinations and change.vhost not in self._exclusive:
+            self._exclusive[change.vhost] = self.client.exclusive_queues(change.vhost)
+        exclusive = destinations & self._exclusive.get(change.vhost, set())
         if exclusive:
             raise Unsafe(
                 f"it is bound to {len(exclusive)} exclusive queue(s) of connected clients, whose bindings would be "
@@ -226,7 +230,7 @@ class Applier:
     def _check_queue_is_idle(self, queue: Resource | None, consumers_only: bool = False) -> None:
         """Refuse unless the queue holds no message (ready or unacknowledged) and has no consumer."""
         assert isinstance(queue, QueueState)
-        info = self.client.queue_info(queue.vhost, queue.queue)
+        info = self.client.queue_details(queue.vhost, queue.queue)
         if info is None:
             return
         messages, unacked, consumers = (info.get(k) for k in ("messages", "messages_unacknowledged", "consumers"))
@@ -262,7 +266,7 @@ class Applier:
         # classic queues also get the broker's own atomic guard; quorum queues refuse it
         guarded = queue.type == "classic"
         try:
-            _ignore_missing(lambda: self.client.delete_queue(
+            ignore_missing(lambda: self.client.delete_queue(
                 queue.vhost, queue.queue, if_empty=guarded and keep_messages, if_unused=guarded
             ))
         except RequestRefused as refused:
@@ -279,17 +283,8 @@ class Applier:
         assert isinstance(binding, BindingState)
         for entry in self.client.bindings_between(binding.vhost, binding.source, binding.destination_type, binding.destination):
             if entry.get("routing_key", "") == binding.routing_key and canonical(entry.get("arguments") or {}) == binding.arguments:
-                _ignore_missing(
+                ignore_missing(
                     lambda: self.client.delete_binding(
                         binding.vhost, binding.source, binding.destination_type, binding.destination, entry["properties_key"]
                     )
                 )
-
-
-def _ignore_missing(action: Callable[[], None]) -> None:
-    """Run a deletion; an object already gone is what was wanted."""
-    try:
-        action()
-    except RequestRefused as refused:
-        if refused.status != 404:
-            raise

@@ -193,10 +193,10 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, dry
         return
     lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
     lock.acquire(lock_timeout)
-    mover = MessageMover(amqp)  # also the inspector: exact counts over the same connections
+    mover = MessageMover(amqp)
     options = ApplyOptions(
         allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
-        inspector=mover, mover=mover, lock=lock,
+        mover=mover, lock=lock,
     )
     try:
         _apply(topology, _current_plan(topology, saved, client, prune), client, options, auto_approve)

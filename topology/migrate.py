@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 from topology.broker.amqp import MessageMover, stash, unstash
-from topology.broker.client import ManagementClient, RequestRefused
+from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
 from topology.broker.live import binding_state, queue_state
 from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, QueueState, migration_queue_name
 
@@ -102,9 +102,9 @@ class Migration:
         self.client = client
         self.mover = mover
 
-    def run(self, target: QueueState) -> int:
+    def run(self, target: QueueState) -> None:
         """Replace the queue by ``target`` keeping its messages and bindings, or finish
-        an interrupted migration of it; return how many messages were moved out of it."""
+        an interrupted migration of it."""
         vhost, queue = target.vhost, target.queue
         temporary = migration_queue_name(queue)
         current = self._current(vhost, queue)
@@ -112,7 +112,7 @@ class Migration:
         record = self._interrupted(vhost, queue, temporary)
         if record is None:
             if current is None or current.props() == target.props():
-                return 0  # nothing to move: the caller declares the queue
+                return  # nothing to move: the caller declares the queue
             record = MigrationRecord(vhost, queue, target, tuple(fresh))
             self._check_temporary(vhost, temporary)  # a resumption goes on: its messages are safer moved back
             self.client.put_queue(vhost, temporary, {
@@ -151,7 +151,6 @@ class Migration:
                 f"the broker refused the new queue: {refused.reason}; the old queue was restored with its "
                 f"{moved} message(s) and its bindings"
             )
-        return moved
 
     # -- steps -------------------------------------------------------------------
 
@@ -204,11 +203,9 @@ class Migration:
         for entry in self.client.queue_bindings(vhost, queue):
             if not entry.get("source"):
                 continue
-            try:
-                self.client.delete_binding(vhost, entry["source"], "queue", queue, entry["properties_key"])
-            except RequestRefused as refused:
-                if refused.status != 404:
-                    raise
+            ignore_missing(
+                lambda e=entry: self.client.delete_binding(vhost, e["source"], "queue", queue, e["properties_key"])
+            )
 
     def _drain_and_delete(self, old: QueueState, temporary: str) -> int:
         """Move the old queue's messages out, then delete it once it is seen empty and unused."""
@@ -226,7 +223,7 @@ class Migration:
                 return moved
             if counts == (0, 0) and not details.get("consumers") and not details.get("messages_unacknowledged"):
                 # quorum queues refuse if-empty: this exact count is the last check
-                self._delete_unguarded(vhost, queue)
+                ignore_missing(lambda: self.client.delete_queue(vhost, queue, if_empty=False, if_unused=False))
                 return moved
         raise MigrationRefused(
             f"messages keep arriving in {vhost}/{queue} straight through the default exchange; "
@@ -250,11 +247,3 @@ class Migration:
                 return False
             raise
         return True
-
-    def _delete_unguarded(self, vhost: str, queue: str) -> None:
-        try:
-            self.client.delete_queue(vhost, queue, if_empty=False, if_unused=False)
-        except RequestRefused as refused:
-            if refused.status != 404:
-                raise
-

@@ -234,7 +234,6 @@ class ApplyLock:
             connection = self.amqp.connect(self.amqp.lock_vhost, "topology apply lock", {"topology": self.identity})
         except BrokerError as error:
             result["error"] = error
-            ready.set()
             return
         try:
             channel = connection.channel()
@@ -247,12 +246,10 @@ class ApplyLock:
             else:
                 result["error"] = BrokerError(f"cannot take the apply lock: {closed.reply_text}")
             _close(connection)
-            ready.set()
             return
         except pika.exceptions.AMQPError as error:
             result["error"] = BrokerError(f"cannot take the apply lock: {type(error).__name__} {error}".strip())
             _close(connection)
-            ready.set()
             return
         ready.set()
         try:

@@ -9,6 +9,7 @@ Connection failures, refused credentials and 5xx answers become one-line
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 import html
 import re
@@ -29,6 +30,15 @@ class RequestRefused(Exception):
         super().__init__(f"HTTP {status}: {reason}")
         self.status = status
         self.reason = reason
+
+
+def ignore_missing(action: Callable[[], None]) -> None:
+    """Run a deletion; an object already gone (404) is what was wanted."""
+    try:
+        action()
+    except RequestRefused as refused:
+        if refused.status != 404:
+            raise
 
 
 def redact_url(url: str) -> str:
@@ -146,12 +156,6 @@ class ManagementClient:
     def queue_stats(self, vhost: str) -> list[dict[str, Any]]:
         """Message and consumer counts of every queue in the vhost (one request)."""
         return self.get_or_none("queues", vhost, params={"columns": "name,messages,consumers"}) or []
-
-    def queue_info(self, vhost: str, name: str) -> dict[str, Any] | None:
-        """Message, unacknowledged and consumer counts of one queue (``None`` when it does not exist)."""
-        return self.get_or_none(
-            "queues", vhost, name, params={"columns": "name,type,messages,messages_unacknowledged,consumers"}
-        )
 
     def queue_details(self, vhost: str, name: str) -> dict[str, Any] | None:
         """A queue's declaration and counts (``None`` when it does not exist)."""
