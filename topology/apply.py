@@ -12,6 +12,7 @@ idempotent, so a re-run after any failure converges.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ from topology.errors import ApplyError, BrokerError
 from topology.migrate import Migration, MigrationRefused, preflight
 from topology.plan import Plan
 from topology.state import BindingState, ExchangeState, PolicyState, QueueState, Resource, VhostState, canonical
+
+STATISTICS_WAIT = 7.0
+"""Seconds to wait for the broker's queue statistics to catch up with an exact count."""
 
 
 @dataclass
@@ -109,11 +113,25 @@ class Applier:
             after = change.after
             assert isinstance(after, QueueState)
             counts = self.options.mover.counts(change.vhost, change.name)
-            preflight(self.client.queue_details(change.vhost, change.name), after, counts)
+            preflight(self._settled_details(change.vhost, change.name, counts), after, counts)
         elif change.action == REPLACE:
             self._check_queue_is_idle(change.before)
         elif change.action == DELETE:
             self._check_queue_is_idle(change.before, consumers_only=self.options.allow_data_loss)
+
+    def _settled_details(self, vhost: str, name: str, counts: tuple[int, int] | None) -> dict[str, Any] | None:
+        """The queue's statistics; when they show consumers or unacknowledged messages
+        that the exact count does not (no consumer now), read them again until they are
+        refreshed (they lag by up to the broker's statistics interval, 5 s by default,
+        and may still show this tool's own consumer from a run that just stopped)."""
+        details = self.client.queue_details(vhost, name)
+        deadline = time.monotonic() + STATISTICS_WAIT
+        while (details is not None and counts is not None and counts[1] == 0
+               and (details.get("consumers") or details.get("messages_unacknowledged"))
+               and time.monotonic() < deadline):
+            time.sleep(1.0)
+            details = self.client.queue_details(vhost, name)
+        return details
 
     def _guard(self, change: Change, applied: list[Change], plan: Plan, action: Callable[[], None]) -> None:
         """Run ``action``; turn a refusal into one :class:`ApplyError` line with the progress so far."""

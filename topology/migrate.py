@@ -9,7 +9,8 @@ a migration starts or resumes after a crash, and each can be repeated:
    published meanwhile reaches one of the two (for an instant both: a duplicate,
    never a loss);
 2. move the queue's messages into the temporary queue and delete the queue, which
-   must be seen empty first (classic queues: by the broker itself, atomically);
+   must be seen empty first (classic queues: by the broker itself, atomically;
+   quorum queues, which have no such guard, are sealed first: see :meth:`Migration._seal_and_delete`);
 3. declare the new queue and move the messages back, in order;
 4. bind the new queue, unbind the temporary one, move what arrived meanwhile, and
    delete the temporary queue (the broker refuses while it holds a message).
@@ -22,9 +23,10 @@ message in the queue or in the temporary queue, and the next run finishes the jo
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
-from topology.broker.amqp import MessageMover, stash, unstash
+from topology.broker.amqp import MessageMover, is_seal, stash, unstash
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
 from topology.broker.live import binding_state, queue_state
 from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, QueueState, migration_queue_name
@@ -34,6 +36,25 @@ UNSAFE_POLICY_KEYS = ("message-ttl", "expires", "max-length", "max-length-bytes"
 
 ATTEMPTS = 10
 """How often to move stragglers (published straight to a queue meanwhile) before giving up."""
+
+SEAL_SETTLE = 0.5
+"""Seconds to wait, once a quorum queue is sealed, for publishes already on their way
+inside the broker to land (where the last exact count sees them) before deleting it."""
+
+SEAL_STEPS = 50
+"""How many steps (a count, a seal message, a move) sealing a quorum queue may take."""
+
+SEAL_DEFINITION = {"max-length": 1, "overflow": "reject-publish"}
+"""The policy that seals a quorum queue about to be deleted. Holding more than one
+message, the queue refuses every publish (a publisher with confirms gets a nack, never
+a silent loss), and a publisher it refused stays refused until the queue is empty.
+(``max-length: 0`` would let one message in whenever the queue is empty.)"""
+
+
+def exact_pattern(name: str) -> str:
+    """A policy pattern (PCRE, and Python ``re`` alike) matching exactly ``name``."""
+    escaped = "".join(c if c.isalnum() or c == "_" or ord(c) > 127 else "\\" + c for c in name)
+    return f"^{escaped}$(?!\\n)"
 
 
 def winning_policies(queue: str, policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -66,7 +87,7 @@ def preflight(details: dict[str, Any] | None, target: QueueState, counts: tuple[
     if details is None:
         return
     name = f"{target.vhost}/{target.queue}"
-    consumers = max(details.get("consumers") or 0, counts[1] if counts else 0)
+    consumers = counts[1] if counts else details.get("consumers") or 0  # the exact count, when there is one
     if consumers:
         raise MigrationRefused(
             f"queue {name} has {consumers} consumer(s): stop them first (a consumer's unacknowledged "
@@ -131,6 +152,7 @@ class Migration:
             current = None
         refused: RequestRefused | None = None
         if current is None:
+            self._unseal(vhost, temporary)  # a crash may have left it; it would seal the new queue
             try:
                 self._declare(target)
             except RequestRefused as error:
@@ -210,22 +232,69 @@ class Migration:
     def _drain_and_delete(self, old: QueueState, temporary: str) -> int:
         """Move the old queue's messages out, then delete it once it is seen empty and unused."""
         vhost, queue = old.vhost, old.queue
-        moved = 0
-        for _ in range(ATTEMPTS):
-            moved += self.mover.move(vhost, queue, temporary, stash)
-            if old.type == "classic":
-                if self._delete_if_empty(vhost, queue):
+        if old.type != "classic":
+            return self._seal_and_delete(old, temporary)
+        moved, deleted = self.mover.drain_and_delete(vhost, queue, temporary, stash, ATTEMPTS)
+        if deleted:
+            return moved
+        raise self._keep_arriving(vhost, queue, temporary)
+
+    def _seal_and_delete(self, old: QueueState, temporary: str) -> int:
+        """Delete a quorum queue, which the broker cannot delete only-if-empty, without
+        losing a message published to it meanwhile.
+
+        After a first drain, a policy of the highest priority (:data:`SEAL_DEFINITION`)
+        makes the queue refuse publishes once it holds two messages. From then on the
+        queue is never emptied again: its messages are moved from the head, always
+        leaving one, and this tool's seal messages are published whenever at most one
+        is ready, until the queue holds only seal messages, at least two. A further seal
+        message refused proves the seal in force; after :data:`SEAL_SETTLE` the exact
+        count must still be those seal messages and no consumer. Then the queue is
+        deleted, with only seal messages in it, and the policy removed (before the new
+        queue is declared, which it would match)."""
+        vhost, queue = old.vhost, old.queue
+
+        def transform(properties: Any) -> Any:
+            return None if is_seal(properties, vhost, queue) else stash(properties)
+
+        moved = self.mover.move(vhost, queue, temporary, transform)  # the bulk, while publishes still land
+        priority = max((int(p.get("priority", 0)) for p in self.client.policies(vhost)), default=0) + 1
+        self.client.put_policy(vhost, temporary, {
+            "pattern": exact_pattern(queue), "apply-to": "queues", "priority": priority, "definition": SEAL_DEFINITION,
+        })
+        seals = 0  # seal messages in the queue
+        try:
+            for _ in range(SEAL_STEPS):
+                counts = self.mover.counts(vhost, queue)
+                if counts is None:
                     return moved
-                continue
-            details = self.client.queue_details(vhost, queue)
-            counts = self.mover.counts(vhost, queue)
-            if details is None or counts is None:
-                return moved
-            if counts == (0, 0) and not details.get("consumers") and not details.get("messages_unacknowledged"):
-                # quorum queues refuse if-empty: this exact count is the last check
-                ignore_missing(lambda: self.client.delete_queue(vhost, queue, if_empty=False, if_unused=False))
-                return moved
-        raise MigrationRefused(
+                ready = counts[0]
+                if ready <= 1:
+                    seals += self.mover.offer(vhost, queue)
+                elif ready == seals:
+                    if self.mover.offer(vhost, queue):
+                        seals += 1  # taken: the seal is not in force yet
+                        continue
+                    time.sleep(SEAL_SETTLE)
+                    details = self.client.queue_details(vhost, queue)
+                    if details is None:
+                        return moved
+                    if self.mover.counts(vhost, queue) == (seals, 0) and not details.get("messages_unacknowledged"):
+                        ignore_missing(lambda: self.client.delete_queue(vhost, queue, if_empty=False, if_unused=False))
+                        return moved
+                else:
+                    taken, dropped = self.mover.take(vhost, queue, temporary, transform, ready - 1)
+                    moved, seals = moved + taken, seals - dropped
+        finally:
+            self._unseal(vhost, temporary)
+        raise self._keep_arriving(vhost, queue, temporary)
+
+    def _unseal(self, vhost: str, temporary: str) -> None:
+        ignore_missing(lambda: self.client.delete_policy(vhost, temporary))
+
+    @staticmethod
+    def _keep_arriving(vhost: str, queue: str, temporary: str) -> MigrationRefused:
+        return MigrationRefused(
             f"messages keep arriving in {vhost}/{queue} straight through the default exchange; "
             f"stop its publishers and re-run (they wait safely in {temporary!r})"
         )

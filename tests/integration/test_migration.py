@@ -8,7 +8,9 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 
 import pika
 import pytest
@@ -196,6 +198,35 @@ def test_an_interrupted_migration_is_finished_by_the_next_run(run, write, vhost,
     assert len(got) == 500 and all(same_message(s, g) for s, g in zip(sent, got))
 
 
+def test_a_seal_left_by_a_crash_is_removed_before_the_new_queue_is_declared(run, write, vhost, api):
+    """The state a crash leaves after a quorum queue was sealed and deleted: the seal
+    policy (which would also match the new queue) and the temporary queue."""
+    from topology.migrate import SEAL_DEFINITION, exact_pattern
+    from topology.state import BindingState, MigrationRecord, QueueState, migration_queue_name
+
+    path = files(write, vhost, "{type: quorum, delivery_limit: 5}")
+    assert run("apply", files(write, vhost, "{type: quorum}", "before.yaml"), "--auto-approve").code == 0
+    api.delete("queues", vhost, "work")
+    target = QueueState(vhost=vhost, queue="work", type="quorum", arguments={"x-delivery-limit": 5})
+    record = MigrationRecord(vhost, "work", target, (
+        BindingState(vhost=vhost, source="orders", destination="work", routing_key="order.#"),))
+    temporary = migration_queue_name("work")
+    api.put("queues", vhost, temporary, body={"durable": True, "arguments": {
+        "x-queue-type": "classic", "topology-migration": record.to_argument()}})
+    api.put("policies", vhost, temporary, body={"pattern": exact_pattern("work"), "apply-to": "queues",
+                                                 "priority": 1, "definition": SEAL_DEFINITION})
+    publish_many(vhost, sample_messages(20, seed=5), exchange="", routing_key=temporary)
+
+    plan = run("plan", path)
+    assert "1 migration(s) to finish" in plan.out and "policy" not in plan.out  # the seal is part of the migration
+    result = run("apply", path, "--auto-approve")
+    assert result.code == 0, result.err
+    assert api.get("policies", vhost) == []
+    publish_many(vhost, sample_messages(5, seed=6), exchange="", routing_key="work")  # not refused: no seal
+    assert message_count(vhost, "work") == 25
+    assert run("plan", path, "--detailed-exitcode").code == 0
+
+
 def test_killed_migrations_lose_no_message(write, vhost, api):
     """Kill apply at random points of migrations, several times; each next run finishes the job."""
     seed = int(os.environ.get("TOPOLOGY_TEST_SEED", random.randrange(1 << 30)))
@@ -293,3 +324,94 @@ def test_a_broker_restart_during_a_migration_leaves_nothing_the_next_run_cannot_
     assert finish.returncode == 0, finish.stderr
     got = {body for body, _ in read_all(vhost, "work")}
     assert got >= {body for body, _ in sent}
+
+
+class Publisher(threading.Thread):
+    """Publishes numbered messages with confirms and the mandatory flag until stopped,
+    recording which the broker confirmed and which it refused (nack) or returned."""
+
+    def __init__(self, vhost: str, exchange: str, routing_key: str, prefix: str, interval: float = 0.002):
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.vhost, self.exchange, self.routing_key, self.prefix = vhost, exchange, routing_key, prefix
+        self.confirmed: list[bytes] = []
+        self.refused: list[bytes] = []
+        self.error: BaseException | None = None
+        self.reconnects = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            connection = channel = None
+            i = 0
+            while not self.stop.is_set():
+                if channel is None or not channel.is_open:
+                    if connection is not None and connection.is_open:
+                        connection.close()
+                    connection = connect(self.vhost)
+                    channel = connection.channel()
+                    channel.confirm_delivery()
+                body = f"{self.prefix}-{i}".encode()
+                i += 1
+                try:
+                    channel.basic_publish(self.exchange, self.routing_key, body, mandatory=True)
+                    self.confirmed.append(body)
+                except (pika.exceptions.NackError, pika.exceptions.UnroutableError):
+                    self.refused.append(body)  # the publisher knows: it would publish again
+                except pika.exceptions.AMQPError:
+                    # RabbitMQ 3.10 may close the connection of a publisher to a quorum queue
+                    # being deleted (a channel crash in the broker); a client reconnects
+                    self.refused.append(body)
+                    self.reconnects += 1
+                    channel = None
+                time.sleep(self.interval)
+            connection.close()
+        except BaseException as error:  # reported by the test
+            self.error = error
+
+
+@pytest.mark.parametrize("queue_type, interval", [("classic", 0.002), ("quorum", 0.002), ("quorum", 0.01)])
+def test_publishers_during_a_migration_lose_no_confirmed_message(run, write, vhost, api, queue_type, interval):
+    """Two publishers run through the whole migration, one through the bound exchange,
+    one straight to the queue through the default exchange. Every message the broker
+    confirmed is in the new queue at the end; only those published through the exchange
+    at a binding switch may be there twice.
+
+    A quorum queue is sealed before it is deleted, so the migration finishes under
+    traffic. A classic queue cannot be (the broker confirms a message on its way to a
+    queue being deleted, and drops it), so the migration stops while someone publishes
+    straight to the queue, and the next run, once they stopped, finishes it."""
+    assert run("apply", files(write, vhost, f"{{type: {queue_type}}}"), "--auto-approve").code == 0
+    preloaded = [f"old-{i}".encode() for i in range(3000)]
+    publish_many(vhost, [(body, pika.BasicProperties(delivery_mode=2)) for body in preloaded])
+    publishers = [Publisher(vhost, "orders", "order.created", "routed"), Publisher(vhost, "", "work", "direct", interval)]
+    for publisher in publishers:
+        publisher.start()
+    time.sleep(0.5)
+    changed = files(write, vhost, f"{{type: {queue_type}, max_length: 1000000, overflow: reject-publish}}", "changed.yaml")
+    result = run("apply", changed, "--auto-approve", "--migrate-messages")
+    time.sleep(0.5)
+    for publisher in publishers:
+        publisher.stop.set()
+        publisher.join(timeout=30)
+        assert publisher.error is None, repr(publisher.error)
+    if queue_type == "classic":
+        assert result.code == 1 and "messages keep arriving in " + vhost + "/work straight through" in result.err
+        assert "1 migration(s) to finish" in run("plan", changed).out
+        result = run("apply", changed, "--auto-approve")  # resuming needs no flag
+    assert result.code == 0, result.err
+    assert api.get("queues", vhost, "work")["arguments"].get("x-max-length") == 1_000_000
+    assert [q["name"] for q in api.get("queues", vhost)] == ["work"]
+    assert [p["name"] for p in api.get("policies", vhost)] == []  # the seal is gone
+
+    got = [body for body, _ in read_all(vhost, "work")]
+    routed, direct = publishers
+    assert len(routed.confirmed) > 100 and len(direct.confirmed) > 100  # they really ran
+    missing = set(preloaded + routed.confirmed + direct.confirmed) - set(got)
+    assert not missing, f"{len(missing)} confirmed message(s) lost, e.g. {sorted(missing)[:5]}"
+    assert set(got) <= set(preloaded + routed.confirmed + direct.confirmed)  # nothing refused slipped in
+    duplicates = Counter(got) - Counter(set(got))
+    assert all(body.startswith(b"routed-") for body in duplicates), sorted(duplicates)[:5]
+    print(f"{queue_type}: {len(routed.confirmed)} + {len(direct.confirmed)} confirmed, "
+          f"{len(routed.refused)} + {len(direct.refused)} refused, {sum(duplicates.values())} duplicate(s), "
+          f"{routed.reconnects + direct.reconnects} reconnection(s)")

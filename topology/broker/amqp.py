@@ -124,6 +124,14 @@ class QueueInspector:
         self._connections.clear()
 
 
+def _close_channel(channel: Any) -> None:
+    try:
+        if channel is not None and channel.is_open:
+            channel.close()
+    except Exception:  # best effort
+        pass
+
+
 def _close(connection: Any) -> None:
     try:
         if connection.is_open:
@@ -314,6 +322,21 @@ def unstash(properties: Any) -> Any:
     return pika.BasicProperties(**values)
 
 
+SEAL_HEADER = "x-topology-seal"
+"""Header of the message this tool puts into a quorum queue it is about to delete, to
+keep the queue non-empty (and so refusing publishes) until the delete; its value names
+the queue (:func:`seal_value`), and such a message is dropped rather than moved."""
+
+
+def seal_value(vhost: str, queue: str) -> str:
+    return f"topology migration of {vhost}/{queue}"
+
+
+def is_seal(properties: Any, vhost: str, queue: str) -> bool:
+    headers = properties.headers
+    return isinstance(headers, dict) and headers.get(SEAL_HEADER) == seal_value(vhost, queue)
+
+
 class MessageMover(QueueInspector):
     """Moves every message of one queue to another queue of the same vhost.
 
@@ -324,6 +347,7 @@ class MessageMover(QueueInspector):
     Being a :class:`QueueInspector`, it also counts exactly."""
 
     PREFETCH = 500
+    QUIET = 1.0
 
     def move(
         self,
@@ -332,33 +356,94 @@ class MessageMover(QueueInspector):
         destination: str,
         transform: Callable[[Any], Any] = lambda properties: properties,
     ) -> int:
-        """Move messages until ``source`` is seen empty; return how many were moved."""
+        """Move messages until ``source`` is seen empty; return how many were moved.
+        ``transform`` gives the properties to publish with, or ``None`` to drop the
+        message (only this tool's own seal messages, see :func:`is_seal`)."""
+        return self._move(vhost, source, destination, transform)[0]
+
+    def drain_and_delete(self, vhost: str, source: str, destination: str, transform: Callable[[Any], Any],
+                         attempts: int) -> tuple[int, bool]:
+        """Move messages, then delete ``source`` only if it is empty and unused (the broker
+        checks, atomically), at most ``attempts`` times; (moved, deleted).
+
+        The broker confirms a message that was on its way to a queue when the queue was
+        deleted, and drops it. So the queue must have stayed empty for :attr:`QUIET`
+        seconds (no one publishing straight to it) before the delete, which goes out on
+        the channel whose count just saw it empty."""
+        moved, _, deleted = self._move(vhost, source, destination, transform, delete_attempts=attempts)
+        return moved, deleted
+
+    def take(self, vhost: str, source: str, destination: str, transform: Callable[[Any], Any], limit: int) -> tuple[int, int]:
+        """Move at most ``limit`` messages, from the head of ``source``; (moved, dropped)."""
+        moved, dropped, _ = self._move(vhost, source, destination, transform, limit=limit)
+        return moved, dropped
+
+    def _move(self, vhost: str, source: str, destination: str, transform: Callable[[Any], Any],
+              limit: int | None = None, delete_attempts: int = 0) -> tuple[int, int, bool]:
         import pika
 
         consume = publish = None
-        moved = 0
+        moved = dropped = tried = 0
+        quiet = False
         try:
             connection = self._connection(vhost)
-            consume = connection.channel()
             publish = connection.channel()
             publish.confirm_delivery()
-            consume.basic_qos(prefetch_count=self.PREFETCH)
             while True:
+                if consume is None or not consume.is_open:
+                    consume = connection.channel()
                 remaining = consume.queue_declare(source, passive=True).method.message_count
-                if remaining == 0:
-                    return moved
-                taken = 0
+                if limit is not None:
+                    remaining = min(remaining, limit - moved - dropped)
+                # Rounds of at most PREFETCH messages, each delivered exactly: none is
+                # acked before the consumer is cancelled, so the broker never hands out
+                # more than asked for. No delivery is then still on its way when the
+                # queue is next counted (or deleted only-if-empty, which does not see
+                # unacknowledged messages), and a limited take leaves the rest ready.
+                remaining = min(remaining, self.PREFETCH)
+                if remaining > 0:
+                    consume.basic_qos(prefetch_count=remaining)
+                if remaining <= 0 and delete_attempts and not quiet:
+                    # seen empty: count again after a quiet time, during which no message
+                    # may arrive (a steady publisher straight to the queue stops us)
+                    if tried >= delete_attempts:
+                        return moved, dropped, False
+                    tried += 1
+                    time.sleep(self.QUIET)
+                    quiet = True
+                    continue
+                if remaining <= 0 and delete_attempts:
+                    quiet = False
+                    try:
+                        consume.queue_delete(source, if_unused=True, if_empty=True)
+                        return moved, dropped, True
+                    except pika.exceptions.ChannelClosedByBroker as closed:
+                        if closed.reply_code == 404:
+                            return moved, dropped, True
+                        if closed.reply_code != 406:  # 406: a message or a consumer came meanwhile
+                            return moved, dropped, False
+                        continue
+                quiet = False
+                if remaining <= 0:
+                    return moved, dropped, False
+                taken, last = 0, None
                 # take what the count promised, then count again (publishers may add more)
                 for method, properties, body in consume.consume(source, auto_ack=False, inactivity_timeout=1.0):
                     if method is None:
                         break
-                    publish.basic_publish("", destination, body, transform(properties), mandatory=True)
-                    consume.basic_ack(method.delivery_tag)
-                    moved += 1
+                    properties = transform(properties)
+                    if properties is None:
+                        dropped += 1
+                    else:
+                        publish.basic_publish("", destination, body, properties, mandatory=True)
+                        moved += 1
+                    last = method.delivery_tag
                     taken += 1
                     if taken >= remaining:
                         break
                 consume.cancel()
+                if last is not None:
+                    consume.basic_ack(last, multiple=True)
         except pika.exceptions.UnroutableError:
             raise BrokerError(f"queue {vhost}/{destination} does not exist, so a message could not be moved into it") from None
         except pika.exceptions.NackError:
@@ -371,9 +456,24 @@ class MessageMover(QueueInspector):
                 f"({type(error).__name__}); every message is still in {source!r} or {destination!r}"
             ) from None
         finally:
-            for channel in (consume, publish):
-                try:
-                    if channel is not None and channel.is_open:
-                        channel.close()
-                except Exception:  # best effort; unacked messages return to the source
-                    pass
+            _close_channel(consume)  # unacked messages return to the source
+            _close_channel(publish)
+
+    def offer(self, vhost: str, queue: str) -> bool:
+        """Publish a seal message to ``queue`` on a new channel; whether the broker took
+        it (confirmed), as opposed to refusing it (nack) or finding no such queue."""
+        import pika
+
+        channel = None
+        try:
+            channel = self._connection(vhost).channel()
+            channel.confirm_delivery()
+            channel.basic_publish("", queue, b"", pika.BasicProperties(headers={SEAL_HEADER: seal_value(vhost, queue)}),
+                                  mandatory=True)
+            return True
+        except (pika.exceptions.NackError, pika.exceptions.UnroutableError):
+            return False
+        except pika.exceptions.AMQPError as error:
+            raise BrokerError(f"lost the AMQP connection while sealing queue {vhost}/{queue}: {type(error).__name__}") from None
+        finally:
+            _close_channel(channel)
