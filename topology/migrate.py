@@ -28,6 +28,7 @@ from typing import Any
 
 from topology.broker.amqp import MessageMover, is_seal, stash, unstash
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
+from topology.errors import BrokerError
 from topology.broker.live import binding_state, queue_state
 from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, QueueState, migration_queue_name
 
@@ -87,7 +88,8 @@ def preflight(details: dict[str, Any] | None, target: QueueState, counts: tuple[
     if details is None:
         return
     name = f"{target.vhost}/{target.queue}"
-    consumers = counts[1] if counts else details.get("consumers") or 0  # the exact count, when there is one
+    # a quorum queue's exact count reads 0 when its leader is slow to answer: both count
+    consumers = max(details.get("consumers") or 0, counts[1] if counts else 0)
     if consumers:
         raise MigrationRefused(
             f"queue {name} has {consumers} consumer(s): stop them first (a consumer's unacknowledged "
@@ -140,6 +142,11 @@ class Migration:
                 "durable": True, "auto_delete": False,
                 "arguments": {"x-queue-type": "classic", MIGRATION_ARGUMENT: record.to_argument()},
             })
+        else:
+            self._unseal(vhost, temporary)  # a crash may have left the seal of a kept queue
+            if current is not None and current.type != "classic" and current.props() == target.props():
+                # ... and seal messages in it: take everything out (they are dropped), it all comes back
+                self.mover.move(vhost, queue, temporary, self._without_seals(vhost, queue))
         record = record.with_bindings(fresh)
 
         for binding in record.bindings:
@@ -253,22 +260,27 @@ class Migration:
         deleted, with only seal messages in it, and the policy removed (before the new
         queue is declared, which it would match)."""
         vhost, queue = old.vhost, old.queue
-
-        def transform(properties: Any) -> Any:
-            return None if is_seal(properties, vhost, queue) else stash(properties)
-
+        transform = self._without_seals(vhost, queue)
         moved = self.mover.move(vhost, queue, temporary, transform)  # the bulk, while publishes still land
         priority = max((int(p.get("priority", 0)) for p in self.client.policies(vhost)), default=0) + 1
         self.client.put_policy(vhost, temporary, {
             "pattern": exact_pattern(queue), "apply-to": "queues", "priority": priority, "definition": SEAL_DEFINITION,
         })
         seals = 0  # seal messages in the queue
+        sealed = False
         try:
             for _ in range(SEAL_STEPS):
                 counts = self.mover.counts(vhost, queue)
                 if counts is None:
                     return moved
                 ready = counts[0]
+                if counts[1] or ready < seals:
+                    raise MigrationRefused(
+                        f"while sealing quorum queue {vhost}/{queue} for its deletion, "
+                        + (f"{counts[1]} consumer(s) attached to it" if counts[1] else
+                           "messages left it that this tool did not take (a purge, a consumer or an expiry)")
+                        + f"; stop that and re-run (its messages wait safely in {temporary!r})"
+                    )
                 if ready <= 1:
                     seals += self.mover.offer(vhost, queue)
                 elif ready == seals:
@@ -281,13 +293,26 @@ class Migration:
                         return moved
                     if self.mover.counts(vhost, queue) == (seals, 0) and not details.get("messages_unacknowledged"):
                         ignore_missing(lambda: self.client.delete_queue(vhost, queue, if_empty=False, if_unused=False))
+                        sealed = True
                         return moved
                 else:
                     taken, dropped = self.mover.take(vhost, queue, temporary, transform, ready - 1)
                     moved, seals = moved + taken, seals - dropped
         finally:
+            if not sealed:  # stopped: take the seal messages out before consumers could see them
+                try:
+                    moved += self.mover.move(vhost, queue, temporary, transform)
+                except BrokerError:
+                    pass  # the next run drops them
             self._unseal(vhost, temporary)
         raise self._keep_arriving(vhost, queue, temporary)
+
+    @staticmethod
+    def _without_seals(vhost: str, queue: str) -> Any:
+        def transform(properties: Any) -> Any:
+            return None if is_seal(properties, vhost, queue) else stash(properties)
+
+        return transform
 
     def _unseal(self, vhost: str, temporary: str) -> None:
         ignore_missing(lambda: self.client.delete_policy(vhost, temporary))

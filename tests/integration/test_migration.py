@@ -57,8 +57,9 @@ def read_all(vhost: str, queue: str, keep: bool = False) -> list[tuple[bytes, pi
     got = []
     try:
         channel = connection.channel()
-        channel.basic_qos(prefetch_count=0 if keep else 1000)  # keeping: no acks, so no prefetch limit
         total = channel.queue_declare(queue, passive=True).method.message_count
+        # keeping: no acks, so a prefetch for all (quorum queues give an unlimited one only 2000)
+        channel.basic_qos(prefetch_count=min(max(total, 1), 65535) if keep else 1000)
         if total:
             for method, properties, body in channel.consume(queue, auto_ack=not keep, inactivity_timeout=5):
                 if method is None:
@@ -227,18 +228,56 @@ def test_a_seal_left_by_a_crash_is_removed_before_the_new_queue_is_declared(run,
     assert run("plan", path, "--detailed-exitcode").code == 0
 
 
-def test_killed_migrations_lose_no_message(write, vhost, api):
+def test_a_seal_left_on_a_kept_queue_is_removed_with_its_seal_messages(run, write, vhost, api):
+    """A crash while a quorum queue was sealed, then the files reverted: the queue is kept,
+    and the seal policy and seal messages must go before messages are moved back."""
+    from topology.broker.amqp import SEAL_HEADER, seal_value
+    from topology.migrate import SEAL_DEFINITION, exact_pattern
+    from topology.state import BindingState, MigrationRecord, QueueState, migration_queue_name
+
+    path = files(write, vhost, "{type: quorum}")
+    assert run("apply", path, "--auto-approve").code == 0
+    kept = sample_messages(10, seed=8)
+    publish_many(vhost, kept, exchange="", routing_key="work")
+    seal = pika.BasicProperties(headers={SEAL_HEADER: seal_value(vhost, "work")})
+    publish_many(vhost, [(b"", seal), (b"", seal)], exchange="", routing_key="work")
+    target = QueueState(vhost=vhost, queue="work", type="quorum")
+    record = MigrationRecord(vhost, "work", target, (
+        BindingState(vhost=vhost, source="orders", destination="work", routing_key="order.#"),))
+    temporary = migration_queue_name("work")
+    api.put("queues", vhost, temporary, body={"durable": True, "arguments": {
+        "x-queue-type": "classic", "topology-migration": record.to_argument()}})
+    waiting = sample_messages(15, seed=9)
+    publish_many(vhost, waiting, exchange="", routing_key=temporary)
+    api.put("policies", vhost, temporary, body={"pattern": exact_pattern("work"), "apply-to": "queues",
+                                                 "priority": 1, "definition": SEAL_DEFINITION})
+
+    result = run("apply", path, "--auto-approve")
+    assert result.code == 0, result.err
+    assert api.get("policies", vhost) == []
+    got = read_all(vhost, "work")
+    assert sorted(body for body, _ in got) == sorted(body for body, _ in kept + waiting)  # no seal message
+    assert [q["name"] for q in api.get("queues", vhost)] == ["work"]
+
+
+@pytest.mark.parametrize("queue_type, setting, argument, unit", [
+    ("classic", "message_ttl", "x-message-ttl", ("h", 3_600_000)),
+    # killed while sealed, too; limits above the deliveries this test makes (see README: a kill
+    # returns the messages the mover held, counting one delivery each)
+    ("quorum", "delivery_limit", "x-delivery-limit", ("0", 10)),
+])
+def test_killed_migrations_lose_no_message(write, vhost, api, queue_type, setting, argument, unit):
     """Kill apply at random points of migrations, several times; each next run finishes the job."""
     seed = int(os.environ.get("TOPOLOGY_TEST_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    subprocess.run([sys.executable, "-m", "topology", "apply", files(write, vhost), "--auto-approve"],
-                   cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "topology", "apply", files(write, vhost, f"{{type: {queue_type}}}"),
+                    "--auto-approve"], cwd=ROOT, check=True, capture_output=True)
     sent = sample_messages(4000, seed=5)
     publish_many(vhost, sent)
     expected = {body for body, _ in sent}
     for round_ in range(4):
-        ttl = f"{{message_ttl: {round_ + 1}h}}"
-        path = files(write, vhost, ttl, f"round{round_}.yaml")
+        changed = f"{{type: {queue_type}, {setting}: {round_ + 1}{unit[0]}}}"
+        path = files(write, vhost, changed, f"round{round_}.yaml")
         command = [sys.executable, "-m", "topology", "apply", path, "--auto-approve", "--migrate-messages"]
         victim = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         delay = rng.uniform(0.4, 2.5)
@@ -247,12 +286,14 @@ def test_killed_migrations_lose_no_message(write, vhost, api):
         victim.wait()
         finish = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         assert finish.returncode == 0, f"seed {seed}, round {round_}, killed after {delay:.2f}s: {finish.stderr}"
-        assert api.get("queues", vhost, "work")["arguments"]["x-message-ttl"] == (round_ + 1) * 3_600_000
+        assert api.get("queues", vhost, "work")["arguments"][argument] == (round_ + 1) * unit[1]
         got = {body for body, _ in read_all(vhost, "work", keep=True)}
         lost = expected - got
         assert not lost, f"seed {seed}, round {round_}, killed after {delay:.2f}s: {len(lost)} message(s) lost"
+        assert got <= expected, f"seed {seed}, round {round_}: foreign messages {sorted(got - expected)[:3]}"
         assert bindings_of(api, vhost, "work") == {("orders", "order.#")}
         assert [q["name"] for q in api.get("queues", vhost)] == ["work"]
+        assert api.get("policies", vhost) == []
 
 
 def test_a_policy_that_could_drop_waiting_messages_stops_the_migration(run, write, vhost, api):
@@ -336,6 +377,7 @@ class Publisher(threading.Thread):
         self.vhost, self.exchange, self.routing_key, self.prefix = vhost, exchange, routing_key, prefix
         self.confirmed: list[bytes] = []
         self.refused: list[bytes] = []
+        self.unknown: list[bytes] = []
         self.error: BaseException | None = None
         self.reconnects = 0
         self.stop = threading.Event()
@@ -360,8 +402,9 @@ class Publisher(threading.Thread):
                     self.refused.append(body)  # the publisher knows: it would publish again
                 except pika.exceptions.AMQPError:
                     # RabbitMQ 3.10 may close the connection of a publisher to a quorum queue
-                    # being deleted (a channel crash in the broker); a client reconnects
-                    self.refused.append(body)
+                    # being deleted (a channel crash in the broker); a client reconnects. Whether
+                    # this message was taken is unknown.
+                    self.unknown.append(body)
                     self.reconnects += 1
                     channel = None
                 time.sleep(self.interval)
@@ -394,7 +437,7 @@ def test_publishers_during_a_migration_lose_no_confirmed_message(run, write, vho
     for publisher in publishers:
         publisher.stop.set()
         publisher.join(timeout=30)
-        assert publisher.error is None, repr(publisher.error)
+        assert not publisher.is_alive() and publisher.error is None, repr(publisher.error)
     if queue_type == "classic":
         assert result.code == 1 and "messages keep arriving in " + vhost + "/work straight through" in result.err
         assert "1 migration(s) to finish" in run("plan", changed).out
@@ -409,7 +452,8 @@ def test_publishers_during_a_migration_lose_no_confirmed_message(run, write, vho
     assert len(routed.confirmed) > 100 and len(direct.confirmed) > 100  # they really ran
     missing = set(preloaded + routed.confirmed + direct.confirmed) - set(got)
     assert not missing, f"{len(missing)} confirmed message(s) lost, e.g. {sorted(missing)[:5]}"
-    assert set(got) <= set(preloaded + routed.confirmed + direct.confirmed)  # nothing refused slipped in
+    unknown = set(routed.unknown + direct.unknown)
+    assert set(got) - unknown <= set(preloaded + routed.confirmed + direct.confirmed)  # nothing refused slipped in
     duplicates = Counter(got) - Counter(set(got))
     assert all(body.startswith(b"routed-") for body in duplicates), sorted(duplicates)[:5]
     print(f"{queue_type}: {len(routed.confirmed)} + {len(direct.confirmed)} confirmed, "

@@ -348,6 +348,7 @@ class MessageMover(QueueInspector):
 
     PREFETCH = 500
     QUIET = 1.0
+    IDLE_ROUNDS = 5
 
     def move(
         self,
@@ -383,7 +384,7 @@ class MessageMover(QueueInspector):
         import pika
 
         consume = publish = None
-        moved = dropped = tried = 0
+        moved = dropped = tried = idle = 0
         quiet = False
         try:
             connection = self._connection(vhost)
@@ -421,11 +422,17 @@ class MessageMover(QueueInspector):
                         if closed.reply_code == 404:
                             return moved, dropped, True
                         if closed.reply_code != 406:  # 406: a message or a consumer came meanwhile
-                            return moved, dropped, False
+                            raise BrokerError(f"cannot delete queue {vhost}/{source}: {closed.reply_text}") from None
                         continue
                 quiet = False
                 if remaining <= 0:
                     return moved, dropped, False
+                if idle >= self.IDLE_ROUNDS:
+                    raise BrokerError(
+                        f"queue {vhost}/{source} counts {remaining} message(s) but delivers none to this tool "
+                        "(another consumer may hold them); stopped, every message is still in "
+                        f"{source!r} or {destination!r}"
+                    )
                 taken, last = 0, None
                 # take what the count promised, then count again (publishers may add more)
                 for method, properties, body in consume.consume(source, auto_ack=False, inactivity_timeout=1.0):
@@ -444,6 +451,7 @@ class MessageMover(QueueInspector):
                 consume.cancel()
                 if last is not None:
                     consume.basic_ack(last, multiple=True)
+                idle = 0 if taken else idle + 1
         except pika.exceptions.UnroutableError:
             raise BrokerError(f"queue {vhost}/{destination} does not exist, so a message could not be moved into it") from None
         except pika.exceptions.NackError:
