@@ -105,13 +105,16 @@ def vhost(api: Api):
     api.delete("vhosts", name)
 
 
-def publish(vhost: str, queue: str, bodies: list[bytes]) -> None:
-    """Publish to a queue through the default exchange with publisher confirms."""
+def connect(vhost: str):
+    """A blocking AMQP connection to the test broker's ``vhost``."""
     import pika
 
-    connection = pika.BlockingConnection(
-        pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH))
-    )
+    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH)))
+
+
+def publish(vhost: str, queue: str, bodies: list[bytes]) -> None:
+    """Publish to a queue through the default exchange with publisher confirms."""
+    connection = connect(vhost)
     try:
         channel = connection.channel()
         channel.confirm_delivery()
@@ -122,11 +125,7 @@ def publish(vhost: str, queue: str, bodies: list[bytes]) -> None:
 
 
 def message_count(vhost: str, queue: str) -> int:
-    import pika
-
-    connection = pika.BlockingConnection(
-        pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH))
-    )
+    connection = connect(vhost)
     try:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:

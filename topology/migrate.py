@@ -28,8 +28,8 @@ from typing import Any
 
 from topology.broker.amqp import MessageMover, is_seal, stash, unstash
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
-from topology.errors import BrokerError
 from topology.broker.live import binding_state, queue_state
+from topology.errors import BrokerError
 from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, QueueState, migration_queue_name
 
 UNSAFE_POLICY_KEYS = ("message-ttl", "expires", "max-length", "max-length-bytes")
@@ -267,11 +267,12 @@ class Migration:
             "pattern": exact_pattern(queue), "apply-to": "queues", "priority": priority, "definition": SEAL_DEFINITION,
         })
         seals = 0  # seal messages in the queue
-        sealed = False
+        done = False  # the queue is gone
         try:
             for _ in range(SEAL_STEPS):
                 counts = self.mover.counts(vhost, queue)
                 if counts is None:
+                    done = True
                     return moved
                 ready = counts[0]
                 if counts[1] or ready < seals:
@@ -289,17 +290,17 @@ class Migration:
                         continue
                     time.sleep(SEAL_SETTLE)
                     details = self.client.queue_details(vhost, queue)
-                    if details is None:
-                        return moved
-                    if self.mover.counts(vhost, queue) == (seals, 0) and not details.get("messages_unacknowledged"):
+                    done = details is None
+                    if not done and self.mover.counts(vhost, queue) == (seals, 0) and not details.get("messages_unacknowledged"):
                         ignore_missing(lambda: self.client.delete_queue(vhost, queue, if_empty=False, if_unused=False))
-                        sealed = True
+                        done = True
+                    if done:
                         return moved
                 else:
                     taken, dropped = self.mover.take(vhost, queue, temporary, transform, ready - 1)
                     moved, seals = moved + taken, seals - dropped
         finally:
-            if not sealed:  # stopped: take the seal messages out before consumers could see them
+            if not done:  # stopped: take the seal messages out before consumers could see them
                 try:
                     moved += self.mover.move(vhost, queue, temporary, transform)
                 except BrokerError:

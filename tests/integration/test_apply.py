@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, message_count, publish
+from tests.conftest import ROOT, connect, message_count, publish
 
 pytestmark = pytest.mark.broker
 
@@ -397,13 +397,7 @@ def test_apply_without_a_terminal_needs_auto_approve_and_changes_nothing(run, wr
 
 
 def _consume_forever(vhost: str, queue: str):
-    import pika
-
-    from tests.conftest import BROKER_AUTH
-
-    connection = pika.BlockingConnection(
-        pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH))
-    )
+    connection = connect(vhost)
     channel = connection.channel()
     channel.basic_consume(queue, lambda *args: None)
     return connection
@@ -455,15 +449,9 @@ def test_a_refused_new_declaration_restores_the_old_object_and_its_bindings(run,
 
 
 def test_an_exchange_bound_to_exclusive_queues_is_not_replaced(run, write, api, vhost):
-    import pika
-
-    from tests.conftest import BROKER_AUTH
-
     template = "vhosts: {{{vhost}: {{exchanges: {{fan: {{type: {kind}}}}}}}}}\n"
     assert run("apply", write(template.format(vhost=vhost, kind="fanout")), "--auto-approve").code == 0
-    connection = pika.BlockingConnection(
-        pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH))
-    )
+    connection = connect(vhost)
     try:
         channel = connection.channel()
         queue = channel.queue_declare("", exclusive=True).method.queue

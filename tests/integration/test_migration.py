@@ -15,7 +15,7 @@ from collections import Counter
 import pika
 import pytest
 
-from tests.conftest import BROKER_AUTH, ROOT, message_count
+from tests.conftest import ROOT, connect, message_count
 
 pytestmark = pytest.mark.broker
 
@@ -33,10 +33,6 @@ vhosts:
 
 def files(write, vhost: str, queue: str = "{}", name: str = "topology.yaml") -> str:
     return write(TOPOLOGY.format(vhost=vhost, queue=queue), name)
-
-
-def connect(vhost: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH)))
 
 
 def publish_many(vhost: str, messages: list[tuple[bytes, pika.BasicProperties]], exchange: str = "orders",

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pika
 import pytest
 
-from tests.conftest import BROKER_AUTH, message_count, publish
+from tests.conftest import connect, message_count, publish
 
 pytestmark = pytest.mark.broker
 
@@ -51,7 +50,7 @@ def test_prune_deletes_what_no_file_declares_and_nothing_protected(run, write, v
     assert run("apply", path, "--auto-approve").code == 0
     stray_objects(api, vhost)
     # a server-named durable queue and an exclusive queue of a connected client
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH)))
+    connection = connect(vhost)
     channel = connection.channel()
     server_named = channel.queue_declare("", durable=True, exclusive=False, auto_delete=False).method.queue
     exclusive = channel.queue_declare("client.exclusive", exclusive=True).method.queue
@@ -116,7 +115,7 @@ def test_a_queue_in_use_is_never_pruned(run, write, vhost, api):
     path = write(DECLARED.format(vhost=vhost))
     assert run("apply", path, "--auto-approve").code == 0
     api.put("queues", vhost, "in.use", body={"durable": True})
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH)))
+    connection = connect(vhost)
     try:
         connection.channel().basic_consume("in.use", lambda *args: None)
         result = run("apply", path, "--prune", "--allow-data-loss", "--auto-approve")
@@ -150,7 +149,7 @@ def test_an_exchange_bound_to_a_connected_clients_exclusive_queue_is_not_pruned(
     path = write(DECLARED.format(vhost=vhost))
     assert run("apply", path, "--auto-approve").code == 0
     api.put("exchanges", vhost, "client.replies", body={"type": "direct"})
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH)))
+    connection = connect(vhost)
     try:
         channel = connection.channel()
         mine = channel.queue_declare("", exclusive=True).method.queue
