@@ -5,29 +5,44 @@ The command line calls these; they print nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from topology.apply import Applier, ApplyOptions, Report
 from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, read_live
 from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
-from topology.errors import ApplyError, StalePlan
+from topology.drift import DriftReport, build_report
+from topology.errors import ApplyError, ConfigError, StalePlan
+from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
 from topology.loader import load
 from topology.model.topology import Topology
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
-from topology.state import State, desired_state
+from topology.state import PolicyState, QueueState, State, desired_state
 from topology.validate import check_broker_version, check_exchange_types, validate
+from topology.variables import Variables, load_values
 
 
-def load_valid(paths: Iterable[str]) -> Topology:
-    """Load and validate the files; raise :class:`~topology.errors.ConfigError` with every problem."""
-    topology = load(paths)
+def load_valid(paths: Iterable[str], values: Iterable[str] = ()) -> Topology:
+    """Load and validate the files, with ``${...}`` variables from the environment and the
+    ``values`` files; raise :class:`~topology.errors.ConfigError` with every problem."""
+    variables = Variables()
+    problems = load_values(values, variables)
+    if problems:
+        raise ConfigError(problems)
+    topology = load(paths, variables)
     validate(topology)
     return topology
 
 
 def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *, prune: bool = False) -> Plan:
     """Read the managed vhosts from the broker and plan the changes that make them match the files."""
+    return _plan(topology, client, broker, prune=prune)[0]
+
+
+def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *,
+          prune: bool = False) -> tuple[Plan, State, State]:
+    """The plan, and the desired and live states it was made from."""
     broker = broker or broker_info(client)
     check_broker_version(topology, broker.version_tuple, broker.version)
     check_exchange_types(topology, broker.exchange_types)
@@ -42,7 +57,48 @@ def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo |
         prune=prune,
     )
     queues, hidden_bindings = _facts(found, live, client)
-    return build(found, live, vhosts=vhosts, broker=broker, queues=queues, hidden_bindings=hidden_bindings, prune=prune)
+    the_plan = build(found, live, vhosts=vhosts, broker=broker, queues=queues, hidden_bindings=hidden_bindings, prune=prune)
+    return the_plan, desired, live
+
+
+def check_drift(topology: Topology, client: ManagementClient, *, fail_on_orphans: bool = False,
+                statistics_wait: float = STATISTICS_WAIT) -> DriftReport:
+    """Compare the broker with the files: objects, orphans, and the high-availability
+    state of every queue in the managed vhosts. Changes nothing.
+
+    The queues' policy, mirrors and members come from statistics that lag a few seconds.
+    Queues without statistics yet, or whose statistics name another policy than the
+    broker's own policies give them, are read again for up to ``statistics_wait`` seconds."""
+    the_plan, desired, live = _plan(topology, client)
+    health = _queue_health(client, desired, live)
+    deadline = time.monotonic() + statistics_wait
+    while (health.stale or health.unknown) and time.monotonic() < deadline:
+        time.sleep(1.0)
+        health = _queue_health(client, desired, live)
+    return build_report(the_plan, desired, health, fail_on_orphans=fail_on_orphans)
+
+
+def _queue_health(client: ManagementClient, desired: State, live: State) -> QueueHealth:
+    """The high-availability checks of every queue the files declare (those on the broker)."""
+    health = QueueHealth()
+    vhosts = [v for v in sorted(desired.vhosts) if v in live.vhosts]
+    if not vhosts:
+        return health
+    running = client.running_nodes()
+    for vhost in vhosts:
+        policies = [r for r in desired.objects.values() if isinstance(r, PolicyState) and r.vhost == vhost]
+        queues = [r.name for r in desired.objects.values() if isinstance(r, QueueState) and r.vhost == vhost]
+        found = check_queues(
+            vhost, client.queues_health(vhost, QUEUE_COLUMNS), policies, running, queues,
+            declared_policies=[p.policy for p in policies],
+            live_policies=[r for r in live.objects.values() if isinstance(r, PolicyState) and r.vhost == vhost],
+        )
+        health.findings.extend(found.findings)
+        health.checked.extend(found.checked)
+        health.notes.extend(found.notes)
+        health.unknown.extend(found.unknown)
+        health.stale.extend(found.stale)
+    return health
 
 
 def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[dict[tuple[str, str], QueueFacts], dict[tuple[str, str], int]]:

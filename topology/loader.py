@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from topology.errors import ConfigError, Problem
 from topology.model import TopologyFile
 from topology.model.topology import Declared, Origin, Topology, VhostTopology, location
+from topology.variables import Substituted, Variables
 
 try:  # libyaml is several times faster; pure Python is the fallback
     _Loader = yaml.CSafeLoader
@@ -85,8 +86,9 @@ class _Builder:
     counted against :data:`MAX_NODES` by the size of what they stand for, never expanded.
     """
 
-    def __init__(self, loader: Any, file: str, problems: list[Problem]):
+    def __init__(self, loader: Any, file: str, problems: list[Problem], variables: Variables | None = None):
         self.loader = loader
+        self.variables = variables
         self.file = file
         self.problems = problems
         self.lines: dict[Path_, int] = {}
@@ -96,6 +98,8 @@ class _Builder:
         self.stack: list[_Frame] = []
         self.root: Any = None
         self.scalars: dict[tuple[Any, ...], Any] = {}
+        self.unresolved = False
+        """A variable reference could not be replaced (the problems say which)."""
 
     def problem(self, line: int, path: Path_, message: str) -> None:
         self.problems.append(Problem(self.file, line, location(path), message))
@@ -178,6 +182,8 @@ class _Builder:
 
     def scalar(self, event: Any) -> Any:
         """The value of a scalar; plain scalars repeat a lot in topology files, so they are cached."""
+        if self.variables is not None and "${" in event.value:
+            return self.substituted(event)
         cache_key = (event.value, event.implicit, event.tag, event.style)
         cached = self.scalars.get(cache_key, _MISSING)
         if cached is not _MISSING:
@@ -186,6 +192,20 @@ class _Builder:
         if len(self.scalars) < 100_000:
             self.scalars[cache_key] = value  # scalar values are immutable
         return value
+
+    def substituted(self, event: Any) -> Any:
+        """A scalar with its ``${...}`` references replaced (see :mod:`topology.variables`)."""
+        assert self.variables is not None
+        value, problems = self.variables.substitute(event.value, as_text=event.tag == "tag:yaml.org,2002:str")
+        if problems:
+            path, _ = self.child_path()
+            parent = self.stack[-1] if self.stack else None
+            if parent is not None and isinstance(parent.value, dict) and not parent.has_key:
+                path = parent.path  # a key: report it at its mapping
+            for message in problems:
+                self.problem(event.start_mark.line + 1, path, message)
+            self.unresolved = True
+        return value  # text (a Substituted when it was exactly one reference)
 
     def _construct_scalar(self, event: Any) -> Any:
         tag = event.tag
@@ -212,6 +232,8 @@ class _Builder:
             parent.has_key = True
             parent.key_line = line
             parent.skip = False
+            if isinstance(value, Substituted):
+                value = str(value)  # keys are names: always text
             if is_merge_key:
                 parent.key = _MERGE
             elif isinstance(value, (list, dict)):
@@ -262,8 +284,10 @@ def _is_merge_key(loader: Any, event: Any) -> bool:
     return tag == _MERGE_TAG
 
 
-def parse_file(file: str, problems: list[Problem]) -> Document | None:
-    """Parse one YAML file; problems are appended, ``None`` when nothing usable came out."""
+def parse_file(file: str, problems: list[Problem], variables: Variables | None = None) -> Document | None:
+    """Parse one YAML file; problems are appended, ``None`` when nothing usable came out.
+
+    With ``variables``, ``${...}`` references in scalars (keys included) are replaced."""
     try:
         size = os.path.getsize(file)
         if size > MAX_FILE_BYTES:
@@ -283,7 +307,7 @@ def parse_file(file: str, problems: list[Problem]) -> Document | None:
     if text.startswith("\ufeff"):
         text = text[1:]
     loader = _Loader(text)
-    builder = _Builder(loader, file, problems)
+    builder = _Builder(loader, file, problems, variables)
     try:
         data = builder.run()
         if data is None:
@@ -315,6 +339,8 @@ def parse_file(file: str, problems: list[Problem]) -> Document | None:
     if not isinstance(data, dict):
         problems.append(Problem(file, 1, "", "the top level must be a mapping (vhosts: ...)"))
         return None
+    if builder.unresolved:
+        return None  # what a missing variable would leave behind is not worth checking
     return Document(file, data, builder.lines)
 
 
@@ -361,12 +387,15 @@ def _pydantic_problems(document: Document, error: ValidationError) -> list[Probl
     return problems
 
 
-def load(paths: Iterable[str]) -> Topology:
-    """Load, check the structure of and merge topology files; raise :class:`ConfigError` with every problem."""
+def load(paths: Iterable[str], variables: Variables | None = None) -> Topology:
+    """Load, check the structure of and merge topology files; raise :class:`ConfigError` with every problem.
+
+    ``${...}`` references take their values from ``variables`` (default: the environment only)."""
     files, problems = discover(paths)
+    variables = variables if variables is not None else Variables()
     topology = Topology()
     for file in files:
-        document = parse_file(file, problems)
+        document = parse_file(file, problems, variables)
         if document is None:
             continue
         try:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from topology import __version__
+from topology import __version__, redact
 from topology.broker.live import BrokerInfo
 from topology.diff import ACTIONS, DELETE, REPLACE, RESUME, Change, Diff, FieldChange
 from topology.errors import PlanRefused, TopologyError
@@ -163,8 +163,12 @@ def plan_digest(document: dict[str, Any]) -> str:
 
 
 def saved_plan(plan: Plan) -> dict[str, Any]:
-    """The document ``plan --out`` writes: the JSON plan and its checksum."""
-    document = plan.to_dict()
+    """The document ``plan --out`` writes: the JSON plan and its checksum.
+
+    It holds no secret: a secret from an environment variable is written as
+    ``${VARIABLE}`` (listed under ``secrets``) and read back when the plan is applied."""
+    document, secrets = redact.hide(plan.to_dict())
+    document["secrets"] = secrets
     document["digest"] = plan_digest(document)
     return document
 
@@ -180,6 +184,14 @@ def load_saved_plan(document: Any, source: str) -> Plan:
         )
     if document.get("digest") != plan_digest(document):
         raise PlanRefused(f"{source} was modified after 'topology plan --out' wrote it: make the plan again")
+    secrets = document.get("secrets") or []
+    if secrets:
+        try:
+            document = redact.reveal(document, [str(name) for name in secrets])
+        except KeyError as missing:
+            raise TopologyError(
+                f"{source} needs the secret variable {missing.args[0]} in the environment (the plan file never holds secrets)"
+            ) from None
     try:
         broker = document["broker"]
         return Plan(

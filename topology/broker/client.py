@@ -163,6 +163,15 @@ class ManagementClient:
             "name,type,durable,auto_delete,arguments,messages,message_bytes,messages_unacknowledged,consumers"
         )})
 
+    def queues_health(self, vhost: str, columns: str) -> list[dict[str, Any]]:
+        """The queues of a vhost with the given columns (policy, mirrors, members...; one request)."""
+        return self.get_or_none("queues", vhost, params={"columns": columns}) or []
+
+    def running_nodes(self) -> list[str]:
+        """Names of the cluster's running nodes."""
+        nodes = self.get("nodes", params={"columns": "name,running"}) or []
+        return sorted(str(n["name"]) for n in nodes if n.get("running"))
+
     def queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
         """Every binding whose destination is the queue (the default exchange's included)."""
         return self.get_or_none("queues", vhost, name, "bindings") or []

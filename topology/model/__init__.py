@@ -7,12 +7,14 @@ objects that are compared with the broker.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from typing_extensions import Annotated
 
 from topology.model.values import Duration, Size
+from topology.variables import Substituted, typed
 
 QueueType = Literal["classic", "quorum", "stream"]
 ApplyTo = Literal["all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams"]
@@ -35,12 +37,53 @@ _size_schema = WithJsonSchema(
         "description": "Bytes, or a number with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).",
     }
 )
+def _has_substituted(value: Any) -> bool:
+    if isinstance(value, Substituted):
+        return True
+    if isinstance(value, dict):
+        return any(isinstance(v, Substituted) for v in value.values())
+    return False
+
+
+def _type_for(annotation: Any, value: Any) -> Any:
+    """``value`` with its :class:`Substituted` parts typed for a field of type ``annotation``."""
+    if isinstance(value, Substituted):
+        return str(value) if value.text or _wants_text(annotation) else typed(value)
+    if isinstance(value, dict) and _any_values(annotation):
+        return {k: (str(v) if v.text else typed(v)) if isinstance(v, Substituted) else v for k, v in value.items()}
+    return value
+
+
+def _wants_text(annotation: Any) -> bool:
+    """Whether a field of this type holds text (``str`` or ``str | None``)."""
+    arguments = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (Union, UnionType) else [annotation]
+    return arguments == [str]
+
+
+def _any_values(annotation: Any) -> bool:
+    """Whether a field is a map whose values may be of any type (raw arguments, policy definitions)."""
+    return get_origin(annotation) is dict and get_args(annotation)[1:] == (Any,)
+
+
 DurationField = Annotated[Duration, _duration_schema]
 SizeField = Annotated[Size, _size_schema]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_variables(cls, data: Any) -> Any:
+        """Give each value that was exactly one ``${...}`` reference the type its field expects."""
+        if not isinstance(data, dict) or not any(_has_substituted(v) for v in data.values()):
+            return data
+        typed_data = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            if field is not None:
+                typed_data[name] = _type_for(field.annotation, value)
+        return typed_data
 
 
 class Exchange(_Strict):

@@ -1,0 +1,245 @@
+"""High-availability drift: what the broker says of each queue's policy, mirrors and
+members, against what the files' policies should give it (pure; no I/O).
+
+The policy a queue should have is resolved the way RabbitMQ does (``rabbit_policy:match``):
+among the vhost's policies whose ``apply-to`` covers queues of the queue's type, that
+are applicable to the queue's type (a policy holding one key the type does not support
+does not apply at all, so a lower one may win), and whose pattern matches the queue's
+name, the highest priority wins. Between equal priorities RabbitMQ's choice is not
+defined, so any of them is accepted (and the tie reported as a note).
+
+The management API reports the policy in effect, mirrors and members from the queues'
+statistics, which lag a few seconds behind changes (see :data:`STATISTICS_WAIT`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from topology.state import PolicyState
+
+STATISTICS_WAIT = 7.0
+"""Seconds to wait for the statistics to confirm a finding (they are emitted every 5 s)."""
+
+QUEUE_COLUMNS = (
+    "name,type,arguments,exclusive,state,node,policy,operator_policy,effective_policy_definition,"
+    "slave_nodes,synchronised_slave_nodes,members,online"
+)
+
+UNSUPPORTED_POLICY_KEYS: dict[str, frozenset[str]] = {
+    # rabbit_classic_queue / rabbit_quorum_queue / rabbit_stream_queue capabilities(), RabbitMQ 3.10.8
+    "classic": frozenset({
+        "max-age", "stream-max-segment-size-bytes", "queue-leader-locator", "initial-cluster-size",
+        "delivery-limit", "dead-letter-strategy",
+    }),
+    "quorum": frozenset({
+        "max-priority", "queue-mode", "single-active-consumer", "ha-mode", "ha-params", "ha-sync-mode",
+        "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator",
+        "max-age", "stream-max-segment-size-bytes", "initial-cluster-size",
+    }),
+    "stream": frozenset({
+        "expires", "message-ttl", "dead-letter-exchange", "dead-letter-routing-key", "max-length",
+        "max-in-memory-length", "max-in-memory-bytes", "max-priority", "overflow", "queue-mode",
+        "single-active-consumer", "delivery-limit", "ha-mode", "ha-params", "ha-sync-mode",
+        "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator", "dead-letter-strategy",
+    }),
+}
+"""Policy keys each queue type does not support; a policy holding one does not apply to that type."""
+
+APPLY_TO_TYPES: dict[str, frozenset[str]] = {
+    "all": frozenset({"classic", "quorum", "stream"}),
+    "queues": frozenset({"classic", "quorum", "stream"}),
+    "classic_queues": frozenset({"classic"}),
+    "quorum_queues": frozenset({"quorum"}),
+    "streams": frozenset({"stream"}),
+    "exchanges": frozenset(),
+}
+"""Queue types each ``apply-to`` value covers (the last three exist from RabbitMQ 3.12 on)."""
+
+POLICY, MIRRORS, MEMBERS = "policy", "mirrors", "members"
+CHECKS = (POLICY, MIRRORS, MEMBERS)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One queue that differs from what high availability needs."""
+
+    vhost: str
+    queue: str
+    check: str
+    """``policy`` (another policy is in effect), ``mirrors`` (classic mirrors missing or
+    not synchronised) or ``members`` (quorum or stream members missing or offline)."""
+    message: str
+    expected: Any = None
+    actual: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vhost": self.vhost, "queue": self.queue, "check": self.check, "message": self.message,
+                "expected": self.expected, "actual": self.actual}
+
+
+@dataclass
+class QueueHealth:
+    """The checks of the queues of the managed vhosts: findings, the queues checked, notes."""
+
+    findings: list[Finding] = field(default_factory=list)
+    checked: list[tuple[str, str]] = field(default_factory=list)
+    """(vhost, queue) of every queue checked, in order."""
+    notes: list[str] = field(default_factory=list)
+    unknown: list[tuple[str, str]] = field(default_factory=list)
+    """Queues whose statistics have not arrived yet (nothing can be said of them)."""
+    stale: list[tuple[str, str]] = field(default_factory=list)
+    """Queues whose statistics name another policy than the broker's own policies give
+    them: statistics older than the last policy change (their findings may vanish)."""
+
+
+def matches(pattern: str, name: str) -> bool:
+    """Whether a policy pattern matches a name (Python ``re`` standing in for PCRE; a
+    pattern it cannot compile counts as not matching)."""
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return False
+
+
+def applies(policy: PolicyState, queue: str, queue_type: str) -> bool:
+    """Whether RabbitMQ would consider ``policy`` for a queue of this name and type."""
+    if queue_type not in APPLY_TO_TYPES.get(policy.apply_to, frozenset()):
+        return False
+    if UNSUPPORTED_POLICY_KEYS.get(queue_type, frozenset()) & set(policy.definition):
+        return False
+    return matches(policy.pattern, queue)
+
+
+def winners(queue: str, queue_type: str, policies: Iterable[PolicyState]) -> list[PolicyState]:
+    """The policies that may be in effect for the queue: those of the highest priority
+    among the applicable ones (several on a tie; none when nothing applies)."""
+    candidates = [p for p in policies if applies(p, queue, queue_type)]
+    if not candidates:
+        return []
+    top = max(p.priority for p in candidates)
+    return sorted((p for p in candidates if p.priority == top), key=lambda p: p.policy)
+
+
+def check_queues(
+    vhost: str,
+    entries: list[dict[str, Any]],
+    policies: Iterable[PolicyState],
+    running_nodes: list[str],
+    queues: Iterable[str],
+    declared_policies: Iterable[str] = (),
+    live_policies: Iterable[PolicyState] | None = None,
+) -> QueueHealth:
+    """Check the named ``queues`` (the declared ones) of one vhost (``entries``: ``GET /api/queues/{vhost}``
+    with :data:`QUEUE_COLUMNS`) against the files' ``policies`` for that vhost.
+
+    With ``live_policies`` (the broker's own), a queue whose statistics disagree with
+    what those give it is marked :attr:`QueueHealth.stale`."""
+    policies = list(policies)
+    live = list(live_policies) if live_policies is not None else None
+    declared = set(declared_policies)
+    wanted = set(queues)
+    health = QueueHealth()
+    for entry in sorted(entries, key=lambda e: str(e.get("name"))):
+        name = str(entry.get("name", ""))
+        if name not in wanted or entry.get("exclusive"):
+            continue
+        health.checked.append((vhost, name))
+        if "state" not in entry:
+            health.unknown.append((vhost, name))
+            continue
+        queue_type = str(entry.get("type") or "classic")
+        if live is not None and (entry.get("policy") or None) not in ([p.policy for p in winners(name, queue_type, live)] or [None]):
+            health.stale.append((vhost, name))
+        health.findings.extend(_policy_findings(vhost, name, queue_type, entry, policies, declared, health.notes))
+        if queue_type == "classic":
+            health.findings.extend(_mirror_findings(vhost, name, entry, running_nodes))
+        elif isinstance(entry.get("members"), list):
+            health.findings.extend(_member_findings(vhost, name, queue_type, entry))
+    return health
+
+
+def _policy_findings(
+    vhost: str, name: str, queue_type: str, entry: dict[str, Any], policies: list[PolicyState], declared: set[str],
+    notes: list[str],
+) -> list[Finding]:
+    expected = winners(name, queue_type, policies)
+    actual = entry.get("policy") or None
+    names = [p.policy for p in expected]
+    if len(names) > 1:
+        notes.append(
+            f"queue {vhost}/{name}: policies {', '.join(names)} tie at priority {expected[0].priority}; "
+            "RabbitMQ picks one of them in no defined order (give them distinct priorities)"
+        )
+    if (actual is None and not names) or actual in names:
+        return []
+    want = " or ".join(names) if names else "no policy"
+    if actual is None:
+        message = f"no policy is in effect; the files' policies give it {want}"
+    elif actual not in declared:
+        message = f"policy {actual} is in effect, which no file declares (set outside the tool?); the files' policies give it {want}"
+    else:
+        message = f"policy {actual} is in effect; the files' policies give it {want} (a policy differs on the broker?)"
+    return [Finding(vhost, name, POLICY, message, expected=names[0] if len(names) == 1 else (names or None), actual=actual)]
+
+
+def _mirror_findings(vhost: str, name: str, entry: dict[str, Any], running_nodes: list[str]) -> list[Finding]:
+    findings = []
+    mirrors = [str(n) for n in entry.get("slave_nodes") or []]
+    synchronised = {str(n) for n in entry.get("synchronised_slave_nodes") or []}
+    behind = sorted(set(mirrors) - synchronised)
+    if behind:
+        findings.append(Finding(
+            vhost, name, MIRRORS,
+            f"{len(behind)} of {len(mirrors)} mirror(s) not synchronised: {', '.join(behind)} "
+            "(they would lose messages if the leader failed now)",
+            expected=sorted(mirrors), actual=sorted(synchronised),
+        ))
+    definition = entry.get("effective_policy_definition") or {}
+    wanted = expected_mirrors(definition, str(entry.get("node") or ""), running_nodes)
+    if wanted is not None and len(mirrors) < wanted:
+        findings.append(Finding(
+            vhost, name, MIRRORS,
+            f"{len(mirrors)} mirror(s); ha-mode {definition.get('ha-mode')} on {len(running_nodes)} running node(s) "
+            f"asks for {wanted}",
+            expected=wanted, actual=len(mirrors),
+        ))
+    return findings
+
+
+def expected_mirrors(definition: dict[str, Any], leader: str, running_nodes: list[str]) -> int | None:
+    """How many mirrors (besides the leader) an ``ha-mode`` asks for with these nodes running."""
+    mode = definition.get("ha-mode")
+    params = definition.get("ha-params")
+    running = len(running_nodes)
+    if mode == "all":
+        return max(running - 1, 0)
+    if mode == "exactly" and isinstance(params, int) and not isinstance(params, bool):
+        return max(min(params, running) - 1, 0)
+    if mode == "nodes" and isinstance(params, list):
+        wanted = {str(n) for n in params} & set(running_nodes)
+        return max(len(wanted - {leader}) if leader in wanted else len(wanted) - 1, 0)
+    return None
+
+
+def _member_findings(vhost: str, name: str, queue_type: str, entry: dict[str, Any]) -> list[Finding]:
+    members = [str(n) for n in entry.get("members") or []]
+    online = {str(n) for n in entry.get("online") or []}
+    arguments = entry.get("arguments") or {}
+    declared = arguments.get("x-quorum-initial-group-size" if queue_type == "quorum" else "x-initial-cluster-size")
+    size = max(len(members), declared if isinstance(declared, int) and not isinstance(declared, bool) else 0)
+    up = len(online & set(members))
+    if up >= size:
+        return []
+    offline = sorted(set(members) - online)
+    detail = [f"offline: {', '.join(offline)}"] if offline else []
+    if len(members) < size:
+        detail.append(f"{len(members)} member(s) for a declared group size of {size}")
+    return [Finding(
+        vhost, name, MEMBERS,
+        f"{up} of {size} {queue_type} member(s) online ({'; '.join(detail)})",
+        expected=size, actual=up,
+    )]

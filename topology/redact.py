@@ -1,0 +1,117 @@
+"""Keep secrets out of every output: the one place that knows what is secret.
+
+Secrets are registered as they are read (secret variables, the management password,
+the passwords of AMQP and management URLs). :func:`redact` is applied to everything
+the command line prints, errors included; :func:`hide` and :func:`reveal` keep them out
+of saved plans, which name the variable instead and read it back from the environment
+when the plan is applied.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+MASK = "***"
+
+_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):(?P<password>[^@\s/]*)@")
+
+_lock = threading.Lock()
+_secrets: dict[str, str | None] = {}
+"""Secret value → the environment variable it came from (None: not from a variable)."""
+
+
+def register(value: str, variable: str | None = None) -> None:
+    """Treat ``value`` as a secret from now on (``variable``: the environment variable holding it)."""
+    if not value:
+        return
+    with _lock:
+        if variable is not None or value not in _secrets:
+            _secrets[value] = variable
+
+
+def register_url(url: str | None) -> None:
+    """Treat the password in a URL (``amqp://user:password@host``) as a secret."""
+    if not url:
+        return
+    for match in _URL_PASSWORD_RE.finditer(url):
+        from urllib.parse import unquote
+
+        password = match.group("password")
+        register(password)
+        register(unquote(password))
+
+
+def forget_all() -> None:
+    """Forget every registered secret (tests; each command is one process otherwise)."""
+    with _lock:
+        _secrets.clear()
+
+
+def _ordered() -> list[tuple[str, str | None]]:
+    with _lock:
+        return sorted(_secrets.items(), key=lambda item: -len(item[0]))  # longest first: no partial leftovers
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and every URL password replaced by ``***``."""
+    if not text:
+        return text
+    text = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
+    for secret, _ in _ordered():
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def hide(document: Any) -> tuple[Any, list[str]]:
+    """A copy of a JSON document for a file: each secret from a variable becomes
+    ``${VARIABLE}``, any other secret and URL password ``***``. Returns the copy and
+    the variables it refers to."""
+    secrets = _ordered()
+    used: set[str] = set()
+
+    def hide_in(value: str) -> str:
+        value = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}:{MASK}@", value)
+        for secret, variable in secrets:
+            if secret in value:
+                value = value.replace(secret, f"${{{variable}}}" if variable else MASK)
+                if variable:
+                    used.add(variable)
+        return value
+
+    return _map_strings(document, hide_in), sorted(used)
+
+
+def reveal(document: Any, variables: list[str], environment: dict[str, str] | None = None) -> Any:
+    """Undo :func:`hide` for ``variables``, reading them from the environment (and registering them).
+
+    Raises ``KeyError`` with the name of a variable that is not set."""
+    environment = dict(os.environ) if environment is None else environment
+    values: dict[str, str] = {}
+    for name in variables:
+        if not environment.get(name):
+            raise KeyError(name)
+        values[f"${{{name}}}"] = environment[name]
+        register(environment[name], name)
+
+    def reveal_in(value: str) -> str:
+        for placeholder, secret in values.items():
+            value = value.replace(placeholder, secret)
+        return value
+
+    return _map_strings(document, reveal_in) if values else document
+
+
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """A copy of a JSON document with ``change`` applied to every string, keys included."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {_map_strings(k, change): _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, change) for v in value]
+    return value

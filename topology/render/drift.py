@@ -1,0 +1,219 @@
+"""The drift report as text, JSON, a Markdown comment, or JUnit XML (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+from topology.drift import IN_SYNC, DriftReport, ObjectStatus
+from topology.ha import CHECKS, Finding
+
+FORMATS = ("text", "json", "markdown", "junit")
+
+def render(report: DriftReport, output_format: str) -> str:
+    return {"text": render_text, "json": render_json, "markdown": render_markdown, "junit": render_junit}[output_format](report)
+
+
+def render_json(report: DriftReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
+
+
+def render_many_json(reports: Iterable[DriftReport]) -> str:
+    """Several targets' reports as one JSON document."""
+    return json.dumps({"targets": [r.to_dict() for r in reports]}, indent=2, ensure_ascii=False)
+
+
+def _where(item: ObjectStatus) -> str:
+    return item.vhost if item.kind == "vhost" else f"{item.vhost}/{item.name}"
+
+
+def _verdict(report: DriftReport) -> str:
+    counts = report.summary()
+    drifted = len(report.drifted_objects)
+    parts = [f"{drifted} of {counts['objects']} managed object(s) drifted",
+             f"{len(report.ha_findings)} high-availability finding(s)",
+             f"{counts['orphans']} orphan(s)" + ("" if report.fail_on_orphans or not counts["orphans"] else " (not counted)")]
+    head = "Drift found" if report.drifted else "In sync"
+    return f"{head}: {', '.join(parts)}."
+
+
+def _broker_line(report: DriftReport) -> str:
+    if report.broker is None:
+        return ""
+    cluster = f", cluster {report.broker.cluster_name}" if report.broker.cluster_name else ""
+    target = f"Target {report.target}: " if report.target else ""
+    return f"{target}{report.broker.url} (RabbitMQ {report.broker.version}{cluster})"
+
+
+def render_text(report: DriftReport) -> str:
+    sections: list[list[str]] = [[f"Broker: {_broker_line(report)}"] if report.broker else []]
+    drifted = report.drifted_objects
+    if drifted:
+        lines = ["Drifted objects:"]
+        for item in drifted:
+            declared = f"  [{item.declared_at}]" if item.declared_at else ""
+            lines.append(f"  ! {item.kind} {_where(item)}: {item.status}{declared}")
+            lines.append(f"        {item.describe()}")
+        sections.append(lines)
+    lines = [f"High availability ({len(report.health.checked)} queue(s) checked):"]
+    if report.ha_findings:
+        lines.extend(f"  ! queue {f.vhost}/{f.queue} [{f.check}]: {f.message}" for f in report.ha_findings)
+    else:
+        lines.append("  no finding")
+    lines.extend(f"  ? queue {v}/{q}: statistics not available yet; not checked" for v, q in report.health.unknown)
+    lines.extend(f"  ? queue {v}/{q}: statistics older than the last policy change; its policy check may be stale"
+                 for v, q in report.health.stale)
+    lines.extend(f"  note: {note}" for note in report.health.notes)
+    sections.append(lines)
+    if report.orphans:
+        counted = "counted as drift (--fail-on-orphans)" if report.fail_on_orphans else "not counted as drift"
+        lines = [f"Orphans: {len(report.orphans)} object(s) in managed vhosts that no file declares ({counted}):"]
+        for resource in report.orphans:
+            why = report.protected.get(resource.key)
+            lines.append(f"  ? {resource.kind} {resource.vhost}/{resource.name}" + (f"  (protected: {why})" if why else ""))
+        sections.append(lines)
+    if report.notes:
+        sections.append([f"Note: {note}" for note in report.notes])
+    sections.append([_verdict(report)])
+    return "\n\n".join("\n".join(section) for section in sections if section)
+
+
+def _cell(text: object) -> str:
+    """Text safe in a Markdown table cell."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def render_markdown(report: DriftReport) -> str:
+    icon = ":warning:" if report.drifted else ":white_check_mark:"
+    lines = [f"### {icon} topology drift: {'drift found' if report.drifted else 'in sync'}", ""]
+    if report.broker:
+        lines += [f"Broker: `{_cell(_broker_line(report))}`", ""]
+    lines += [_verdict(report), ""]
+    drifted = report.drifted_objects
+    if drifted:
+        lines += ["| Kind | Object | Status | What differs | Declared at |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {item.kind} | `{_cell(_where(item))}` | {item.status} | {_cell(item.describe())} | {_cell(item.declared_at)} |"
+            for item in drifted
+        ]
+        lines.append("")
+    lines += [f"#### High availability ({len(report.health.checked)} queue(s) checked)", ""]
+    if report.ha_findings:
+        lines += ["| Queue | Check | Finding |", "|---|---|---|"]
+        lines += [f"| `{_cell(f.vhost + '/' + f.queue)}` | {f.check} | {_cell(f.message)} |" for f in report.ha_findings]
+    else:
+        lines.append("No finding.")
+    for vhost, queue in report.health.unknown:
+        lines.append(f"- `{_cell(vhost + '/' + queue)}`: statistics not available yet; not checked")
+    for vhost, queue in report.health.stale:
+        lines.append(f"- `{_cell(vhost + '/' + queue)}`: statistics older than the last policy change; "
+                     "its policy check may be stale")
+    for note in report.health.notes:
+        lines.append(f"- note: {_cell(note)}")
+    lines.append("")
+    if report.orphans:
+        counted = "counted as drift" if report.fail_on_orphans else "not counted as drift"
+        lines += [f"#### Orphans ({len(report.orphans)}, {counted})", "", "| Kind | Object | Protected |", "|---|---|---|"]
+        lines += [
+            f"| {r.kind} | `{_cell(r.vhost + '/' + r.name)}` | {_cell(report.protected.get(r.key) or '')} |"
+            for r in report.orphans
+        ]
+        lines.append("")
+    for note in report.notes:
+        lines.append(f"> note: {_cell(note)}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _testcase(classname: str, name: str, failure: str | None = None, body: str = "", skipped: str | None = None) -> str:
+    head = f"    <testcase classname={quoteattr(classname)} name={quoteattr(name)}"
+    if failure is not None:
+        return f"{head}>\n      <failure message={quoteattr(failure)} type=\"drift\">{escape(body or failure)}</failure>\n    </testcase>"
+    if skipped is not None:
+        return f"{head}>\n      <skipped message={quoteattr(skipped)}/>\n    </testcase>"
+    return f"{head}/>"
+
+
+@dataclass
+class _Suite:
+    name: str
+    cases: list[tuple[str, bool, bool]]
+    """(xml, failed, skipped)"""
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return (len(self.cases), sum(1 for _, failed, _ in self.cases if failed),
+                sum(1 for _, _, skip in self.cases if skip))
+
+    def xml(self) -> str:
+        tests, failures, skipped = self.counts
+        head = (f"  <testsuite name={quoteattr(self.name)} tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" "
+                f"skipped=\"{skipped}\"")
+        if not self.cases:
+            return head + "/>"
+        return head + ">\n" + "\n".join(xml for xml, _, _ in self.cases) + "\n  </testsuite>"
+
+
+def render_junit(report: DriftReport) -> str:
+    """JUnit XML: a suite per vhost with a test case per managed object, a suite for the
+    high-availability checks (a case per queue), and one for the orphans."""
+    return _junit_document(_suites(report))
+
+
+def render_many_junit(reports: Iterable[DriftReport]) -> str:
+    """Several targets' reports in one JUnit document (suite names start with the target)."""
+    return _junit_document([suite for report in reports for suite in _suites(report)])
+
+
+def _suites(report: DriftReport) -> list[_Suite]:
+    prefix = f"{report.target}: " if report.target else ""
+    suites: list[_Suite] = []
+    by_vhost: dict[str, list[ObjectStatus]] = {}
+    for item in report.objects:
+        by_vhost.setdefault(item.vhost, []).append(item)
+    for vhost, items in by_vhost.items():
+        cases = []
+        for item in items:
+            classname = f"{prefix}{vhost}.{item.kind}"
+            if item.status == IN_SYNC:
+                cases.append((_testcase(classname, item.name), False, False))
+            else:
+                declared = f"\ndeclared at {item.declared_at}" if item.declared_at else ""
+                cases.append((_testcase(classname, item.name, f"{item.status}: {item.describe()}",
+                                        f"{item.kind} {_where(item)}: {item.describe()}{declared}"), True, False))
+        suites.append(_Suite(f"{prefix}vhost {vhost}", cases))
+    findings: dict[tuple[str, str], list[Finding]] = {}
+    for finding in report.ha_findings:
+        findings.setdefault((finding.vhost, finding.queue), []).append(finding)
+    unknown = set(report.health.unknown)
+    cases = []
+    for vhost, queue in report.health.checked:
+        classname = f"{prefix}{vhost}.high-availability"
+        found = findings.get((vhost, queue))
+        if found:
+            message = "; ".join(f"{f.check}: {f.message}" for f in sorted(found, key=lambda f: CHECKS.index(f.check)))
+            cases.append((_testcase(classname, queue, message), True, False))
+        elif (vhost, queue) in unknown:
+            cases.append((_testcase(classname, queue, skipped="statistics not available yet"), False, True))
+        else:
+            cases.append((_testcase(classname, queue), False, False))
+    suites.append(_Suite(f"{prefix}high availability", cases))
+    cases = []
+    for resource in report.orphans:
+        classname = f"{prefix}{resource.vhost}.orphan.{resource.kind}"
+        message = "on the broker but declared in no file"
+        if report.fail_on_orphans:
+            cases.append((_testcase(classname, resource.name, message), True, False))
+        else:
+            cases.append((_testcase(classname, resource.name, skipped=message + " (not counted: --fail-on-orphans counts it)"),
+                          False, True))
+    suites.append(_Suite(f"{prefix}orphans", cases))
+    return suites
+
+
+def _junit_document(suites: list[_Suite]) -> str:
+    tests, failures, skipped = (sum(suite.counts[i] for suite in suites) for i in range(3))
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="topology drift" tests="{tests}" '
+            f'failures="{failures}" errors="0" skipped="{skipped}">\n' + "\n".join(s.xml() for s in suites)
+            + "\n</testsuites>\n")

@@ -1,0 +1,194 @@
+"""Variables in topology files: ``${VAR}`` and ``${VAR:-default}``, one topology for every environment.
+
+A variable's value comes from the environment first, then from the ``--values`` files
+(the later file wins), then from the ``:-`` default; like the shell, the default is
+also taken when the value is empty. ``$${`` writes a literal ``${``.
+
+Every value is text. A string that is exactly one reference (``max_length: ${MAX}``,
+quoted or not) becomes a :class:`Substituted` string, and the models type it by what
+the field expects: text where text is expected, otherwise what YAML makes of the text
+unquoted (``60000`` a number, ``true`` a boolean). In raw ``arguments`` and policy
+``definition`` maps, where any type goes, it is typed the same way unless tagged
+``!!str``, which keeps it text. References inside longer strings always give text.
+
+Secret variables come only from the environment: a values file that sets one, or a
+file that gives one a default, is an error; their values are registered with
+:mod:`topology.redact` so no output shows them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from topology.errors import Problem
+
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_REFERENCE_RE = re.compile(r"\$\$\{|\$\{([^}:]*)(?::-([^}]*))?\}|\$\{")
+
+SECRET_PATTERNS = ("*PASSWORD", "*PASSWD", "*SECRET", "*TOKEN", "*CREDENTIALS", "*PRIVATE_KEY")
+"""Variable names that are secret without being declared so (case-insensitive)."""
+
+
+class Substituted(str):
+    """Text that was exactly one ``${...}`` reference; ``text`` when tagged ``!!str`` (never typed).
+
+    The models turn it into the type the field expects (see the module docstring)."""
+
+    text: bool
+
+    def __new__(cls, value: str, text: bool = False) -> Substituted:
+        result = super().__new__(cls, value)
+        result.text = text
+        return result
+
+
+def typed(text: str) -> Any:
+    """``text`` as YAML reads an unquoted scalar: ``60000`` → 60000, ``true`` → True, ``x`` → "x"."""
+    resolver = yaml.resolver.Resolver()
+    tag = resolver.resolve(yaml.ScalarNode, text, (True, False))
+    if tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"):
+        return text
+    node = yaml.ScalarNode(tag, text)
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
+def is_secret_name(name: str, declared: Iterable[str] = ()) -> bool:
+    """Whether a variable holds a secret: declared so, or named like one (``*PASSWORD``, ``*TOKEN``...)."""
+    upper = name.upper()
+    return name in set(declared) or any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS)
+
+
+@dataclass(frozen=True)
+class ValueSource:
+    """Where a variable's value was found: ``environment``, a values file and line, or ``default``."""
+
+    value: str
+    origin: str
+
+
+@dataclass
+class Variables:
+    """The values available to ``${...}`` references, and the secrets among them."""
+
+    environment: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    values: dict[str, ValueSource] = field(default_factory=dict)
+    """From the values files (the later file already won)."""
+    secret_names: frozenset[str] = frozenset()
+    """Variables declared secret, besides those named like one (:data:`SECRET_PATTERNS`)."""
+    used: dict[str, str] = field(default_factory=dict)
+    """Every variable a file used, with where its value came from (for ``--show-variables``)."""
+
+    def is_secret(self, name: str) -> bool:
+        return is_secret_name(name, self.secret_names)
+
+    def lookup(self, name: str, default: str | None) -> tuple[str | None, str]:
+        """The value of ``name`` and where it came from (``None``: undefined)."""
+        if self.environment.get(name, "") != "":
+            return self.environment[name], "environment"
+        source = self.values.get(name)
+        if source is not None and source.value != "":
+            return source.value, source.origin
+        if default is not None:
+            return default, "default"
+        if name in self.environment or source is not None:
+            return "", "environment" if name in self.environment else source.origin  # type: ignore[union-attr]
+        return None, ""
+
+    def substitute(self, text: str, as_text: bool = False) -> tuple[Any, list[str]]:
+        """``text`` with its references replaced, and the problems found (empty when fine).
+
+        Returns a :class:`Substituted` when ``text`` is exactly one reference (``as_text``: tagged ``!!str``)."""
+        if "$" not in text:
+            return text, []
+        problems: list[str] = []
+        whole = False
+        matches = list(_REFERENCE_RE.finditer(text))
+        if len(matches) == 1 and matches[0].group(0) != "$${" and matches[0].span() == (0, len(text)):
+            whole = True
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$${":
+                return "${"
+            if match.group(0) == "${":
+                problems.append("unclosed variable reference '${' (write '$${' for a literal '${')")
+                return ""
+            name, default = match.group(1), match.group(2)
+            if not NAME_RE.match(name):
+                problems.append(
+                    f"bad variable reference {match.group(0)!r}: a name is letters, digits and _, "
+                    "not starting with a digit"
+                )
+                return ""
+            if self.is_secret(name) and default is not None:
+                problems.append(f"secret variable {name} cannot have a default in a file: set it in the environment")
+                return ""
+            value, origin = self.lookup(name, default)
+            if value is None:
+                problems.append(
+                    f"undefined variable {name}: set it in the environment"
+                    + ("" if self.is_secret(name) else " or a --values file")
+                    + f", or give a default: ${{{name}:-...}}"
+                )
+                return ""
+            self.used[name] = origin
+            if self.is_secret(name) and value:
+                from topology import redact
+
+                redact.register(value, name if origin == "environment" else None)
+            return value
+
+        result = _REFERENCE_RE.sub(replace, text)
+        if whole and not problems:
+            return Substituted(result, as_text), []
+        return result, problems
+
+
+def load_values(files: Iterable[str], variables: Variables) -> list[Problem]:
+    """Read ``--values`` files (YAML maps of variable names to values) into ``variables``.
+
+    Values are kept as text, exactly as written (``007`` stays ``007``); a later file
+    wins. Returns the problems found."""
+    problems: list[Problem] = []
+    for file in files:
+        try:
+            with open(file, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as error:
+            problems.append(Problem(file, 0, "", f"cannot read the values file: {error.strerror or error}"))
+            continue
+        except UnicodeDecodeError:
+            problems.append(Problem(file, 0, "", "the values file is not UTF-8 text"))
+            continue
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            problems.append(Problem(file, mark.line + 1 if mark else 0, "", f"invalid YAML: {getattr(error, 'problem', error)}"))
+            continue
+        if node is None:
+            continue
+        if not isinstance(node, yaml.MappingNode):
+            problems.append(Problem(file, node.start_mark.line + 1, "", "a values file is a map of variable names to values"))
+            continue
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                problems.append(Problem(file, line, "", f"bad variable name {name!r}: letters, digits and _, not starting with a digit"))
+                continue
+            if variables.is_secret(name):
+                problems.append(Problem(file, line, name, "is a secret: secrets come only from the environment, never from a values file"))
+                continue
+            if not isinstance(value, yaml.ScalarNode):
+                problems.append(Problem(file, line, name, "a value must be a single value (text, number or boolean), not a list or map"))
+                continue
+            text_value = "" if value.tag == "tag:yaml.org,2002:null" and not value.style else value.value
+            variables.values[name] = ValueSource(text_value, f"{file}:{line}")
+    return problems
