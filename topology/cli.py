@@ -12,7 +12,9 @@ import functools
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -24,15 +26,28 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: LockHel
 EXIT_DRIFT = 2
 
 
+_output = threading.local()
+"""Per thread, where :func:`echo` writes: a buffer while a target runs beside others."""
+
+
 def echo(message: Any = "", err: bool = False) -> None:
     """Print a line, with every secret redacted: all output goes through here."""
     from topology.redact import redact
 
-    click.echo(redact(str(message)), err=err)
+    text = redact(str(message))
+    buffer = getattr(_output, "buffer", None)
+    if buffer is not None:
+        buffer.append((text, err))
+    else:
+        click.echo(text, err=err)
+
+
+def warn(message: str) -> None:
+    echo(f"warning: {message}", err=True)
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--url, --user, --password (and their environment variables) for commands that talk to the broker."""
+    """--url, --user, --password, --timeout, --insecure for commands that talk to the broker."""
 
     @click.option("--url", envvar="TOPOLOGY_URL", default="http://127.0.0.1:15672", show_default=True,
                   help="Management API URL [env TOPOLOGY_URL].")
@@ -42,22 +57,55 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
                   help="Management password [env TOPOLOGY_PASSWORD; default guest]. Prefer the environment variable.")
     @click.option("--timeout", type=click.FloatRange(min=0.1, max=3600), default=30.0, show_default=True,
                   callback=_finite, help="Seconds to wait for each request.")
+    @click.option("--insecure", is_flag=True,
+                  help="Do not verify the broker's TLS certificate (prints a warning; for tests only).")
     @functools.wraps(command)
-    def wrapper(*args: Any, url: str, user: str, password: str, timeout: float, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, url: str, user: str, password: str, timeout: float, insecure: bool, **kwargs: Any) -> Any:
         from topology import redact
-        from topology.broker.client import ManagementClient
+        from topology.targets import Connection
 
-        if click.get_current_context().get_parameter_source("password") != click.core.ParameterSource.DEFAULT:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("password") != click.core.ParameterSource.DEFAULT:
             redact.register(password)  # the well-known default "guest" is no secret
         redact.register_url(url)
-
-        client = ManagementClient(url, user, password, timeout=timeout)
-        try:
-            return command(*args, client=client, **kwargs)
-        finally:
-            client.close()
+        timeout_given = ctx.get_parameter_source("timeout") == click.core.ParameterSource.COMMANDLINE
+        return command(*args, connection=Connection(url, user, password, timeout, insecure, timeout_given), **kwargs)
 
     return wrapper
+
+
+def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--project, --target, --all-targets, --continue-on-error."""
+
+    @click.option("--project", envvar="TOPOLOGY_PROJECT", type=click.Path(dir_okay=False), default=None,
+                  help="The project file naming the targets [env TOPOLOGY_PROJECT; default: topology.toml here or above].")
+    @click.option("--target", "target", default=None, help="Run against this target of the project file.")
+    @click.option("--all-targets", is_flag=True,
+                  help="Run against every target of the project file, in parallel, with a result per target.")
+    @click.option("--continue-on-error", is_flag=True,
+                  help="With --all-targets: when one target fails, go on with the others (default: stop starting new ones).")
+    @functools.wraps(command)
+    def wrapper(*args: Any, project: str | None, target: str | None, all_targets: bool, continue_on_error: bool,
+                **kwargs: Any) -> Any:
+        from topology.targets import Selection
+
+        return command(*args, selection=Selection(project, target, all_targets, continue_on_error), **kwargs)
+
+    return wrapper
+
+
+def _check_target_options(ctx: click.Context, selection: Any) -> None:
+    """With targets, the project file gives each target's URLs: refuse them on the command
+    line, and say so when the environment sets them."""
+    if not selection.uses_project:
+        return
+    for name, option, variable in (("url", "--url", "TOPOLOGY_URL"), ("amqp_url", "--amqp-url", "TOPOLOGY_AMQP_URL")):
+        source = ctx.get_parameter_source(name)
+        if source == click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{option} does not go with --target or --all-targets: the project file gives "
+                                   f"each target's {name} (or set it there)")
+        if source == click.core.ParameterSource.ENVIRONMENT:
+            warn(f"{variable} is ignored with --target or --all-targets: each target's {name} from the project file applies")
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -66,16 +114,145 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     return value
 
 
-paths_argument = click.argument("paths", nargs=-1, required=True, type=click.Path())
+paths_argument = click.argument("paths", nargs=-1, type=click.Path())
 values_option = click.option(
     "--values", "values", multiple=True, type=click.Path(dir_okay=False),
     help="A YAML map of variable names to values for ${VAR} in the files; repeatable, the later file wins; "
          "the environment wins over all (see the README, Variables).",
 )
 
+MAX_PARALLEL_TARGETS = 4
+"""Targets run at once with --all-targets."""
+
+
+@dataclass
+class TargetResult:
+    """What one run printed and how it ended."""
+
+    job: Any
+    code: int = EXIT_OK
+    value: Any = None
+    """What the run produced (a plan, a drift report), for the combined JSON and JUnit documents."""
+    output: list[tuple[str, bool]] = field(default_factory=list)
+    error: str | None = None
+    details: list[str] = field(default_factory=list)
+    """The lines that explain the error: file problems, objects a stale plan found changed..."""
+
+    @property
+    def name(self) -> str:
+        return self.job.target or "(connection options)"
+
+
+def _run_jobs(jobs: list[Any], selection: Any, work: Callable[[Any], tuple[int, Any]],
+              stop_on_error: bool | None = None, one_at_a_time: Callable[[Any], Any] | None = None) -> list[TargetResult]:
+    """Run ``work(job)`` for each job. One job (no ``--all-targets``) runs here, printing as it
+    goes, and its errors propagate. Several run in parallel threads (at most
+    :data:`MAX_PARALLEL_TARGETS` at once), each printing into its own buffer, and each error
+    is kept with its target; a failure stops the targets that have not started, unless
+    ``--continue-on-error`` (or ``stop_on_error`` False). Jobs for which ``one_at_a_time``
+    gives the same key run one after the other (applies to one broker share its lock).
+
+    Ctrl-C starts no further target, lets the running ones finish (an apply is never cut
+    off by the tool itself), prints what ran, and exits 130."""
+    if stop_on_error is None:
+        stop_on_error = not selection.continue_on_error
+    if not selection.all_targets:
+        if jobs[0].problem:
+            raise TopologyError(jobs[0].problem)
+        code, value = work(jobs[0])
+        return [TargetResult(jobs[0], code, value)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()
+    interrupted = threading.Event()
+    done: list[TargetResult] = []
+
+    def one(job: Any) -> TargetResult:
+        result = TargetResult(job)
+        if stop.is_set():
+            result.code = EXIT_INTERRUPTED if interrupted.is_set() else EXIT_ERROR
+            result.error = ("not run: interrupted" if interrupted.is_set()
+                            else "not run: another target failed (use --continue-on-error to run every target)")
+            return result
+        _output.buffer = result.output
+        try:
+            if job.problem:
+                raise TopologyError(job.problem)
+            result.code, result.value = work(job)
+        except ConfigError as error:
+            result.details = [str(problem) for problem in error.problems]
+            result.code, result.error = error.exit_code, str(error)
+        except TopologyError as error:
+            result.details = list(error.details)
+            result.code, result.error = error.exit_code, str(error)
+        except click.ClickException as error:
+            result.code, result.error = EXIT_ERROR, error.format_message()
+        except Exception:  # a bug: keep it with its target, and let the others finish
+            import traceback
+
+            result.details = traceback.format_exc().rstrip().splitlines()
+            result.code, result.error = EXIT_ERROR, "internal error in topology (a bug: please report it with the traceback)"
+        finally:
+            _output.buffer = None
+        if result.code not in (EXIT_OK, EXIT_CHANGES) and stop_on_error:
+            stop.set()
+        return result
+
+    def group_runner(group: list[Any]) -> None:
+        for job in group:
+            done.append(one(job))
+
+    groups: dict[Any, list[Any]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault(one_at_a_time(job) if one_at_a_time else index, []).append(job)
+    pool = ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_TARGETS))
+    futures = [pool.submit(group_runner, group) for group in groups.values()]
+    try:
+        for future in futures:
+            future.result()
+    except KeyboardInterrupt:
+        interrupted.set()
+        stop.set()
+        echo("interrupted: no further target starts; waiting for the running ones to finish", err=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+        ran = {id(result.job) for result in done}
+        _print_results(sorted(done, key=lambda r: jobs.index(r.job))
+                       + [TargetResult(job, EXIT_INTERRUPTED, error="not run: interrupted") for job in jobs
+                          if id(job) not in ran], lambda r: "finished")
+        raise
+    pool.shutdown(wait=True)
+    order = {id(job): index for index, job in enumerate(jobs)}
+    return sorted(done, key=lambda result: order[id(result.job)])
+
+
+def _print_results(results: list[TargetResult], outcome: Callable[[TargetResult], str]) -> int:
+    """Print each target's buffered output under its name, then a line per target; the exit code."""
+    for result in results:
+        echo(f"== target {result.name} ==")
+        for text, err in result.output:
+            echo(text, err=err)
+        for line in result.details:
+            echo(line, err=True)
+        if result.error:
+            echo(f"error: {result.error}", err=True)
+        echo("")
+    echo("Targets:")
+    for result in results:
+        state = f"error: {result.error}" if result.error else outcome(result)
+        echo(f"  {result.name}: {state}")
+    return _worst(results)
+
+
+def _worst(results: list[TargetResult]) -> int:
+    """1 (or the one shared error code) when a target failed, else 2 when one had changes or drift, else 0."""
+    failed = {r.code for r in results if r.code not in (EXIT_OK, EXIT_CHANGES)}
+    if failed:
+        return failed.pop() if len(failed) == 1 else EXIT_ERROR
+    return EXIT_CHANGES if any(r.code == EXIT_CHANGES for r in results) else EXIT_OK
+
 
 def _colour() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and getattr(_output, "buffer", None) is None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -87,18 +264,28 @@ def cli() -> None:
 @cli.command()
 @paths_argument
 @values_option
-def validate(paths: tuple[str, ...], values: tuple[str, ...]) -> None:
+@target_options
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], selection: Any) -> None:
     """Check topology files (and directories of them) without a broker.
 
     Exit 0 when valid, 1 with every problem listed as file:line: location: message.
     """
     from topology.engine import load_valid
+    from topology.targets import resolve_jobs
 
-    topology = load_valid(paths, values)
-    objects = sum(
-        len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) for v in topology.vhosts.values()
-    )
-    echo(f"Valid: {len(topology.vhosts)} vhost(s), {objects} object(s) in {len(topology.lines)} file(s).")
+    def work(job: Any) -> tuple[int, Any]:
+        topology = load_valid(job.paths, job.values, job.secret_names, offline=True)
+        objects = sum(
+            len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) for v in topology.vhosts.values()
+        )
+        echo(f"Valid: {len(topology.vhosts)} vhost(s), {objects} object(s) in {len(topology.lines)} file(s).")
+        return EXIT_OK, None
+
+    jobs = resolve_jobs(selection, paths, values, None, connects=False)
+    results = _run_jobs(jobs, selection, work)
+    if selection.all_targets:
+        ctx.exit(_print_results(results, lambda r: "valid"))
 
 
 prune_option = click.option(
@@ -107,38 +294,101 @@ prune_option = click.option(
 )
 
 
+def _per_target(path: str | None, job: Any, selection: Any) -> str | None:
+    """``path`` for this job: with --all-targets, ``{target}`` in it becomes the target's name."""
+    if path is None or not selection.all_targets:
+        return path
+    return path.replace("{target}", job.target)
+
+
+def _check_per_target(path: str | None, option: str, selection: Any) -> None:
+    if path is not None and selection.all_targets and "{target}" not in path:
+        raise click.UsageError(f"with --all-targets, {option} needs {{target}} in the file name, e.g. plans/{{target}}.json")
+
+
 @cli.command()
 @paths_argument
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text for people, json for programs (see the README for the JSON plan format).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="text for people, json for programs (see the README, The JSON plan), "
+                                      "markdown for a pull-request comment.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Also save the plan to this file, for 'apply --plan FILE' (it holds no secret).")
+              help="Also save the plan to this file, for 'apply --plan FILE' (it holds no secret). "
+                   "With --all-targets, {target} in the name becomes each target's name.")
 @prune_option
 @values_option
+@target_options
 @connection_options
 @click.pass_context
 def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detailed_exitcode: bool, out: str | None,
-         prune: bool, values: tuple[str, ...], client: Any) -> None:
+         prune: bool, values: tuple[str, ...], selection: Any, connection: Any) -> None:
     """Show what apply would change on the broker to match the files. Changes nothing."""
     from topology.engine import load_valid, make_plan
+    from topology.targets import resolve_jobs
 
-    topology = load_valid(paths, values)
-    the_plan = make_plan(topology, client, prune=prune)
-    if out is not None:
-        _write_plan(the_plan, out)
-    if output_format == "json":
-        from topology.render.json import render_plan
+    _check_per_target(out, "--out", selection)
+    _check_target_options(ctx, selection)
+    combined = selection.all_targets and output_format in ("json", "markdown")
 
-        echo(render_plan(the_plan))
-    else:
-        from topology.render.text import render_plan
+    def work(job: Any) -> tuple[int, Any]:
+        topology = load_valid(job.paths, job.values, job.secret_names)
+        client = job.client()
+        try:
+            the_plan = make_plan(topology, client, prune=prune)
+        finally:
+            client.close()
+        target_out = _per_target(out, job, selection)
+        if target_out is not None:
+            _write_plan(the_plan, target_out)
+        if combined:
+            pass  # printed with the other targets' plans
+        elif output_format == "json":
+            from topology.render.json import render_plan
 
-        echo(render_plan(the_plan, colour=_colour()))
-        if out is not None:
-            echo(f"\nSaved the plan to {out}. Apply exactly this plan with: topology apply --plan {out}")
-    if detailed_exitcode and not the_plan.empty:
-        ctx.exit(EXIT_CHANGES)
+            echo(render_plan(the_plan))
+        elif output_format == "markdown":
+            from topology.render.text import render_plan_markdown
+
+            echo(render_plan_markdown(the_plan, job.target).rstrip("\n"))
+        else:
+            from topology.render.text import render_plan
+
+            echo(render_plan(the_plan, colour=_colour()))
+            if target_out is not None:
+                echo(f"\nSaved the plan to {target_out}. Apply exactly this plan with: topology apply --plan {target_out}")
+        return (EXIT_CHANGES if detailed_exitcode and not the_plan.empty else EXIT_OK), the_plan
+
+    jobs = resolve_jobs(selection, paths, values, connection)
+    _warn_insecure(jobs)
+    results = _run_jobs(jobs, selection, work)
+    if combined and output_format == "json":
+        import json
+
+        echo(json.dumps({"targets": [
+            {"target": r.name, "plan": r.value.to_dict() if r.value is not None else None, "error": r.error,
+             "details": r.details}
+            for r in results
+        ]}, indent=2, ensure_ascii=False))
+        ctx.exit(_worst(results))
+    if combined:
+        from topology.render.text import markdown_cell, render_plan_markdown
+
+        echo("\n".join(
+            render_plan_markdown(r.value, r.name) if r.value is not None
+            else f"### :x: topology plan for {r.name}: error\n\n{markdown_cell(r.error or '')}\n"
+            + "".join(f"\n- {markdown_cell(line)}" for line in r.details) + ("\n" if r.details else "")
+            for r in results
+        ).rstrip("\n"))
+        ctx.exit(_worst(results))
+    if selection.all_targets:
+        ctx.exit(_print_results(results, lambda r: "no changes" if r.value.empty else _summary(r.value)))
+    ctx.exit(results[0].code)
+
+
+def _summary(the_plan: Any) -> str:
+    from topology.render.text import summary_line
+
+    return summary_line(the_plan).removeprefix("Plan: ").rstrip(".")
 
 
 @cli.command()
@@ -149,21 +399,46 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
 @click.option("--fail-on-orphans", is_flag=True,
               help="Count objects in the managed vhosts that no file declares as drift (they are always listed).")
 @values_option
+@target_options
 @connection_options
 @click.pass_context
 def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_on_orphans: bool,
-          values: tuple[str, ...], client: Any) -> None:
+          values: tuple[str, ...], selection: Any, connection: Any) -> None:
     """Compare the broker with the files, high availability included. Changes nothing.
 
     Exit 0 in sync, 2 when drift is found, 1 on error."""
-    from topology.engine import check_drift, load_valid
-    from topology.render.drift import render
+    from dataclasses import replace
 
-    topology = load_valid(paths, values)
-    report = check_drift(topology, client, fail_on_orphans=fail_on_orphans)
-    echo(render(report, output_format).rstrip("\n"))
-    if report.drifted:
-        ctx.exit(EXIT_DRIFT)
+    from topology.engine import check_drift, load_valid
+    from topology.render import drift as render_drift
+    from topology.targets import resolve_jobs
+
+    _check_target_options(ctx, selection)
+    combined = selection.all_targets and output_format in ("json", "junit", "markdown")
+
+    def work(job: Any) -> tuple[int, Any]:
+        topology = load_valid(job.paths, job.values, job.secret_names)
+        client = job.client()
+        try:
+            report = replace(check_drift(topology, client, fail_on_orphans=fail_on_orphans), target=job.target)
+        finally:
+            client.close()
+        if not combined:
+            echo(render_drift.render(report, output_format).rstrip("\n"))
+        return (EXIT_DRIFT if report.drifted else EXIT_OK), report
+
+    jobs = resolve_jobs(selection, paths, values, connection)
+    _warn_insecure(jobs)
+    results = _run_jobs(jobs, selection, work)
+    if combined:
+        outcomes = [(r.name, r.value, r.error, r.details) for r in results]
+        many = {"json": render_drift.render_many_json, "junit": render_drift.render_many_junit,
+                "markdown": render_drift.render_many_markdown}[output_format]
+        echo(many(outcomes).rstrip("\n"))
+        ctx.exit(_worst(results))
+    if selection.all_targets:
+        ctx.exit(_print_results(results, lambda r: "drift found" if r.value.drifted else "in sync"))
+    ctx.exit(results[0].code)
 
 
 def _write_plan(the_plan: Any, path: str) -> None:
@@ -200,7 +475,8 @@ def _read_plan(path: str) -> Any:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
-              help="Apply this saved plan (from 'plan --out') instead of planning from files; refused if stale.")
+              help="Apply this saved plan (from 'plan --out') instead of planning from files; refused if stale. "
+                   "With --all-targets, {target} in the name becomes each target's name.")
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @prune_option
@@ -215,46 +491,130 @@ def _read_plan(path: str) -> Any:
               help="AMQP URL for the apply lock, emptiness checks and message migration [env TOPOLOGY_AMQP_URL; "
                    "default: the management host, port 5672, same credentials]. Its path names the lock's vhost (default /).")
 @values_option
+@target_options
 @connection_options
-def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, dry_run: bool, prune: bool,
-          allow_replace: bool, migrate_messages: bool, allow_data_loss: bool, lock_timeout: float,
-          amqp_url: str | None, values: tuple[str, ...], client: Any) -> None:
+@click.pass_context
+def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, dry_run: bool,
+          prune: bool, allow_replace: bool, migrate_messages: bool, allow_data_loss: bool, lock_timeout: float,
+          amqp_url: str | None, values: tuple[str, ...], selection: Any, connection: Any) -> None:
     """Change the broker to match the files (or a saved plan), then check that nothing is left to do.
 
     Takes the broker's apply lock first: one apply at a time."""
-    if bool(paths) == bool(plan_file):
-        raise click.UsageError("give either PATHS or --plan FILE")
+    if bool(paths) == bool(plan_file) and not (selection.uses_project and not plan_file):
+        raise click.UsageError("give either PATHS or --plan FILE" + ("" if paths else " (or --target NAME)"))
     if plan_file and prune:
         raise click.UsageError("--prune is decided when the plan is made: use 'plan --prune --out FILE'")
     if plan_file and values:
         raise click.UsageError("--values is used when the plan is made: use 'plan --values FILE --out PLAN'")
-    from topology.apply import ApplyOptions
-    from topology.broker.amqp import Amqp, ApplyLock, MessageMover, default_amqp_url
-    from topology.engine import load_valid
-
+    if selection.all_targets and not (auto_approve or dry_run):
+        raise click.UsageError("--all-targets applies without asking: add --auto-approve (or use --dry-run)")
+    _check_per_target(plan_file, "--plan", selection)
+    _check_target_options(ctx, selection)
     from topology import redact
+    from topology.apply import ApplyOptions
+    from topology.broker.amqp import ApplyLock, MessageMover
+    from topology.engine import load_valid
+    from topology.targets import resolve_jobs
 
     redact.register_url(amqp_url)
-    topology = load_valid(paths, values) if paths else None
-    saved = _read_plan(plan_file) if plan_file else None
-    amqp = Amqp(amqp_url or default_amqp_url(client.url), client.user, client.password, timeout=client.timeout)
-    if dry_run:
-        the_plan = _current_plan(topology, saved, client, prune)
-        echo(_render(the_plan))
-        echo("\nDry run: nothing was changed.")
-        return
-    lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
-    lock.acquire(lock_timeout)
-    mover = MessageMover(amqp)
-    options = ApplyOptions(
-        allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
-        mover=mover, lock=lock,
-    )
-    try:
-        _apply(topology, _current_plan(topology, saved, client, prune), client, options, auto_approve)
-    finally:
-        lock.release()
-        mover.close()
+
+    checked: dict[int, Any] = {}
+    """With --all-targets, the plan each target's preflight made: applied as a saved plan."""
+
+    def work(job: Any) -> tuple[int, Any]:
+        target_plan = _per_target(plan_file, job, selection)
+        topology = load_valid(job.paths, job.values, job.secret_names) if not target_plan else None
+        saved = checked.get(id(job)) or (_read_plan(target_plan) if target_plan else None)
+        client = job.client()
+        try:
+            if dry_run:
+                the_plan = _current_plan(topology, saved, client, prune)
+                echo(_render(the_plan))
+                echo("\nDry run: nothing was changed.")
+                return EXIT_OK, the_plan
+            amqp = job.amqp()
+            lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
+            lock.acquire(lock_timeout)
+            mover = MessageMover(amqp)
+            options = ApplyOptions(
+                allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
+                mover=mover, lock=lock,
+            )
+            try:
+                applied = _apply(topology, _current_plan(topology, saved, client, prune), client, options, auto_approve)
+            finally:
+                lock.release()
+                mover.close()
+            return EXIT_OK, applied
+        finally:
+            client.close()
+
+    jobs = resolve_jobs(selection, paths, values, connection, amqp_url=amqp_url, needs_paths=not plan_file)
+    _warn_insecure(jobs)
+    failed: list[TargetResult] = []
+    if selection.all_targets and not dry_run:
+        jobs, failed, plans = _ready_to_apply(jobs, selection, prune, allow_replace, migrate_messages, allow_data_loss,
+                                              plan_file)
+        checked.update({id(job): plans[id(job)] for job in jobs})
+
+    def lock_of(job: Any) -> tuple[str, str]:
+        """Applies that take one broker's apply lock run one after the other: same cluster, same lock vhost."""
+        amqp = job.amqp()
+        the_plan = checked.get(id(job))
+        cluster = the_plan.broker.cluster_name if the_plan is not None and the_plan.broker else ""
+        return cluster or amqp.display, amqp.lock_vhost
+
+    results = _run_jobs(jobs, selection, work, one_at_a_time=lock_of) if jobs else []
+    if selection.all_targets:
+        results = sorted(results + failed, key=lambda r: r.name)
+        ctx.exit(_print_results(results, lambda r: "dry run" if dry_run else f"{len(r.value)} change(s) applied"))
+
+
+def _ready_to_apply(jobs: list[Any], selection: Any, prune: bool, allow_replace: bool, migrate_messages: bool,
+                    allow_data_loss: bool, plan_file: str | None) -> tuple[list[Any], list[TargetResult], dict[int, Any]]:
+    """With --all-targets, plan every target first: without --continue-on-error, nothing is
+    applied anywhere unless every target planned cleanly (and the options allow its plan);
+    with it, the targets that did are applied. Returns the jobs to apply, the failures, and
+    each job's plan (by ``id(job)``), which is then applied as a saved plan: refused if the
+    broker changed since, so what is applied is exactly what was checked."""
+    from topology.engine import load_valid
+
+    def preflight(job: Any) -> tuple[int, Any]:
+        target_plan = _per_target(plan_file, job, selection)
+        topology = load_valid(job.paths, job.values, job.secret_names) if not target_plan else None
+        saved = _read_plan(target_plan) if target_plan else None
+        client = job.client()
+        try:
+            the_plan = _current_plan(topology, saved, client, prune)
+        finally:
+            client.close()
+        the_plan.check_allowed(allow_replace=allow_replace, migrate_messages=migrate_messages,
+                               allow_data_loss=allow_data_loss)
+        return EXIT_OK, the_plan
+
+    checked = _run_jobs(jobs, selection, preflight, stop_on_error=False)
+    failed = [r for r in checked if r.error]
+    if failed and not selection.continue_on_error:
+        for result in failed:
+            for text, err in result.output:
+                echo(text, err=err)
+            for line in result.details:
+                echo(line, err=True)
+            echo(f"target {result.name}: {result.error}", err=True)
+        names = ", ".join(r.name for r in failed)
+        raise TopologyError(f"nothing was applied to any target: planning failed on {names} "
+                            "(--continue-on-error applies the targets that planned cleanly)")
+    for result in failed:
+        result.error = f"not applied: {result.error}"
+    return [r.job for r in checked if not r.error], failed, {id(r.job): r.value for r in checked if not r.error}
+
+
+def _warn_insecure(jobs: list[Any]) -> None:
+    for job in jobs:
+        if job.insecure:
+            warn(f"TLS certificate verification is off for {job.url}"
+                 + (f" (target {job.target})" if job.target else "")
+                 + ": anyone on the way can read the credentials and change what is sent")
 
 
 def _current_plan(topology: Any, saved: Any, client: Any, prune: bool) -> Any:
@@ -272,14 +632,14 @@ def _render(the_plan: Any) -> str:
     return render_plan(the_plan, colour=_colour())
 
 
-def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve: bool) -> None:
+def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve: bool) -> list[Any]:
     from topology.diff import Change
     from topology.engine import apply_plan
     from topology.render.text import SYMBOLS
 
     echo(_render(the_plan))
     if the_plan.empty:
-        return
+        return []
     # refuse before asking anyone to type yes
     the_plan.check_allowed(allow_replace=options.allow_replace, migrate_messages=options.migrate_messages,
                            allow_data_loss=options.allow_data_loss)
@@ -299,10 +659,15 @@ def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve
     applied = apply_plan(the_plan, client, topology=topology, options=options, report=report)
     matches = "the files" if topology is not None else "the plan"
     echo(f"\nApply complete: {len(applied)} change(s) applied; the broker now matches {matches}.")
+    return applied
 
 
 def _past(action: str) -> str:
     return {"resume": "migration finished"}.get(action, f"{action}d")
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    warn(f"{category.__name__}: {message}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,6 +675,9 @@ def main(argv: list[str] | None = None) -> None:
     from topology import redact
 
     redact.forget_all()  # one command, one set of secrets (the tests run many in one process)
+    import warnings
+
+    warnings.showwarning = _show_warning  # library warnings go through the redaction too
     try:
         code = cli.main(args=argv, prog_name="topology", standalone_mode=False)
     except click.exceptions.Abort:

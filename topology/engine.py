@@ -23,10 +23,12 @@ from topology.validate import check_broker_version, check_exchange_types, valida
 from topology.variables import Variables, load_values
 
 
-def load_valid(paths: Iterable[str], values: Iterable[str] = ()) -> Topology:
+def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: Iterable[str] = (),
+               *, offline: bool = False) -> Topology:
     """Load and validate the files, with ``${...}`` variables from the environment and the
-    ``values`` files; raise :class:`~topology.errors.ConfigError` with every problem."""
-    variables = Variables()
+    ``values`` files (``secret_names``: more secret variables; ``offline``: an undefined
+    secret stands as ``${NAME}``); raise :class:`~topology.errors.ConfigError` with every problem."""
+    variables = Variables(secret_names=frozenset(secret_names), offline=offline)
     problems = load_values(values, variables)
     if problems:
         raise ConfigError(problems)
@@ -70,21 +72,22 @@ def check_drift(topology: Topology, client: ManagementClient, *, fail_on_orphans
     Queues without statistics yet, or whose statistics name another policy than the
     broker's own policies give them, are read again for up to ``statistics_wait`` seconds."""
     the_plan, desired, live = _plan(topology, client)
-    health = _queue_health(client, desired, live)
+    health = _queue_health(client, the_plan.broker, desired, live)
     deadline = time.monotonic() + statistics_wait
     while (health.stale or health.unknown) and time.monotonic() < deadline:
         time.sleep(1.0)
-        health = _queue_health(client, desired, live)
+        health = _queue_health(client, the_plan.broker, desired, live)
     return build_report(the_plan, desired, health, fail_on_orphans=fail_on_orphans)
 
 
-def _queue_health(client: ManagementClient, desired: State, live: State) -> QueueHealth:
+def _queue_health(client: ManagementClient, broker: BrokerInfo | None, desired: State, live: State) -> QueueHealth:
     """The high-availability checks of every queue the files declare (those on the broker)."""
     health = QueueHealth()
     vhosts = [v for v in sorted(desired.vhosts) if v in live.vhosts]
     if not vhosts:
         return health
-    running = client.running_nodes()
+    every_node, running = client.nodes()
+    version = broker.version_tuple if broker is not None else (3, 10, 8)
     for vhost in vhosts:
         policies = [r for r in desired.objects.values() if isinstance(r, PolicyState) and r.vhost == vhost]
         queues = [r.name for r in desired.objects.values() if isinstance(r, QueueState) and r.vhost == vhost]
@@ -92,6 +95,7 @@ def _queue_health(client: ManagementClient, desired: State, live: State) -> Queu
             vhost, client.queues_health(vhost, QUEUE_COLUMNS), policies, running, queues,
             declared_policies=[p.policy for p in policies],
             live_policies=[r for r in live.objects.values() if isinstance(r, PolicyState) and r.vhost == vhost],
+            cluster_size=len(every_node), version=version, ignore=desired.ignore.get(vhost, ()),
         )
         health.findings.extend(found.findings)
         health.checked.extend(found.checked)

@@ -15,11 +15,12 @@ statistics, which lag a few seconds behind changes (see :data:`STATISTICS_WAIT`)
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology.state import PolicyState
+from topology.state import PolicyState, matching_ignore
 
 STATISTICS_WAIT = 7.0
 """Seconds to wait for the statistics to confirm a finding (they are emitted every 5 s)."""
@@ -47,7 +48,28 @@ UNSUPPORTED_POLICY_KEYS: dict[str, frozenset[str]] = {
         "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator", "dead-letter-strategy",
     }),
 }
-"""Policy keys each queue type does not support; a policy holding one does not apply to that type."""
+"""Policy keys each queue type does not support in RabbitMQ 3.10.8; a policy holding one does
+not apply to a queue of that type. Later versions change them: :data:`UNSUPPORTED_CHANGES`."""
+
+UNSUPPORTED_CHANGES: tuple[tuple[tuple[int, ...], str, frozenset[str], frozenset[str]], ...] = (
+    # (from version, queue type, keys no longer supported, keys supported again): capabilities() of
+    # rabbit_classic_queue, rabbit_quorum_queue and rabbit_stream_queue at each tag
+    ((3, 12, 7), "classic", frozenset({"max-in-memory-length", "max-in-memory-bytes", "target-group-size"}), frozenset()),
+    ((3, 12, 7), "stream", frozenset({"target-group-size"}), frozenset()),
+    ((4, 0, 0), "classic", frozenset(), frozenset({"queue-leader-locator"})),
+    ((4, 2, 0), "quorum", frozenset(), frozenset({"single-active-consumer"})),
+    ((4, 2, 0), "stream", frozenset(), frozenset({"single-active-consumer"})),
+    ((4, 3, 0), "stream", frozenset({"selector-fields"}), frozenset()),
+)
+
+
+def unsupported_keys(queue_type: str, version: tuple[int, ...] = (3, 10, 8)) -> frozenset[str]:
+    """The policy keys a queue type does not support on a broker of ``version``."""
+    keys = set(UNSUPPORTED_POLICY_KEYS.get(queue_type, frozenset()))
+    for since, kind, added, removed in UNSUPPORTED_CHANGES:
+        if kind == queue_type and version >= since:
+            keys = (keys | added) - removed
+    return frozenset(keys)
 
 APPLY_TO_TYPES: dict[str, frozenset[str]] = {
     "all": frozenset({"classic", "quorum", "stream"}),
@@ -99,25 +121,28 @@ class QueueHealth:
 def matches(pattern: str, name: str) -> bool:
     """Whether a policy pattern matches a name (Python ``re`` standing in for PCRE; a
     pattern it cannot compile counts as not matching)."""
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. FutureWarning on POSIX classes such as [[:alpha:]]
+        try:
+            return re.search(pattern, name) is not None
+        except re.error:
+            return False
 
 
-def applies(policy: PolicyState, queue: str, queue_type: str) -> bool:
-    """Whether RabbitMQ would consider ``policy`` for a queue of this name and type."""
+def applies(policy: PolicyState, queue: str, queue_type: str, version: tuple[int, ...] = (3, 10, 8)) -> bool:
+    """Whether RabbitMQ ``version`` would consider ``policy`` for a queue of this name and type."""
     if queue_type not in APPLY_TO_TYPES.get(policy.apply_to, frozenset()):
         return False
-    if UNSUPPORTED_POLICY_KEYS.get(queue_type, frozenset()) & set(policy.definition):
+    if unsupported_keys(queue_type, version) & set(policy.definition):
         return False
     return matches(policy.pattern, queue)
 
 
-def winners(queue: str, queue_type: str, policies: Iterable[PolicyState]) -> list[PolicyState]:
+def winners(queue: str, queue_type: str, policies: Iterable[PolicyState],
+            version: tuple[int, ...] = (3, 10, 8)) -> list[PolicyState]:
     """The policies that may be in effect for the queue: those of the highest priority
     among the applicable ones (several on a tie; none when nothing applies)."""
-    candidates = [p for p in policies if applies(p, queue, queue_type)]
+    candidates = [p for p in policies if applies(p, queue, queue_type, version)]
     if not candidates:
         return []
     top = max(p.priority for p in candidates)
@@ -132,13 +157,21 @@ def check_queues(
     queues: Iterable[str],
     declared_policies: Iterable[str] = (),
     live_policies: Iterable[PolicyState] | None = None,
+    *,
+    cluster_size: int | None = None,
+    version: tuple[int, ...] = (3, 10, 8),
+    ignore: Iterable[str] = (),
 ) -> QueueHealth:
     """Check the named ``queues`` (the declared ones) of one vhost (``entries``: ``GET /api/queues/{vhost}``
     with :data:`QUEUE_COLUMNS`) against the files' ``policies`` for that vhost.
 
     With ``live_policies`` (the broker's own), a queue whose statistics disagree with
-    what those give it is marked :attr:`QueueHealth.stale`."""
+    what those give it is marked :attr:`QueueHealth.stale`. ``cluster_size`` (all nodes,
+    running or not) caps the group size a quorum queue or stream can have; ``version`` is
+    the broker's; ``ignore`` the vhost's ignore patterns."""
     policies = list(policies)
+    ignore = tuple(ignore)
+    cluster_size = cluster_size if cluster_size is not None else max(len(running_nodes), 1)
     live = list(live_policies) if live_policies is not None else None
     declared = set(declared_policies)
     wanted = set(queues)
@@ -152,21 +185,24 @@ def check_queues(
             health.unknown.append((vhost, name))
             continue
         queue_type = str(entry.get("type") or "classic")
-        if live is not None and (entry.get("policy") or None) not in ([p.policy for p in winners(name, queue_type, live)] or [None]):
+        live_winners = [p.policy for p in winners(name, queue_type, live, version)] if live is not None else None
+        if live_winners is not None and (entry.get("policy") or None) not in (live_winners or [None]):
             health.stale.append((vhost, name))
-        health.findings.extend(_policy_findings(vhost, name, queue_type, entry, policies, declared, health.notes))
+        health.findings.extend(
+            _policy_findings(vhost, name, queue_type, entry, policies, declared, health.notes, version, ignore)
+        )
         if queue_type == "classic":
             health.findings.extend(_mirror_findings(vhost, name, entry, running_nodes))
         elif isinstance(entry.get("members"), list):
-            health.findings.extend(_member_findings(vhost, name, queue_type, entry))
+            health.findings.extend(_member_findings(vhost, name, queue_type, entry, cluster_size))
     return health
 
 
 def _policy_findings(
     vhost: str, name: str, queue_type: str, entry: dict[str, Any], policies: list[PolicyState], declared: set[str],
-    notes: list[str],
+    notes: list[str], version: tuple[int, ...], ignore: tuple[str, ...],
 ) -> list[Finding]:
-    expected = winners(name, queue_type, policies)
+    expected = winners(name, queue_type, policies, version)
     actual = entry.get("policy") or None
     names = [p.policy for p in expected]
     if len(names) > 1:
@@ -179,6 +215,8 @@ def _policy_findings(
     want = " or ".join(names) if names else "no policy"
     if actual is None:
         message = f"no policy is in effect; the files' policies give it {want}"
+    elif actual not in declared and matching_ignore(actual, ignore):
+        message = f"policy {actual} is in effect, which the files ignore (ignore: patterns); the files' policies give it {want}"
     elif actual not in declared:
         message = f"policy {actual} is in effect, which no file declares (set outside the tool?); the files' policies give it {want}"
     else:
@@ -225,19 +263,34 @@ def expected_mirrors(definition: dict[str, Any], leader: str, running_nodes: lis
     return None
 
 
-def _member_findings(vhost: str, name: str, queue_type: str, entry: dict[str, Any]) -> list[Finding]:
+def group_size(queue_type: str, entry: dict[str, Any], cluster_size: int) -> int:
+    """The members a quorum queue or stream should have: its declared initial group size
+    (for streams, a policy's ``initial-cluster-size`` wins over the argument), capped as
+    RabbitMQ caps it at the cluster's nodes (``rabbit_queue_location:select_replicas``),
+    and never fewer than the members it has."""
+    members = len(entry.get("members") or [])
+    arguments = entry.get("arguments") or {}
+    if queue_type == "quorum":
+        declared = arguments.get("x-quorum-initial-group-size")
+    else:
+        declared = (entry.get("effective_policy_definition") or {}).get("initial-cluster-size",
+                                                                          arguments.get("x-initial-cluster-size"))
+    if not isinstance(declared, int) or isinstance(declared, bool):
+        return members
+    return max(members, min(declared, cluster_size))
+
+
+def _member_findings(vhost: str, name: str, queue_type: str, entry: dict[str, Any], cluster_size: int) -> list[Finding]:
     members = [str(n) for n in entry.get("members") or []]
     online = {str(n) for n in entry.get("online") or []}
-    arguments = entry.get("arguments") or {}
-    declared = arguments.get("x-quorum-initial-group-size" if queue_type == "quorum" else "x-initial-cluster-size")
-    size = max(len(members), declared if isinstance(declared, int) and not isinstance(declared, bool) else 0)
+    size = group_size(queue_type, entry, cluster_size)
     up = len(online & set(members))
     if up >= size:
         return []
     offline = sorted(set(members) - online)
     detail = [f"offline: {', '.join(offline)}"] if offline else []
     if len(members) < size:
-        detail.append(f"{len(members)} member(s) for a declared group size of {size}")
+        detail.append(f"{len(members)} member(s) where the declared group size on {cluster_size} node(s) is {size}")
     return [Finding(
         vhost, name, MEMBERS,
         f"{up} of {size} {queue_type} member(s) online ({'; '.join(detail)})",

@@ -17,7 +17,8 @@ from typing import Any
 
 MASK = "***"
 
-_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):(?P<password>[^@\s/]*)@")
+_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):(?P<password>[^\s/]*)@")
+"""The password of a URL: up to its last ``@`` before the path (an unencoded ``@`` may be in it)."""
 
 _lock = threading.Lock()
 _secrets: dict[str, str | None] = {}
@@ -25,21 +26,44 @@ _secrets: dict[str, str | None] = {}
 
 
 def register(value: str, variable: str | None = None) -> None:
-    """Treat ``value`` as a secret from now on (``variable``: the environment variable holding it)."""
+    """Treat ``value`` as a secret from now on (``variable``: the environment variable holding it),
+    and the forms output may give it: escaped for JSON, Python, XML and Markdown."""
     if not value:
         return
     with _lock:
         if variable is not None or value not in _secrets:
             _secrets[value] = variable
+        for form in _escaped_forms(value):
+            _secrets.setdefault(form, None)
+
+
+def _escaped_forms(value: str) -> set[str]:
+    import html
+    import json
+    from xml.sax.saxutils import escape
+
+    forms = {
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        json.dumps(value)[1:-1],
+        repr(value)[1:-1],
+        escape(value),
+        escape(value, {'"': "&quot;"}),
+        escape(value, {"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}),
+        escape(value, {'"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}),
+        html.escape(value),
+        value.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'"),
+    }
+    forms.discard(value)
+    return {form for form in forms if form}
 
 
 def register_url(url: str | None) -> None:
     """Treat the password in a URL (``amqp://user:password@host``) as a secret."""
     if not url:
         return
-    for match in _URL_PASSWORD_RE.finditer(url):
-        from urllib.parse import unquote
+    from urllib.parse import unquote
 
+    for match in _URL_PASSWORD_RE.finditer(url):
         password = match.group("password")
         register(password)
         register(unquote(password))
@@ -68,19 +92,19 @@ def redact(text: str) -> str:
 
 
 def hide(document: Any) -> tuple[Any, list[str]]:
-    """A copy of a JSON document for a file: each secret from a variable becomes
-    ``${VARIABLE}``, any other secret and URL password ``***``. Returns the copy and
-    the variables it refers to."""
-    secrets = _ordered()
+    """A copy of a JSON document for a file, in which each secret variable's value becomes
+    ``${VARIABLE}`` (which :func:`reveal` undoes) and each URL password ``***``. Returns
+    the copy and the variables it refers to. Other secrets (the management password) are
+    never put in such documents, and masking them there could change names for good."""
+    secrets = [(secret, variable) for secret, variable in _ordered() if variable]
     used: set[str] = set()
 
     def hide_in(value: str) -> str:
         value = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}:{MASK}@", value)
         for secret, variable in secrets:
             if secret in value:
-                value = value.replace(secret, f"${{{variable}}}" if variable else MASK)
-                if variable:
-                    used.add(variable)
+                value = value.replace(secret, f"${{{variable}}}")
+                used.add(variable)  # type: ignore[arg-type]
         return value
 
     return _map_strings(document, hide_in), sorted(used)

@@ -6,8 +6,8 @@ also taken when the value is empty. ``$${`` writes a literal ``${``.
 
 Every value is text. A string that is exactly one reference (``max_length: ${MAX}``,
 quoted or not) becomes a :class:`Substituted` string, and the models type it by what
-the field expects: text where text is expected, otherwise what YAML makes of the text
-unquoted (``60000`` a number, ``true`` a boolean). In raw ``arguments`` and policy
+the field expects: text where text is expected, otherwise a decimal number or a boolean
+when the text is one (:func:`typed`). A secret always stays text. In raw ``arguments`` and policy
 ``definition`` maps, where any type goes, it is typed the same way unless tagged
 ``!!str``, which keeps it text. References inside longer strings always give text.
 
@@ -49,14 +49,26 @@ class Substituted(str):
         return result
 
 
+_INT_RE = re.compile(r"[-+]?[0-9]+\Z")
+_FLOAT_RE = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\Z")
+_BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def typed(text: str) -> Any:
-    """``text`` as YAML reads an unquoted scalar: ``60000`` → 60000, ``true`` → True, ``x`` → "x"."""
-    resolver = yaml.resolver.Resolver()
-    tag = resolver.resolve(yaml.ScalarNode, text, (True, False))
-    if tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"):
-        return text
-    node = yaml.ScalarNode(tag, text)
-    return yaml.constructor.SafeConstructor().construct_object(node)
+    """A variable's text as the value a number or boolean field expects: a decimal integer
+    (``010`` is 10, never octal), a decimal fraction, a boolean (``true``/``false``, and
+    YAML's ``yes``/``no``/``on``/``off``), ``null``/``~``/empty as nothing, else the text."""
+    stripped = text.strip()
+    if _INT_RE.match(stripped):
+        return int(stripped, 10)
+    if _FLOAT_RE.match(stripped):
+        return float(stripped)
+    lowered = stripped.lower()
+    if lowered in _BOOLEANS:
+        return _BOOLEANS[lowered]
+    if lowered in ("null", "~", ""):
+        return None
+    return text
 
 
 def is_secret_name(name: str, declared: Iterable[str] = ()) -> bool:
@@ -83,7 +95,10 @@ class Variables:
     secret_names: frozenset[str] = frozenset()
     """Variables declared secret, besides those named like one (:data:`SECRET_PATTERNS`)."""
     used: dict[str, str] = field(default_factory=dict)
-    """Every variable a file used, with where its value came from (for ``--show-variables``)."""
+    """Every variable a file used, with where its value came from."""
+    offline: bool = False
+    """``validate``: an undefined secret variable stands as ``${NAME}`` instead of failing
+    (secrets live only where the tool runs against a broker)."""
 
     def is_secret(self, name: str) -> bool:
         return is_secret_name(name, self.secret_names)
@@ -130,6 +145,9 @@ class Variables:
                 problems.append(f"secret variable {name} cannot have a default in a file: set it in the environment")
                 return ""
             value, origin = self.lookup(name, default)
+            if value is None and self.offline and self.is_secret(name):
+                secret_parts.append(name)
+                return f"${{{name}}}"
             if value is None:
                 problems.append(
                     f"undefined variable {name}: set it in the environment"
@@ -138,15 +156,19 @@ class Variables:
                 )
                 return ""
             self.used[name] = origin
-            if self.is_secret(name) and value:
-                from topology import redact
+            if self.is_secret(name):
+                secret_parts.append(name)
+                if value:
+                    from topology import redact
 
-                redact.register(value, name if origin == "environment" else None)
+                    redact.register(value, name if origin == "environment" else None)
             return value
 
+        secret_parts: list[str] = []
         result = _REFERENCE_RE.sub(replace, text)
         if whole and not problems:
-            return Substituted(result, as_text), []
+            # a secret stays text: typed, it would escape the redaction of saved plans
+            return Substituted(result, as_text or bool(secret_parts)), []
         return result, problems
 
 
@@ -177,9 +199,15 @@ def load_values(files: Iterable[str], variables: Variables) -> list[Problem]:
         if not isinstance(node, yaml.MappingNode):
             problems.append(Problem(file, node.start_mark.line + 1, "", "a values file is a map of variable names to values"))
             continue
+        seen: dict[str, int] = {}
         for key, value in node.value:
             line = key.start_mark.line + 1
             name = key.value if isinstance(key, yaml.ScalarNode) else None
+            if isinstance(name, str) and name in seen:
+                problems.append(Problem(file, line, name, f"set twice in this file (also at line {seen[name]})"))
+                continue
+            if isinstance(name, str):
+                seen[name] = line
             if not isinstance(name, str) or not NAME_RE.match(name):
                 problems.append(Problem(file, line, "", f"bad variable name {name!r}: letters, digits and _, not starting with a digit"))
                 continue

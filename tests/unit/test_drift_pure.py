@@ -122,7 +122,35 @@ def test_quorum_members_offline_or_fewer_than_declared():
     found = {f.queue: f for f in health.findings}
     assert set(found) == {"q", "s"}
     assert "2 of 3 quorum member(s) online" in found["q"].message and "offline: rabbit@c" in found["q"].message
-    assert "1 of 3" in found["s"].message and "declared group size of 3" in found["s"].message
+    assert "1 of 3" in found["s"].message and "declared group size on 3 node(s) is 3" in found["s"].message
+
+
+def test_the_group_size_is_capped_at_the_cluster_size_as_rabbitmq_does():
+    small = entry("s", type="quorum", members=["rabbit@a"], online=["rabbit@a"],
+                  arguments={"x-quorum-initial-group-size": 3})
+    assert check_queues("v", [small], [], ["rabbit@a"], ["s"], cluster_size=1).findings == []
+    five = entry("f", type="quorum", members=NODES, online=NODES, arguments={"x-quorum-initial-group-size": 5})
+    assert check_queues("v", [five], [], NODES, ["f"], cluster_size=3).findings == []
+    # a stopped node still counts: the queue should have a member there
+    [finding] = check_queues("v", [small], [], ["rabbit@a"], ["s"], cluster_size=2).findings
+    assert (finding.expected, finding.actual) == (2, 1)
+
+
+def test_a_streams_policy_initial_cluster_size_wins_over_its_argument():
+    stream = entry("st", type="stream", members=["rabbit@a", "rabbit@b"], online=["rabbit@a", "rabbit@b"],
+                   arguments={"x-initial-cluster-size": 2}, effective_policy_definition={"initial-cluster-size": 3})
+    [finding] = check_queues("v", [stream], [], NODES, ["st"], cluster_size=3).findings
+    assert (finding.expected, finding.actual) == (3, 2)
+
+
+def test_which_keys_a_queue_type_supports_depends_on_the_broker_version():
+    sac = policy("sac", priority=9, single_active_consumer=True)
+    ttl = policy("ttl", priority=1, message_ttl=1000)
+    assert [p.policy for p in winners("q", "quorum", [sac, ttl], (3, 13, 7))] == ["ttl"]
+    assert [p.policy for p in winners("q", "quorum", [sac, ttl], (4, 2, 0))] == ["sac"]
+    locator = policy("locator", priority=9, queue_leader_locator="balanced")
+    assert [p.policy for p in winners("q", "classic", [locator, ttl], (3, 13, 7))] == ["ttl"]
+    assert [p.policy for p in winners("q", "classic", [locator, ttl], (4, 0, 0))] == ["locator"]
 
 
 # --------------------------------------------------------------------------- the report and its formats
@@ -190,9 +218,12 @@ def test_junit_for_several_targets_is_one_document():
     first, second = report_of(), report_of()
     object.__setattr__(first, "target", "dev")
     object.__setattr__(second, "target", "prod")
-    root = ElementTree.fromstring(render_many_junit([first, second]))
+    root = ElementTree.fromstring(render_many_junit([("dev", first, None, []), ("prod", second, None, []),
+                                                     ("qa", None, "2 problems found", ["a.yaml:3: x", "a.yaml:4: y"])]))
     names = [s.get("name") for s in root.findall("testsuite")]
     assert "dev: vhost v" in names and "prod: high availability" in names and root.get("failures") == "6"
+    assert "qa: error" in names and root.get("errors") == "1"
+    assert root.find(".//error").text == "a.yaml:3: x\na.yaml:4: y"
 
 
 def test_markdown_format_is_a_table_of_the_drifted_objects_with_cells_escaped():
@@ -245,3 +276,29 @@ def test_saved_plans_name_the_secret_variable_and_read_it_back(secrets, monkeypa
 
     with pytest.raises(TopologyError, match="needs the secret variable HOOK_TOKEN"):
         load_saved_plan(document, "plan.json")
+
+
+def test_escaped_forms_of_a_secret_are_masked_too(secrets):
+    from xml.sax.saxutils import escape, quoteattr
+
+    from topology.render.text import markdown_cell
+
+    secret = 'a"b\\c<d>|e\tf'
+    secrets.register(secret, "X_TOKEN")
+    for shown in (json.dumps({"k": secret}), repr(secret), escape(secret), quoteattr(secret), markdown_cell(secret)):
+        assert "***" in secrets.redact(shown) and "c<d" not in secrets.redact(shown).replace("***", ""), shown
+
+
+def test_an_unencoded_at_sign_in_a_url_password_is_masked_whole(secrets):
+    secrets.register_url("amqp://svc:p@ss@rabbit:5672/")
+    assert secrets.redact("amqp://svc:p@ss@rabbit:5672/ and p@ss") == "amqp://svc:***@rabbit:5672/ and ***"
+
+
+def test_saved_plans_keep_names_that_happen_to_hold_the_management_password(secrets):
+    secrets.register("orders")  # a management password, not from a variable
+    queue = QueueState(vhost="v", queue="orders.created", type="classic", arguments={})
+    plan = Plan(changes=(Change("create", None, queue, {}, "new"),), vhosts=("v",),
+                broker=BrokerInfo("http://b:15672", "3.10.8", "rabbit@orders-1"))
+    document = saved_plan(plan)
+    assert document["changes"][0]["name"] == "orders.created" and document["broker"]["cluster_name"] == "rabbit@orders-1"
+    assert document["secrets"] == []

@@ -69,7 +69,7 @@ def test_validate_reports_every_problem_at_once(run, write):
 def test_usage_errors_are_one_line(run):
     result = run("plan")
     assert result.code == 1
-    assert result.err.count("\n") == 1 and result.err.startswith("error: Missing argument 'PATHS...'")
+    assert result.err.count("\n") == 1 and result.err.startswith("error: give the topology files (PATHS)")
     result = run("plan", "x.yaml", "--format", "yaml")
     assert result.code == 1 and result.err.count("\n") == 1
 
@@ -81,8 +81,11 @@ def test_a_missing_file_is_a_located_error(run, tmp_path):
 
 def test_apply_reports_a_broker_that_does_not_answer(run, write):
     path = write("vhosts: {v: {}}")
-    result = run("apply", path, "--url", "http://127.0.0.1:1")
-    assert result.code == 1 and "cannot reach" in result.err
+    # an unreachable AMQP port too: apply takes the lock first, and this test must not touch the real broker
+    result = run("apply", path, "--url", "http://127.0.0.1:1", "--amqp-url", "amqp://127.0.0.1:1/", "--auto-approve")
+    assert result.code == 1 and "cannot connect to AMQP at amqp://127.0.0.1:1" in result.err
+    result = run("plan", path, "--url", "http://127.0.0.1:1")
+    assert result.code == 1 and "cannot reach the management API" in result.err
 
 
 def test_urls_never_show_credentials(run, write):

@@ -126,8 +126,10 @@ def test_a_wrong_type_after_substitution_is_a_located_error(tmp_path):
     assert len(found) == 1 and ":4:" in found[0] and "max_length" in found[0], found
 
 
-def test_typed_reads_text_as_unquoted_yaml():
-    assert typed("60000") == 60000 and typed("true") is True and typed("1.5") == 1.5
+def test_typed_reads_decimal_numbers_and_booleans():
+    assert typed("60000") == 60000 and typed("true") is True and typed("1.5") == 1.5 and typed("no") is False
+    assert typed("010") == 10 and typed("08") == 8  # decimal, never YAML 1.1's octal
+    assert typed("1:30") == "1:30" and typed("0x1F") == "0x1F"  # never sexagesimal or hexadecimal
     assert typed("x") == "x" and typed("2026-01-01") == "2026-01-01" and typed("~") is None
 
 
@@ -162,6 +164,22 @@ def test_a_secret_cannot_have_a_default_in_a_file(tmp_path):
     assert "or a --values file" not in found[0]
 
 
+def test_a_secret_always_stays_text(tmp_path):
+    topology, _ = load_with(tmp_path, "vhosts:\n  v:\n    queues:\n      q: {arguments: {x-pin: '${PIN_SECRET}'}}\n",
+                            {"PIN_SECRET": "12345"})
+    assert topology.vhosts["v"].queues["q"].spec.arguments == {"x-pin": "12345"}
+    redact.forget_all()
+
+
+def test_validate_offline_stands_in_for_undefined_secrets(tmp_path):
+    variables = Variables(environment={}, offline=True)
+    topology = load([write(tmp_path, "t.yaml", "vhosts:\n  v:\n    queues:\n      q: {dead_letter_exchange: 'x-${X_TOKEN}'}\n")],
+                    variables)
+    assert topology.vhosts["v"].queues["q"].spec.dead_letter_exchange == "x-${X_TOKEN}"
+    found = problems(tmp_path, "vhosts:\n  v:\n    queues:\n      q: {dead_letter_exchange: '${NOT_SECRET}'}\n")
+    assert "undefined variable NOT_SECRET" in found[0]
+
+
 def test_a_secret_from_the_environment_is_registered_for_redaction(tmp_path):
     redact.forget_all()
     try:
@@ -181,6 +199,7 @@ def test_a_secret_from_the_environment_is_registered_for_redaction(tmp_path):
         ("1BAD: x\n", "bad variable name"),
         ("LIST: [1, 2]\n", "a value must be a single value"),
         ("A: [\n", "invalid YAML"),
+        ("A: 1\nA: 2\n", "set twice in this file (also at line 1)"),
     ],
 )
 def test_bad_values_files_are_located_errors(tmp_path, text, message):

@@ -40,12 +40,30 @@ def default_amqp_url(management_url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def ssl_context(ca: str | None = None, cert: str | None = None, key: str | None = None, verify: bool = True) -> Any:
+    """A client TLS context: verify the broker against ``ca`` (default: the system's CAs) unless
+    ``verify`` is false; present ``cert``/``key`` when given."""
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=ca)
+        if cert:
+            context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise BrokerError(f"cannot load the TLS files: {getattr(error, 'strerror', None) or error}") from None
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class Amqp:
     """Where and as whom to open AMQP connections; parsed once, never shows the password.
 
     The URL's path names the vhost that holds the apply lock (``/`` when empty)."""
 
-    def __init__(self, url: str, user: str, password: str, timeout: float = 10.0):
+    def __init__(self, url: str, user: str, password: str, timeout: float = 10.0, ssl_context: Any = None):
+        """``ssl_context``: the TLS settings for an ``amqps://`` URL (default: verify with the system's CAs)."""
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -61,6 +79,7 @@ class Amqp:
         self.timeout = timeout
         self.lock_vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
         self.display = f"{parts.scheme}://{self.host}:{self.port}"
+        self.ssl_context = ssl_context
 
     def connect(self, vhost: str, name: str, properties: dict[str, Any] | None = None) -> Any:
         """A new blocking connection to ``vhost``; failures become one-line :class:`BrokerError`."""
@@ -74,7 +93,7 @@ class Amqp:
             socket_timeout=self.timeout,
             blocked_connection_timeout=self.timeout,
             connection_attempts=1,
-            ssl_options=pika.SSLOptions(__import__("ssl").create_default_context()) if self.tls else None,
+            ssl_options=pika.SSLOptions(self.ssl_context or ssl_context(), self.host) if self.tls else None,
             client_properties={"connection_name": name, **(properties or {})},
         )
         try:
@@ -87,6 +106,10 @@ class Amqp:
             raise BrokerError(f"cannot connect to AMQP at {self.display}: {type(error).__name__} {error}".strip()) from None
         except OSError as error:
             raise BrokerError(f"cannot connect to AMQP at {self.display}: {error.strerror or error}") from None
+
+
+STREAM_READ_WAIT = 2.0
+"""Seconds to wait for a stream's first message before taking it as empty."""
 
 
 class QueueInspector:
@@ -117,6 +140,29 @@ class QueueInspector:
             raise BrokerError(f"lost the AMQP connection while inspecting queue {vhost}/{queue}: {type(error).__name__}") from None
         channel.close()
         return frame.method.message_count, frame.method.consumer_count
+
+    def stream_has_messages(self, vhost: str, queue: str, wait: float = STREAM_READ_WAIT) -> bool:
+        """Whether a stream holds any message: read it from its first offset and see if one
+        arrives within ``wait`` seconds. (A passive declare always counts 0 for a stream, and
+        the statistics lag behind publishes.)"""
+        import pika
+
+        found: list[bool] = []
+        channel = self._connection(vhost).channel()
+        try:
+            channel.basic_qos(prefetch_count=1)
+            channel.basic_consume(queue, lambda ch, method, properties, body: found.append(True),
+                                  arguments={"x-stream-offset": "first"})
+            deadline = time.monotonic() + wait
+            while not found and time.monotonic() < deadline:
+                channel.connection.process_data_events(time_limit=0.1)
+        except pika.exceptions.ChannelClosedByBroker as closed:
+            raise BrokerError(f"cannot read stream {vhost}/{queue}: {closed.reply_text}") from None
+        except pika.exceptions.AMQPError as error:
+            raise BrokerError(f"lost the AMQP connection while reading stream {vhost}/{queue}: {type(error).__name__}") from None
+        finally:
+            _close_channel(channel)  # unacknowledged reads of a stream change nothing in it
+        return bool(found)
 
     def close(self) -> None:
         for connection in self._connections.values():

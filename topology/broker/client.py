@@ -57,7 +57,10 @@ def _segment(value: str) -> str:
 class ManagementClient:
     """A client for the RabbitMQ management HTTP API at ``url``."""
 
-    def __init__(self, url: str = DEFAULT_URL, user: str = "guest", password: str = "guest", timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, url: str = DEFAULT_URL, user: str = "guest", password: str = "guest", timeout: float = DEFAULT_TIMEOUT,
+                 *, verify: bool | str = True, cert: str | tuple[str, str] | None = None):
+        """``verify``: check the broker's TLS certificate (``True``), against a CA bundle (a path), or not
+        (``False``); ``cert``: a client certificate (a PEM path, or a (certificate, key) pair)."""
         try:
             parts = urlsplit(url)
             valid = parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -77,6 +80,13 @@ class ManagementClient:
         self.timeout = timeout
         self.session = requests.Session()
         self.session.auth = (user.encode("utf-8"), password.encode("utf-8"))
+        self.verify = verify
+        """Passed with every request: a session's own setting loses to REQUESTS_CA_BUNDLE in the environment."""
+        self.cert = cert
+        if verify is False:
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the command line warns once
         self.session.headers.update({"content-type": "application/json", "accept": "application/json"})
         self.requests_made: Counter[str] = Counter()
         """Requests made so far, by HTTP method."""
@@ -96,17 +106,20 @@ class ManagementClient:
         path = "/api/" + "/".join(_segment(s) for s in segments)
         self.requests_made[method] += 1
         try:
-            response = self.session.request(method, self.url + path, params=params, json=body, timeout=self.timeout)
+            response = self.session.request(method, self.url + path, params=params, json=body, timeout=self.timeout,
+                                            verify=self.verify, cert=self.cert)
         except requests.exceptions.Timeout:
             raise BrokerError(f"the management API at {self.url} did not answer {method} {path} within {self.timeout:g}s") from None
         except requests.exceptions.SSLError as error:
-            raise BrokerError(f"TLS error talking to {self.url}: {_first_line(error)}") from None
+            raise BrokerError(f"TLS error talking to {self.url}: {_tls_reason(error)}") from None
         except requests.exceptions.ConnectionError:
             raise BrokerError(
                 f"cannot reach the management API at {self.url} (is RabbitMQ running with rabbitmq_management enabled?)"
             ) from None
         except requests.exceptions.RequestException as error:
             raise BrokerError(f"request to {self.url} failed: {_first_line(error)}") from None
+        except OSError as error:  # requests raises it for an unreadable CA bundle or client certificate
+            raise BrokerError(f"TLS error talking to {self.url}: cannot read a TLS file: {_first_line(error)}") from None
         status = response.status_code
         if status == 401:
             raise BrokerError(f"the broker at {self.url} refused the credentials of user {self.user!r} (HTTP 401)")
@@ -167,10 +180,10 @@ class ManagementClient:
         """The queues of a vhost with the given columns (policy, mirrors, members...; one request)."""
         return self.get_or_none("queues", vhost, params={"columns": columns}) or []
 
-    def running_nodes(self) -> list[str]:
-        """Names of the cluster's running nodes."""
+    def nodes(self) -> tuple[list[str], list[str]]:
+        """Names of the cluster's nodes: all of them, and the running ones."""
         nodes = self.get("nodes", params={"columns": "name,running"}) or []
-        return sorted(str(n["name"]) for n in nodes if n.get("running"))
+        return sorted(str(n["name"]) for n in nodes), sorted(str(n["name"]) for n in nodes if n.get("running"))
 
     def queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
         """Every binding whose destination is the queue (the default exchange's included)."""
@@ -240,6 +253,19 @@ def _reason(response: requests.Response) -> str:
         # the broker HTML-escapes some reasons (&lt;&lt;...&gt;&gt;)
         return html.unescape(str(data.get("reason") or data.get("error") or "")).strip()[:500]
     return ""
+
+
+def _tls_reason(error: Exception) -> str:
+    """The useful part of a TLS failure (requests nests it several exceptions deep)."""
+    text = str(error)
+    found = re.search(r"\[SSL: [A-Z0-9_]+\][^(]*", text)
+    if found:
+        return f"{found.group(0).strip()} (check the CA bundle, the client certificate and key, and the host name)"
+    if "EOF occurred in violation of protocol" in text or "UNEXPECTED_EOF" in text:
+        return "the broker closed the TLS connection during the handshake (does it require a client certificate?)"
+    if "No such file" in text or "Could not find" in text:
+        return f"cannot read a TLS file: {_first_line(error)}"
+    return _first_line(error)
 
 
 def _first_line(value: object) -> str:

@@ -9,6 +9,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from topology.drift import IN_SYNC, DriftReport, ObjectStatus
 from topology.ha import CHECKS, Finding
+from topology.render.text import markdown_cell
 
 FORMATS = ("text", "json", "markdown", "junit")
 
@@ -20,9 +21,15 @@ def render_json(report: DriftReport) -> str:
     return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
 
 
-def render_many_json(reports: Iterable[DriftReport]) -> str:
-    """Several targets' reports as one JSON document."""
-    return json.dumps({"targets": [r.to_dict() for r in reports]}, indent=2, ensure_ascii=False)
+Outcome = tuple[str, "DriftReport | None", "str | None", "list[str]"]
+"""One target's name, its report, or the error that stopped it and the lines that explain it."""
+
+
+def render_many_json(outcomes: Iterable[Outcome]) -> str:
+    """Several targets' reports as one JSON document: ``{"targets": [report or {target, error}, ...]}``."""
+    items = [report.to_dict() if report is not None else {"target": name, "error": error, "details": details}
+             for name, report, error, details in outcomes]
+    return json.dumps({"targets": items}, indent=2, ensure_ascii=False)
 
 
 def _where(item: ObjectStatus) -> str:
@@ -80,50 +87,55 @@ def render_text(report: DriftReport) -> str:
     return "\n\n".join("\n".join(section) for section in sections if section)
 
 
-def _cell(text: object) -> str:
-    """Text safe in a Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
-
-
 def render_markdown(report: DriftReport) -> str:
     icon = ":warning:" if report.drifted else ":white_check_mark:"
-    lines = [f"### {icon} topology drift: {'drift found' if report.drifted else 'in sync'}", ""]
+    title = f" for {report.target}" if report.target else ""
+    lines = [f"### {icon} topology drift{title}: {'drift found' if report.drifted else 'in sync'}", ""]
     if report.broker:
-        lines += [f"Broker: `{_cell(_broker_line(report))}`", ""]
+        lines += [f"Broker: `{markdown_cell(_broker_line(report))}`", ""]
     lines += [_verdict(report), ""]
     drifted = report.drifted_objects
     if drifted:
         lines += ["| Kind | Object | Status | What differs | Declared at |", "|---|---|---|---|---|"]
         lines += [
-            f"| {item.kind} | `{_cell(_where(item))}` | {item.status} | {_cell(item.describe())} | {_cell(item.declared_at)} |"
+            f"| {item.kind} | `{markdown_cell(_where(item))}` | {item.status} | {markdown_cell(item.describe())} | {markdown_cell(item.declared_at)} |"
             for item in drifted
         ]
         lines.append("")
     lines += [f"#### High availability ({len(report.health.checked)} queue(s) checked)", ""]
     if report.ha_findings:
         lines += ["| Queue | Check | Finding |", "|---|---|---|"]
-        lines += [f"| `{_cell(f.vhost + '/' + f.queue)}` | {f.check} | {_cell(f.message)} |" for f in report.ha_findings]
+        lines += [f"| `{markdown_cell(f.vhost + '/' + f.queue)}` | {f.check} | {markdown_cell(f.message)} |" for f in report.ha_findings]
     else:
         lines.append("No finding.")
     for vhost, queue in report.health.unknown:
-        lines.append(f"- `{_cell(vhost + '/' + queue)}`: statistics not available yet; not checked")
+        lines.append(f"- `{markdown_cell(vhost + '/' + queue)}`: statistics not available yet; not checked")
     for vhost, queue in report.health.stale:
-        lines.append(f"- `{_cell(vhost + '/' + queue)}`: statistics older than the last policy change; "
+        lines.append(f"- `{markdown_cell(vhost + '/' + queue)}`: statistics older than the last policy change; "
                      "its policy check may be stale")
     for note in report.health.notes:
-        lines.append(f"- note: {_cell(note)}")
+        lines.append(f"- note: {markdown_cell(note)}")
     lines.append("")
     if report.orphans:
         counted = "counted as drift" if report.fail_on_orphans else "not counted as drift"
         lines += [f"#### Orphans ({len(report.orphans)}, {counted})", "", "| Kind | Object | Protected |", "|---|---|---|"]
         lines += [
-            f"| {r.kind} | `{_cell(r.vhost + '/' + r.name)}` | {_cell(report.protected.get(r.key) or '')} |"
+            f"| {r.kind} | `{markdown_cell(r.vhost + '/' + r.name)}` | {markdown_cell(report.protected.get(r.key) or '')} |"
             for r in report.orphans
         ]
         lines.append("")
     for note in report.notes:
-        lines.append(f"> note: {_cell(note)}")
+        lines.append(f"> note: {markdown_cell(note)}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_many_markdown(outcomes: Iterable[Outcome]) -> str:
+    """Several targets' reports, one section each; a target that failed says why."""
+    sections = [render_markdown(report) if report is not None else
+                f"### :x: topology drift for {name}: error\n\n{markdown_cell(error or '')}\n"
+                + "".join(f"\n- {markdown_cell(line)}" for line in details) + ("\n" if details else "")
+                for name, report, error, details in outcomes]
+    return "\n".join(sections)
 
 
 def _testcase(classname: str, name: str, failure: str | None = None, body: str = "", skipped: str | None = None) -> str:
@@ -140,6 +152,7 @@ class _Suite:
     name: str
     cases: list[tuple[str, bool, bool]]
     """(xml, failed, skipped)"""
+    errors: int = 0
 
     @property
     def counts(self) -> tuple[int, int, int]:
@@ -148,7 +161,7 @@ class _Suite:
 
     def xml(self) -> str:
         tests, failures, skipped = self.counts
-        head = (f"  <testsuite name={quoteattr(self.name)} tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" "
+        head = (f"  <testsuite name={quoteattr(self.name)} tests=\"{tests}\" failures=\"{failures}\" errors=\"{self.errors}\" "
                 f"skipped=\"{skipped}\"")
         if not self.cases:
             return head + "/>"
@@ -161,9 +174,18 @@ def render_junit(report: DriftReport) -> str:
     return _junit_document(_suites(report))
 
 
-def render_many_junit(reports: Iterable[DriftReport]) -> str:
-    """Several targets' reports in one JUnit document (suite names start with the target)."""
-    return _junit_document([suite for report in reports for suite in _suites(report)])
+def render_many_junit(outcomes: Iterable[Outcome]) -> str:
+    """Several targets' reports in one JUnit document (suite names start with the target); a
+    target that failed is a suite with one errored case."""
+    suites: list[_Suite] = []
+    for name, report, error, details in outcomes:
+        if report is not None:
+            suites.extend(_suites(report))
+        else:
+            case = (f"    <testcase classname={quoteattr(name)} name=\"drift\">\n      <error message={quoteattr(error or '')}>"
+                    f"{escape(chr(10).join(details))}</error>\n    </testcase>")
+            suites.append(_Suite(f"{name}: error", [(case, False, False)], errors=1))
+    return _junit_document(suites)
 
 
 def _suites(report: DriftReport) -> list[_Suite]:
@@ -214,6 +236,7 @@ def _suites(report: DriftReport) -> list[_Suite]:
 
 def _junit_document(suites: list[_Suite]) -> str:
     tests, failures, skipped = (sum(suite.counts[i] for suite in suites) for i in range(3))
+    errors = sum(suite.errors for suite in suites)
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="topology drift" tests="{tests}" '
-            f'failures="{failures}" errors="0" skipped="{skipped}">\n' + "\n".join(s.xml() for s in suites)
+            f'failures="{failures}" errors="{errors}" skipped="{skipped}">\n' + "\n".join(s.xml() for s in suites)
             + "\n</testsuites>\n")

@@ -103,3 +103,43 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
         ])
     sections.append(["No changes. The broker matches the files." if plan.empty else summary_line(plan)])
     return "\n\n".join("\n".join(section) for section in sections if section)
+
+
+def render_plan_markdown(plan: Plan, target: str | None = None) -> str:
+    """The plan as a pull-request comment: a summary, a table of the changes, the full plan folded."""
+    title = f" for {target}" if target else ""
+    if plan.empty:
+        head = f"### :white_check_mark: topology plan{title}: no changes"
+    else:
+        head = f"### :memo: topology plan{title}: {summary_line(plan).removeprefix('Plan: ').rstrip('.')}"
+    lines = [head, ""]
+    if plan.broker:
+        cluster = f", cluster {plan.broker.cluster_name}" if plan.broker.cluster_name else ""
+        lines += [f"Broker: `{plan.broker.url}` (RabbitMQ {plan.broker.version}{cluster})", ""]
+    if plan.changes:
+        lines += ["| | Kind | Object | What changes |", "|---|---|---|---|"]
+        for change in plan.changes:
+            what = "; ".join(f"{n}: {value(f.before)} -> {value(f.after)}" for n, f in change.fields.items())
+            if change.action == "create":
+                props = change.after.props() if change.after else {}
+                details = [str(props["type"])] if "type" in props else []
+                details += [f"{k}={value(v)}" for k, v in sorted(props.get("arguments", {}).items())]
+                what = "new" + (f" ({', '.join(details)})" if details else "")
+            elif change.action == "delete":
+                what = change.reason
+            if change.hazards:
+                what += " **REFUSED: " + "; ".join(change.hazards) + "**"
+            elif change.kind == "queue" and change.messages and change.action in ("replace", "delete"):
+                what += f" **DESTRUCTIVE: holds {change.messages} message(s)**"
+            where = change.vhost if change.kind == "vhost" else f"{change.vhost}/{change.name}"
+            lines.append(f"| `{SYMBOLS[change.action]}` {change.action} | {change.kind} | `{markdown_cell(where)}` | {markdown_cell(what)} |")
+        lines.append("")
+    if plan.unmanaged:
+        lines += [f"{len(plan.unmanaged)} object(s) in the managed vhosts are declared in no file (left alone).", ""]
+    lines += ["<details><summary>Full plan</summary>", "", "```", render_plan(plan), "```", "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_cell(text: object) -> str:
+    """Text safe in a Markdown table cell."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")

@@ -1,0 +1,220 @@
+"""The project file (``topology.toml``): named targets, each a broker with its files and values.
+
+```toml
+secrets = ["ORDERS_SVC_PASS"]          # more secret variable names (optional)
+
+[defaults]                             # what every target takes unless it says otherwise
+files = ["topology/"]
+values = ["values/common.yaml"]
+
+[targets.prod]
+url = "https://rabbit.prod.example:15671"
+user_env = "RABBIT_PROD_USER"          # or: user = "deployer"
+password_env = "RABBIT_PROD_PASSWORD"
+amqp_url = "amqps://rabbit.prod.example:5671/"
+values = ["values/common.yaml", "values/prod.yaml"]
+tls = { ca = "certs/prod-ca.pem", cert = "certs/client.pem", key = "certs/client.key" }
+```
+
+Relative paths are relative to the project file. Credentials are never written in it:
+only the names of the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from topology.errors import TopologyError
+from topology.variables import NAME_RE
+
+PROJECT_FILE = "topology.toml"
+TARGET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+
+
+class ProjectError(TopologyError):
+    """The project file is missing, unreadable or invalid, or names a target that is not in it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TlsSettings(_Strict):
+    """TLS for the management API and AMQP: verification is on unless turned off."""
+
+    ca: str | None = Field(None, description="CA bundle (PEM) to verify the broker's certificate with (default: the system's).")
+    cert: str | None = Field(None, description="Client certificate (PEM), for brokers that ask for one.")
+    key: str | None = Field(None, description="The client certificate's private key (PEM).")
+    verify: bool = Field(True, description="Verify the broker's certificate and host name. false prints a warning.")
+
+
+class _Shared(_Strict):
+    files: list[str] | None = Field(None, description="Topology files and directories.")
+    values: list[str] | None = Field(None, description="Values files, in order (the later wins).")
+    user: str | None = Field(None, description="Management user name.")
+    user_env: str | None = Field(None, description="Environment variable holding the management user name.")
+    password_env: str | None = Field(None, description="Environment variable holding the password.")
+    timeout: float | None = Field(None, gt=0, le=3600, description="Seconds to wait for each request.")
+    tls: TlsSettings | None = None
+
+    @field_validator("user_env", "password_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_RE.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name")
+        return value
+
+
+class TargetSettings(_Shared):
+    url: str = Field(description="Management API URL, without credentials.")
+    amqp_url: str | None = Field(None, description="AMQP URL, without credentials (default: the management host, port 5672).")
+
+
+class ProjectSettings(_Strict):
+    secrets: list[str] = Field(default_factory=list, description="More secret variable names.")
+    defaults: _Shared = Field(default_factory=_Shared)
+    targets: dict[str, TargetSettings]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One broker and what applies to it, with paths resolved and credential variables named."""
+
+    name: str
+    url: str
+    amqp_url: str | None
+    files: tuple[str, ...]
+    values: tuple[str, ...]
+    user: str | None
+    user_env: str | None
+    password_env: str | None
+    timeout: float | None
+    tls: TlsSettings
+
+    def credentials(self, environment: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+        """(user, password) from the environment variables the target names (``None`` where it names none)."""
+        environment = dict(os.environ) if environment is None else environment
+        user = self.user
+        if self.user_env is not None:
+            user = environment.get(self.user_env) or None
+            if user is None:
+                raise ProjectError(f"target {self.name}: the environment variable {self.user_env} (user_env) is not set")
+        password = None
+        if self.password_env is not None:
+            password = environment.get(self.password_env) or None
+            if password is None:
+                raise ProjectError(f"target {self.name}: the environment variable {self.password_env} (password_env) is not set")
+        return user, password
+
+
+@dataclass(frozen=True)
+class Project:
+    path: str
+    targets: dict[str, Target]
+    secrets: frozenset[str]
+
+    def target(self, name: str) -> Target:
+        if name not in self.targets:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise ProjectError(f"no target {name!r} in {self.path} (targets: {known})")
+        return self.targets[name]
+
+
+def find_project(start: str | None = None) -> str | None:
+    """The nearest ``topology.toml`` in the current directory or above it."""
+    directory = Path(start or os.getcwd()).resolve()
+    for candidate in (directory, *directory.parents):
+        path = candidate / PROJECT_FILE
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def load_project(path: str) -> Project:
+    """Read and check a project file; raise :class:`ProjectError` with one clear line."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise ProjectError(f"cannot read the project file {path}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ProjectError(f"{path}: invalid TOML: {error}") from None
+    _refuse_literal_secrets(path, data)
+    try:
+        settings = ProjectSettings.model_validate(data)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif first["type"] == "missing":
+            message = "missing"
+        more = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
+        raise ProjectError(f"{path}: {where}: {message}{more}") from None
+    base = Path(path).resolve().parent
+    for name in settings.secrets:
+        if not NAME_RE.match(name):
+            raise ProjectError(f"{path}: secrets: {name!r} is not a variable name")
+    for name in settings.targets:
+        if not TARGET_NAME_RE.match(name):
+            raise ProjectError(f"{path}: targets.{name}: a target name is letters, digits, '.', '_' and '-', "
+                               "starting with a letter or digit (it goes into file names)")
+    targets = {name: _target(name, spec, settings.defaults, base, path) for name, spec in settings.targets.items()}
+    return Project(path=path, targets=targets, secrets=frozenset(settings.secrets))
+
+
+def _refuse_literal_secrets(path: str, data: dict[str, Any]) -> None:
+    sections = [("defaults", data.get("defaults"))] + [
+        (f"targets.{name}", spec) for name, spec in (data.get("targets") or {}).items() if isinstance(spec, dict)
+    ]
+    for where, section in sections:
+        if isinstance(section, dict) and "password" in section:
+            raise ProjectError(
+                f"{path}: {where}.password: a password is never written in the project file; "
+                "name the environment variable that holds it: password_env = \"NAME\""
+            )
+        for key in ("url", "amqp_url"):
+            value = section.get(key) if isinstance(section, dict) else None
+            if isinstance(value, str) and "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+                raise ProjectError(
+                    f"{path}: {where}.{key}: a URL in the project file must not hold credentials; "
+                    "use user_env and password_env"
+                )
+
+
+def _target(name: str, spec: TargetSettings, defaults: _Shared, base: Path, path: str) -> Target:
+    def pick(key: str) -> Any:
+        own = getattr(spec, key)
+        return own if own is not None else getattr(defaults, key)
+
+    if spec.user is not None or spec.user_env is not None:  # the target's own way of naming the user wins
+        defaults = defaults.model_copy(update={"user": None, "user_env": None})
+
+    def resolve(paths: list[str] | None) -> tuple[str, ...]:
+        return tuple(str(base / p) if not os.path.isabs(p) else p for p in paths or ())
+
+    tls = pick("tls") or TlsSettings()
+    tls = TlsSettings(
+        ca=resolve([tls.ca])[0] if tls.ca else None,
+        cert=resolve([tls.cert])[0] if tls.cert else None,
+        key=resolve([tls.key])[0] if tls.key else None,
+        verify=tls.verify,
+    )
+    if tls.key and not tls.cert:
+        raise ProjectError(f"{path}: targets.{name}.tls: a client key needs its certificate (cert)")
+    if pick("user") is not None and pick("user_env") is not None:
+        raise ProjectError(f"{path}: targets.{name}: give user or user_env, not both")
+    return Target(
+        name=name, url=spec.url, amqp_url=spec.amqp_url, files=resolve(pick("files")), values=resolve(pick("values")),
+        user=pick("user"), user_env=pick("user_env"), password_env=pick("password_env"), timeout=pick("timeout"),
+        tls=tls,
+    )
