@@ -17,6 +17,11 @@ NODES="${TOPOLOGY_CLUSTER_NODES:-3}"
 BASE="${TOPOLOGY_CLUSTER_DIR:-/var/lib/rabbitmq/topology-cluster}"
 SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
 CTL=/usr/lib/rabbitmq/bin/rabbitmqctl
+DIAGNOSTICS=/usr/lib/rabbitmq/bin/rabbitmq-diagnostics
+case "$BASE" in
+  */topology-cluster) ;;
+  *) echo "cluster: TOPOLOGY_CLUSTER_DIR must end in /topology-cluster (it is deleted by 'stop')" >&2; exit 2 ;;
+esac
 
 node() { echo "topo$1@localhost"; }
 
@@ -30,11 +35,16 @@ as_rabbitmq() {
 
 ctl() { local i=$1; shift; as_rabbitmq "$CTL" -n "$(node "$i")" "$@"; }
 
-running() { ctl "$1" status >/dev/null 2>&1; }
+vm_up() { as_rabbitmq "$DIAGNOSTICS" -n "$(node "$1")" ping >/dev/null 2>&1; }
+app_running() { ctl "$1" eval 'rabbit:is_running().' 2>/dev/null | grep -q true; }
 
 start_node() {
   local i=$1 dir="$BASE/topo$1"
-  if running "$i"; then return; fi
+  if vm_up "$i"; then
+    app_running "$i" || ctl "$i" start_app >/dev/null
+    ctl "$i" await_startup --timeout 120 >/dev/null
+    return
+  fi
   as_rabbitmq mkdir -p "$dir/mnesia" "$dir/log"
   as_rabbitmq sh -c "cat > '$dir/rabbitmq.conf'" <<EOF
 listeners.tcp.default = 127.0.0.1:$((5680 + i))
@@ -76,10 +86,15 @@ case "${1:-}" in
     echo "cluster: $NODES node(s) up; management on http://127.0.0.1:15681"
     ;;
   stop)
-    for i in $(seq "$NODES" -1 1); do
-      if running "$i"; then ctl "$i" stop >/dev/null 2>&1 || true; fi
+    # every node that has a data directory, whatever TOPOLOGY_CLUSTER_NODES says now
+    for dir in "$BASE"/topo*; do
+      [ -d "$dir" ] || continue
+      i="${dir##*/topo}"
+      if vm_up "$i"; then ctl "$i" stop "$dir/pid" >/dev/null 2>&1 || true; fi  # waits for the VM to exit
     done
-    as_rabbitmq rm -rf "$BASE"
+    for dir in "$BASE"/topo*; do
+      if [ -d "$dir" ]; then as_rabbitmq rm -rf "$dir"; fi
+    done
     echo "cluster: stopped"
     ;;
   status)

@@ -263,12 +263,18 @@ class Applier:
                 f"it holds {messages or 0} message(s) ({unacked or 0} unacknowledged) and has {consumers or 0} "
                 "consumer(s); not deleted, nothing was lost"
             )
-        if queue.type == "stream":
-            # a passive declare always counts 0 for a stream, and its statistics lag: read it
+        if queue.type == "stream" or info.get("type") == "stream":
+            # a passive declare may count 0 for a stream, and its statistics lag: both the
+            # statistics and a read from the first offset must find it empty
+            if not isinstance(messages, int):
+                raise Unsafe("the broker has no statistics for this stream yet, so it cannot be shown to be empty; "
+                             "retry shortly")
             if self.inspector is None:
                 raise Unsafe("a stream can only be shown to be empty by reading it over AMQP; not deleted")
             if self.inspector.stream_has_messages(queue.vhost, queue.queue):
-                raise Unsafe("the stream still holds messages (read from its first offset); not deleted, nothing was lost")
+                raise Unsafe("the stream still holds messages (read from its first offset; a stream keeps them until "
+                             "its retention removes whole segments); not deleted, nothing was lost. Delete it by hand "
+                             "if its data may go")
         if self.inspector is not None:
             counts = self.inspector.counts(queue.vhost, queue.queue)  # for a stream: its consumers only
             if counts is not None and (counts[0] or counts[1]):

@@ -194,6 +194,11 @@ def _run_jobs(jobs: list[Any], selection: Any, work: Callable[[Any], tuple[int, 
             result.code, result.error = EXIT_ERROR, "internal error in topology (a bug: please report it with the traceback)"
         finally:
             _output.buffer = None
+        from topology.redact import redact
+
+        # masked here, as text: once inside a JSON document, an escaped secret would no longer match
+        result.error = redact(result.error) if result.error else result.error
+        result.details = [redact(line) for line in result.details]
         if result.code not in (EXIT_OK, EXIT_CHANGES) and stop_on_error:
             stop.set()
         return result
@@ -557,9 +562,12 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
                                               plan_file)
         checked.update({id(job): plans[id(job)] for job in jobs})
 
-    def lock_of(job: Any) -> tuple[str, str]:
+    def lock_of(job: Any) -> Any:
         """Applies that take one broker's apply lock run one after the other: same cluster, same lock vhost."""
-        amqp = job.amqp()
+        try:
+            amqp = job.amqp()
+        except TopologyError:
+            return id(job)  # alone: its apply fails with this error, as its own result
         the_plan = checked.get(id(job))
         cluster = the_plan.broker.cluster_name if the_plan is not None and the_plan.broker else ""
         return cluster or amqp.display, amqp.lock_vhost

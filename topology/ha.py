@@ -22,6 +22,9 @@ from typing import Any
 
 from topology.state import PolicyState, matching_ignore
 
+# Python's re warns about PCRE's POSIX classes ([[:alpha:]]); such patterns are the user's
+warnings.filterwarnings("ignore", message="Possible nested set", category=FutureWarning)
+
 STATISTICS_WAIT = 7.0
 """Seconds to wait for the statistics to confirm a finding (they are emitted every 5 s)."""
 
@@ -121,12 +124,10 @@ class QueueHealth:
 def matches(pattern: str, name: str) -> bool:
     """Whether a policy pattern matches a name (Python ``re`` standing in for PCRE; a
     pattern it cannot compile counts as not matching)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. FutureWarning on POSIX classes such as [[:alpha:]]
-        try:
-            return re.search(pattern, name) is not None
-        except re.error:
-            return False
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return False
 
 
 def applies(policy: PolicyState, queue: str, queue_type: str, version: tuple[int, ...] = (3, 10, 8)) -> bool:

@@ -168,6 +168,8 @@ def load_project(path: str) -> Project:
         if not TARGET_NAME_RE.match(name):
             raise ProjectError(f"{path}: targets.{name}: a target name is letters, digits, '.', '_' and '-', "
                                "starting with a letter or digit (it goes into file names)")
+    if not settings.targets:
+        raise ProjectError(f"{path}: targets: the project file names no target ([targets.NAME] with a url)")
     targets = {name: _target(name, spec, settings.defaults, base, path) for name, spec in settings.targets.items()}
     return Project(path=path, targets=targets, secrets=frozenset(settings.secrets))
 

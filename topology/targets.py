@@ -100,8 +100,7 @@ def resolve_jobs(
     if not selection.uses_project:
         if needs_paths and not paths:
             raise TopologyError("give the topology files (PATHS), or a target of the project file with --target NAME")
-        found = selection.project or find_project()
-        secrets = load_project(found).secrets if found else frozenset()
+        secrets = _project_secrets(selection.project)
         job = Job(None, paths, values, base.url, base.user, base.password, base.timeout, amqp_url,
                   TlsSettings(verify=not base.insecure), secret_names=secrets)
         _register(job)
@@ -143,11 +142,25 @@ def _connectable(job: Job, target: Any, path: str, base: Connection) -> Job:
         if file is not None and not os.path.isfile(file):
             raise ProjectError(f"{path}: targets.{target.name}.tls.{key}: no such file: {file}")
     if password is not None:
-        redact.register(password, target.password_env)
+        redact.register(password)  # not as a variable: saved plans must never name it
     tls = job.tls
     if base.insecure:
         tls = TlsSettings(ca=tls.ca, cert=tls.cert, key=tls.key, verify=False)
     return replace(job, user=user or base.user, password=password or base.password, tls=tls)
+
+
+def _project_secrets(given: str | None) -> frozenset[str]:
+    """The secret names of the project file: the one given, or one found here or above that
+    loads (a file found by searching that is not a valid project file is not this tool's)."""
+    if given is not None:
+        return load_project(given).secrets
+    found = find_project()
+    if found is None:
+        return frozenset()
+    try:
+        return load_project(found).secrets
+    except ProjectError:
+        return frozenset()
 
 
 def _register(job: Job) -> None:

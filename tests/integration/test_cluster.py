@@ -28,7 +28,11 @@ def cluster(*args: str) -> None:
 @pytest.fixture(scope="module")
 def cluster_api():
     """Start the cluster for this module's tests and stop it (deleting its data) afterwards."""
-    cluster("start")
+    try:
+        cluster("start")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as failure:
+        cluster("stop")  # nothing half-started is left behind
+        pytest.fail(f"scripts/cluster.sh start failed: {getattr(failure, 'stderr', b'')!r}")
     session = requests.Session()
     session.auth = ("guest", "guest")
     session.headers["content-type"] = "application/json"

@@ -30,8 +30,8 @@ def strings(value):
 def commands(document) -> list[list[str]]:
     found = []
     for text in strings(document):
-        for match in COMMAND.finditer(text):
-            found.append([match.group(1), *shlex.split(match.group(2).replace("\\\n", " "))])
+        for match in COMMAND.finditer(text.replace("\\\n", " ")):  # shell line continuations
+            found.append([match.group(1), *shlex.split(match.group(2))])
     return found
 
 

@@ -194,3 +194,32 @@ def test_validate_all_targets_needs_no_credential_nor_secret(run, tmp_path, monk
     result = run("validate", "--all-targets")
     assert result.code == 0, result.err
     assert "  dev: valid" in result.out and "  prod: valid" in result.out
+
+
+def test_a_project_file_without_targets_is_refused(tmp_path):
+    with pytest.raises(ProjectError, match="names no target"):
+        load_project(project_file(tmp_path, "[targets]\n"))
+
+
+def test_an_unrelated_topology_toml_above_does_not_break_plain_commands(run, tmp_path, monkeypatch):
+    (tmp_path / "topology.toml").write_text('[tool.other]\nname = "not ours"\n', encoding="utf-8")
+    (tmp_path / "t.yaml").write_text("vhosts: {v: {}}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert run("validate", "t.yaml").code == 0
+    assert run("validate", "t.yaml", "--project", "topology.toml").code == 1  # given explicitly: it must be valid
+
+
+def test_target_passwords_are_masked_but_never_written_into_saved_plans_as_variables(tmp_path, monkeypatch):
+    from topology.plan import Plan, saved_plan
+    from topology.state import QueueState
+    from topology.diff import Change
+
+    redact.forget_all()
+    path = project_file(tmp_path, '[targets.dev]\nurl = "http://h"\npassword_env = "DEV_PASSWORD"\n')
+    monkeypatch.setenv("DEV_PASSWORD", "guest")
+    resolve_jobs(Selection(project=path, target="dev"), ("x.yaml",), (), Connection("http://h", "u", "p", 1.0))
+    assert redact.redact("password guest") == "password ***"
+    queue = QueueState(vhost="v", queue="guest.events", type="classic", arguments={})
+    document = saved_plan(Plan(changes=(Change("create", None, queue, {}, "new"),), vhosts=("v",)))
+    assert document["changes"][0]["name"] == "guest.events" and document["secrets"] == []
+    redact.forget_all()

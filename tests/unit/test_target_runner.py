@@ -73,3 +73,20 @@ def test_jobs_that_share_a_lock_never_overlap_and_others_run_in_parallel():
     results = _run_jobs(jobs, ALL, work, one_at_a_time=lambda job: job.target[0])
     assert [r.error for r in results] == [None] * 5
     assert most == {"x": 1, "y": 1}
+
+
+def test_errors_are_masked_before_they_go_into_documents():
+    from topology import redact
+
+    redact.forget_all()
+    redact.register("pa\\ss", "ORDERS_PASSWORD")
+
+    def work(job):
+        raise TopologyError(f"bad value (got {'pa' + chr(92) + 'ss'!r})")
+
+    [result] = _run_jobs([FakeJob("a")], Selection(all_targets=True), work)
+    assert "pa" not in result.error.replace("pass", "") and "***" in result.error
+    import json
+
+    assert "pa\\\\" not in json.dumps({"error": result.error})
+    redact.forget_all()

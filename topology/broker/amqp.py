@@ -151,11 +151,12 @@ class QueueInspector:
         channel = self._connection(vhost).channel()
         try:
             channel.basic_qos(prefetch_count=1)
-            channel.basic_consume(queue, lambda ch, method, properties, body: found.append(True),
-                                  arguments={"x-stream-offset": "first"})
+            tag = channel.basic_consume(queue, lambda ch, method, properties, body: found.append(True),
+                                        arguments={"x-stream-offset": "first"})
             deadline = time.monotonic() + wait
             while not found and time.monotonic() < deadline:
                 channel.connection.process_data_events(time_limit=0.1)
+            channel.basic_cancel(tag)
         except pika.exceptions.ChannelClosedByBroker as closed:
             raise BrokerError(f"cannot read stream {vhost}/{queue}: {closed.reply_text}") from None
         except pika.exceptions.AMQPError as error:
