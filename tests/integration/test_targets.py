@@ -85,6 +85,8 @@ def test_one_target_is_chosen_with_target(run, project, api):
     queue = api.get("queues", project["prod"], "orders.created")
     assert queue["arguments"]["x-max-length"] == 50000
     assert run("drift", "--target", "prod").code == 0
+    markdown = run("plan", "--target", "prod", "--format", "markdown", "--detailed-exitcode")
+    assert markdown.code == 0 and markdown.out.startswith("### :white_check_mark: topology plan for prod: no changes")
     assert run("validate", "--target", "dev").code == 0
     unknown = run("drift", "--target", "qa")
     assert unknown.code == 1 and "no target 'qa'" in unknown.err and "targets: broken, dev, prod" in unknown.err

@@ -302,3 +302,22 @@ def test_saved_plans_keep_names_that_happen_to_hold_the_management_password(secr
     document = saved_plan(plan)
     assert document["changes"][0]["name"] == "orders.created" and document["broker"]["cluster_name"] == "rabbit@orders-1"
     assert document["secrets"] == []
+
+
+def test_plan_markdown_is_a_table_of_changes_with_the_full_plan_folded():
+    from topology.render.text import render_plan_markdown
+
+    before = QueueState(vhost="v", queue="orders", type="classic", arguments={"x-message-ttl": 5})
+    after = QueueState(vhost="v", queue="orders", type="classic", arguments={"x-message-ttl": 1000})
+    odd = QueueState(vhost="v", queue="odd```|name", type="quorum", arguments={})
+    plan = Plan(changes=(
+        Change("replace", before, after, {"arguments.x-message-ttl": FieldChange(5, 1000)}, "why", messages=7),
+        Change("create", None, odd, {}, "new"),
+    ), vhosts=("v",), broker=BrokerInfo("http://b:15672", "3.10.8", "c"))
+    text = render_plan_markdown(plan, "prod")
+    assert text.startswith("### :memo: topology plan for prod: 1 to create, 0 to update, 1 to replace")
+    assert "| `-/+` replace | queue | `v/orders` | arguments.x-message-ttl: 5 -> 1000 **DESTRUCTIVE: holds 7 message(s)** |" in text
+    assert "| `+` create | queue | `v/odd'''\\|name` | new (quorum) |" in text
+    assert "\n````\n" in text  # the fence is longer than the backticks in the name
+    empty = render_plan_markdown(Plan(changes=(), vhosts=("v",)))
+    assert empty.startswith("### :white_check_mark: topology plan: no changes")

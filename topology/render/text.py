@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
@@ -136,7 +137,9 @@ def render_plan_markdown(plan: Plan, target: str | None = None) -> str:
         lines.append("")
     if plan.unmanaged:
         lines += [f"{len(plan.unmanaged)} object(s) in the managed vhosts are declared in no file (left alone).", ""]
-    lines += ["<details><summary>Full plan</summary>", "", "```", render_plan(plan), "```", "", "</details>"]
+    full = render_plan(plan)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", full)), default=0))  # longer than any in names
+    lines += ["<details><summary>Full plan</summary>", "", fence, full, fence, "", "</details>"]
     return "\n".join(lines) + "\n"
 
 
