@@ -12,6 +12,7 @@ idempotent, so a re-run after any failure converges.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,20 @@ from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
 from topology.errors import ApplyError, BrokerError
 from topology.migrate import Migration, MigrationRefused, preflight
 from topology.plan import Plan
-from topology.state import BindingState, ExchangeState, PolicyState, QueueState, Resource, VhostState, canonical
+from topology import passwords
+from topology.state import (
+    PASSWORD_CHANGED,
+    BindingState,
+    ExchangeState,
+    PermissionState,
+    PolicyState,
+    QueueState,
+    Resource,
+    TopicPermissionState,
+    UserState,
+    VhostState,
+    canonical,
+)
 
 STATISTICS_WAIT = 7.0
 """Seconds to wait for the broker's queue statistics to catch up with an exact count."""
@@ -77,6 +91,16 @@ class Applier:
             ("policy", CREATE): lambda c: self._declare(c.after),
             ("policy", UPDATE): lambda c: self._declare(c.after),
             ("policy", DELETE): lambda c: ignore_missing(lambda: self.client.delete_policy(c.vhost, c.name)),
+            ("user", CREATE): self._put_user,
+            ("user", UPDATE): self._put_user,
+            ("permission", CREATE): lambda c: self._declare(c.after),
+            ("permission", UPDATE): lambda c: self._declare(c.after),
+            ("permission", DELETE): lambda c: ignore_missing(
+                lambda: self.client.delete_permission(c.vhost, c.before.user)),  # type: ignore[union-attr]
+            ("topic_permission", CREATE): lambda c: self._declare(c.after),
+            ("topic_permission", UPDATE): lambda c: self._declare(c.after),
+            ("topic_permission", DELETE): lambda c: ignore_missing(lambda: self.client.delete_topic_permission(
+                c.vhost, c.before.user, c.before.exchange)),  # type: ignore[union-attr]
         }
 
     def apply(self, plan: Plan, report: Report | None = None) -> list[Change]:
@@ -167,6 +191,11 @@ class Applier:
                 "pattern": resource.pattern, "apply-to": resource.apply_to, "priority": resource.priority,
                 "definition": resource.definition,
             })
+        elif isinstance(resource, PermissionState):
+            self.client.put_permission(resource.vhost, resource.user, resource.props())
+        elif isinstance(resource, TopicPermissionState):
+            self.client.put_topic_permission(resource.vhost, resource.user, {"exchange": resource.exchange,
+                                                                              **resource.props()})
         else:
             raise TypeError(f"cannot declare {resource!r}")
 
@@ -183,6 +212,47 @@ class Applier:
             body["default_queue_type"] = vhost.default_queue_type
             body["defaultqueuetype"] = vhost.default_queue_type
         self.client.put_vhost(vhost.vhost, body)
+
+    def _put_user(self, change: Change) -> None:
+        """Create or update a user: tags, password as a hash made here (the broker's own hash is
+        sent back when the password is not to change: a user put without one loses it), limits."""
+        user = change.after
+        assert isinstance(user, UserState)
+        live = self.client.get_user(user.user)
+        stored = str((live or {}).get("password_hash") or "")
+        algorithm = user.hashing_algorithm or (live or {}).get("hashing_algorithm") or passwords.DEFAULT_ALGORITHM
+        body: dict[str, Any] = {"tags": ",".join(user.tags)}
+        if user.managed_password and (user.password == PASSWORD_CHANGED or live is None):
+            if user.declared_hash is not None:
+                body["password_hash"] = user.declared_hash
+            else:
+                body["password_hash"] = passwords.password_hash(self._password_of(user), algorithm)
+            body["hashing_algorithm"] = algorithm
+        elif stored:
+            body["password_hash"] = stored
+            body["hashing_algorithm"] = (live or {}).get("hashing_algorithm") or passwords.DEFAULT_ALGORITHM
+        self.client.put_user(user.user, body)
+        before = change.before.limits if isinstance(change.before, UserState) else {}
+        for limit, value in user.limits.items():
+            if before.get(limit) != value:
+                self.client.put_user_limit(user.user, limit, value)
+        for limit in set(before) - set(user.limits):
+            ignore_missing(lambda limit=limit: self.client.delete_user_limit(user.user, limit))
+
+    @staticmethod
+    def _password_of(user: UserState) -> str:
+        """The plain password to hash: from the files, or (a saved plan) from its environment variable."""
+        if user.secret is not None:
+            return user.secret
+        if user.password_variable:
+            value = os.environ.get(user.password_variable)
+            if not value:
+                raise Unsafe(f"its password comes from the environment variable {user.password_variable}, which is not set")
+            from topology import redact
+
+            redact.register(value)
+            return value
+        raise Unsafe("its password was written in the files, which a saved plan does not hold: apply from the files")
 
     # -- replacement -----------------------------------------------------------
 

@@ -284,7 +284,8 @@ def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...]
         objects = sum(
             len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) for v in topology.vhosts.values()
         )
-        echo(f"Valid: {len(topology.vhosts)} vhost(s), {objects} object(s) in {len(topology.lines)} file(s).")
+        users = f", {len(topology.users)} user(s)" if topology.users else ""
+        echo(f"Valid: {len(topology.vhosts)} vhost(s), {objects} object(s){users} in {len(topology.lines)} file(s).")
         return EXIT_OK, None
 
     jobs = resolve_jobs(selection, paths, values, None, connects=False)
@@ -643,7 +644,7 @@ def _render(the_plan: Any) -> str:
 def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve: bool) -> list[Any]:
     from topology.diff import Change
     from topology.engine import apply_plan
-    from topology.render.text import SYMBOLS
+    from topology.render.text import SYMBOLS, where_of
 
     echo(_render(the_plan))
     if the_plan.empty:
@@ -661,8 +662,7 @@ def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve
 
     def report(change: Change, event: str) -> None:
         if event == "done":
-            where = change.vhost if change.kind == "vhost" else f"{change.vhost}/{change.name}"
-            echo(f"{SYMBOLS[change.action]} {change.kind} {where}: {_past(change.action)}")
+            echo(f"{SYMBOLS[change.action]} {change.kind} {where_of(change)}: {_past(change.action)}")
 
     applied = apply_plan(the_plan, client, topology=topology, options=options, report=report)
     matches = "the files" if topology is not None else "the plan"

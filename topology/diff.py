@@ -18,7 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology.state import KIND_ORDER, BindingState, PolicyState, Resource, State, VhostState, matching_ignore
+from topology.state import (
+    KIND_ORDER,
+    BindingState,
+    PermissionState,
+    PolicyState,
+    Resource,
+    State,
+    TopicPermissionState,
+    UserState,
+    VhostState,
+    matching_ignore,
+)
 
 CREATE, UPDATE, REPLACE, RESUME, DELETE = "create", "update", "replace", "resume", "delete"
 ACTIONS = (CREATE, UPDATE, REPLACE, RESUME, DELETE)
@@ -127,12 +138,17 @@ def diff(
     stores_default_queue_type: bool = True,
     updates_default_queue_type: bool = True,
     prune: bool = False,
+    connected_user: str | None = None,
 ) -> Diff:
     """Compare the desired objects with the live ones of the same vhosts.
 
     The two flags say whether the broker keeps a vhost's default queue type when
     creating the vhost, and whether it can change it on an existing one. With
     ``prune``, objects no file declares are deleted unless protected.
+
+    Users the files do not declare, and their permissions, are left out entirely. The
+    ``connected_user`` (the tool's own) never loses its administrator tag or its
+    permissions through the tool.
     """
     result = Diff()
     for name in sorted(desired.vhosts):
@@ -157,6 +173,11 @@ def diff(
         if want.props() == have.props():
             continue
         fields = describe(have.props(), want.props())
+        if isinstance(want, UserState) and want.user == connected_user \
+                and "administrator" in getattr(have, "tags", ()) and "administrator" not in want.tags:
+            result.changes.append(Change(UPDATE, have, want, fields, "differs from the files", hazards=(
+                "it is the user this tool is connected as: without the administrator tag it could not finish",)))
+            continue
         if want.replace_on_change:
             reason = f"the broker cannot change a {want.kind}'s {_field_names(fields)} in place"
             result.changes.append(Change(REPLACE, have, want, fields, reason))
@@ -166,10 +187,13 @@ def diff(
     _resume_migrations(desired, live, result)
 
     owned_pairs = {r.pair for r in desired.objects.values() if isinstance(r, BindingState)}
+    declared_users = {r.user for r in desired.objects.values() if isinstance(r, UserState)}
     for key in sorted(live_keys - desired_keys, key=_sort_key):
         resource = live.objects[key]
         if resource.vhost not in desired.vhosts:
             continue
+        if isinstance(resource, (PermissionState, TopicPermissionState)) and resource.user not in declared_users:
+            continue  # access of users the files do not declare is not theirs to manage
         if isinstance(resource, BindingState) and resource.pair in owned_pairs:
             reason = (
                 f"not declared, and the files declare the bindings from {resource.source!r} "
@@ -178,6 +202,9 @@ def diff(
             result.changes.append(Change(DELETE, resource, None, {}, reason))
             continue
         why = protection(resource, live, desired.ignore.get(resource.vhost, ()))
+        if why is None and connected_user is not None and isinstance(resource, (PermissionState, TopicPermissionState)) \
+                and resource.user == connected_user:
+            why = "the permission of the user this tool is connected as"
         if why is not None and why.startswith(IGNORED):
             continue
         if prune and why is None:

@@ -17,6 +17,7 @@ from topology.errors import ApplyError, ConfigError, StalePlan
 from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
 from topology.loader import load
 from topology.model.topology import Topology
+from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
 from topology.state import PolicyState, QueueState, State, desired_state
 from topology.validate import check_broker_version, check_exchange_types, validate
@@ -50,13 +51,15 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
     check_exchange_types(topology, broker.exchange_types)
     desired = desired_state(topology)
     vhosts = sorted(desired.vhosts)
-    live = read_live(client, vhosts)
+    live = read_live(client, vhosts, access=bool(topology.users))
+    resolve_passwords(desired, live)
     found = diff(
         desired,
         live,
         stores_default_queue_type=broker.stores_default_queue_type,
         updates_default_queue_type=broker.updates_default_queue_type,
         prune=prune,
+        connected_user=client.user,
     )
     queues, hidden_bindings = _facts(found, live, client)
     the_plan = build(found, live, vhosts=vhosts, broker=broker, queues=queues, hidden_bindings=hidden_bindings, prune=prune)
@@ -144,7 +147,7 @@ def check_saved_plan(plan: Plan, client: ManagementClient) -> BrokerInfo:
             f"RabbitMQ {broker.version}: make the plan again against this broker",
             [],
         )
-    live = read_live(client, list(plan.vhosts))
+    live = read_live(client, list(plan.vhosts), access=_touches_access(plan))
     changed = stale_changes(plan, live)
     if changed:
         raise StalePlan(
@@ -153,6 +156,11 @@ def check_saved_plan(plan: Plan, client: ManagementClient) -> BrokerInfo:
             changed,
         )
     return broker
+
+
+def _touches_access(plan: Plan) -> bool:
+    """Whether a plan changes users or permissions (their live state is then read too)."""
+    return any(change.kind in ("user", "permission", "topic_permission") for change in plan.changes)
 
 
 def apply_plan(
@@ -181,7 +189,7 @@ def apply_plan(
         remaining = make_plan(topology, client, plan.broker, prune=plan.prune)
         left = [f"{c.action} {c.kind} {c.vhost}/{c.name}" for c in remaining.changes]
     else:
-        left = unfinished(plan, read_live(client, list(plan.vhosts)))
+        left = unfinished(plan, read_live(client, list(plan.vhosts), access=_touches_access(plan)))
     if left:
         raise ApplyError(f"applied {len(applied)} change(s) but the broker still differs: {'; '.join(left[:5])}")
     return applied

@@ -44,10 +44,15 @@ class _TooLarge(Exception):
 class Document:
     """One parsed YAML file: its data and the line of every key path."""
 
-    def __init__(self, file: str, data: Any, lines: dict[Path_, int]):
+    def __init__(self, file: str, data: Any, lines: dict[Path_, int], substituted: set[Path_] | None = None,
+                 variables_of: dict[Path_, str] | None = None):
         self.file = file
         self.data = data
         self.lines = lines
+        self.substituted = substituted or set()
+        """Paths of the values that came from ``${...}`` references."""
+        self.variables_of = variables_of or {}
+        """Paths of the values that were exactly one ``${VARIABLE}``, with its name."""
 
     def line_of(self, path: Iterable[Any]) -> int:
         """Line of the deepest recorded prefix of ``path`` (1 when nothing matches)."""
@@ -100,6 +105,10 @@ class _Builder:
         self.scalars: dict[tuple[Any, ...], Any] = {}
         self.unresolved = False
         """A variable reference could not be replaced (the problems say which)."""
+        self.substituted_paths: set[Path_] = set()
+        """Paths of the values that came from ``${...}`` references."""
+        self.variables_of: dict[Path_, str] = {}
+        """Paths of the values that were exactly one ``${VARIABLE}``, with its name."""
 
     def problem(self, line: int, path: Path_, message: str) -> None:
         self.problems.append(Problem(self.file, line, location(path), message))
@@ -205,6 +214,10 @@ class _Builder:
             for message in problems:
                 self.problem(event.start_mark.line + 1, path, message)
             self.unresolved = True
+        path, _ = self.child_path()
+        self.substituted_paths.add(path)
+        if isinstance(value, Substituted) and len(self.variables.last_names) == 1:
+            self.variables_of[path] = self.variables.last_names[0]
         return value  # text (a Substituted when it was exactly one reference)
 
     def _construct_scalar(self, event: Any) -> Any:
@@ -341,7 +354,7 @@ def parse_file(file: str, problems: list[Problem], variables: Variables | None =
         return None
     if builder.unresolved:
         return None  # what a missing variable would leave behind is not worth checking
-    return Document(file, data, builder.lines)
+    return Document(file, data, builder.lines, builder.substituted_paths, builder.variables_of)
 
 
 def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
@@ -455,3 +468,21 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
             merged.bindings.append(Declared(binding, origin(*base, "bindings", index)))
         for index, pattern in enumerate(vhost.ignore):
             merged.ignore.append(Declared(pattern, origin(*base, "ignore", index)))
+    for user_name, user in parsed.users.items():
+        here = origin("users", user_name)
+        if user_name in topology.users:
+            problems.append(Problem(file, here.line, location(("users", user_name)),
+                                    f"declared twice (also at {topology.users[user_name].origin})"))
+            continue
+        if user.password is not None and not user.allow_literal_password \
+                and ("users", user_name, "password") not in document.substituted:
+            problems.append(Problem(
+                file, document.line_of(("users", user_name, "password")), location(("users", user_name, "password")),
+                "a literal password in a file: take it from the environment (password: ${VARIABLE}), "
+                "or set allow_literal_password: true",
+            ))
+            continue
+        topology.users[user_name] = Declared(user, here)
+        password_path = ("users", user_name, "password")
+        if password_path in document.variables_of:
+            topology.variables_of[password_path] = document.variables_of[password_path]

@@ -217,6 +217,9 @@ def fingerprint(live: State, change: Change) -> str:
     if change.kind in ("queue", "exchange") and change.action in (REPLACE, RESUME, DELETE):
         touching = [b for b in live.objects.values() if isinstance(b, BindingState) and _touches(b, change.resource)]
         data["bindings"] = sorted(json.dumps(list(b.key), ensure_ascii=False) for b in touching)
+    if change.kind == "user":  # a password changed by hand since is a change too (a digest of its hash)
+        stored = live.password_hashes.get(change.name, ("", None))[0]
+        data["password"] = hashlib.sha256(stored.encode("utf-8")).hexdigest()[:16]
     record = live.migrations.get((change.vhost, change.name)) if change.kind == "queue" else None
     data["migration"] = record.to_argument() if record is not None else None
     return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
@@ -261,7 +264,8 @@ def unfinished(plan: Plan, live: State) -> list[str]:
             done = change.key not in live.objects
         else:
             now = live.objects.get(change.key)
-            done = now is not None and now.props() == change.resource.props() and (change.vhost, change.name) not in live.migrations
+            done = now is not None and now.props() == change.resource.end_props() \
+                and (change.vhost, change.name) not in live.migrations
         if not done:
             lines.append(f"{change.action} {change.kind} {change.vhost}/{change.name}")
     return lines

@@ -20,7 +20,7 @@ from topology.model.arguments import argument_for
 from topology.model.topology import Origin, Topology
 from topology.model.values import parse_duration, parse_size
 
-KIND_ORDER = ("vhost", "exchange", "queue", "binding", "policy")
+KIND_ORDER = ("vhost", "user", "exchange", "queue", "binding", "policy", "permission", "topic_permission")
 """Dependency order of the kinds: creations go in this order, deletions in reverse."""
 
 
@@ -61,6 +61,10 @@ class Resource:
 
     def props(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def end_props(self) -> dict[str, Any]:
+        """What the broker shows once this object is applied (its props, unless a change marks them)."""
+        return self.props()
 
     def identity(self) -> dict[str, Any]:
         """The fields that name the object (used in plan files)."""
@@ -217,6 +221,98 @@ class PolicyState(Resource):
         return {"pattern": self.pattern, "apply_to": self.apply_to, "priority": self.priority, "definition": self.definition}
 
 
+PASSWORD_SET, PASSWORD_CHANGED = "set", "changed"
+"""A user's password as the plan shows it: never the password, never its hash."""
+
+
+@dataclass(frozen=True)
+class UserState(Resource):
+    """A user (cluster-wide: :attr:`vhost` is empty). Its password is compared as a token:
+    ``set`` (it has one, and a declared one matches), ``changed`` (a declared one does not
+    match), ``None`` (none)."""
+
+    kind: ClassVar[str] = "user"
+    vhost: str = ""
+    user: str = ""
+    tags: tuple[str, ...] = ()
+    password: str | None = None
+    limits: dict[str, int] = field(default_factory=dict, hash=False)
+    managed_password: bool = field(default=False, compare=False)
+    """The files declare a password (or hash); otherwise it is left as it is."""
+    password_variable: str | None = field(default=None, compare=False)
+    """The environment variable the password comes from (saved plans read it again)."""
+    secret: str | None = field(default=None, compare=False, repr=False)
+    """The plain password, to hash when applying; never compared, printed or saved."""
+    declared_hash: str | None = field(default=None, compare=False)
+    hashing_algorithm: str | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return ("user", "", self.user)
+
+    @property
+    def name(self) -> str:
+        return self.user
+
+    def props(self) -> dict[str, Any]:
+        return {"tags": list(self.tags), "password": self.password, "limits": self.limits}
+
+    def end_props(self) -> dict[str, Any]:
+        """A ``changed`` password reads ``set`` once it is applied."""
+        props = self.props()
+        if props["password"] == PASSWORD_CHANGED:
+            props["password"] = PASSWORD_SET
+        return props
+
+    def identity(self) -> dict[str, Any]:
+        return {"vhost": "", "name": self.user, "managed_password": self.managed_password,
+                "password_variable": self.password_variable, "password_hash": self.declared_hash,
+                "hashing_algorithm": self.hashing_algorithm}
+
+
+@dataclass(frozen=True)
+class PermissionState(Resource):
+    kind: ClassVar[str] = "permission"
+    user: str = ""
+    configure: str = ""
+    write: str = ""
+    read: str = ""
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return ("permission", self.vhost, self.user)
+
+    @property
+    def name(self) -> str:
+        return self.user
+
+    def props(self) -> dict[str, Any]:
+        return {"configure": self.configure, "write": self.write, "read": self.read}
+
+
+@dataclass(frozen=True)
+class TopicPermissionState(Resource):
+    kind: ClassVar[str] = "topic_permission"
+    user: str = ""
+    exchange: str = ""
+    write: str = ""
+    read: str = ""
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return ("topic_permission", self.vhost, self.user, self.exchange)
+
+    @property
+    def name(self) -> str:
+        return f"{self.user} on {self.exchange}"
+
+    def props(self) -> dict[str, Any]:
+        return {"write": self.write, "read": self.read}
+
+    def identity(self) -> dict[str, Any]:
+        return {"vhost": self.vhost, "name": self.name, "user": self.user, "exchange": self.exchange}
+
+
 @dataclass
 class State:
     """A set of canonical objects, keyed by identity, plus the vhosts they live in."""
@@ -227,6 +323,8 @@ class State:
     """Where each desired object was declared (empty for live state)."""
     migrations: dict[tuple[str, str], MigrationRecord] = field(default_factory=dict)
     """Interrupted message migrations found on the broker, by (vhost, queue) (live state only)."""
+    password_hashes: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
+    """Per user, its stored password hash and hashing algorithm (live state only; never printed)."""
     ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Per vhost, the name patterns of objects left alone (desired state only)."""
     internal: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -255,6 +353,15 @@ def resource_from(kind: str, identity: dict[str, Any], props: dict[str, Any]) ->
                             arguments=identity["arguments"])
     if kind == "policy":
         return PolicyState(vhost=vhost, policy=name, **props)
+    if kind == "user":
+        return UserState(user=name, tags=tuple(props.get("tags", ())), password=props.get("password"),
+                         limits=dict(props.get("limits", {})), managed_password=bool(identity.get("managed_password")),
+                         password_variable=identity.get("password_variable"),
+                         declared_hash=identity.get("password_hash"), hashing_algorithm=identity.get("hashing_algorithm"))
+    if kind == "permission":
+        return PermissionState(vhost=vhost, user=name, **props)
+    if kind == "topic_permission":
+        return TopicPermissionState(vhost=vhost, user=identity["user"], exchange=identity["exchange"], **props)
     raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -442,4 +549,33 @@ def desired_state(topology: Topology) -> State:
                 ),
                 declared.origin,
             )
+    for name, declared in topology.users.items():
+        _add_user(state, name, declared, topology)
     return state
+
+
+def _add_user(state: State, name: str, declared: Any, topology: Topology) -> None:
+    """A declared user and its permissions. The password token is ``set`` here;
+    :func:`topology.engine` compares it with the broker's hash before diffing."""
+    spec = declared.spec
+    managed = spec.password is not None or spec.password_hash is not None
+    state.add(
+        UserState(
+            user=name, tags=tuple(sorted(set(spec.tags))), password=PASSWORD_SET if managed else None,
+            limits=dict(sorted(spec.limits.items())), managed_password=managed,
+            password_variable=topology.variables_of.get(("users", name, "password")),
+            secret=spec.password, declared_hash=spec.password_hash, hashing_algorithm=spec.hashing_algorithm,
+        ),
+        declared.origin,
+    )
+    for vhost, permission in spec.permissions.items():
+        state.add(PermissionState(vhost=vhost, user=name, configure=permission.configure, write=permission.write,
+                                  read=permission.read),
+                  Origin(declared.origin.file, topology.line_of(declared.origin, "permissions", vhost),
+                         declared.origin.path + ("permissions", vhost)))
+    for vhost, exchanges in spec.topic_permissions.items():
+        for exchange, permission in exchanges.items():
+            state.add(TopicPermissionState(vhost=vhost, user=name, exchange=exchange, write=permission.write,
+                                           read=permission.read),
+                      Origin(declared.origin.file, topology.line_of(declared.origin, "topic_permissions", vhost, exchange),
+                             declared.origin.path + ("topic_permissions", vhost, exchange)))

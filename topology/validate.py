@@ -7,6 +7,7 @@ policy definitions. Every problem is collected and reported at once.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Callable
@@ -42,8 +43,55 @@ def validate(topology: Topology) -> None:
     found = _Collector(topology)
     for vhost in topology.vhosts.values():
         _check_vhost(vhost, found)
+    for name, user in topology.users.items():
+        _check_user(name, user.spec, user.origin, topology, found)
     if found.problems:
         raise ConfigError(found.problems)
+
+
+def _check_user(name: str, spec: Any, origin: Origin, topology: Topology, found: _Collector) -> None:
+    """Names, password forms, limits and the regular expressions of permissions."""
+    if not name:
+        found.add(origin, (), "a user name cannot be empty")
+    if spec.password is not None and spec.password_hash is not None:
+        found.add(origin, ("password_hash",), "give password or password_hash, not both")
+    if spec.password == "":
+        found.add(origin, ("password",), "an empty password: leave password out to keep the broker's, "
+                                          "or declare the user without one (certificate or external auth)")
+    if spec.password_hash is not None:
+        try:
+            raw = base64.b64decode(spec.password_hash, validate=True)
+        except ValueError:
+            raw = b""
+        if len(raw) <= 4:
+            found.add(origin, ("password_hash",), "not a RabbitMQ password hash (base64 of a 4-byte salt and a digest)")
+    for tag in spec.tags:
+        if not tag or "," in tag:
+            found.add(origin, ("tags",), f"invalid tag {tag!r}: tags cannot be empty or hold a comma")
+    for limit, value in spec.limits.items():
+        if value < 0:
+            found.add(origin, ("limits", limit), f"{limit} cannot be negative (leave it out for no limit)")
+    for vhost, permission in spec.permissions.items():
+        for field_name in ("configure", "write", "read"):
+            problem = _regex_problem(getattr(permission, field_name))
+            if problem:
+                found.add(origin, ("permissions", vhost, field_name), problem)
+    for vhost, exchanges in spec.topic_permissions.items():
+        for exchange, permission in exchanges.items():
+            if not exchange:
+                found.add(origin, ("topic_permissions", vhost), "a topic permission needs an exchange name")
+            for field_name in ("write", "read"):
+                problem = _regex_problem(getattr(permission, field_name))
+                if problem:
+                    found.add(origin, ("topic_permissions", vhost, exchange, field_name), problem)
+
+
+def _regex_problem(pattern: str) -> str | None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        return f"invalid regular expression {pattern!r}: {error}"
+    return None
 
 
 def _plain_value_problem(value: Any, depth: int = 0) -> str | None:

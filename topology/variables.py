@@ -99,6 +99,8 @@ class Variables:
     offline: bool = False
     """``validate``: an undefined secret variable stands as ``${NAME}`` instead of failing
     (secrets live only where the tool runs against a broker)."""
+    last_names: list[str] = field(default_factory=list)
+    """The variables the last :meth:`substitute` referred to."""
 
     def is_secret(self, name: str) -> bool:
         return is_secret_name(name, self.secret_names)
@@ -165,6 +167,7 @@ class Variables:
             return value
 
         secret_parts: list[str] = []
+        self.last_names = [m.group(1) for m in matches if m.group(1) is not None]
         result = _REFERENCE_RE.sub(replace, text)
         if whole and not problems:
             # a secret stays text: typed, it would escape the redaction of saved plans

@@ -357,7 +357,7 @@ def test_a_noop_apply_makes_no_write_request(write, vhost):
     applied = apply_plan(plan, client, topology=topology)
     assert applied == []
     assert set(client.requests_made) == {"GET"}
-    # a constant number of reads: overview, vhost list, one definitions export
+    # a constant number of reads: overview, vhost list, one definitions export (users: three more)
     assert client.requests_made["GET"] == 3
 
 

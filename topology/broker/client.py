@@ -96,7 +96,8 @@ class ManagementClient:
 
     # -- transport ---------------------------------------------------------
 
-    def request(self, method: str, *segments: str, params: dict[str, str] | None = None, body: Any = None) -> Any:
+    def request(self, method: str, *segments: str, params: dict[str, str] | None = None, body: Any = None,
+                accept_any: bool = False) -> Any:
         """Send one request to ``/api/<segments…>``; return the decoded JSON body (``None`` when empty).
 
         Raises :class:`RequestRefused` for a 4xx answer (other than 401) and
@@ -107,7 +108,8 @@ class ManagementClient:
         self.requests_made[method] += 1
         try:
             response = self.session.request(method, self.url + path, params=params, json=body, timeout=self.timeout,
-                                            verify=self.verify, cert=self.cert)
+                                            verify=self.verify, cert=self.cert,
+                                            headers={"accept": "*/*"} if accept_any else None)
         except requests.exceptions.Timeout:
             raise BrokerError(f"the management API at {self.url} did not answer {method} {path} within {self.timeout:g}s") from None
         except requests.exceptions.SSLError as error:
@@ -185,6 +187,19 @@ class ManagementClient:
         nodes = self.get("nodes", params={"columns": "name,running"}) or []
         return sorted(str(n["name"]) for n in nodes), sorted(str(n["name"]) for n in nodes if n.get("running"))
 
+    def users(self) -> list[dict[str, Any]]:
+        """Every user, with its password hash, hashing algorithm, tags and limits (never printed)."""
+        return self.get("users") or []
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        return self.get_or_none("users", name)
+
+    def permissions(self) -> list[dict[str, Any]]:
+        return self.get("permissions") or []
+
+    def topic_permissions(self) -> list[dict[str, Any]]:
+        return self.get("topic-permissions") or []
+
     def queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
         """Every binding whose destination is the queue (the default exchange's included)."""
         return self.get_or_none("queues", vhost, name, "bindings") or []
@@ -236,6 +251,29 @@ class ManagementClient:
     def delete_binding(self, vhost: str, source: str, destination_type: str, destination: str, properties_key: str) -> None:
         kind = "q" if destination_type == "queue" else "e"
         self.request("DELETE", "bindings", vhost, "e", source, kind, destination, properties_key)
+
+    def put_user(self, name: str, body: dict[str, Any]) -> None:
+        self.request("PUT", "users", name, body=body)
+
+    def put_user_limit(self, user: str, limit: str, value: int) -> None:
+        # RabbitMQ answers 406 to this endpoint when the request accepts only JSON
+        self.request("PUT", "user-limits", user, limit, body={"value": value}, accept_any=True)
+
+    def delete_user_limit(self, user: str, limit: str) -> None:
+        self.request("DELETE", "user-limits", user, limit, accept_any=True)
+
+    def put_permission(self, vhost: str, user: str, body: dict[str, Any]) -> None:
+        self.request("PUT", "permissions", vhost, user, body=body)
+
+    def delete_permission(self, vhost: str, user: str) -> None:
+        self.request("DELETE", "permissions", vhost, user)
+
+    def put_topic_permission(self, vhost: str, user: str, body: dict[str, Any]) -> None:
+        self.request("PUT", "topic-permissions", vhost, user, body=body)
+
+    def delete_topic_permission(self, vhost: str, user: str, exchange: str) -> None:
+        """Delete a user's topic permission on one exchange of a vhost."""
+        self.request("DELETE", "topic-permissions", vhost, user, exchange)
 
     def put_policy(self, vhost: str, name: str, body: dict[str, Any]) -> None:
         self.request("PUT", "policies", vhost, name, body=body)

@@ -13,6 +13,10 @@ from topology.broker.client import ManagementClient
 from topology.state import (
     MIGRATION_ARGUMENT,
     MIGRATION_PREFIX,
+    PASSWORD_SET,
+    PermissionState,
+    TopicPermissionState,
+    UserState,
     BindingState,
     MigrationRecord,
     ExchangeState,
@@ -166,9 +170,36 @@ def binding_state(vhost: str, entry: dict[str, Any]) -> BindingState:
     )
 
 
-def read_live(client: ManagementClient, vhosts: list[str]) -> State:
-    """The live state of the named vhosts (those missing on the broker are simply absent)."""
+def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
+                 topic_permissions: list[dict[str, Any]], state: State) -> None:
+    """Add the users (with their password hashes kept apart), permissions and topic
+    permissions from ``GET /api/users``, ``/api/permissions`` and ``/api/topic-permissions``."""
+    for entry in users:
+        tags = entry.get("tags") or []
+        if isinstance(tags, str):
+            tags = [t for t in tags.split(",") if t]
+        stored = str(entry.get("password_hash") or "")
+        state.password_hashes[entry["name"]] = (stored, entry.get("hashing_algorithm"))
+        limits = entry.get("limits") if isinstance(entry.get("limits"), dict) else {}
+        state.add(UserState(
+            user=entry["name"], tags=tuple(sorted(set(tags))), password=PASSWORD_SET if stored else None,
+            limits={k: int(v) for k, v in sorted(limits.items()) if isinstance(v, (int, float))},
+        ))
+    for entry in permissions:
+        state.add(PermissionState(vhost=entry["vhost"], user=entry["user"], configure=entry.get("configure", ""),
+                                  write=entry.get("write", ""), read=entry.get("read", "")))
+    for entry in topic_permissions:
+        state.add(TopicPermissionState(vhost=entry["vhost"], user=entry["user"], exchange=entry.get("exchange", ""),
+                                       write=entry.get("write", ""), read=entry.get("read", "")))
+
+
+def read_live(client: ManagementClient, vhosts: list[str], access: bool = False) -> State:
+    """The live state of the named vhosts (those missing on the broker are simply absent);
+    with ``access``, also every user, permission and topic permission (three requests,
+    made only when the files declare users)."""
     state = State()
+    if access:
+        access_state(client.users(), client.permissions(), client.topic_permissions(), state)
     wanted = set(vhosts)
     for entry in client.vhosts():
         if entry.get("name") in wanted:

@@ -169,6 +169,42 @@ class Vhost(_Strict):
     )
 
 
+HashingAlgorithm = Literal["rabbit_password_hashing_sha256", "rabbit_password_hashing_sha512", "rabbit_password_hashing_md5"]
+UserLimit = Literal["max-connections", "max-channels"]
+
+
+class Permission(_Strict):
+    """A user's permissions in one vhost: regular expressions of the resource names it may use."""
+
+    configure: str = Field(description="Resources the user may declare and delete (^$ for none).")
+    write: str = Field(description="Resources the user may publish to or bind from (^$ for none).")
+    read: str = Field(description="Resources the user may consume from or bind to (^$ for none).")
+
+
+class TopicPermission(_Strict):
+    """A user's routing-key permissions on one topic exchange."""
+
+    write: str = Field(description="Routing keys the user may publish with (a regular expression).")
+    read: str = Field(description="Routing keys the user may bind queues with (a regular expression).")
+
+
+class User(_Strict):
+    """A broker user. Its password is never read back: it is compared by hash."""
+
+    password: str | None = Field(
+        None, description="The password, from the environment: ${ORDERS_SVC_PASSWORD}. A literal is refused unless "
+                          "allow_literal_password is true. Omitted (with password_hash): the password is left as it is.")
+    password_hash: str | None = Field(None, description="A RabbitMQ password hash, instead of password.")
+    hashing_algorithm: HashingAlgorithm | None = Field(
+        None, description="The algorithm of password_hash, or the one to hash password with (default sha256).")
+    allow_literal_password: bool = Field(False, description="Accept a password written in the file itself.")
+    tags: list[str] = Field(default_factory=list, description="Tags such as administrator, monitoring, management.")
+    limits: dict[UserLimit, int] = Field(default_factory=dict, description="max-connections, max-channels.")
+    permissions: dict[str, Permission] = Field(default_factory=dict, description="Permissions by vhost.")
+    topic_permissions: dict[str, dict[str, TopicPermission]] = Field(
+        default_factory=dict, description="Topic permissions by vhost, then by exchange.")
+
+
 class TopologyFile(_Strict):
     """One topology file. Several files (and directories of them) are merged."""
 
@@ -183,6 +219,7 @@ class TopologyFile(_Strict):
     )
 
     vhosts: dict[str, Vhost] = Field(default_factory=dict, description="Virtual hosts, keyed by name.")
+    users: dict[str, User] = Field(default_factory=dict, description="Users, keyed by name.")
 
 
 def friendly_queue_fields() -> tuple[str, ...]:

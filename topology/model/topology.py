@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from topology.model import Binding, Exchange, Policy, Queue, QueueType
+from topology.model import Binding, Exchange, Policy, Queue, QueueType, User
 
 T = TypeVar("T")
 
@@ -37,6 +37,10 @@ def location(path: Iterable[Any]) -> str:
             rest = rest[2:]
         if rest:
             parts.append(".".join(str(p) for p in rest))
+    elif len(path) >= 2 and path[0] == "users":
+        parts.append(f"user {path[1]!r}")
+        if path[2:]:
+            parts.append(".".join(str(p) for p in path[2:]))
     else:
         parts.append(".".join(str(p) for p in path))
     return " ".join(parts)
@@ -74,6 +78,9 @@ class Topology:
     """The whole desired state, keyed by vhost name."""
 
     vhosts: dict[str, VhostTopology] = field(default_factory=dict)
+    users: dict[str, Declared[User]] = field(default_factory=dict)
+    variables_of: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    """The ``${VARIABLE}`` that gave a user's password, by YAML path (saved plans name it)."""
     lines: dict[str, dict[tuple[Any, ...], int]] = field(default_factory=dict, repr=False)
     """Per file, the line of every YAML key path (for locating problems)."""
 

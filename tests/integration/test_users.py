@@ -1,0 +1,190 @@
+"""Users, passwords, limits, permissions and topic permissions against the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pika
+import pytest
+
+from tests.conftest import BROKER_URL, ROOT
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def user(api):
+    """A unique user name; the user is deleted after the test."""
+    name = f"topology-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    api.delete("users", name)
+
+
+USER = """
+vhosts:
+  {vhost}:
+    exchanges:
+      events: {{type: topic}}
+users:
+  {user}:
+    password: ${{TEST_SVC_PASSWORD}}
+    tags: [monitoring]
+    limits: {{max-connections: {connections}}}
+    permissions:
+      {vhost}: {{configure: "^orders\\\\.", write: ".*", read: ".*"}}
+    topic_permissions:
+      {vhost}:
+        events: {{write: "^orders\\\\.", read: ".*"}}
+"""
+
+
+def can_log_in(vhost: str, user: str, password: str) -> bool:
+    try:
+        pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", 5672, vhost, pika.PlainCredentials(user, password), connection_attempts=1)).close()
+        return True
+    except pika.exceptions.ProbableAuthenticationError:
+        return False
+
+
+def test_a_user_is_created_read_back_and_its_unchanged_password_plans_to_nothing(run, write, vhost, user, api, monkeypatch):
+    password = f"pw-{uuid.uuid4().hex}"
+    monkeypatch.setenv("TEST_SVC_PASSWORD", password)
+    path = write(USER.format(vhost=vhost, user=user, connections=10))
+    applied = run("apply", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    stored = api.get("users", user)
+    assert stored["tags"] == ["monitoring"] and stored["limits"] == {"max-connections": 10}
+    assert can_log_in(vhost, user, password)
+    [permission] = [p for p in api.get("permissions") if p["user"] == user]
+    assert (permission["vhost"], permission["configure"], permission["write"]) == (vhost, "^orders\\.", ".*")
+    [topic] = [p for p in api.get("topic-permissions") if p["user"] == user]
+    assert (topic["vhost"], topic["exchange"], topic["write"], topic["read"]) == (vhost, "events", "^orders\\.", ".*")
+
+    assert "No changes." in run("plan", path).out
+    # a new process, as CI runs it: nothing remembered between runs
+    fresh = subprocess.run([sys.executable, "-m", "topology", "plan", path, "--detailed-exitcode"], cwd=ROOT,
+                           capture_output=True, text=True, env={**os.environ, "TOPOLOGY_URL": BROKER_URL}, timeout=120)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert password not in applied.out + applied.err + fresh.stdout + fresh.stderr
+
+
+def test_a_changed_password_is_exactly_one_change_and_never_printed(run, write, vhost, user, api, monkeypatch, tmp_path):
+    old, new = f"old-{uuid.uuid4().hex}", f"new-{uuid.uuid4().hex}"
+    monkeypatch.setenv("TEST_SVC_PASSWORD", old)
+    path = write(USER.format(vhost=vhost, user=user, connections=10))
+    assert run("apply", path, "--auto-approve").code == 0
+    hash_before = api.get("users", user)["password_hash"]
+
+    monkeypatch.setenv("TEST_SVC_PASSWORD", new)
+    outputs = []
+    plan = run("plan", path, "--format", "json")
+    outputs.append(plan.out + plan.err)
+    [change] = json.loads(plan.out)["changes"]
+    assert (change["action"], change["kind"], change["name"]) == ("update", "user", user)
+    assert change["diff"] == {"password": {"before": "set", "after": "changed"}}
+    text = run("plan", path, "--out", str(tmp_path / "plan.json"))
+    outputs += [text.out + text.err, (tmp_path / "plan.json").read_text(encoding="utf-8")]
+    assert "password: set -> changed" in text.out
+    drift = run("drift", path, "--format", "junit")
+    outputs.append(drift.out + drift.err)
+    assert drift.code == 2
+
+    monkeypatch.delenv("TEST_SVC_PASSWORD")
+    missing = run("apply", "--plan", str(tmp_path / "plan.json"), "--auto-approve")
+    assert missing.code == 1 and "TEST_SVC_PASSWORD, which is not set" in missing.err
+    monkeypatch.setenv("TEST_SVC_PASSWORD", new)
+    applied = run("apply", "--plan", str(tmp_path / "plan.json"), "--auto-approve")
+    outputs.append(applied.out + applied.err)
+    assert applied.code == 0, applied.err
+    assert api.get("users", user)["password_hash"] != hash_before
+    assert can_log_in(vhost, user, new) and not can_log_in(vhost, user, old)
+    assert "No changes." in run("plan", path).out
+    everything = "\n".join(outputs)
+    assert new not in everything and old not in everything
+
+
+def test_a_user_limit_is_enforced_by_the_broker(run, write, vhost, user, monkeypatch):
+    password = f"pw-{uuid.uuid4().hex}"
+    monkeypatch.setenv("TEST_SVC_PASSWORD", password)
+    assert run("apply", write(USER.format(vhost=vhost, user=user, connections=1)), "--auto-approve").code == 0
+    first = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", 5672, vhost, pika.PlainCredentials(user, password), connection_attempts=1))
+    try:
+        with pytest.raises(pika.exceptions.AMQPConnectionError):
+            pika.BlockingConnection(pika.ConnectionParameters(
+                "127.0.0.1", 5672, vhost, pika.PlainCredentials(user, password), connection_attempts=1))
+    finally:
+        first.close()
+
+
+def test_a_declared_password_hash_and_an_undeclared_password(run, write, vhost, user, api):
+    from topology.passwords import password_hash
+
+    hashed = password_hash("from-a-hash", "rabbit_password_hashing_sha512")
+    path = write(f"""
+        vhosts:
+          {vhost}: {{}}
+        users:
+          {user}:
+            password_hash: "{hashed}"
+            hashing_algorithm: rabbit_password_hashing_sha512
+            permissions:
+              {vhost}: {{configure: "^$", write: "^$", read: ".*"}}
+        """)
+    assert run("apply", path, "--auto-approve").code == 0
+    assert api.get("users", user)["password_hash"] == hashed
+    assert can_log_in(vhost, user, "from-a-hash")
+    assert "No changes." in run("plan", path).out
+    # without a password in the files, the broker's is left as it is, even when the tags change
+    path = write(f"""
+        vhosts:
+          {vhost}: {{}}
+        users:
+          {user}:
+            tags: [management]
+            permissions:
+              {vhost}: {{configure: "^$", write: "^$", read: ".*"}}
+        """, name="no-password.yaml")
+    applied = run("apply", path, "--auto-approve")
+    assert applied.code == 0 and "password" not in applied.out
+    assert api.get("users", user)["tags"] == ["management"] and can_log_in(vhost, user, "from-a-hash")
+
+
+def test_permissions_the_files_drop_are_listed_and_pruned(run, write, vhost, user, api, monkeypatch):
+    monkeypatch.setenv("TEST_SVC_PASSWORD", "irrelevant-pw")
+    path = write(USER.format(vhost=vhost, user=user, connections=10))
+    assert run("apply", path, "--auto-approve").code == 0
+    # the same user, without its permissions and topic permissions
+    without = write(USER.split("    permissions:")[0].format(vhost=vhost, user=user, connections=10), name="without.yaml")
+    listed = run("plan", without)
+    assert f"? permission {vhost}/{user}" in listed.out and f"? topic_permission {vhost}/{user} on events" in listed.out
+    assert "guest" not in listed.out.split("Unmanaged")[1]  # users the files do not declare are not theirs
+    pruned = run("apply", without, "--prune", "--auto-approve")
+    assert pruned.code == 0, pruned.err
+    assert not [p for p in api.get("permissions") if p["user"] == user]
+    assert not [p for p in api.get("topic-permissions") if p["user"] == user]
+    assert [p for p in api.get("permissions") if p["user"] == "guest" and p["vhost"] == vhost]
+
+
+def test_the_connected_user_keeps_its_administrator_tag(run, write, vhost, api):
+    path = write(f"""
+        vhosts:
+          {vhost}: {{}}
+        users:
+          guest:
+            tags: [monitoring]
+        """)
+    refused = run("apply", path, "--auto-approve")
+    assert refused.code == 1 and "it is the user this tool is connected as" in refused.err
+    assert "administrator" in api.get("users", "guest")["tags"]
+
+
+def test_a_literal_password_is_refused_unless_allowed(run, write, vhost):
+    path = write(f"users: {{someone: {{password: hunter2}}}}\nvhosts: {{{vhost}: {{}}}}\n")
+    refused = run("validate", path)
+    assert refused.code == 1 and "a literal password in a file" in refused.err and "hunter2" not in refused.err

@@ -1,0 +1,103 @@
+"""Unit tests for password hashes, password tokens, and the user part of the file format."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from topology.errors import ConfigError
+from topology.loader import load
+from topology.passwords import MD5, SHA256, SHA512, matches, password_hash, resolve_passwords
+from topology.state import PASSWORD_CHANGED, PASSWORD_SET, State, UserState
+from topology.validate import validate
+from topology.variables import Variables
+
+# made by RabbitMQ 3.10.8 for the password "secret1" (PUT /api/users with a password, read back)
+BROKER_HASH = "Jyz+B4B//F3AIt+gEbdOks3ENO+cc3AvpUhHqlF0QUbUswXm"
+
+
+def test_a_hash_made_by_the_broker_is_checked_here():
+    assert matches("secret1", BROKER_HASH, SHA256)
+    assert not matches("secret2", BROKER_HASH, SHA256)
+    assert not matches("secret1", BROKER_HASH, SHA512) and not matches("secret1", "not base64!", SHA256)
+    assert not matches("secret1", BROKER_HASH, "rabbit_password_hashing_unknown")
+
+
+@pytest.mark.parametrize("algorithm", [SHA256, SHA512, MD5])
+def test_hashes_made_here_check_out_with_a_fresh_salt_each_time(algorithm):
+    first, second = password_hash("pässword", algorithm), password_hash("pässword", algorithm)
+    assert first != second and matches("pässword", first, algorithm) and matches("pässword", second, algorithm)
+    assert password_hash("x", algorithm, salt=b"abcd") == password_hash("x", algorithm, salt=b"abcd")
+
+
+def states(desired_user: UserState, stored: str | None, algorithm: str | None = SHA256) -> UserState:
+    desired, live = State(), State()
+    desired.add(desired_user)
+    if stored is not None:
+        live.add(UserState(user="u", password=PASSWORD_SET if stored else None))
+        live.password_hashes["u"] = (stored, algorithm)
+    resolve_passwords(desired, live)
+    return desired.objects[("user", "", "u")]
+
+
+def test_password_tokens():
+    declared = UserState(user="u", password=PASSWORD_SET, managed_password=True, secret="secret1")
+    assert states(declared, BROKER_HASH).password == PASSWORD_SET
+    assert states(UserState(user="u", password=PASSWORD_SET, managed_password=True, secret="other"),
+                  BROKER_HASH).password == PASSWORD_CHANGED
+    assert states(declared, None).password == PASSWORD_SET  # a new user
+    hashed = UserState(user="u", password=PASSWORD_SET, managed_password=True, declared_hash=BROKER_HASH)
+    assert states(hashed, BROKER_HASH).password == PASSWORD_SET
+    other_algorithm = UserState(user="u", password=PASSWORD_SET, managed_password=True, secret="secret1",
+                                hashing_algorithm=SHA512)
+    assert states(other_algorithm, BROKER_HASH).password == PASSWORD_CHANGED
+    unmanaged = UserState(user="u")
+    assert states(unmanaged, BROKER_HASH).password == PASSWORD_SET and states(unmanaged, "").password is None
+
+
+def load_text(tmp_path, text: str, environment: dict[str, str] | None = None):
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    topology = load([str(path)], Variables(environment=environment or {}))
+    validate(topology)
+    return topology
+
+
+def problems(tmp_path, text: str, environment: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, text, environment)
+    return [str(p) for p in info.value.problems]
+
+
+def test_a_password_from_the_environment_names_its_variable(tmp_path):
+    from topology.state import desired_state
+
+    topology = load_text(tmp_path, "users:\n  u:\n    password: ${U_PASSWORD}\n", {"U_PASSWORD": "pw"})
+    [user] = desired_state(topology).objects.values()
+    assert user.password_variable == "U_PASSWORD" and user.secret == "pw" and "pw" not in repr(user)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("users:\n  u:\n    password: plain\n", "a literal password in a file"),
+        ("users:\n  u:\n    password: ${P_PASSWORD}\n    password_hash: abc\n", "give password or password_hash, not both"),
+        ("users:\n  u:\n    password_hash: 'not a hash'\n", "not a RabbitMQ password hash"),
+        ("users:\n  u:\n    limits: {max-connections: -1}\n", "max-connections cannot be negative"),
+        ("users:\n  u:\n    limits: {max-queues: 1}\n", "max-queues"),
+        ("users:\n  u:\n    permissions: {v: {configure: '(', write: '.*', read: '.*'}}\n", "invalid regular expression '('"),
+        ("users:\n  u:\n    permissions: {v: {configure: '.*'}}\n", "missing required field 'write'"),
+        ("users:\n  u:\n    topic_permissions: {v: {ex: {write: '[', read: '.*'}}}\n", "invalid regular expression '['"),
+        ("users:\n  u:\n    tags: ['a,b']\n", "invalid tag 'a,b'"),
+    ],
+)
+def test_bad_users_are_located_errors(tmp_path, text, message):
+    found = problems(tmp_path, text, {"P_PASSWORD": "x"})
+    assert any(message in p for p in found), found
+    assert all(":" in p for p in found)
+
+
+def test_a_literal_password_may_be_allowed(tmp_path):
+    topology = load_text(tmp_path, "users:\n  u:\n    password: plain\n    allow_literal_password: true\n")
+    assert topology.users["u"].spec.password == "plain"
