@@ -29,6 +29,7 @@ from topology.state import (
     PASSWORD_CHANGED,
     BindingState,
     ExchangeState,
+    GlobalParameterState,
     PermissionState,
     PolicyState,
     QueueState,
@@ -91,6 +92,8 @@ class Applier:
             ("policy", CREATE): lambda c: self._declare(c.after),
             ("policy", UPDATE): lambda c: self._declare(c.after),
             ("policy", DELETE): lambda c: ignore_missing(lambda: self.client.delete_policy(c.vhost, c.name)),
+            ("global_parameter", CREATE): self._put_global_parameter,
+            ("global_parameter", UPDATE): self._put_global_parameter,
             ("user", CREATE): self._put_user,
             ("user", UPDATE): self._put_user,
             ("permission", CREATE): lambda c: self._declare(c.after),
@@ -211,7 +214,21 @@ class Applier:
             # 3.10.8 to 3.11.11 read "defaultqueuetype"; later versions "default_queue_type"
             body["default_queue_type"] = vhost.default_queue_type
             body["defaultqueuetype"] = vhost.default_queue_type
+        if vhost.tracing is not None:
+            body["tracing"] = vhost.tracing
         self.client.put_vhost(vhost.vhost, body)
+        if vhost.limits is not None:
+            before = (change.before.limits if isinstance(change.before, VhostState) else None) or {}
+            for limit, value in vhost.limits.items():
+                if before.get(limit) != value:
+                    self.client.put_vhost_limit(vhost.vhost, limit, value)
+            for limit in set(before) - set(vhost.limits):
+                ignore_missing(lambda limit=limit: self.client.delete_vhost_limit(vhost.vhost, limit))
+
+    def _put_global_parameter(self, change: Change) -> None:
+        parameter = change.after
+        assert isinstance(parameter, GlobalParameterState)
+        self.client.put_global_parameter(parameter.parameter, parameter.value)
 
     def _put_user(self, change: Change) -> None:
         """Create or update a user: tags, password as a hash made here (the broker's own hash is

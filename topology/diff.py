@@ -306,6 +306,8 @@ def _vhost_change(want: VhostState, have: VhostState, can_change_dqt: bool, note
         description=want.description if want.description is not None else have.description,
         tags=want.tags if want.tags is not None else have.tags,
         default_queue_type=(want.default_queue_type if can_change_dqt and want.default_queue_type else have.default_queue_type),
+        tracing=want.tracing if want.tracing is not None else have.tracing,
+        limits=want.limits if want.limits is not None else have.limits,
     )
     return Change(UPDATE, have, merged, describe(current_subset, wanted), "metadata differs from the files")
 

@@ -51,7 +51,9 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
     check_exchange_types(topology, broker.exchange_types)
     desired = desired_state(topology)
     vhosts = sorted(desired.vhosts)
-    live = read_live(client, vhosts, access=bool(topology.users))
+    live = read_live(client, vhosts, access=bool(topology.users),
+                     limits=any(v.limits is not None for v in topology.vhosts.values()),
+                     parameters=bool(topology.global_parameters))
     resolve_passwords(desired, live)
     found = diff(
         desired,
@@ -147,7 +149,7 @@ def check_saved_plan(plan: Plan, client: ManagementClient) -> BrokerInfo:
             f"RabbitMQ {broker.version}: make the plan again against this broker",
             [],
         )
-    live = read_live(client, list(plan.vhosts), access=_touches_access(plan))
+    live = read_live(client, list(plan.vhosts), **_reads_for(plan))
     changed = stale_changes(plan, live)
     if changed:
         raise StalePlan(
@@ -158,9 +160,14 @@ def check_saved_plan(plan: Plan, client: ManagementClient) -> BrokerInfo:
     return broker
 
 
-def _touches_access(plan: Plan) -> bool:
-    """Whether a plan changes users or permissions (their live state is then read too)."""
-    return any(change.kind in ("user", "permission", "topic_permission") for change in plan.changes)
+def _reads_for(plan: Plan) -> dict[str, bool]:
+    """What beyond the vhosts' definitions a saved plan's changes need read from the broker."""
+    kinds = {change.kind for change in plan.changes}
+    return {
+        "access": bool(kinds & {"user", "permission", "topic_permission"}),
+        "limits": any(c.kind == "vhost" and "limits" in c.resource.props() for c in plan.changes),
+        "parameters": "global_parameter" in kinds,
+    }
 
 
 def apply_plan(
@@ -189,7 +196,7 @@ def apply_plan(
         remaining = make_plan(topology, client, plan.broker, prune=plan.prune)
         left = [f"{c.action} {c.kind} {c.vhost}/{c.name}" for c in remaining.changes]
     else:
-        left = unfinished(plan, read_live(client, list(plan.vhosts), access=_touches_access(plan)))
+        left = unfinished(plan, read_live(client, list(plan.vhosts), **_reads_for(plan)))
     if left:
         raise ApplyError(f"applied {len(applied)} change(s) but the broker still differs: {'; '.join(left[:5])}")
     return applied

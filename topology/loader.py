@@ -435,7 +435,7 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
         merged = topology.vhosts.get(vhost_name)
         if merged is None:
             merged = topology.vhosts[vhost_name] = VhostTopology(vhost_name, origin(*base))
-        for attribute in ("description", "tags", "default_queue_type"):
+        for attribute in ("description", "tags", "default_queue_type", "tracing", "limits"):
             value = getattr(vhost, attribute)
             if value is None:
                 continue
@@ -468,6 +468,13 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
             merged.bindings.append(Declared(binding, origin(*base, "bindings", index)))
         for index, pattern in enumerate(vhost.ignore):
             merged.ignore.append(Declared(pattern, origin(*base, "ignore", index)))
+    for parameter, value in parsed.global_parameters.items():
+        here = origin("global_parameters", parameter)
+        if parameter in topology.global_parameters:
+            problems.append(Problem(file, here.line, location(("global_parameters", parameter)),
+                                    f"set twice (also at {topology.global_parameters[parameter].origin})"))
+            continue
+        topology.global_parameters[parameter] = Declared(value, here)
     for user_name, user in parsed.users.items():
         here = origin("users", user_name)
         if user_name in topology.users:

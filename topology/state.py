@@ -20,7 +20,8 @@ from topology.model.arguments import argument_for
 from topology.model.topology import Origin, Topology
 from topology.model.values import parse_duration, parse_size
 
-KIND_ORDER = ("vhost", "user", "exchange", "queue", "binding", "policy", "permission", "topic_permission")
+KIND_ORDER = ("vhost", "global_parameter", "user", "exchange", "queue", "binding", "policy", "permission",
+              "topic_permission")
 """Dependency order of the kinds: creations go in this order, deletions in reverse."""
 
 
@@ -78,6 +79,8 @@ class VhostState(Resource):
     description: str | None = None
     tags: tuple[str, ...] | None = None
     default_queue_type: str | None = None
+    tracing: bool | None = None
+    limits: dict[str, int] | None = field(default=None, hash=False)
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -92,6 +95,8 @@ class VhostState(Resource):
             "description": self.description,
             "tags": list(self.tags) if self.tags is not None else None,
             "default_queue_type": self.default_queue_type,
+            "tracing": self.tracing,
+            "limits": self.limits,
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -221,6 +226,27 @@ class PolicyState(Resource):
         return {"pattern": self.pattern, "apply_to": self.apply_to, "priority": self.priority, "definition": self.definition}
 
 
+@dataclass(frozen=True)
+class GlobalParameterState(Resource):
+    """A cluster-wide runtime parameter (:attr:`vhost` is empty)."""
+
+    kind: ClassVar[str] = "global_parameter"
+    vhost: str = ""
+    parameter: str = ""
+    value: Any = field(default=None, hash=False)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return ("global_parameter", "", self.parameter)
+
+    @property
+    def name(self) -> str:
+        return self.parameter
+
+    def props(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+
 PASSWORD_SET, PASSWORD_CHANGED = "set", "changed"
 """A user's password as the plan shows it: never the password, never its hash."""
 
@@ -342,7 +368,10 @@ def resource_from(kind: str, identity: dict[str, Any], props: dict[str, Any]) ->
     if kind == "vhost":
         tags = props.get("tags")
         return VhostState(vhost=vhost, description=props.get("description"),
-                          tags=tuple(tags) if tags is not None else None, default_queue_type=props.get("default_queue_type"))
+                          tags=tuple(tags) if tags is not None else None, default_queue_type=props.get("default_queue_type"),
+                          tracing=props.get("tracing"), limits=props.get("limits"))
+    if kind == "global_parameter":
+        return GlobalParameterState(parameter=name, value=props.get("value"))
     if kind == "exchange":
         return ExchangeState(vhost=vhost, exchange=name, **props)
     if kind == "queue":
@@ -489,6 +518,8 @@ def desired_state(topology: Topology) -> State:
             description=vhost.description,
             tags=tuple(sorted(vhost.tags)) if vhost.tags is not None else None,
             default_queue_type=vhost.default_queue_type,
+            tracing=vhost.tracing,
+            limits=dict(sorted(vhost.limits.items())) if vhost.limits is not None else None,
         )
         state.origins[("vhost", vhost.name)] = vhost.origin
         state.ignore[vhost.name] = tuple(d.spec for d in vhost.ignore)
@@ -551,6 +582,8 @@ def desired_state(topology: Topology) -> State:
             )
     for name, declared in topology.users.items():
         _add_user(state, name, declared, topology)
+    for name, declared in topology.global_parameters.items():
+        state.add(GlobalParameterState(parameter=name, value=canonical(declared.spec)), declared.origin)
     return state
 
 

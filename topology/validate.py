@@ -45,6 +45,12 @@ def validate(topology: Topology) -> None:
         _check_vhost(vhost, found)
     for name, user in topology.users.items():
         _check_user(name, user.spec, user.origin, topology, found)
+    for name, declared in topology.global_parameters.items():
+        problem = "a parameter name cannot be empty" if not name else _plain_value_problem(declared.spec)
+        if name == "cluster_name" and not isinstance(declared.spec, str):
+            problem = "cluster_name must be text"
+        if problem:
+            found.add(declared.origin, (), problem)
     if found.problems:
         raise ConfigError(found.problems)
 
@@ -139,6 +145,10 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
     for tag in vhost.tags or ():
         if "," in tag or not tag.strip():
             found.add(vhost.attribute_origins.get("tags", vhost.origin), (), f"invalid tag {tag!r}: tags cannot be empty or hold a comma")
+    for limit, value in (vhost.limits or {}).items():
+        if value < 0:
+            found.add(vhost.attribute_origins.get("limits", vhost.origin), (limit,),
+                      f"{limit} cannot be negative (leave it out for no limit)")
 
     def exchange_exists(name: str) -> bool:
         return name in vhost.exchanges or name in BUILTIN_EXCHANGES

@@ -101,3 +101,26 @@ def test_bad_users_are_located_errors(tmp_path, text, message):
 def test_a_literal_password_may_be_allowed(tmp_path):
     topology = load_text(tmp_path, "users:\n  u:\n    password: plain\n    allow_literal_password: true\n")
     assert topology.users["u"].spec.password == "plain"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("vhosts:\n  v:\n    limits: {max-queues: -1}\n", "max-queues cannot be negative"),
+        ("vhosts:\n  v:\n    limits: {max-exchanges: 1}\n", "max-exchanges"),
+        ("vhosts:\n  v:\n    tracing: 'yes'\n", "tracing"),
+        ("global_parameters:\n  p: null\n", "null is not a value the broker accepts"),
+        ("global_parameters:\n  cluster_name: 42\n", "cluster_name must be text"),
+    ],
+)
+def test_bad_vhost_settings_and_global_parameters_are_located_errors(tmp_path, text, message):
+    found = problems(tmp_path, text)
+    assert any(message in p for p in found), found
+
+
+def test_a_global_parameter_set_in_two_files_names_both(tmp_path):
+    (tmp_path / "a.yaml").write_text("global_parameters:\n  cluster_name: one\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("global_parameters:\n  cluster_name: two\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")], Variables(environment={}))
+    assert "set twice (also at" in str(info.value.problems[0])

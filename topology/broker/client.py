@@ -162,7 +162,14 @@ class ManagementClient:
         return self.get("overview", params={"columns": "rabbitmq_version,cluster_name,exchange_types"})
 
     def vhosts(self) -> list[dict[str, Any]]:
-        return self.get("vhosts", params={"columns": "name,description,tags,default_queue_type,metadata"})
+        return self.get("vhosts", params={"columns": "name,description,tags,default_queue_type,metadata,tracing"})
+
+    def vhost_limits(self) -> list[dict[str, Any]]:
+        """Every vhost's limits: ``[{"vhost": ..., "value": {"max-queues": 10}}]``."""
+        return self.get("vhost-limits") or []
+
+    def global_parameters(self) -> list[dict[str, Any]]:
+        return self.get("global-parameters") or []
 
     def definitions(self, vhost: str) -> dict[str, Any] | None:
         """The vhost's definitions export (exchanges, queues, bindings, policies, parameters)."""
@@ -251,6 +258,15 @@ class ManagementClient:
     def delete_binding(self, vhost: str, source: str, destination_type: str, destination: str, properties_key: str) -> None:
         kind = "q" if destination_type == "queue" else "e"
         self.request("DELETE", "bindings", vhost, "e", source, kind, destination, properties_key)
+
+    def put_vhost_limit(self, vhost: str, limit: str, value: int) -> None:
+        self.request("PUT", "vhost-limits", vhost, limit, body={"value": value}, accept_any=True)
+
+    def delete_vhost_limit(self, vhost: str, limit: str) -> None:
+        self.request("DELETE", "vhost-limits", vhost, limit, accept_any=True)
+
+    def put_global_parameter(self, name: str, value: Any) -> None:
+        self.request("PUT", "global-parameters", name, body={"name": name, "value": value})
 
     def put_user(self, name: str, body: dict[str, Any]) -> None:
         self.request("PUT", "users", name, body=body)

@@ -6,11 +6,12 @@ and one definitions export per managed vhost, never one request per object.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from topology.broker.client import ManagementClient
 from topology.state import (
+    GlobalParameterState,
     MIGRATION_ARGUMENT,
     MIGRATION_PREFIX,
     PASSWORD_SET,
@@ -88,6 +89,7 @@ def vhost_state(entry: dict[str, Any]) -> VhostState:
         description=entry.get("description", metadata.get("description")) or "",
         tags=tuple(sorted(tags or ())),
         default_queue_type=default_queue_type,
+        tracing=bool(entry.get("tracing", False)),
     )
 
 
@@ -193,17 +195,27 @@ def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
                                        write=entry.get("write", ""), read=entry.get("read", "")))
 
 
-def read_live(client: ManagementClient, vhosts: list[str], access: bool = False) -> State:
+def read_live(client: ManagementClient, vhosts: list[str], access: bool = False, limits: bool = False,
+              parameters: bool = False) -> State:
     """The live state of the named vhosts (those missing on the broker are simply absent);
-    with ``access``, also every user, permission and topic permission (three requests,
-    made only when the files declare users)."""
+    with ``access``, also every user, permission and topic permission (three requests);
+    with ``limits``, the vhosts' limits; with ``parameters``, the global parameters. Each
+    is read only when the files declare such objects."""
     state = State()
     if access:
         access_state(client.users(), client.permissions(), client.topic_permissions(), state)
+    if parameters:
+        for entry in client.global_parameters():
+            state.add(GlobalParameterState(parameter=entry["name"], value=canonical(entry.get("value"))))
     wanted = set(vhosts)
+    vhost_limits = {e.get("vhost"): e.get("value") or {} for e in client.vhost_limits()} if limits else {}
     for entry in client.vhosts():
         if entry.get("name") in wanted:
             state.vhosts[entry["name"]] = vhost_state(entry)
+            if limits:
+                found = vhost_limits.get(entry["name"], {})
+                state.vhosts[entry["name"]] = replace(state.vhosts[entry["name"]], limits={
+                    k: int(v) for k, v in sorted(found.items()) if isinstance(v, (int, float))})
     for name in sorted(state.vhosts):
         definitions = client.definitions(name)
         if definitions is not None:

@@ -17,6 +17,7 @@ from topology.model.values import Duration, Size
 from topology.variables import Substituted, typed
 
 QueueType = Literal["classic", "quorum", "stream"]
+VhostLimit = Literal["max-connections", "max-queues"]
 ApplyTo = Literal["all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams"]
 
 _duration_schema = WithJsonSchema(
@@ -158,6 +159,9 @@ class Vhost(_Strict):
     default_queue_type: QueueType | None = Field(
         None, description="Queue type for queues declared without one (RabbitMQ 3.11+ also stores it on the vhost)."
     )
+    tracing: bool | None = Field(None, description="Message tracing (the firehose) on or off; left as it is when omitted.")
+    limits: dict[VhostLimit, int] | None = Field(
+        None, description="max-connections, max-queues; a limit not listed is removed; all left as they are when omitted.")
     exchanges: dict[str, Exchange] = Field(default_factory=dict)
     queues: dict[str, Queue] = Field(default_factory=dict)
     bindings: list[Binding] = Field(default_factory=list)
@@ -220,6 +224,8 @@ class TopologyFile(_Strict):
 
     vhosts: dict[str, Vhost] = Field(default_factory=dict, description="Virtual hosts, keyed by name.")
     users: dict[str, User] = Field(default_factory=dict, description="Users, keyed by name.")
+    global_parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Cluster-wide runtime parameters, such as cluster_name.")
 
 
 def friendly_queue_fields() -> tuple[str, ...]:

@@ -63,6 +63,8 @@ class VhostTopology:
     description: str | None = None
     tags: list[str] | None = None
     default_queue_type: QueueType | None = None
+    tracing: bool | None = None
+    limits: dict[str, int] | None = None
     exchanges: dict[str, Declared[Exchange]] = field(default_factory=dict)
     queues: dict[str, Declared[Queue]] = field(default_factory=dict)
     bindings: list[Declared[Binding]] = field(default_factory=list)
@@ -70,7 +72,7 @@ class VhostTopology:
     ignore: list[Declared[str]] = field(default_factory=list)
     """Name patterns of objects left alone (never pruned, not listed as unmanaged)."""
     attribute_origins: dict[str, Origin] = field(default_factory=dict)
-    """Where each vhost attribute (description, tags, default_queue_type) was set."""
+    """Where each vhost attribute (description, tags, default_queue_type, tracing, limits) was set."""
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Topology:
 
     vhosts: dict[str, VhostTopology] = field(default_factory=dict)
     users: dict[str, Declared[User]] = field(default_factory=dict)
+    global_parameters: dict[str, Declared[Any]] = field(default_factory=dict)
     variables_of: dict[tuple[Any, ...], str] = field(default_factory=dict)
     """The ``${VARIABLE}`` that gave a user's password, by YAML path (saved plans name it)."""
     lines: dict[str, dict[tuple[Any, ...], int]] = field(default_factory=dict, repr=False)

@@ -95,7 +95,7 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
     for change in plan.changes:
         if change.vhost != current:
             current = change.vhost
-            body.append(f"vhost {current}:" if current else "users:")
+            body.append(f"vhost {current}:" if current else "cluster-wide:")
         body.extend(render_change(change, style))
     sections.append(body)
     if plan.unmanaged:

@@ -1,0 +1,92 @@
+"""Vhost tracing and limits, and global parameters, against the real broker."""
+
+from __future__ import annotations
+
+import uuid
+
+import pika
+import pytest
+
+from tests.conftest import connect
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def parameter(api):
+    name = f"topology-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    api.delete("global-parameters", name)
+
+
+def test_vhost_limits_are_applied_enforced_changed_and_removed(run, write, vhost, api):
+    path = write(f"""
+        vhosts:
+          {vhost}:
+            tracing: true
+            limits: {{max-queues: 2, max-connections: 5}}
+            queues:
+              a: {{}}
+              b: {{}}
+        """)
+    applied = run("apply", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert api.get("vhosts", vhost)["tracing"] is True
+    assert api.get("vhost-limits", vhost)[0]["value"] == {"max-queues": 2, "max-connections": 5}
+    assert "No changes." in run("plan", path).out
+    connection = connect(vhost)
+    try:  # the broker enforces the limit: a third queue is refused
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            connection.channel().queue_declare("c")
+        assert refused.value.reply_code == 406 and "queue limit" in refused.value.reply_text
+    finally:
+        connection.close()
+
+    changed = write(f"""
+        vhosts:
+          {vhost}:
+            tracing: false
+            limits: {{max-queues: 3}}
+            queues:
+              a: {{}}
+              b: {{}}
+        """, name="changed.yaml")
+    plan = run("plan", changed)
+    assert "limits.max-queues: 2 -> 3" in plan.out and "limits.max-connections: 5 -> (none)" in plan.out
+    assert "tracing: true -> false" in plan.out
+    assert run("apply", changed, "--auto-approve").code == 0
+    assert api.get("vhost-limits", vhost)[0]["value"] == {"max-queues": 3}
+    assert api.get("vhosts", vhost)["tracing"] is False
+
+
+def test_omitted_vhost_settings_are_left_as_they_are(run, write, vhost, api):
+    api.put("vhosts", vhost, body={"tracing": True})
+    api.put("vhost-limits", vhost, "max-queues", body={"value": 7})
+    path = write(f"vhosts:\n  {vhost}:\n    queues:\n      a: {{}}\n")
+    assert run("apply", path, "--auto-approve").code == 0
+    assert api.get("vhosts", vhost)["tracing"] is True
+    assert api.get("vhost-limits", vhost)[0]["value"] == {"max-queues": 7}
+
+
+def test_a_global_parameter_is_set_read_back_and_updated(run, write, vhost, parameter, api):
+    path = write(f"""
+        vhosts:
+          {vhost}: {{}}
+        global_parameters:
+          {parameter}: {{region: eu-1, weight: 3}}
+        """)
+    assert run("apply", path, "--auto-approve").code == 0
+    assert api.get("global-parameters", parameter)["value"] == {"region": "eu-1", "weight": 3}
+    assert "No changes." in run("plan", path).out
+    changed = write(f"""
+        vhosts:
+          {vhost}: {{}}
+        global_parameters:
+          {parameter}: {{region: eu-2, weight: 3}}
+        """, name="changed.yaml")
+    plan = run("plan", changed)
+    assert f"~ global_parameter {parameter}" in plan.out and "value.region: eu-1 -> eu-2" in plan.out
+    assert run("apply", changed, "--auto-approve").code == 0
+    assert api.get("global-parameters", parameter)["value"]["region"] == "eu-2"
+    # global parameters the files do not name are never listed or touched
+    assert "internal_cluster_id" not in plan.out
