@@ -30,6 +30,7 @@ from topology.state import (
     BindingState,
     ExchangeState,
     GlobalParameterState,
+    OperatorPolicyState,
     PermissionState,
     PolicyState,
     QueueState,
@@ -92,6 +93,10 @@ class Applier:
             ("policy", CREATE): lambda c: self._declare(c.after),
             ("policy", UPDATE): lambda c: self._declare(c.after),
             ("policy", DELETE): lambda c: ignore_missing(lambda: self.client.delete_policy(c.vhost, c.name)),
+            ("operator_policy", CREATE): lambda c: self._declare(c.after),
+            ("operator_policy", UPDATE): lambda c: self._declare(c.after),
+            ("operator_policy", DELETE): lambda c: ignore_missing(
+                lambda: self.client.delete_operator_policy(c.vhost, c.name)),
             ("global_parameter", CREATE): self._put_global_parameter,
             ("global_parameter", UPDATE): self._put_global_parameter,
             ("user", CREATE): self._put_user,
@@ -189,6 +194,11 @@ class Applier:
         elif isinstance(resource, BindingState):
             self.client.create_binding(resource.vhost, resource.source, resource.destination_type, resource.destination,
                                        {"routing_key": resource.routing_key, "arguments": resource.arguments})
+        elif isinstance(resource, OperatorPolicyState):
+            self.client.put_operator_policy(resource.vhost, resource.policy, {
+                "pattern": resource.pattern, "apply-to": resource.apply_to, "priority": resource.priority,
+                "definition": resource.definition,
+            })
         elif isinstance(resource, PolicyState):
             self.client.put_policy(resource.vhost, resource.policy, {
                 "pattern": resource.pattern, "apply-to": resource.apply_to, "priority": resource.priority,

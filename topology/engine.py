@@ -19,7 +19,7 @@ from topology.loader import load
 from topology.model.topology import Topology
 from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
-from topology.state import PolicyState, QueueState, State, desired_state
+from topology.state import QueueState, State, desired_state
 from topology.validate import check_broker_version, check_exchange_types, validate
 from topology.variables import Variables, load_values
 
@@ -53,7 +53,8 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
     vhosts = sorted(desired.vhosts)
     live = read_live(client, vhosts, access=bool(topology.users),
                      limits=any(v.limits is not None for v in topology.vhosts.values()),
-                     parameters=bool(topology.global_parameters))
+                     parameters=bool(topology.global_parameters),
+                     operator_policies=any(v.operator_policies for v in topology.vhosts.values()))
     resolve_passwords(desired, live)
     found = diff(
         desired,
@@ -94,12 +95,12 @@ def _queue_health(client: ManagementClient, broker: BrokerInfo | None, desired: 
     every_node, running = client.nodes()
     version = broker.version_tuple if broker is not None else (3, 10, 8)
     for vhost in vhosts:
-        policies = [r for r in desired.objects.values() if isinstance(r, PolicyState) and r.vhost == vhost]
+        policies = [r for r in desired.objects.values() if r.kind == "policy" and r.vhost == vhost]
         queues = [r.name for r in desired.objects.values() if isinstance(r, QueueState) and r.vhost == vhost]
         found = check_queues(
             vhost, client.queues_health(vhost, QUEUE_COLUMNS), policies, running, queues,
             declared_policies=[p.policy for p in policies],
-            live_policies=[r for r in live.objects.values() if isinstance(r, PolicyState) and r.vhost == vhost],
+            live_policies=[r for r in live.objects.values() if r.kind == "policy" and r.vhost == vhost],
             cluster_size=len(every_node), version=version, ignore=desired.ignore.get(vhost, ()),
         )
         health.findings.extend(found.findings)
@@ -167,6 +168,7 @@ def _reads_for(plan: Plan) -> dict[str, bool]:
         "access": bool(kinds & {"user", "permission", "topic_permission"}),
         "limits": any(c.kind == "vhost" and "limits" in c.resource.props() for c in plan.changes),
         "parameters": "global_parameter" in kinds,
+        "operator_policies": "operator_policy" in kinds,
     }
 
 

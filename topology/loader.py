@@ -449,7 +449,7 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
                 continue
             setattr(merged, attribute, value)
             merged.attribute_origins[attribute] = here
-        for kind in ("exchanges", "queues", "policies"):
+        for kind in ("exchanges", "queues", "policies", "operator_policies"):
             target = getattr(merged, kind)
             for name, spec in getattr(vhost, kind).items():
                 here = origin(*base, kind, name)

@@ -20,8 +20,8 @@ from topology.model.arguments import argument_for
 from topology.model.topology import Origin, Topology
 from topology.model.values import parse_duration, parse_size
 
-KIND_ORDER = ("vhost", "global_parameter", "user", "exchange", "queue", "binding", "policy", "permission",
-              "topic_permission")
+KIND_ORDER = ("vhost", "global_parameter", "user", "exchange", "queue", "binding", "policy", "operator_policy",
+              "permission", "topic_permission")
 """Dependency order of the kinds: creations go in this order, deletions in reverse."""
 
 
@@ -227,6 +227,17 @@ class PolicyState(Resource):
 
 
 @dataclass(frozen=True)
+class OperatorPolicyState(PolicyState):
+    """An operator policy: a policy whose limits users' own policies cannot raise."""
+
+    kind: ClassVar[str] = "operator_policy"
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return ("operator_policy", self.vhost, self.policy)
+
+
+@dataclass(frozen=True)
 class GlobalParameterState(Resource):
     """A cluster-wide runtime parameter (:attr:`vhost` is empty)."""
 
@@ -370,6 +381,8 @@ def resource_from(kind: str, identity: dict[str, Any], props: dict[str, Any]) ->
         return VhostState(vhost=vhost, description=props.get("description"),
                           tags=tuple(tags) if tags is not None else None, default_queue_type=props.get("default_queue_type"),
                           tracing=props.get("tracing"), limits=props.get("limits"))
+    if kind == "operator_policy":
+        return OperatorPolicyState(vhost=vhost, policy=name, **props)
     if kind == "global_parameter":
         return GlobalParameterState(parameter=name, value=props.get("value"))
     if kind == "exchange":
@@ -578,6 +591,13 @@ def desired_state(topology: Topology) -> State:
                     priority=spec.priority,
                     definition=canonical_policy_definition(spec.definition),
                 ),
+                declared.origin,
+            )
+        for name, declared in vhost.operator_policies.items():
+            spec = declared.spec
+            state.add(
+                OperatorPolicyState(vhost=vhost.name, policy=name, pattern=spec.pattern, apply_to=spec.apply_to,
+                                    priority=spec.priority, definition=canonical_policy_definition(spec.definition)),
                 declared.origin,
             )
     for name, declared in topology.users.items():

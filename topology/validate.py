@@ -209,6 +209,12 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
 
     for name, declared in vhost.policies.items():
         _check_policy(vhost, name, declared.spec.pattern, declared.spec.definition, declared.origin, found, exchange_exists)
+    for name, declared in vhost.operator_policies.items():
+        _check_policy(vhost, name, declared.spec.pattern, declared.spec.definition, declared.origin, found, exchange_exists)
+        for key in declared.spec.definition:
+            if key in POLICY_KEYS and key not in OPERATOR_POLICY_KEYS:
+                found.add(declared.origin, ("definition", key),
+                          f"{key} is not allowed in an operator policy (allowed: {', '.join(sorted(OPERATOR_POLICY_KEYS))})")
 
 
 def _check_queue(
@@ -339,6 +345,17 @@ POLICY_KEYS: dict[str, str] = {
 }
 """Policy keys and what their values must be (``special``: checked with its partner key)."""
 
+OPERATOR_POLICY_KEYS = frozenset({
+    # operator_policy_validator registrations in rabbitmq-server: every version from 3.10.8 on
+    "expires", "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length", "max-in-memory-bytes",
+    "delivery-limit",
+    # later ones: queue-version and overflow (3.12.7; queue-version also late 3.11), target-group-size (3.13),
+    # ha-mode, ha-params, ha-sync-mode (late 3.11 to 3.13), queue-master-locator (4.0); the broker refuses
+    # them where it does not know them
+    "queue-version", "overflow", "target-group-size", "ha-mode", "ha-params", "ha-sync-mode", "queue-master-locator",
+})
+"""Keys RabbitMQ accepts in operator policies, in some version."""
+
 _MAX_AGE = re.compile(r"^[0-9]+(Y|M|D|h|m|s)$")
 
 
@@ -413,10 +430,15 @@ class VersionRule:
     found: Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]
 
 
+def _all_policies(vhost: VhostTopology) -> list[Any]:
+    """The vhost's policies and operator policies."""
+    return list(vhost.policies.values()) + list(vhost.operator_policies.values())
+
+
 def _policies_applying_to_queue_types(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
     return [
         (d.origin, ("apply_to",))
-        for d in vhost.policies.values()
+        for d in _all_policies(vhost)
         if d.spec.apply_to in ("classic_queues", "quorum_queues", "streams")
     ]
 
@@ -424,7 +446,7 @@ def _policies_applying_to_queue_types(vhost: VhostTopology) -> list[tuple[Origin
 def _classic_mirroring(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
     return [
         (d.origin, ("definition", key))
-        for d in vhost.policies.values()
+        for d in _all_policies(vhost)
         for key in d.spec.definition
         if key.startswith("ha-")
     ]
@@ -432,7 +454,7 @@ def _classic_mirroring(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ..
 
 def _policy_key(key: str) -> Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]:
     def found(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
-        return [(d.origin, ("definition", key)) for d in vhost.policies.values() if key in d.spec.definition]
+        return [(d.origin, ("definition", key)) for d in _all_policies(vhost) if key in d.spec.definition]
 
     return found
 

@@ -90,3 +90,43 @@ def test_a_global_parameter_is_set_read_back_and_updated(run, write, vhost, para
     assert api.get("global-parameters", parameter)["value"]["region"] == "eu-2"
     # global parameters the files do not name are never listed or touched
     assert "internal_cluster_id" not in plan.out
+
+
+def test_operator_policies_are_applied_updated_in_place_and_pruned(run, write, vhost, api):
+    path = write(f"""
+        vhosts:
+          {vhost}:
+            queues:
+              orders: {{}}
+            operator_policies:
+              guard: {{pattern: ".*", apply_to: queues, priority: 1, definition: {{max-length: 50000}}}}
+        """)
+    assert run("apply", path, "--auto-approve").code == 0
+    [stored] = api.get("operator-policies", vhost)
+    assert (stored["name"], stored["definition"]) == ("guard", {"max-length": 50000})
+    assert "No changes." in run("plan", path).out
+    api.put("operator-policies", vhost, "by-hand", body={"pattern": "^x$", "definition": {"max-length": 1}})
+    changed = write(f"""
+        vhosts:
+          {vhost}:
+            queues:
+              orders: {{}}
+            operator_policies:
+              guard: {{pattern: ".*", apply_to: queues, priority: 1, definition: {{max-length: 100}}}}
+        """, name="changed.yaml")
+    plan = run("plan", changed)
+    assert "~ operator_policy guard" in plan.out and "definition.max-length: 50000 -> 100" in plan.out
+    assert f"? operator_policy {vhost}/by-hand" in plan.out
+    assert run("apply", changed, "--prune", "--auto-approve").code == 0
+    assert [(p["name"], p["definition"]) for p in api.get("operator-policies", vhost)] == [("guard", {"max-length": 100})]
+
+
+def test_a_key_operator_policies_do_not_allow_is_a_located_error(run, write, vhost):
+    path = write(f"""
+        vhosts:
+          {vhost}:
+            operator_policies:
+              guard: {{pattern: ".*", definition: {{queue-mode: lazy}}}}
+        """)
+    refused = run("validate", path)
+    assert refused.code == 1 and "queue-mode is not allowed in an operator policy" in refused.err

@@ -297,6 +297,12 @@ class ManagementClient:
     def delete_policy(self, vhost: str, name: str) -> None:
         self.request("DELETE", "policies", vhost, name)
 
+    def put_operator_policy(self, vhost: str, name: str, body: dict[str, Any]) -> None:
+        self.request("PUT", "operator-policies", vhost, name, body=body)
+
+    def delete_operator_policy(self, vhost: str, name: str) -> None:
+        self.request("DELETE", "operator-policies", vhost, name)
+
 
 def _reason(response: requests.Response) -> str:
     try:

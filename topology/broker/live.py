@@ -13,6 +13,7 @@ from topology.broker.client import ManagementClient
 from topology.state import (
     GlobalParameterState,
     MIGRATION_ARGUMENT,
+    OperatorPolicyState,
     MIGRATION_PREFIX,
     PASSWORD_SET,
     PermissionState,
@@ -196,18 +197,27 @@ def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
 
 
 def read_live(client: ManagementClient, vhosts: list[str], access: bool = False, limits: bool = False,
-              parameters: bool = False) -> State:
+              parameters: bool = False, operator_policies: bool = False) -> State:
     """The live state of the named vhosts (those missing on the broker are simply absent);
     with ``access``, also every user, permission and topic permission (three requests);
-    with ``limits``, the vhosts' limits; with ``parameters``, the global parameters. Each
-    is read only when the files declare such objects."""
+    with ``limits``, the vhosts' limits; with ``parameters``, the global parameters; with
+    ``operator_policies``, the vhosts' operator policies (one request per vhost). Each is
+    read only when the files declare such objects."""
     state = State()
+    wanted = set(vhosts)
     if access:
         access_state(client.users(), client.permissions(), client.topic_permissions(), state)
+    if operator_policies:
+        for name in sorted(wanted):
+            for entry in client.policies(name, operator=True):
+                state.add(OperatorPolicyState(
+                    vhost=name, policy=entry["name"], pattern=entry.get("pattern", ""),
+                    apply_to=entry.get("apply-to", "all"), priority=int(entry.get("priority", 0)),
+                    definition=canonical_policy_definition(entry.get("definition") or {}),
+                ))
     if parameters:
         for entry in client.global_parameters():
             state.add(GlobalParameterState(parameter=entry["name"], value=canonical(entry.get("value"))))
-    wanted = set(vhosts)
     vhost_limits = {e.get("vhost"): e.get("value") or {} for e in client.vhost_limits()} if limits else {}
     for entry in client.vhosts():
         if entry.get("name") in wanted:

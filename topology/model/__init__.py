@@ -166,6 +166,8 @@ class Vhost(_Strict):
     queues: dict[str, Queue] = Field(default_factory=dict)
     bindings: list[Binding] = Field(default_factory=list)
     policies: dict[str, Policy] = Field(default_factory=dict)
+    operator_policies: dict[str, Policy] = Field(
+        default_factory=dict, description="Operator policies: limits that users' policies cannot override.")
     ignore: list[str] = Field(
         default_factory=list,
         description="Name patterns (* and ? wildcards, [abc] classes) of objects the tool leaves alone: never pruned, "

@@ -30,7 +30,8 @@ def location(path: Iterable[Any]) -> str:
     if len(path) >= 2 and path[0] == "vhosts":
         parts.append(f"vhost {path[1]!r}")
         rest = path[2:]
-        singular = {"exchanges": "exchange", "queues": "queue", "policies": "policy", "bindings": "binding"}
+        singular = {"exchanges": "exchange", "queues": "queue", "policies": "policy", "bindings": "binding",
+                    "operator_policies": "operator policy"}
         if len(rest) >= 2 and rest[0] in singular:
             name = f"#{rest[1] + 1}" if rest[0] == "bindings" and isinstance(rest[1], int) else repr(rest[1])
             parts.append(f"{singular[rest[0]]} {name}")
@@ -69,6 +70,7 @@ class VhostTopology:
     queues: dict[str, Declared[Queue]] = field(default_factory=dict)
     bindings: list[Declared[Binding]] = field(default_factory=list)
     policies: dict[str, Declared[Policy]] = field(default_factory=dict)
+    operator_policies: dict[str, Declared[Policy]] = field(default_factory=dict)
     ignore: list[Declared[str]] = field(default_factory=list)
     """Name patterns of objects left alone (never pruned, not listed as unmanaged)."""
     attribute_origins: dict[str, Origin] = field(default_factory=dict)
