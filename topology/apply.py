@@ -134,6 +134,7 @@ class Applier:
 
     def _preflight(self, change: Change) -> None:
         """Checks made for every change before the first write: nothing is changed if one fails."""
+        self._check_connected_user(change)
         if change.kind == "exchange" and change.action in (REPLACE, DELETE):
             self._check_no_exclusive_bindings(change)
         if change.kind != "queue":
@@ -235,6 +236,22 @@ class Applier:
             for limit in set(before) - set(vhost.limits):
                 ignore_missing(lambda limit=limit: self.client.delete_vhost_limit(vhost.vhost, limit))
 
+    def _check_connected_user(self, change: Change) -> None:
+        """The user this apply is connected as (which a saved plan may not have known) keeps its
+        administrator tag, password and permissions."""
+        user = getattr(change.resource, "user", None)
+        if user != self.client.user or change.action == CREATE:
+            return
+        after = change.after
+        if isinstance(after, UserState):
+            before = change.before if isinstance(change.before, UserState) else None
+            if before is not None and "administrator" in before.tags and "administrator" not in after.tags:
+                raise Unsafe("it is the user this tool is connected as: it keeps its administrator tag")
+            if after.password == PASSWORD_CHANGED:
+                raise Unsafe("it is the user this tool is connected as: change its password by hand")
+        elif change.kind in ("permission", "topic_permission"):
+            raise Unsafe("it is a permission of the user this tool is connected as: change it by hand")
+
     def _put_global_parameter(self, change: Change) -> None:
         parameter = change.after
         assert isinstance(parameter, GlobalParameterState)
@@ -248,6 +265,9 @@ class Applier:
         live = self.client.get_user(user.user)
         stored = str((live or {}).get("password_hash") or "")
         algorithm = user.hashing_algorithm or (live or {}).get("hashing_algorithm") or passwords.DEFAULT_ALGORITHM
+        if algorithm not in passwords.ALGORITHMS:
+            raise Unsafe(f"its hashing algorithm {algorithm!r} is not one this tool can hash with; "
+                         "declare hashing_algorithm: rabbit_password_hashing_sha256")
         body: dict[str, Any] = {"tags": ",".join(user.tags)}
         if user.managed_password and (user.password == PASSWORD_CHANGED or live is None):
             if user.declared_hash is not None:
@@ -257,7 +277,8 @@ class Applier:
             body["hashing_algorithm"] = algorithm
         elif stored:
             body["password_hash"] = stored
-            body["hashing_algorithm"] = (live or {}).get("hashing_algorithm") or passwords.DEFAULT_ALGORITHM
+            # RabbitMQ reads a user without an algorithm as md5 (rabbit_auth_backend_internal)
+            body["hashing_algorithm"] = (live or {}).get("hashing_algorithm") or passwords.MD5
         self.client.put_user(user.user, body)
         before = change.before.limits if isinstance(change.before, UserState) else {}
         for limit, value in user.limits.items():

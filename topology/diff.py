@@ -173,10 +173,9 @@ def diff(
         if want.props() == have.props():
             continue
         fields = describe(have.props(), want.props())
-        if isinstance(want, UserState) and want.user == connected_user \
-                and "administrator" in getattr(have, "tags", ()) and "administrator" not in want.tags:
-            result.changes.append(Change(UPDATE, have, want, fields, "differs from the files", hazards=(
-                "it is the user this tool is connected as: without the administrator tag it could not finish",)))
+        hazards = _connected_user_hazards(want, have, connected_user)
+        if hazards:
+            result.changes.append(Change(UPDATE, have, want, fields, "differs from the files", hazards=hazards))
             continue
         if want.replace_on_change:
             reason = f"the broker cannot change a {want.kind}'s {_field_names(fields)} in place"
@@ -216,6 +215,21 @@ def diff(
     if prune:
         _keep_what_kept_bindings_need(result, live)
     return result
+
+
+def _connected_user_hazards(want: Resource, have: Resource, connected_user: str | None) -> tuple[str, ...]:
+    """Why an update would cut off the user this tool is connected as (it is refused)."""
+    if connected_user is None or getattr(want, "user", None) != connected_user:
+        return ()
+    hazards = []
+    if isinstance(want, UserState) and isinstance(have, UserState):
+        if "administrator" in have.tags and "administrator" not in want.tags:
+            hazards.append("it is the user this tool is connected as: without the administrator tag it could not finish")
+        if want.password != have.password:
+            hazards.append("it is the user this tool is connected as: change its password by hand, then update the files")
+    if isinstance(want, (PermissionState, TopicPermissionState)):
+        hazards.append("it is a permission of the user this tool is connected as: change it by hand")
+    return tuple(hazards)
 
 
 def protection(resource: Resource, live: State, ignore: tuple[str, ...] = ()) -> str | None:

@@ -6,6 +6,7 @@ The command line calls these; they print nothing.
 from __future__ import annotations
 
 import time
+from typing import Any
 from collections.abc import Iterable
 
 from topology.apply import Applier, ApplyOptions, Report
@@ -54,7 +55,7 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
     live = read_live(client, vhosts, access=bool(topology.users),
                      limits=any(v.limits is not None for v in topology.vhosts.values()),
                      parameters=bool(topology.global_parameters),
-                     operator_policies=any(v.operator_policies for v in topology.vhosts.values()))
+                     operator_policies=[v.name for v in topology.vhosts.values() if v.operator_policies])
     resolve_passwords(desired, live)
     found = diff(
         desired,
@@ -161,14 +162,14 @@ def check_saved_plan(plan: Plan, client: ManagementClient) -> BrokerInfo:
     return broker
 
 
-def _reads_for(plan: Plan) -> dict[str, bool]:
+def _reads_for(plan: Plan) -> dict[str, Any]:
     """What beyond the vhosts' definitions a saved plan's changes need read from the broker."""
     kinds = {change.kind for change in plan.changes}
     return {
         "access": bool(kinds & {"user", "permission", "topic_permission"}),
         "limits": any(c.kind == "vhost" and "limits" in c.resource.props() for c in plan.changes),
         "parameters": "global_parameter" in kinds,
-        "operator_policies": "operator_policy" in kinds,
+        "operator_policies": sorted({c.vhost for c in plan.changes if c.kind == "operator_policy"}),
     }
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from topology.errors import ConfigError, Problem
 from topology.model import TopologyFile
 from topology.model.topology import Declared, Origin, Topology, VhostTopology, location
-from topology.variables import Substituted, Variables
+from topology.variables import OFFLINE, Substituted, Variables
 
 try:  # libyaml is several times faster; pure Python is the fallback
     _Loader = yaml.CSafeLoader
@@ -416,13 +416,14 @@ def load(paths: Iterable[str], variables: Variables | None = None) -> Topology:
         except ValidationError as error:
             problems.extend(_pydantic_problems(document, error))
             continue
-        _merge(topology, parsed, document, problems)
+        _merge(topology, parsed, document, problems, variables)
     if problems:
         raise ConfigError(problems)
     return topology
 
 
-def _merge(topology: Topology, parsed: TopologyFile, document: Document, problems: list[Problem]) -> None:
+def _merge(topology: Topology, parsed: TopologyFile, document: Document, problems: list[Problem],
+           variables: Variables) -> None:
     file = document.file
 
     topology.lines[file] = document.lines
@@ -481,15 +482,21 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
             problems.append(Problem(file, here.line, location(("users", user_name)),
                                     f"declared twice (also at {topology.users[user_name].origin})"))
             continue
-        if user.password is not None and not user.allow_literal_password \
-                and ("users", user_name, "password") not in document.substituted:
+        password_path = ("users", user_name, "password")
+        variable = document.variables_of.get(password_path)
+        if user.password is not None and not user.allow_literal_password and (
+                variable is None or variables.used.get(variable) not in ("environment", OFFLINE)):
+            why = ("a literal password in a file" if variable is None
+                   else f"the password comes from {variable}, set in {variables.used.get(variable)}, not the environment")
             problems.append(Problem(
-                file, document.line_of(("users", user_name, "password")), location(("users", user_name, "password")),
-                "a literal password in a file: take it from the environment (password: ${VARIABLE}), "
-                "or set allow_literal_password: true",
+                file, document.line_of(password_path), location(password_path),
+                f"{why}: take it from the environment (password: ${{VARIABLE}}), or set allow_literal_password: true",
             ))
             continue
+        if variable is not None and user.password and variables.used.get(variable) == "environment":
+            from topology import redact
+
+            redact.register(user.password, variable)  # a password is a secret, whatever its variable's name
         topology.users[user_name] = Declared(user, here)
-        password_path = ("users", user_name, "password")
         if password_path in document.variables_of:
             topology.variables_of[password_path] = document.variables_of[password_path]

@@ -30,9 +30,15 @@ def password_hash(password: str, algorithm: str = DEFAULT_ALGORITHM, salt: bytes
     return base64.b64encode(salt + digest(salt + password.encode("utf-8")).digest()).decode("ascii")
 
 
+def digest_size(algorithm: str | None) -> int | None:
+    """Bytes of a hash's digest for ``algorithm`` (``None``: unknown)."""
+    digest = ALGORITHMS.get(algorithm or DEFAULT_ALGORITHM)
+    return digest().digest_size if digest else None
+
+
 def matches(password: str, stored_hash: str, algorithm: str | None) -> bool:
     """Whether ``password`` is the one behind ``stored_hash`` (False for an unknown algorithm or a malformed hash)."""
-    digest = ALGORITHMS.get(algorithm or DEFAULT_ALGORITHM)
+    digest = ALGORITHMS.get(algorithm or MD5)  # RabbitMQ reads a user without an algorithm as md5
     if digest is None or not stored_hash:
         return False
     try:
@@ -59,7 +65,7 @@ def resolve_passwords(desired: State, live: State) -> None:
             token = PASSWORD_SET
         else:
             stored, algorithm = live.password_hashes.get(user.user, ("", None))
-            if user.hashing_algorithm is not None and user.hashing_algorithm != (algorithm or DEFAULT_ALGORITHM):
+            if user.hashing_algorithm is not None and user.hashing_algorithm != (algorithm or MD5):
                 same = False
             elif user.declared_hash is not None:
                 same = user.declared_hash == stored

@@ -130,7 +130,7 @@ def change_to_dict(change: Change) -> dict[str, Any]:
         data["rebind"] = [b.identity() for b in change.rebind]
     if change.kind == "queue" and change.action in (REPLACE, RESUME, DELETE):
         data["messages"] = change.messages
-    if change.action in (REPLACE, DELETE):
+    if change.action in (REPLACE, DELETE) or change.hazards:
         data["hazards"] = list(change.hazards)
     data["fingerprint"] = change.fingerprint
     return data

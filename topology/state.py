@@ -280,7 +280,8 @@ class UserState(Resource):
     """The environment variable the password comes from (saved plans read it again)."""
     secret: str | None = field(default=None, compare=False, repr=False)
     """The plain password, to hash when applying; never compared, printed or saved."""
-    declared_hash: str | None = field(default=None, compare=False)
+    declared_hash: str | None = field(default=None, compare=False, repr=False)
+    """A declared password hash; like the password, never printed or saved in a plan."""
     hashing_algorithm: str | None = field(default=None, compare=False)
 
     @property
@@ -303,8 +304,7 @@ class UserState(Resource):
 
     def identity(self) -> dict[str, Any]:
         return {"vhost": "", "name": self.user, "managed_password": self.managed_password,
-                "password_variable": self.password_variable, "password_hash": self.declared_hash,
-                "hashing_algorithm": self.hashing_algorithm}
+                "password_variable": self.password_variable, "hashing_algorithm": self.hashing_algorithm}
 
 
 @dataclass(frozen=True)
@@ -399,7 +399,7 @@ def resource_from(kind: str, identity: dict[str, Any], props: dict[str, Any]) ->
         return UserState(user=name, tags=tuple(props.get("tags", ())), password=props.get("password"),
                          limits=dict(props.get("limits", {})), managed_password=bool(identity.get("managed_password")),
                          password_variable=identity.get("password_variable"),
-                         declared_hash=identity.get("password_hash"), hashing_algorithm=identity.get("hashing_algorithm"))
+                         hashing_algorithm=identity.get("hashing_algorithm"))
     if kind == "permission":
         return PermissionState(vhost=vhost, user=name, **props)
     if kind == "topic_permission":

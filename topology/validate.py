@@ -47,6 +47,8 @@ def validate(topology: Topology) -> None:
         _check_user(name, user.spec, user.origin, topology, found)
     for name, declared in topology.global_parameters.items():
         problem = "a parameter name cannot be empty" if not name else _plain_value_problem(declared.spec)
+        if declared.spec == {}:
+            problem = "an empty map: the broker stores it as an empty list (give the parameter a value)"
         if name == "cluster_name" and not isinstance(declared.spec, str):
             problem = "cluster_name must be text"
         if problem:
@@ -69,11 +71,18 @@ def _check_user(name: str, spec: Any, origin: Origin, topology: Topology, found:
             raw = base64.b64decode(spec.password_hash, validate=True)
         except ValueError:
             raw = b""
+        from topology.passwords import digest_size
+
+        size = digest_size(spec.hashing_algorithm)
         if len(raw) <= 4:
             found.add(origin, ("password_hash",), "not a RabbitMQ password hash (base64 of a 4-byte salt and a digest)")
+        elif size is not None and len(raw) - 4 != size:
+            algorithm = spec.hashing_algorithm or "rabbit_password_hashing_sha256 (the default)"
+            found.add(origin, ("password_hash",), f"its digest has {len(raw) - 4} bytes, not the {size} of {algorithm}: "
+                                                  "set hashing_algorithm to the algorithm that made it")
     for tag in spec.tags:
-        if not tag or "," in tag:
-            found.add(origin, ("tags",), f"invalid tag {tag!r}: tags cannot be empty or hold a comma")
+        if not tag.strip() or "," in tag or tag != tag.strip():
+            found.add(origin, ("tags",), f"invalid tag {tag!r}: tags cannot be empty, hold a comma or spaces around them")
     for limit, value in spec.limits.items():
         if value < 0:
             found.add(origin, ("limits", limit), f"{limit} cannot be negative (leave it out for no limit)")

@@ -32,6 +32,9 @@ from topology.errors import Problem
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _REFERENCE_RE = re.compile(r"\$\$\{|\$\{([^}:]*)(?::-([^}]*))?\}|\$\{")
 
+OFFLINE = "offline"
+"""Where an unset secret's stand-in came from in ``validate`` (see :attr:`Variables.offline`)."""
+
 SECRET_PATTERNS = ("*PASSWORD", "*PASSWD", "*SECRET", "*TOKEN", "*CREDENTIALS", "*PRIVATE_KEY")
 """Variable names that are secret without being declared so (case-insensitive)."""
 
@@ -149,6 +152,7 @@ class Variables:
             value, origin = self.lookup(name, default)
             if value is None and self.offline and self.is_secret(name):
                 secret_parts.append(name)
+                self.used[name] = OFFLINE
                 return f"${{{name}}}"
             if value is None:
                 problems.append(

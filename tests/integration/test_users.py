@@ -188,3 +188,20 @@ def test_a_literal_password_is_refused_unless_allowed(run, write, vhost):
     path = write(f"users: {{someone: {{password: hunter2}}}}\nvhosts: {{{vhost}: {{}}}}\n")
     refused = run("validate", path)
     assert refused.code == 1 and "a literal password in a file" in refused.err and "hunter2" not in refused.err
+
+
+def test_the_connected_users_permissions_and_password_are_never_changed(run, write, vhost, api):
+    api.put("vhosts", vhost)
+    path = write(f"""
+        vhosts:
+          {vhost}: {{}}
+        users:
+          guest:
+            tags: [administrator]
+            permissions:
+              {vhost}: {{configure: "^$", write: "^$", read: "^$"}}
+        """)
+    refused = run("apply", path, "--auto-approve")
+    assert refused.code == 1 and "permission of the user this tool is connected as" in refused.err
+    [permission] = [p for p in api.get("permissions") if p["user"] == "guest" and p["vhost"] == vhost]
+    assert permission["configure"] == ".*"

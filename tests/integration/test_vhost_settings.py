@@ -130,3 +130,21 @@ def test_a_key_operator_policies_do_not_allow_is_a_located_error(run, write, vho
         """)
     refused = run("validate", path)
     assert refused.code == 1 and "queue-mode is not allowed in an operator policy" in refused.err
+
+
+def test_operator_policies_of_a_vhost_that_declares_none_are_left_alone(run, write, vhost, api):
+    other = f"{vhost}-other"
+    api.put("vhosts", other)
+    try:
+        api.put("operator-policies", other, "cap", body={"pattern": ".*", "definition": {"max-length": 9}})
+        path = write(f"""
+            vhosts:
+              {vhost}:
+                operator_policies:
+                  guard: {{pattern: ".*", definition: {{max-length: 100}}}}
+              {other}: {{}}
+            """)
+        assert run("apply", path, "--prune", "--auto-approve").code == 0
+        assert [p["name"] for p in api.get("operator-policies", other)] == ["cap"]
+    finally:
+        api.delete("vhosts", other)

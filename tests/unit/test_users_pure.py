@@ -124,3 +124,51 @@ def test_a_global_parameter_set_in_two_files_names_both(tmp_path):
     with pytest.raises(ConfigError) as info:
         load([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")], Variables(environment={}))
     assert "set twice (also at" in str(info.value.problems[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a sha512 hash labelled (by default) sha256 would lock the user out
+        (f"users:\n  u:\n    password_hash: '{password_hash('x', SHA512)}'\n", "its digest has 64 bytes, not the 32"),
+        ("users:\n  u:\n    password: 'abc$${X}'\n", "a literal password in a file"),
+        ("users:\n  u:\n    tags: [' monitoring']\n", "spaces around them"),
+        ("global_parameters:\n  p: {}\n", "an empty map"),
+    ],
+)
+def test_review_findings_are_located_errors(tmp_path, text, message):
+    found = problems(tmp_path, text)
+    assert any(message in p for p in found), found
+
+
+def test_a_password_from_a_values_file_is_refused(tmp_path):
+    from topology.variables import load_values
+
+    (tmp_path / "values.yaml").write_text("SVC_PASS: in-git\n", encoding="utf-8")
+    (tmp_path / "t.yaml").write_text("users:\n  u:\n    password: ${SVC_PASS}\n", encoding="utf-8")
+    variables = Variables(environment={})
+    assert load_values([str(tmp_path / "values.yaml")], variables) == []
+    with pytest.raises(ConfigError) as info:
+        load([str(tmp_path / "t.yaml")], variables)
+    assert "comes from SVC_PASS, set in" in str(info.value.problems[0]) and "in-git" not in str(info.value.problems[0])
+
+
+def test_the_connected_users_refusals_survive_a_saved_plan():
+    from topology.diff import diff
+    from topology.plan import Plan, load_saved_plan, saved_plan
+    from topology.state import PermissionState
+
+    desired, live = State(), State()
+    desired.add(UserState(user="me", tags=("monitoring",)))
+    live.add(UserState(user="me", tags=("administrator",)))
+    desired.add(PermissionState(vhost="v", user="me", configure="^$", write="^$", read="^$"))
+    live.add(PermissionState(vhost="v", user="me", configure=".*", write=".*", read=".*"))
+    desired.vhosts["v"] = live.vhosts["v"] = __import__("topology.state", fromlist=["VhostState"]).VhostState(vhost="v")
+    found = diff(desired, live, connected_user="me")
+    assert {c.kind: bool(c.hazards) for c in found.changes} == {"user": True, "permission": True}
+    from topology.broker.live import BrokerInfo
+
+    plan = Plan(changes=tuple(found.changes), vhosts=("v",), broker=BrokerInfo("http://b:15672", "3.10.8", "c"))
+    loaded = load_saved_plan(saved_plan(plan), "p.json")
+    with pytest.raises(Exception, match="connected as"):
+        loaded.check_allowed()

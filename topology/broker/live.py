@@ -6,6 +6,7 @@ and one definitions export per managed vhost, never one request per object.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -197,18 +198,18 @@ def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
 
 
 def read_live(client: ManagementClient, vhosts: list[str], access: bool = False, limits: bool = False,
-              parameters: bool = False, operator_policies: bool = False) -> State:
+              parameters: bool = False, operator_policies: Iterable[str] = ()) -> State:
     """The live state of the named vhosts (those missing on the broker are simply absent);
     with ``access``, also every user, permission and topic permission (three requests);
     with ``limits``, the vhosts' limits; with ``parameters``, the global parameters; with
-    ``operator_policies``, the vhosts' operator policies (one request per vhost). Each is
-    read only when the files declare such objects."""
+    ``operator_policies``, the operator policies of those vhosts (one request each: the
+    vhosts where the files declare some). Each is read only when the files declare such objects."""
     state = State()
     wanted = set(vhosts)
     if access:
         access_state(client.users(), client.permissions(), client.topic_permissions(), state)
     if operator_policies:
-        for name in sorted(wanted):
+        for name in sorted(set(operator_policies) & wanted):
             for entry in client.policies(name, operator=True):
                 state.add(OperatorPolicyState(
                     vhost=name, policy=entry["name"], pattern=entry.get("pattern", ""),
