@@ -174,9 +174,9 @@ class Applier:
             why = f"{failure.reason} (HTTP {failure.status})" if isinstance(failure, RequestRefused) else str(failure)
             done = {id(c) for c in applied}
             raise ApplyError(
-                f"{change.action} {change.kind} {change.vhost}/{change.name} failed: {why}; "
+                f"{change.title} failed: {why}; "
                 f"{len(applied)} of {len(plan.changes)} change(s) had been applied, re-run to finish once the cause is fixed",
-                not_applied=[f"{c.action} {c.kind} {c.vhost}/{c.name}" for c in plan.changes if id(c) not in done],
+                not_applied=[c.title for c in plan.changes if id(c) not in done],
             ) from None
 
     # -- declarations ----------------------------------------------------------

@@ -644,7 +644,7 @@ def _render(the_plan: Any) -> str:
 def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve: bool) -> list[Any]:
     from topology.diff import Change
     from topology.engine import apply_plan
-    from topology.render.text import SYMBOLS, where_of
+    from topology.render.text import SYMBOLS
 
     echo(_render(the_plan))
     if the_plan.empty:
@@ -662,7 +662,7 @@ def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve
 
     def report(change: Change, event: str) -> None:
         if event == "done":
-            echo(f"{SYMBOLS[change.action]} {change.kind} {where_of(change)}: {_past(change.action)}")
+            echo(f"{SYMBOLS[change.action]} {change.kind} {change.where}: {_past(change.action)}")
 
     applied = apply_plan(the_plan, client, topology=topology, options=options, report=report)
     matches = "the files" if topology is not None else "the plan"

@@ -87,6 +87,16 @@ class Change:
     def key(self) -> tuple[Any, ...]:
         return self.resource.key
 
+    @property
+    def where(self) -> str:
+        """How output names the object: ``vhost/name``, or a vhost's, user's or global parameter's own name."""
+        return self.name if self.kind == "vhost" or not self.vhost else f"{self.vhost}/{self.name}"
+
+    @property
+    def title(self) -> str:
+        """``action kind where``, as error and progress lines name a change."""
+        return f"{self.action} {self.kind} {self.where}"
+
 
 @dataclass
 class Diff:

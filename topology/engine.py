@@ -197,7 +197,7 @@ def apply_plan(
     applied = Applier(client, options).apply(plan, report)
     if topology is not None:
         remaining = make_plan(topology, client, plan.broker, prune=plan.prune)
-        left = [f"{c.action} {c.kind} {c.vhost}/{c.name}" for c in remaining.changes]
+        left = [c.title for c in remaining.changes]
     else:
         left = unfinished(plan, read_live(client, list(plan.vhosts), **_reads_for(plan)))
     if left:

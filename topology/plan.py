@@ -69,7 +69,7 @@ class Plan:
 
     def check_allowed(self, *, allow_replace: bool = False, migrate_messages: bool = False, allow_data_loss: bool = False) -> None:
         """Refuse, before anything is written, what the options do not allow."""
-        hazards = [f"{c.action} {c.kind} {c.vhost}/{c.name}: {h}" for c in self.changes for h in c.hazards]
+        hazards = [f"{c.title}: {h}" for c in self.changes for h in c.hazards]
         if hazards:
             raise PlanRefused(f"refusing changes that would break what cannot be repaired: {'; '.join(hazards)}")
         replacements = self.replacements
@@ -233,7 +233,7 @@ def stale_changes(plan: Plan, live: State) -> list[str]:
             continue
         now = live.vhosts.get(change.vhost) if change.kind == "vhost" else live.objects.get(change.key)
         then = change.before
-        what = f"{change.kind} {change.vhost}/{change.name}" if change.kind != "vhost" else f"vhost {change.vhost}"
+        what = f"{change.kind} {change.where}"
         if then is None and now is not None:
             lines.append(f"{what}: created since the plan was made")
         elif then is not None and now is None:
@@ -267,7 +267,7 @@ def unfinished(plan: Plan, live: State) -> list[str]:
             done = now is not None and now.props() == change.resource.end_props() \
                 and (change.vhost, change.name) not in live.migrations
         if not done:
-            lines.append(f"{change.action} {change.kind} {change.vhost}/{change.name}")
+            lines.append(change.title)
     return lines
 
 

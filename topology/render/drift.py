@@ -33,7 +33,7 @@ def render_many_json(outcomes: Iterable[Outcome]) -> str:
 
 
 def _where(item: ObjectStatus) -> str:
-    return item.vhost if item.kind == "vhost" else f"{item.vhost}/{item.name}"
+    return item.name if item.kind == "vhost" or not item.vhost else f"{item.vhost}/{item.name}"
 
 
 def _verdict(report: DriftReport) -> str:

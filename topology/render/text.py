@@ -22,13 +22,6 @@ def value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
-def where_of(change: Change) -> str:
-    """How a change's object is named in output: ``vhost/name``, a vhost's or a user's own name."""
-    if change.kind == "vhost" or not change.vhost:
-        return change.name
-    return f"{change.vhost}/{change.name}"
-
-
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
     resume = f", {counts[RESUME]} migration(s) to finish" if counts[RESUME] else ""
@@ -139,7 +132,7 @@ def render_plan_markdown(plan: Plan, target: str | None = None) -> str:
                 what += " **REFUSED: " + "; ".join(change.hazards) + "**"
             elif change.kind == "queue" and change.messages and change.action in ("replace", "delete"):
                 what += f" **DESTRUCTIVE: holds {change.messages} message(s)**"
-            where = where_of(change)
+            where = change.where
             lines.append(f"| `{SYMBOLS[change.action]}` {change.action} | {change.kind} | `{markdown_cell(where)}` | {markdown_cell(what)} |")
         lines.append("")
     if plan.unmanaged:
