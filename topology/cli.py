@@ -266,21 +266,38 @@ def cli() -> None:
     """Topology as code for RabbitMQ: validate, plan and apply YAML topology files."""
 
 
+def _broker_version(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    parts = value.strip().split(".")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise click.BadParameter("a RabbitMQ version such as 3.13 or 4.0.5", ctx=ctx, param=param)
+    return tuple(int(p) for p in parts)
+
+
 @cli.command()
 @paths_argument
 @values_option
+@click.option("--broker-version", callback=_broker_version, default=None, metavar="VERSION",
+              help="Also check the files against the rules of this RabbitMQ version (e.g. 4.0), offline.")
 @target_options
 @click.pass_context
-def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], selection: Any) -> None:
+def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], broker_version: tuple[int, ...] | None,
+             selection: Any) -> None:
     """Check topology files (and directories of them) without a broker.
 
     Exit 0 when valid, 1 with every problem listed as file:line: location: message.
+    With --broker-version, also the version rules that plan checks against the broker.
     """
     from topology.engine import load_valid
     from topology.targets import resolve_jobs
 
     def work(job: Any) -> tuple[int, Any]:
         topology = load_valid(job.paths, job.values, job.secret_names, offline=True)
+        if broker_version is not None:
+            from topology.validate import check_broker_version
+
+            check_broker_version(topology, broker_version, ".".join(str(p) for p in broker_version), offline=True)
         objects = sum(
             len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) for v in topology.vhosts.values()
         )

@@ -505,8 +505,9 @@ def _version_text(version: tuple[int, ...]) -> str:
     return ".".join(str(v) for v in version)
 
 
-def check_broker_version(topology: Topology, version: tuple[int, ...], version_text: str) -> None:
-    """Raise :class:`ConfigError` for anything the files use that this broker version does not accept."""
+def check_broker_version(topology: Topology, version: tuple[int, ...], version_text: str, *, offline: bool = False) -> None:
+    """Raise :class:`ConfigError` for anything the files use that this broker version does not accept
+    (``offline``: the version was given to ``validate``, not read from a broker)."""
     if not version:
         return
     found = _Collector(topology)
@@ -520,7 +521,8 @@ def check_broker_version(topology: Topology, version: tuple[int, ...], version_t
         )
         for vhost in topology.vhosts.values():
             for origin, path in rule.found(vhost):
-                found.add(origin, path, f"{rule.rule} {needs}; the broker runs {version_text}")
+                against = f"checked against {version_text} (--broker-version)" if offline else f"the broker runs {version_text}"
+                found.add(origin, path, f"{rule.rule} {needs}; {against}")
     if found.problems:
         raise ConfigError(found.problems)
 

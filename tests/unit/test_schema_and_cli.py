@@ -138,3 +138,16 @@ def test_a_failing_broker_is_one_clear_line(run, write):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_validate_checks_a_broker_version_offline(run, write):
+    path = write("vhosts:\n  v:\n    operator_policies:\n      ha: {pattern: '.*', definition: {ha-mode: all}}\n"
+                 "    policies:\n      p: {pattern: '.*', apply_to: quorum_queues, definition: {max-length: 5}}\n")
+    newer = run("validate", path, "--broker-version", "4.0")
+    assert newer.code == 1 and "classic queue mirroring (ha-* policy keys); use quorum queues instead" in newer.err
+    assert "checked against 4.0 (--broker-version)" in newer.err
+    older = run("validate", path, "--broker-version", "3.11")
+    assert older.code == 1 and "needs RabbitMQ 3.12 or later" in older.err and "ha-mode" not in older.err
+    assert run("validate", path, "--broker-version", "3.13.7").code == 0
+    bad = run("validate", path, "--broker-version", "latest")
+    assert bad.code == 1 and "a RabbitMQ version such as" in bad.err
