@@ -61,6 +61,16 @@ class ApplyOptions:
     """Checked before each change: apply stops if the lock was lost."""
 
 
+def _sync_limits(before: dict[str, int], after: dict[str, int], put: Callable[[str, int], None],
+                 delete: Callable[[str], None]) -> None:
+    """Set the limits that differ and delete those no longer wanted (vhost and user limits alike)."""
+    for limit, value in after.items():
+        if before.get(limit) != value:
+            put(limit, value)
+    for limit in sorted(set(before) - set(after)):
+        ignore_missing(lambda limit=limit: delete(limit))
+
+
 class Unsafe(Exception):
     """A change was not made, or not finished, because going on could lose data."""
 
@@ -230,11 +240,8 @@ class Applier:
         self.client.put_vhost(vhost.vhost, body)
         if vhost.limits is not None:
             before = (change.before.limits if isinstance(change.before, VhostState) else None) or {}
-            for limit, value in vhost.limits.items():
-                if before.get(limit) != value:
-                    self.client.put_vhost_limit(vhost.vhost, limit, value)
-            for limit in set(before) - set(vhost.limits):
-                ignore_missing(lambda limit=limit: self.client.delete_vhost_limit(vhost.vhost, limit))
+            _sync_limits(before, vhost.limits, lambda limit, value: self.client.put_vhost_limit(vhost.vhost, limit, value),
+                         lambda limit: self.client.delete_vhost_limit(vhost.vhost, limit))
 
     def _check_connected_user(self, change: Change) -> None:
         """The user this apply is connected as (which a saved plan may not have known) keeps its
@@ -281,11 +288,8 @@ class Applier:
             body["hashing_algorithm"] = (live or {}).get("hashing_algorithm") or passwords.MD5
         self.client.put_user(user.user, body)
         before = change.before.limits if isinstance(change.before, UserState) else {}
-        for limit, value in user.limits.items():
-            if before.get(limit) != value:
-                self.client.put_user_limit(user.user, limit, value)
-        for limit in set(before) - set(user.limits):
-            ignore_missing(lambda limit=limit: self.client.delete_user_limit(user.user, limit))
+        _sync_limits(before, user.limits, lambda limit, value: self.client.put_user_limit(user.user, limit, value),
+                     lambda limit: self.client.delete_user_limit(user.user, limit))
 
     @staticmethod
     def _password_of(user: UserState) -> str:

@@ -469,18 +469,20 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
             merged.bindings.append(Declared(binding, origin(*base, "bindings", index)))
         for index, pattern in enumerate(vhost.ignore):
             merged.ignore.append(Declared(pattern, origin(*base, "ignore", index)))
+    def first_time(target: dict[str, Declared[Any]], section: str, name: str, twice: str) -> bool:
+        """Whether ``name`` is new in ``target`` (cluster-wide maps merged across files); else a problem."""
+        if name in target:
+            here = origin(section, name)
+            problems.append(Problem(file, here.line, location((section, name)), f"{twice} (also at {target[name].origin})"))
+            return False
+        return True
+
     for parameter, value in parsed.global_parameters.items():
-        here = origin("global_parameters", parameter)
-        if parameter in topology.global_parameters:
-            problems.append(Problem(file, here.line, location(("global_parameters", parameter)),
-                                    f"set twice (also at {topology.global_parameters[parameter].origin})"))
-            continue
-        topology.global_parameters[parameter] = Declared(value, here)
+        if first_time(topology.global_parameters, "global_parameters", parameter, "set twice"):
+            topology.global_parameters[parameter] = Declared(value, origin("global_parameters", parameter))
     for user_name, user in parsed.users.items():
         here = origin("users", user_name)
-        if user_name in topology.users:
-            problems.append(Problem(file, here.line, location(("users", user_name)),
-                                    f"declared twice (also at {topology.users[user_name].origin})"))
+        if not first_time(topology.users, "users", user_name, "declared twice"):
             continue
         password_path = ("users", user_name, "password")
         variable = document.variables_of.get(password_path)
