@@ -105,6 +105,14 @@ def vhost(api: Api):
     api.delete("vhosts", name)
 
 
+@pytest.fixture
+def other_vhost(api: Api):
+    """A second throw-away vhost name, for tests that span two vhosts."""
+    name = f"topology-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    api.delete("vhosts", name)
+
+
 def connect(vhost: str):
     """A blocking AMQP connection to the test broker's ``vhost``."""
     import pika
@@ -130,6 +138,42 @@ def message_count(vhost: str, queue: str) -> int:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         connection.close()
+
+
+def wait_until(check, what: str, timeout: float = 60.0, interval: float = 0.5):
+    """Poll ``check`` until it returns something true (statistics, shovels and links lag behind)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def load_text(tmp_path, text: str, environment: dict[str, str] | None = None):
+    """Load and validate one topology file written from ``text``, with variables from ``environment`` only."""
+    from topology.loader import load
+    from topology.validate import validate
+    from topology.variables import Variables
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    topology = load([str(path)], Variables(environment=environment or {}))
+    validate(topology)
+    return topology
+
+
+def load_problems(tmp_path, text: str, environment: dict[str, str] | None = None) -> list[str]:
+    """The problems :func:`load_text` finds (it must find some)."""
+    from topology.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, text, environment)
+    return [str(p) for p in info.value.problems]
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,6 +31,8 @@ from topology.state import (
     ExchangeState,
     GlobalParameterState,
     OperatorPolicyState,
+    PARAMETER_KINDS,
+    ParameterState,
     PermissionState,
     PolicyState,
     QueueState,
@@ -43,6 +45,11 @@ from topology.state import (
 
 STATISTICS_WAIT = 7.0
 """Seconds to wait for the broker's queue statistics to catch up with an exact count."""
+
+QUORUM_TICK = 5.0
+"""A quorum queue publishes its own counts only on its tick (``quorum_tick_interval``, 5 s by
+default, ``rabbit_quorum_queue.erl``), before the statistics interval adds its own lag: its
+statistics are waited for this much longer."""
 
 
 @dataclass
@@ -59,6 +66,8 @@ class ApplyOptions:
     statistics are checked and migrations are refused)."""
     lock: ApplyLock | None = None
     """Checked before each change: apply stops if the lock was lost."""
+    amqp_user: str | None = None
+    """The user of the AMQP connection (the lock's): never deleted or cut off, like the management user."""
 
 
 def _sync_limits(before: dict[str, int], after: dict[str, int], put: Callable[[str, int], None],
@@ -109,8 +118,10 @@ class Applier:
                 lambda: self.client.delete_operator_policy(c.vhost, c.name)),
             ("global_parameter", CREATE): self._put_global_parameter,
             ("global_parameter", UPDATE): self._put_global_parameter,
+            ("global_parameter", DELETE): lambda c: ignore_missing(lambda: self.client.delete_global_parameter(c.name)),
             ("user", CREATE): self._put_user,
             ("user", UPDATE): self._put_user,
+            ("user", DELETE): self._delete_user,
             ("permission", CREATE): lambda c: self._declare(c.after),
             ("permission", UPDATE): lambda c: self._declare(c.after),
             ("permission", DELETE): lambda c: ignore_missing(
@@ -120,6 +131,11 @@ class Applier:
             ("topic_permission", DELETE): lambda c: ignore_missing(lambda: self.client.delete_topic_permission(
                 c.vhost, c.before.user, c.before.exchange)),  # type: ignore[union-attr]
         }
+        for kind in PARAMETER_KINDS:
+            self.handlers[(kind, CREATE)] = self._put_parameter
+            self.handlers[(kind, UPDATE)] = self._put_parameter
+            self.handlers[(kind, DELETE)] = lambda c: ignore_missing(lambda: self.client.delete_parameter(
+                c.before.component, c.vhost, c.name))  # type: ignore[union-attr]
 
     def apply(self, plan: Plan, report: Report | None = None) -> list[Change]:
         """Apply every change of ``plan``; return the changes applied. Raises :class:`ApplyError`."""
@@ -145,6 +161,8 @@ class Applier:
     def _preflight(self, change: Change) -> None:
         """Checks made for every change before the first write: nothing is changed if one fails."""
         self._check_connected_user(change)
+        if change.kind == "user" and change.action == DELETE:
+            self._check_no_connections(change)
         if change.kind == "exchange" and change.action in (REPLACE, DELETE):
             self._check_no_exclusive_bindings(change)
         if change.kind != "queue":
@@ -165,10 +183,12 @@ class Applier:
     def _settled_details(self, vhost: str, name: str, counts: tuple[int, int] | None) -> dict[str, Any] | None:
         """The queue's statistics; when they show consumers or unacknowledged messages
         that the exact count does not (no consumer now), read them again until they are
-        refreshed (they lag by up to the broker's statistics interval, 5 s by default,
-        and may still show this tool's own consumer from a run that just stopped)."""
+        refreshed (they lag by up to the broker's statistics interval, 5 s by default, plus
+        a quorum queue's tick, and may still show this tool's own consumer from a run that
+        just stopped)."""
         details = self.client.queue_details(vhost, name)
-        deadline = time.monotonic() + STATISTICS_WAIT
+        wait = STATISTICS_WAIT + (QUORUM_TICK if details is not None and details.get("type") == "quorum" else 0.0)
+        deadline = time.monotonic() + wait
         while (details is not None and counts is not None and counts[1] == 0
                and (details.get("consumers") or details.get("messages_unacknowledged"))
                and time.monotonic() < deadline):
@@ -247,8 +267,10 @@ class Applier:
         """The user this apply is connected as (which a saved plan may not have known) keeps its
         administrator tag, password and permissions."""
         user = getattr(change.resource, "user", None)
-        if user != self.client.user or change.action == CREATE:
+        if user not in (self.client.user, self.options.amqp_user) or change.action == CREATE:
             return
+        if change.kind == "user" and change.action == DELETE:
+            raise Unsafe("it is the user this tool is connected as: it is never deleted")
         after = change.after
         if isinstance(after, UserState):
             before = change.before if isinstance(change.before, UserState) else None
@@ -258,6 +280,12 @@ class Applier:
                 raise Unsafe("it is the user this tool is connected as: change its password by hand")
         elif change.kind in ("permission", "topic_permission"):
             raise Unsafe("it is a permission of the user this tool is connected as: change it by hand")
+
+    def _put_parameter(self, change: Change) -> None:
+        """Create or change a shovel or federation upstream in place, with its real URIs."""
+        parameter = change.after
+        assert isinstance(parameter, ParameterState)
+        self.client.put_parameter(parameter.component, parameter.vhost, parameter.parameter, parameter.secret_value)
 
     def _put_global_parameter(self, change: Change) -> None:
         parameter = change.after
@@ -290,6 +318,18 @@ class Applier:
         before = change.before.limits if isinstance(change.before, UserState) else {}
         _sync_limits(before, user.limits, lambda limit, value: self.client.put_user_limit(user.user, limit, value),
                      lambda limit: self.client.delete_user_limit(user.user, limit))
+
+    def _check_no_connections(self, change: Change) -> None:
+        """The broker closes a deleted user's connections: refuse while any is open (counted before the
+        first write, and again right before deleting: the plan may be old)."""
+        open_now = self.client.user_connections(change.name)
+        if open_now:
+            raise Unsafe(f"{open_now} connection(s) are open as this user; not deleted")
+
+    def _delete_user(self, change: Change) -> None:
+        """Delete a user no file declares (its permissions and limits go with it)."""
+        self._check_no_connections(change)
+        ignore_missing(lambda: self.client.delete_user(change.name))
 
     @staticmethod
     def _password_of(user: UserState) -> str:

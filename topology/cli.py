@@ -46,6 +46,16 @@ def warn(message: str) -> None:
     echo(f"warning: {message}", err=True)
 
 
+def _load(job: Any, offline: bool = False) -> Any:
+    """Load and validate a job's files; print what validation warns of (RabbitMQ accepts it)."""
+    from topology.engine import load_valid
+
+    topology = load_valid(job.paths, job.values, job.secret_names, offline=offline)
+    for problem in topology.warnings:
+        warn(str(problem))
+    return topology
+
+
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--url, --user, --password, --timeout, --insecure for commands that talk to the broker."""
 
@@ -289,17 +299,18 @@ def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...]
     Exit 0 when valid, 1 with every problem listed as file:line: location: message.
     With --broker-version, also the version rules that plan checks against the broker.
     """
-    from topology.engine import load_valid
     from topology.targets import resolve_jobs
 
     def work(job: Any) -> tuple[int, Any]:
-        topology = load_valid(job.paths, job.values, job.secret_names, offline=True)
+        topology = _load(job, offline=True)
         if broker_version is not None:
             from topology.validate import check_broker_version
 
             check_broker_version(topology, broker_version, ".".join(str(p) for p in broker_version), offline=True)
         objects = sum(
-            len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) for v in topology.vhosts.values()
+            len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) + len(v.operator_policies)
+            + len(v.shovels) + len(v.federation_upstreams) + len(v.federation_upstream_sets)
+            for v in topology.vhosts.values()
         )
         users = f", {len(topology.users)} user(s)" if topology.users else ""
         echo(f"Valid: {len(topology.vhosts)} vhost(s), {objects} object(s){users} in {len(topology.lines)} file(s).")
@@ -346,7 +357,7 @@ def _check_per_target(path: str | None, option: str, selection: Any) -> None:
 def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detailed_exitcode: bool, out: str | None,
          prune: bool, values: tuple[str, ...], selection: Any, connection: Any) -> None:
     """Show what apply would change on the broker to match the files. Changes nothing."""
-    from topology.engine import load_valid, make_plan
+    from topology.engine import make_plan
     from topology.targets import resolve_jobs
 
     _check_per_target(out, "--out", selection)
@@ -354,7 +365,7 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
     combined = selection.all_targets and output_format in ("json", "markdown")
 
     def work(job: Any) -> tuple[int, Any]:
-        topology = load_valid(job.paths, job.values, job.secret_names)
+        topology = _load(job)
         client = job.client()
         try:
             the_plan = make_plan(topology, client, prune=prune)
@@ -432,7 +443,7 @@ def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_o
     Exit 0 in sync, 2 when drift is found, 1 on error."""
     from dataclasses import replace
 
-    from topology.engine import check_drift, load_valid
+    from topology.engine import check_drift
     from topology.render import drift as render_drift
     from topology.targets import resolve_jobs
 
@@ -440,7 +451,7 @@ def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_o
     combined = selection.all_targets and output_format in ("json", "junit", "markdown")
 
     def work(job: Any) -> tuple[int, Any]:
-        topology = load_valid(job.paths, job.values, job.secret_names)
+        topology = _load(job)
         client = job.client()
         try:
             report = replace(check_drift(topology, client, fail_on_orphans=fail_on_orphans), target=job.target)
@@ -462,6 +473,95 @@ def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_o
     if selection.all_targets:
         ctx.exit(_print_results(results, lambda r: "drift found" if r.value.drifted else "in sync"))
     ctx.exit(results[0].code)
+
+
+@cli.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write the files to (vhosts/<name>.yaml, cluster.yaml); existing files of the same "
+                   "names are overwritten, others left alone.")
+@click.option("--vhost", "vhosts", multiple=True,
+              help="Export this vhost (repeatable). Default: every vhost but the default one '/'.")
+@click.option("--from-definitions", "definitions_file", type=click.Path(dir_okay=False), default=None,
+              help="Read a RabbitMQ definitions file (as 'rabbitmqctl export_definitions' or the management UI "
+                   "write) instead of the broker.")
+@click.option("--no-users", is_flag=True, help="Leave users, permissions and global parameters out.")
+@connection_options
+@target_options
+@click.pass_context
+def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definitions_file: str | None, no_users: bool,
+           connection: Any, selection: Any) -> None:
+    """Write the project's YAML files from a live broker or a definitions file.
+
+    The files plan to no change against the broker they came from. No secret is written: passwords
+    and URIs that hold one become ${VARIABLES}, listed at the end. What is left out (built-in and
+    server-named objects, plugins' internal ones, the default vhost unless named) is listed too.
+    """
+    import json
+    from pathlib import Path
+
+    from topology.export import export_definitions, render_file
+
+    if selection.all_targets:
+        raise click.UsageError("export reads one broker: give --target NAME, not --all-targets")
+    if definitions_file is not None:
+        try:
+            document = json.loads(Path(definitions_file).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise TopologyError(f"cannot read {definitions_file}: {error.strerror or error}") from None
+        except (UnicodeDecodeError, ValueError) as error:
+            raise TopologyError(f"{definitions_file} is not a JSON definitions document ({error})") from None
+        if not isinstance(document, dict):
+            raise TopologyError(f"{definitions_file} is not a JSON definitions document (not an object)")
+        source = Path(definitions_file).name
+    else:
+        from topology.targets import resolve_jobs
+
+        _check_target_options(ctx, selection)
+        job = resolve_jobs(selection, (), (), connection, needs_paths=False)[0]
+        client = job.client()
+        try:
+            document = _live_definitions(client)
+        finally:
+            client.close()
+        source = client.url
+    result = export_definitions(document, list(vhosts) or None, users=not no_users)
+    if not result.files:
+        raise TopologyError("nothing to export: " + ("; ".join(result.skipped) or "the source holds no vhost"))
+    root = Path(out_dir)
+    for path, data in sorted(result.files.items()):
+        target = root / path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render_file(data, source), encoding="utf-8")
+        except OSError as error:
+            raise TopologyError(f"cannot write {target}: {error.strerror or error}") from None
+        echo(f"wrote {target}")
+    for line in result.skipped:
+        echo(f"skipped: {line}")
+    for line in result.notes:
+        echo(f"note: {line}")
+    if result.variables:
+        echo("Set these environment variables before planning (the files refer to them; no secret was written):")
+        for name, what in sorted(result.variables.items()):
+            echo(f"  {name}: {what}")
+
+
+def _live_definitions(client: Any) -> dict[str, Any]:
+    """The broker's definitions, with what its export leaves out: operator policies, vhost limits, tracing."""
+    document = client.get("definitions")
+    if not isinstance(document, dict):
+        raise TopologyError("the broker's definitions export is not a JSON object")
+    vhosts = {v.get("name"): v for v in client.vhosts()}
+    for entry in document.get("vhosts") or []:
+        if vhosts.get(entry.get("name"), {}).get("tracing"):
+            entry["tracing"] = True
+    document["operator_policies"] = client.policies(None, operator=True)
+    present = {(p.get("vhost"), p.get("component")) for p in document.get("parameters") or []}
+    for entry in client.vhost_limits():
+        if (entry.get("vhost"), "vhost-limits") not in present and entry.get("value"):
+            document.setdefault("parameters", []).append(
+                {"vhost": entry["vhost"], "component": "vhost-limits", "name": "limits", "value": entry["value"]})
+    return document
 
 
 def _write_plan(the_plan: Any, path: str) -> None:
@@ -536,7 +636,6 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
     from topology import redact
     from topology.apply import ApplyOptions
     from topology.broker.amqp import ApplyLock, MessageMover
-    from topology.engine import load_valid
     from topology.targets import resolve_jobs
 
     redact.register_url(amqp_url)
@@ -546,7 +645,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
 
     def work(job: Any) -> tuple[int, Any]:
         target_plan = _per_target(plan_file, job, selection)
-        topology = load_valid(job.paths, job.values, job.secret_names) if not target_plan else None
+        topology = _load(job) if not target_plan else None
         saved = checked.get(id(job)) or (_read_plan(target_plan) if target_plan else None)
         client = job.client()
         try:
@@ -561,7 +660,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
             mover = MessageMover(amqp)
             options = ApplyOptions(
                 allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
-                mover=mover, lock=lock,
+                mover=mover, lock=lock, amqp_user=amqp.user,
             )
             try:
                 applied = _apply(topology, _current_plan(topology, saved, client, prune), client, options, auto_approve)
@@ -603,11 +702,10 @@ def _ready_to_apply(jobs: list[Any], selection: Any, prune: bool, allow_replace:
     with it, the targets that did are applied. Returns the jobs to apply, the failures, and
     each job's plan (by ``id(job)``), which is then applied as a saved plan: refused if the
     broker changed since, so what is applied is exactly what was checked."""
-    from topology.engine import load_valid
 
     def preflight(job: Any) -> tuple[int, Any]:
         target_plan = _per_target(plan_file, job, selection)
-        topology = load_valid(job.paths, job.values, job.secret_names) if not target_plan else None
+        topology = _load(job) if not target_plan else None
         saved = _read_plan(target_plan) if target_plan else None
         client = job.client()
         try:
@@ -715,6 +813,8 @@ def main(argv: list[str] | None = None) -> None:
         echo(f"error: {error.format_message()}{hint}", err=True)
         sys.exit(EXIT_ERROR)
     except ConfigError as error:
+        for problem in error.warnings:
+            warn(str(problem))
         for problem in error.problems:
             echo(str(problem), err=True)
         echo(f"error: {error}", err=True)

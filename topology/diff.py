@@ -18,9 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from topology.model.topology import value_at
 from topology.state import (
     KIND_ORDER,
     BindingState,
+    GlobalParameterState,
+    ParameterState,
     PermissionState,
     PolicyState,
     Resource,
@@ -89,8 +92,8 @@ class Change:
 
     @property
     def where(self) -> str:
-        """How output names the object: ``vhost/name``, or a vhost's, user's or global parameter's own name."""
-        return self.name if self.kind == "vhost" or not self.vhost else f"{self.vhost}/{self.name}"
+        """How output names the object (see :attr:`Resource.where`)."""
+        return self.resource.where
 
     @property
     def title(self) -> str:
@@ -122,7 +125,7 @@ def describe(before: dict[str, Any], after: dict[str, Any]) -> dict[str, FieldCh
             if report.startswith("iterable_"):
                 path = path[:-1]  # report the whole list
                 name = ".".join(str(p) for p in path)
-                result[name] = FieldChange(_get(before, path), _get(after, path))
+                result[name] = FieldChange(value_at(before, path), value_at(after, path))
                 continue
             name = ".".join(str(p) for p in path)
             result[name] = FieldChange(
@@ -130,15 +133,6 @@ def describe(before: dict[str, Any], after: dict[str, Any]) -> dict[str, FieldCh
                 None if report == "dictionary_item_removed" else item.t2,
             )
     return dict(sorted(result.items()))
-
-
-def _get(data: Any, path: list[Any]) -> Any:
-    for part in path:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
 
 
 def diff(
@@ -197,12 +191,22 @@ def diff(
 
     owned_pairs = {r.pair for r in desired.objects.values() if isinstance(r, BindingState)}
     declared_users = {r.user for r in desired.objects.values() if isinstance(r, UserState)}
+    uri_users = _uri_users(desired) if desired.all_users else set()
     for key in sorted(live_keys - desired_keys, key=_sort_key):
         resource = live.objects[key]
+        if isinstance(resource, UserState):
+            _undeclared_user(resource, desired, connected_user, uri_users, prune, result)
+            continue
+        if isinstance(resource, GlobalParameterState):
+            if desired.all_global_parameters:
+                _undeclared(resource, GLOBAL_PARAMETERS_KEPT.get(resource.name), prune, result)
+            continue
         if resource.vhost not in desired.vhosts:
             continue
         if isinstance(resource, (PermissionState, TopicPermissionState)) and resource.user not in declared_users:
             continue  # access of users the files do not declare is not theirs to manage
+        if isinstance(resource, ParameterState) and resource.kind not in desired.managed_kinds.get(resource.vhost, ()):
+            continue  # shovels and upstreams are managed only in vhosts whose files name their section
         if isinstance(resource, BindingState) and resource.pair in owned_pairs:
             reason = (
                 f"not declared, and the files declare the bindings from {resource.source!r} "
@@ -216,15 +220,49 @@ def diff(
             why = "the permission of the user this tool is connected as"
         if why is not None and why.startswith(IGNORED):
             continue
-        if prune and why is None:
-            result.changes.append(Change(DELETE, resource, None, {}, "no file declares it (--prune)"))
-            continue
-        result.unmanaged.append(resource)
-        if why is not None:
-            result.protected[key] = why
+        _undeclared(resource, why, prune, result)
     if prune:
         _keep_what_kept_bindings_need(result, live)
     return result
+
+
+def _undeclared_user(user: UserState, desired: State, connected_user: str | None, uri_users: set[str], prune: bool,
+                     result: Diff) -> None:
+    """A user no file declares: the files' business only with ``manage_all_users``; never the
+    connected user nor one a declared shovel or upstream connects as (``uri_users``); those
+    matching ``ignore_users`` are not even listed."""
+    if not desired.all_users or matching_ignore(user.user, desired.ignore_users) is not None:
+        return
+    why = "the user this tool is connected as" if user.user == connected_user else None
+    if why is None and user.user in uri_users:
+        why = "a declared shovel or federation upstream connects as it"
+    _undeclared(user, why, prune, result)
+
+
+GLOBAL_PARAMETERS_KEPT = {
+    "internal_cluster_id": "internal to the broker",
+    "cluster_name": "the broker always has a cluster name: declare it to change it",
+}
+"""Global parameters never pruned, with why."""
+
+
+def _undeclared(resource: Resource, why: str | None, prune: bool, result: Diff) -> None:
+    """An object no file declares, in a scope the files own: deleted with ``prune`` unless ``why``
+    protects it; else listed as unmanaged."""
+    if prune and why is None:
+        result.changes.append(Change(DELETE, resource, None, {}, "no file declares it (--prune)"))
+        return
+    result.unmanaged.append(resource)
+    if why is not None:
+        result.protected[resource.key] = why
+
+
+def _uri_users(desired: State) -> set[str]:
+    """The user names in the URIs of the declared shovels and federation upstreams."""
+    from topology.parameters import users_of
+
+    return {name for r in desired.objects.values() if isinstance(r, ParameterState)
+            for name in users_of(r.component, r.secret_value)}
 
 
 def _connected_user_hazards(want: Resource, have: Resource, connected_user: str | None) -> tuple[str, ...]:
@@ -255,6 +293,9 @@ def protection(resource: Resource, live: State, ignore: tuple[str, ...] = ()) ->
     if isinstance(resource, PolicyState):
         pattern = matching_ignore(resource.name, ignore)
         return f"{IGNORED} (matches {pattern!r})" if pattern is not None else None
+    if isinstance(resource, ParameterState) and isinstance(resource.value, dict) and resource.value.get("internal") is True:
+        pattern = matching_ignore(resource.name, ignore)
+        return f"{IGNORED} (matches {pattern!r})" if pattern is not None else "internal to a plugin (a protected shovel)"
     return _object_protection(resource.kind, resource.vhost, resource.name, live, ignore)
 
 
@@ -271,7 +312,7 @@ def _object_protection(kind: str, vhost: str, name: str, live: State, ignore: tu
     found = live.objects.get((kind, vhost, name))
     if found is not None and "x-internal-purpose" in getattr(found, "arguments", {}):
         return f"internal to a plugin ({found.arguments['x-internal-purpose']})"  # type: ignore[attr-defined]
-    if (vhost, name) in live.internal:
+    if kind in ("queue", "exchange") and (vhost, name) in live.internal:
         return live.internal[(vhost, name)]
     if kind == "queue" and (vhost, name) in live.migrations:
         return "being migrated (its messages wait in a temporary queue)"

@@ -18,6 +18,7 @@ from topology.errors import ApplyError, ConfigError, StalePlan
 from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
 from topology.loader import load
 from topology.model.topology import Topology
+from topology.parameters import resolve_credentials
 from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
 from topology.state import QueueState, State, desired_state
@@ -52,11 +53,14 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
     check_exchange_types(topology, broker.exchange_types)
     desired = desired_state(topology)
     vhosts = sorted(desired.vhosts)
-    live = read_live(client, vhosts, access=bool(topology.users),
+    all_users = bool(topology.manage_all_users and topology.manage_all_users.spec)
+    live = read_live(client, vhosts, access=bool(topology.users) or all_users,
                      limits=any(v.limits is not None for v in topology.vhosts.values()),
-                     parameters=bool(topology.global_parameters),
-                     operator_policies=[v.name for v in topology.vhosts.values() if v.operator_policies])
+                     parameters=topology.global_parameters_named,
+                     operator_policies=[v.name for v in topology.vhosts.values()
+                                        if "operator_policies" in v.declared_sections])
     resolve_passwords(desired, live)
+    resolve_credentials(desired, live)
     found = diff(
         desired,
         live,
@@ -65,8 +69,9 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
         prune=prune,
         connected_user=client.user,
     )
-    queues, hidden_bindings = _facts(found, live, client)
-    the_plan = build(found, live, vhosts=vhosts, broker=broker, queues=queues, hidden_bindings=hidden_bindings, prune=prune)
+    queues, hidden_bindings, connections = _facts(found, live, client)
+    the_plan = build(found, live, vhosts=vhosts, broker=broker, queues=queues, hidden_bindings=hidden_bindings,
+                     user_connections=connections, prune=prune)
     return the_plan, desired, live
 
 
@@ -112,13 +117,15 @@ def _queue_health(client: ManagementClient, broker: BrokerInfo | None, desired: 
     return health
 
 
-def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[dict[tuple[str, str], QueueFacts], dict[tuple[str, str], int]]:
+def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[
+        dict[tuple[str, str], QueueFacts], dict[tuple[str, str], int], dict[str, int]]:
     """What replacements, resumptions and deletions put at stake, read only when there
-    are some: the statistics of the queues (one request per vhost) and, per exchange,
-    the bindings the definitions export hides (those to exclusive queues; one request
-    per exchange)."""
+    are some: the statistics of the queues (one request per vhost), per exchange, the
+    bindings the definitions export hides (those to exclusive queues; one request per
+    exchange), and the connections open as each user to delete (one request each)."""
     queues: dict[tuple[str, str], QueueFacts] = {}
     hidden_bindings: dict[tuple[str, str], int] = {}
+    connections = {c.name: client.user_connections(c.name) for c in found.changes if c.action == DELETE and c.kind == "user"}
     counted: set[str] = set()
     for change in found.changes:
         if change.action not in (REPLACE, RESUME, DELETE):
@@ -137,7 +144,7 @@ def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[dict[tup
                 and (change.vhost, b.get("destination")) not in live.migrations
             ]
             hidden_bindings[(change.vhost, change.name)] = len(hidden)
-    return queues, hidden_bindings
+    return queues, hidden_bindings, connections
 
 
 def check_saved_plan(plan: Plan, client: ManagementClient) -> BrokerInfo:

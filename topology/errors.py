@@ -36,8 +36,10 @@ class Problem:
 class ConfigError(TopologyError):
     """The topology files are invalid; carries every problem found, sorted by place."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None):
         self.problems = sorted(set(problems))
+        self.warnings = sorted(set(warnings or []))
+        """What RabbitMQ accepts but is likely a mistake, found along the way (printed as warnings)."""
         count = len(self.problems)
         super().__init__(f"{count} problem{'s' if count != 1 else ''} found in the topology files")
 

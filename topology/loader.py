@@ -18,8 +18,9 @@ from pydantic import ValidationError
 
 from topology.errors import ConfigError, Problem
 from topology.model import TopologyFile
-from topology.model.topology import Declared, Origin, Topology, VhostTopology, location
-from topology.variables import OFFLINE, Substituted, Variables
+from topology.model.topology import Declared, Origin, Topology, VhostTopology, location, value_at
+from topology.parameters import URI_FIELDS, uri_problem
+from topology.variables import OFFLINE, Substituted, Variables, with_template
 
 try:  # libyaml is several times faster; pure Python is the fallback
     _Loader = yaml.CSafeLoader
@@ -152,6 +153,9 @@ class _Builder:
                 if parent is not None and isinstance(parent.value, dict) and not parent.has_key and _is_merge_key(self.loader, event):
                     self.emit(None, 1, line, is_merge_key=True)
                     continue
+                if parent is not None and isinstance(parent.value, list):
+                    path, in_merge = self.child_path()
+                    self.record(path, line, in_merge)  # a list item: problems name its own line
                 value = self.scalar(event)
                 if event.anchor:
                     self.anchors[event.anchor] = (value, 1, {})
@@ -205,7 +209,9 @@ class _Builder:
     def substituted(self, event: Any) -> Any:
         """A scalar with its ``${...}`` references replaced (see :mod:`topology.variables`)."""
         assert self.variables is not None
-        value, problems = self.variables.substitute(event.value, as_text=event.tag == "tag:yaml.org,2002:str")
+        path, _ = self.child_path()
+        value, problems = self.variables.substitute(event.value, as_text=event.tag == "tag:yaml.org,2002:str",
+                                                    environment_only=is_uri_path(path))
         if problems:
             path, _ = self.child_path()
             parent = self.stack[-1] if self.stack else None
@@ -218,6 +224,9 @@ class _Builder:
         self.substituted_paths.add(path)
         if isinstance(value, Substituted) and len(self.variables.last_names) == 1:
             self.variables_of[path] = self.variables.last_names[0]
+        if not problems and isinstance(value, str):
+            value = with_template(value, event.value, {name: self.variables.used.get(name, "")
+                                                       for name in self.variables.last_names})
         return value  # text (a Substituted when it was exactly one reference)
 
     def _construct_scalar(self, event: Any) -> Any:
@@ -277,6 +286,15 @@ class _Builder:
 
 _MERGE = object()
 _MISSING = object()
+
+OPT_IN_SECTIONS = frozenset({"operator_policies", "shovels", "federation_upstreams", "federation_upstream_sets"})
+"""Vhost sections whose objects on the broker are managed (listed, pruned) only where a file names the section."""
+
+
+def is_uri_path(path: Path_) -> bool:
+    """Whether a YAML path is a shovel or federation upstream URI (or one URI of a list of them)."""
+    return (len(path) in (5, 6) and path[0] == "vhosts" and path[2] in URI_FIELDS and path[4] in URI_FIELDS[path[2]]
+            and (len(path) == 5 or isinstance(path[5], int)))
 
 MAX_DEPTH = 200
 """Deepest nesting of mappings and lists accepted (topology files need about eight)."""
@@ -395,7 +413,8 @@ def _pydantic_problems(document: Document, error: ValidationError) -> list[Probl
         elif message.startswith("Value error, "):
             message = message[len("Value error, "):]
         elif item["type"].endswith("_type") or item["type"] == "literal_error":
-            message = f"{message} (got {item.get('input')!r})"
+            if not {"source_uri", "destination_uri", "uri"} & set(map(str, path)):  # a URI's value may hold a password
+                message = f"{message} (got {item.get('input')!r})"
         problems.append(Problem(document.file, document.line_of(path), location(path), message))
     return problems
 
@@ -450,7 +469,8 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
                 continue
             setattr(merged, attribute, value)
             merged.attribute_origins[attribute] = here
-        for kind in ("exchanges", "queues", "policies", "operator_policies"):
+        for kind in ("exchanges", "queues", "policies", "operator_policies", "shovels", "federation_upstreams",
+                     "federation_upstream_sets"):
             target = getattr(merged, kind)
             for name, spec in getattr(vhost, kind).items():
                 here = origin(*base, kind, name)
@@ -465,6 +485,8 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
                     )
                     continue
                 target[name] = Declared(spec, here)
+        merged.declared_sections.update(OPT_IN_SECTIONS & vhost.model_fields_set)
+        _check_uris(vhost, base, document, topology, problems)
         for index, binding in enumerate(vhost.bindings):
             merged.bindings.append(Declared(binding, origin(*base, "bindings", index)))
         for index, pattern in enumerate(vhost.ignore):
@@ -477,6 +499,16 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
             return False
         return True
 
+    if parsed.manage_all_users is not None:
+        here = origin("manage_all_users")
+        if topology.manage_all_users is not None:
+            problems.append(Problem(file, here.line, "manage_all_users", f"set twice (also at {topology.manage_all_users.origin})"))
+        else:
+            topology.manage_all_users = Declared(parsed.manage_all_users, here)
+    for index, pattern in enumerate(parsed.ignore_users):
+        topology.ignore_users.append(Declared(pattern, origin("ignore_users", index)))
+    if "global_parameters" in parsed.model_fields_set:
+        topology.global_parameters_named = True
     for parameter, value in parsed.global_parameters.items():
         if first_time(topology.global_parameters, "global_parameters", parameter, "set twice"):
             topology.global_parameters[parameter] = Declared(value, origin("global_parameters", parameter))
@@ -502,3 +534,33 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
         topology.users[user_name] = Declared(user, here)
         if password_path in document.variables_of:
             topology.variables_of[password_path] = document.variables_of[password_path]
+
+
+def _check_uris(vhost: Any, base: Path_, document: Document, topology: Topology, problems: list[Problem]) -> None:
+    """Shovel and upstream URIs: a password must come from the environment, never be written in
+    the file (nor in a ``:-`` default); their variables come from the environment only; every
+    password is a secret from now on; templates are kept for saved plans. The URIs are read from
+    the document's data, where they carry their templates also through YAML aliases and merge keys."""
+    from topology import redact
+
+    for section, fields in URI_FIELDS.items():
+        for name, spec in getattr(vhost, section).items():
+            for field_name in fields:
+                value = getattr(spec, field_name)
+                raw_value = value_at(document.data, base + (section, name, field_name))
+                uris = [value] if isinstance(value, str) else list(value)
+                for index, uri in enumerate(uris):
+                    path = base + (section, name, field_name) + (() if isinstance(value, str) else (index,))
+                    raw = raw_value if isinstance(value, str) else value_at(raw_value, (index,))
+                    template = getattr(raw, "template", None)
+                    origins = getattr(raw, "origins", {})
+                    message = uri_problem(template if template is not None else uri, uri)
+                    elsewhere = sorted(n for n, where in origins.items() if where not in ("environment", "default", OFFLINE))
+                    if message is None and elsewhere:
+                        message = (f"{elsewhere[0]} is set in {origins[elsewhere[0]] or 'no place'}: the variables of a "
+                                   "URI come from the environment only")
+                    if message is not None:
+                        problems.append(Problem(document.file, document.line_of(path), location(path), message))
+                    redact.register_url(uri)
+                    if template is not None:
+                        topology.templates[path] = template

@@ -139,7 +139,9 @@ def change_to_dict(change: Change) -> dict[str, Any]:
 def change_from_dict(data: dict[str, Any]) -> Change:
     """A change as :func:`change_to_dict` wrote it."""
     kind, identity = data["kind"], data["identity"]
-    before = resource_from(kind, identity, data["before"]) if data["before"] is not None else None
+    # the state before needs no real URIs: only the planned one is rebuilt from its templates
+    before_identity = {k: v for k, v in identity.items() if k != "uris"}
+    before = resource_from(kind, before_identity, data["before"]) if data["before"] is not None else None
     after = resource_from(kind, identity, data["after"]) if data["after"] is not None else None
     if data["action"] not in ACTIONS or (before is None and after is None):
         raise ValueError(f"bad change {data['action']!r}")
@@ -296,6 +298,7 @@ def build(
     broker: BrokerInfo | None = None,
     queues: dict[tuple[str, str], QueueFacts] | None = None,
     hidden_bindings: dict[tuple[str, str], int] | None = None,
+    user_connections: dict[str, int] | None = None,
     prune: bool = False,
 ) -> Plan:
     """Order the changes (kinds in dependency order, creations before deletions) and
@@ -306,7 +309,8 @@ def build(
     ``queues`` holds the statistics of the queues those changes touch (a resumption's
     are those of its temporary queue). ``hidden_bindings`` counts, per (vhost,
     exchange) to be replaced or deleted, the bindings the definitions export does not
-    show (to exclusive queues of connected clients).
+    show (to exclusive queues of connected clients). ``user_connections`` counts the
+    connections open as each user to be deleted.
     """
     queues = queues or {}
     hidden_bindings = hidden_bindings or {}
@@ -328,6 +332,11 @@ def build(
         elif change.action == DELETE and change.kind in ("queue", "exchange"):
             hazards = _deletion_hazards(change, facts, hidden_bindings)
             change = replace(change, messages=facts.messages if change.kind == "queue" else None, hazards=hazards)
+        elif change.action == DELETE and change.kind == "user" and (user_connections or {}).get(change.name):
+            open_now = (user_connections or {})[change.name]
+            change = replace(change, hazards=(
+                f"{open_now} connection(s) are open as this user: declare it in the files, add it to ignore_users, "
+                "or close them first",))
         changes.append(replace(change, fingerprint=fingerprint(live, change)))
     changes.sort(key=_order)
     return Plan(

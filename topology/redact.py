@@ -17,8 +17,23 @@ from typing import Any
 
 MASK = "***"
 
-_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):(?P<password>[^\s/]*)@")
+URL_PASSWORD_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):(?P<password>[^\s/]*)@")
 """The password of a URL: up to its last ``@`` before the path (an unencoded ``@`` may be in it)."""
+
+QUERY_PASSWORD_RE = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#\s\"']*)")
+"""A ``password=`` query parameter (an AMQP URI's key file password)."""
+
+REFERENCES_ONLY_RE = re.compile(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\})+\Z")
+"""Text made only of ``${VARIABLE}`` references (a password as written in a file, never a secret)."""
+
+
+def _mask_url_passwords(text: str) -> str:
+    """``text`` with every URL password masked, except ``${VARIABLE}`` references (a URI as written in a file)."""
+    text = URL_PASSWORD_RE.sub(
+        lambda m: m.group(0) if REFERENCES_ONLY_RE.match(m.group("password")) else f"{m.group('head')}:{MASK}@", text)
+    return QUERY_PASSWORD_RE.sub(
+        lambda m: m.group(0) if REFERENCES_ONLY_RE.match(m.group("password")) or not m.group("password")
+        else f"{m.group('head')}{MASK}", text)
 
 _lock = threading.Lock()
 _secrets: dict[str, str | None] = {}
@@ -63,7 +78,7 @@ def register_url(url: str | None) -> None:
         return
     from urllib.parse import unquote
 
-    for match in _URL_PASSWORD_RE.finditer(url):
+    for match in list(URL_PASSWORD_RE.finditer(url)) + list(QUERY_PASSWORD_RE.finditer(url)):
         password = match.group("password")
         register(password)
         register(unquote(password))
@@ -84,7 +99,7 @@ def redact(text: str) -> str:
     """``text`` with every registered secret and every URL password replaced by ``***``."""
     if not text:
         return text
-    text = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
+    text = _mask_url_passwords(text)
     for secret, _ in _ordered():
         if secret in text:
             text = text.replace(secret, MASK)
@@ -100,7 +115,7 @@ def hide(document: Any) -> tuple[Any, list[str]]:
     used: set[str] = set()
 
     def hide_in(value: str) -> str:
-        value = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('head')}:{MASK}@", value)
+        value = _mask_url_passwords(value)
         for secret, variable in secrets:
             if secret in value:
                 value = value.replace(secret, f"${{{variable}}}")

@@ -20,9 +20,11 @@ from topology.model.arguments import argument_for
 from topology.model.topology import Origin, Topology
 from topology.model.values import parse_duration, parse_size
 
-KIND_ORDER = ("vhost", "global_parameter", "user", "exchange", "queue", "binding", "policy", "operator_policy",
-              "permission", "topic_permission")
-"""Dependency order of the kinds: creations go in this order, deletions in reverse."""
+KIND_ORDER = ("vhost", "global_parameter", "user", "exchange", "queue", "binding", "federation_upstream",
+              "federation_upstream_set", "policy", "operator_policy", "permission", "topic_permission", "shovel")
+"""Dependency order of the kinds: creations go in this order, deletions in reverse. Upstreams come
+before the policies that federate through them; shovels last, once the queues they use (which a
+shovel would otherwise declare itself, as classic queues) and the permissions they connect with exist."""
 
 
 def canonical(value: Any) -> Any:
@@ -62,6 +64,11 @@ class Resource:
 
     def props(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    @property
+    def where(self) -> str:
+        """How output names the object: ``vhost/name``, or a vhost's, user's or global parameter's own name."""
+        return self.name if self.kind == "vhost" or not self.vhost else f"{self.vhost}/{self.name}"
 
     def end_props(self) -> dict[str, Any]:
         """What the broker shows once this object is applied (its props, unless a change marks them)."""
@@ -263,6 +270,86 @@ PASSWORD_SET, PASSWORD_CHANGED = "set", "changed"
 
 
 @dataclass(frozen=True)
+class ParameterState(Resource):
+    """A vhost runtime parameter the tool manages: a shovel, federation upstream or upstream set.
+
+    :attr:`value` is the broker's value with every URI's password masked: what is compared
+    and shown. :attr:`credentials` is ``set`` when a URI holds a password, ``changed`` when a
+    declared one differs from the broker's (see :func:`topology.engine`), ``None`` otherwise.
+    The real value is :attr:`secret_value`, never compared, printed or saved."""
+
+    kind: ClassVar[str] = ""
+    component: ClassVar[str] = ""
+    parameter: str = ""
+    value: Any = field(default=None, hash=False)
+    credentials: str | None = None
+    secret_value: Any = field(default=None, compare=False, repr=False, hash=False)
+    templates: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    """Declared only: each URI key as written in the files, ``${...}`` included (saved plans)."""
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.kind, self.vhost, self.parameter)
+
+    @property
+    def name(self) -> str:
+        return self.parameter
+
+    def props(self) -> dict[str, Any]:
+        props = {"value": self.value}
+        if self.credentials is not None:
+            props["credentials"] = self.credentials
+        return props
+
+    def end_props(self) -> dict[str, Any]:
+        props = self.props()
+        if props.get("credentials") == PASSWORD_CHANGED:
+            props["credentials"] = PASSWORD_SET
+        return props
+
+    def identity(self) -> dict[str, Any]:
+        identity: dict[str, Any] = {"vhost": self.vhost, "name": self.parameter}
+        if self.templates:
+            identity["uris"] = self.templates
+        return identity
+
+
+@dataclass(frozen=True)
+class ShovelState(ParameterState):
+    kind: ClassVar[str] = "shovel"
+    component: ClassVar[str] = "shovel"
+
+
+@dataclass(frozen=True)
+class FederationUpstreamState(ParameterState):
+    kind: ClassVar[str] = "federation_upstream"
+    component: ClassVar[str] = "federation-upstream"
+
+
+@dataclass(frozen=True)
+class FederationUpstreamSetState(ParameterState):
+    kind: ClassVar[str] = "federation_upstream_set"
+    component: ClassVar[str] = "federation-upstream-set"
+
+
+PARAMETER_KINDS: dict[str, type[ParameterState]] = {
+    cls.kind: cls for cls in (ShovelState, FederationUpstreamState, FederationUpstreamSetState)}
+"""The parameter kinds, by kind (their component is :attr:`ParameterState.component`)."""
+PARAMETER_COMPONENTS: dict[str, type[ParameterState]] = {cls.component: cls for cls in PARAMETER_KINDS.values()}
+
+
+def parameter_state(cls: type[ParameterState], vhost: str, name: str, value: Any,
+                    templates: dict[str, Any] | None = None) -> ParameterState:
+    """A parameter object from its real value (declared or read from the broker)."""
+    from topology import parameters
+
+    value = parameters.canonical_value(cls.component, value)
+    return cls(vhost=vhost, parameter=name, value=parameters.masked(cls.component, value),
+               credentials=PASSWORD_SET if parameters.has_password(cls.component, value) else None,
+               secret_value=value, templates=templates)
+
+
+@dataclass(frozen=True)
 class UserState(Resource):
     """A user (cluster-wide: :attr:`vhost` is empty). Its password is compared as a token:
     ``set`` (it has one, and a declared one matches), ``changed`` (a declared one does not
@@ -364,6 +451,15 @@ class State:
     """Per user, its stored password hash and hashing algorithm (live state only; never printed)."""
     ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Per vhost, the name patterns of objects left alone (desired state only)."""
+    all_global_parameters: bool = False
+    """A file names ``global_parameters:``: the broker's others are listed and pruned (desired state only)."""
+    all_users: bool = False
+    """The files declare every user: the broker's others are listed and pruned (desired state only)."""
+    ignore_users: tuple[str, ...] = ()
+    """Name patterns of users left alone (desired state only)."""
+    managed_kinds: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Per vhost, the opt-in kinds (shovels, federation upstreams and sets) whose undeclared objects
+    on the broker are listed and pruned: those whose section a file names (desired state only)."""
     internal: dict[tuple[str, str], str] = field(default_factory=dict)
     """(vhost, name) of objects that plugins use (shovel queues and exchanges), with why (live state only)."""
 
@@ -400,6 +496,10 @@ def resource_from(kind: str, identity: dict[str, Any], props: dict[str, Any]) ->
                          limits=dict(props.get("limits", {})), managed_password=bool(identity.get("managed_password")),
                          password_variable=identity.get("password_variable"),
                          hashing_algorithm=identity.get("hashing_algorithm"))
+    if kind in PARAMETER_KINDS:
+        from topology.parameters import from_saved_plan
+
+        return from_saved_plan(PARAMETER_KINDS[kind], vhost, name, identity.get("uris"), props)
     if kind == "permission":
         return PermissionState(vhost=vhost, user=name, **props)
     if kind == "topic_permission":
@@ -536,6 +636,10 @@ def desired_state(topology: Topology) -> State:
         )
         state.origins[("vhost", vhost.name)] = vhost.origin
         state.ignore[vhost.name] = tuple(d.spec for d in vhost.ignore)
+        state.managed_kinds[vhost.name] = frozenset(
+            kind for section, kind in (("shovels", "shovel"), ("federation_upstreams", "federation_upstream"),
+                                       ("federation_upstream_sets", "federation_upstream_set"))
+            if section in vhost.declared_sections)
         for name, declared in vhost.exchanges.items():
             spec = declared.spec
             arguments = dict(spec.arguments)
@@ -600,8 +704,12 @@ def desired_state(topology: Topology) -> State:
                                     priority=spec.priority, definition=canonical_policy_definition(spec.definition)),
                 declared.origin,
             )
+        _add_parameters(state, vhost, topology)
     for name, declared in topology.users.items():
         _add_user(state, name, declared, topology)
+    state.all_users = bool(topology.manage_all_users and topology.manage_all_users.spec)
+    state.all_global_parameters = topology.global_parameters_named
+    state.ignore_users = tuple(d.spec for d in topology.ignore_users)
     for name, declared in topology.global_parameters.items():
         state.add(GlobalParameterState(parameter=name, value=canonical(declared.spec)), declared.origin)
     return state
@@ -632,3 +740,27 @@ def _add_user(state: State, name: str, declared: Any, topology: Topology) -> Non
                                            read=permission.read),
                       Origin(declared.origin.file, topology.line_of(declared.origin, "topic_permissions", vhost, exchange),
                              declared.origin.path + ("topic_permissions", vhost, exchange)))
+
+
+def _add_parameters(state: State, vhost: Any, topology: Topology) -> None:
+    """A vhost's declared shovels, federation upstreams and upstream sets."""
+    from topology import parameters
+
+    sections = (
+        ("shovels", ShovelState, parameters.shovel_value, parameters.SHOVEL_KEYS),
+        ("federation_upstreams", FederationUpstreamState, parameters.upstream_value, parameters.UPSTREAM_KEYS),
+        ("federation_upstream_sets", FederationUpstreamSetState, parameters.upstream_set_value, {}),
+    )
+    for section, cls, value_of, keys in sections:
+        for name, declared in getattr(vhost, section).items():
+            templates: dict[str, Any] = {}
+            for field_name in parameters.URI_FIELDS.get(section, ()):
+                written = getattr(declared.spec, field_name)
+                path = declared.origin.path + (field_name,)
+                if isinstance(written, str):
+                    template: Any = topology.templates.get(path, written)
+                else:
+                    template = [topology.templates.get(path + (i,), uri) for i, uri in enumerate(written)]
+                if template != written and keys[field_name] not in declared.spec.parameters:
+                    templates[keys[field_name]] = template
+            state.add(parameter_state(cls, vhost.name, name, value_of(declared.spec), templates or None), declared.origin)

@@ -32,19 +32,41 @@ class _Collector:
     def __init__(self, topology: Topology):
         self.topology = topology
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def add(self, origin: Origin, subpath: tuple[Any, ...], message: str) -> None:
         line = self.topology.line_of(origin, *subpath)
         self.problems.append(Problem(origin.file, line, location(origin.path + subpath), message))
 
+    def warn(self, origin: Origin, subpath: tuple[Any, ...], message: str) -> None:
+        """Something RabbitMQ accepts but that is most likely a mistake (the files still validate)."""
+        line = self.topology.line_of(origin, *subpath)
+        self.warnings.append(Problem(origin.file, line, location(origin.path + subpath), message))
+
+
+_DROPPED = " (RabbitMQ accepts it; messages sent there are dropped)"
+
 
 def validate(topology: Topology) -> None:
-    """Raise :class:`ConfigError` with every semantic problem of ``topology``."""
+    """Raise :class:`ConfigError` with every semantic problem of ``topology``; keep what RabbitMQ
+    accepts but is likely a mistake in :attr:`Topology.warnings`."""
     found = _Collector(topology)
     for vhost in topology.vhosts.values():
         _check_vhost(vhost, found)
     for name, user in topology.users.items():
         _check_user(name, user.spec, user.origin, topology, found)
+    for declared in topology.ignore_users:
+        if not declared.spec.strip():
+            found.add(declared.origin, (), "an ignore pattern cannot be empty")
+        elif declared.spec != declared.spec.strip():
+            found.add(declared.origin, (), f"ignore pattern {declared.spec!r} has spaces at an end: it would match no user name")
+    if topology.ignore_users and not (topology.manage_all_users and topology.manage_all_users.spec):
+        found.add(topology.ignore_users[0].origin, (), "ignore_users has no effect without manage_all_users: true "
+                                                       "(users the files do not declare are left alone anyway)")
+    for name, user in topology.users.items():
+        pattern = matching_ignore(name, [d.spec for d in topology.ignore_users])
+        if pattern is not None:
+            found.add(user.origin, (), f"is declared but matches the ignore_users pattern {pattern!r}")
     for name, declared in topology.global_parameters.items():
         problem = "a parameter name cannot be empty" if not name else _plain_value_problem(declared.spec)
         if declared.spec == {}:
@@ -53,8 +75,9 @@ def validate(topology: Topology) -> None:
             problem = "cluster_name must be text"
         if problem:
             found.add(declared.origin, (), problem)
+    topology.warnings = sorted(set(found.warnings))
     if found.problems:
-        raise ConfigError(found.problems)
+        raise ConfigError(found.problems, topology.warnings)
 
 
 def _check_user(name: str, spec: Any, origin: Origin, topology: Topology, found: _Collector) -> None:
@@ -136,7 +159,8 @@ def _check_ignore(vhost: VhostTopology, found: _Collector) -> None:
     for declared in vhost.ignore:
         if not declared.spec.strip():
             found.add(declared.origin, (), "an ignore pattern cannot be empty")
-    for kind in ("exchanges", "queues", "policies"):
+    for kind in ("exchanges", "queues", "policies", "operator_policies", "shovels", "federation_upstreams",
+                 "federation_upstream_sets"):
         for name, object_declared in getattr(vhost, kind).items():
             pattern = matching_ignore(name, [d.spec for d in vhost.ignore])
             if pattern is not None:
@@ -185,7 +209,8 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
             if not isinstance(alternate, str):
                 found.add(origin, path, "the alternate exchange must be an exchange name")
             elif not exchange_exists(alternate):
-                found.add(origin, path, f"alternate exchange {alternate!r} is not declared in vhost {vhost.name!r}")
+                found.warn(origin, path, f"alternate exchange {alternate!r} is not declared in vhost {vhost.name!r}"
+                                         f"{_DROPPED}")
 
     for name, declared in vhost.queues.items():
         _check_queue(vhost, name, declared.spec, declared.origin, found, exchange_exists)
@@ -277,7 +302,7 @@ def _check_queue(
     dead_letter = spec.dead_letter_exchange if spec.dead_letter_exchange is not None else spec.arguments.get("x-dead-letter-exchange")
     if isinstance(dead_letter, str) and dead_letter and not exchange_exists(dead_letter):
         path = ("dead_letter_exchange",) if spec.dead_letter_exchange is not None else ("arguments", "x-dead-letter-exchange")
-        found.add(origin, path, f"dead-letter exchange {dead_letter!r} is not declared in vhost {vhost.name!r}")
+        found.warn(origin, path, f"dead-letter exchange {dead_letter!r} is not declared in vhost {vhost.name!r}{_DROPPED}")
 
 
 def _check_kind(kind: str, value: Any) -> str | None:
@@ -342,6 +367,9 @@ POLICY_KEYS: dict[str, str] = {
     "max-in-memory-bytes": "int",
     "consumer-timeout": "int",
     "target-group-size": "positive",
+    "delayed-retry-type": "all|failed|returned|disabled",
+    "delayed-retry-min": "positive",
+    "delayed-retry-max": "positive",
     # streams
     "max-age": "max-age",
     "stream-max-segment-size-bytes": "positive",
@@ -358,12 +386,25 @@ OPERATOR_POLICY_KEYS = frozenset({
     # operator_policy_validator registrations in rabbitmq-server: every version from 3.10.8 on
     "expires", "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length", "max-in-memory-bytes",
     "delivery-limit",
-    # later ones: queue-version and overflow (3.12.7; queue-version also late 3.11), target-group-size (3.13),
-    # ha-mode, ha-params, ha-sync-mode (late 3.11 to 3.13), queue-master-locator (4.0); the broker refuses
-    # them where it does not know them
+    # later ones, each checked against the broker's version by OPERATOR_POLICY_KEY_VERSIONS
     "queue-version", "overflow", "target-group-size", "ha-mode", "ha-params", "ha-sync-mode", "queue-master-locator",
+    "delayed-retry-type", "delayed-retry-min", "delayed-retry-max",
 })
 """Keys RabbitMQ accepts in operator policies, in some version."""
+
+OPERATOR_POLICY_KEY_VERSIONS: dict[str, tuple[tuple[tuple[int, ...] | None, tuple[int, ...] | None], ...]] = {
+    "ha-mode": (((3, 11, 10), None),),
+    "ha-params": (((3, 11, 10), None),),
+    "ha-sync-mode": (((3, 11, 15), None),),
+    "queue-version": (((3, 11, 24), (3, 12)), ((3, 12, 7), None)),
+    "overflow": (((3, 12, 7), None),),
+    "queue-master-locator": (((4, 0), None),),
+}
+"""The versions whose broker registers each later operator policy key (``operator_policy_validator``
+in deps/rabbit/src, read at every tag from v3.10.0 to v4.3.5). queue-version came to 3.11.24 after
+3.12.0 was out, and to the 3.12 series only in 3.12.7. Upper bounds are the rules of their own:
+classic mirroring (4.0) and queue-master-locator (4.3); target-group-size and delayed-retry-* are
+policy key rules (they cover operator policies too)."""
 
 _MAX_AGE = re.compile(r"^[0-9]+(Y|M|D|h|m|s)$")
 
@@ -417,13 +458,19 @@ def _check_policy(
             found.add(origin, ("definition", "ha-params"), f"with ha-mode nodes, ha-params {message}")
     elif params is not None:
         found.add(origin, ("definition", "ha-params"), "ha-params is only used with ha-mode exactly or nodes")
+    retry_type, retry_min, retry_max = (definition.get(k) for k in ("delayed-retry-type", "delayed-retry-min",
+                                                                     "delayed-retry-max"))
+    if retry_type not in (None, "disabled") and retry_min is None:
+        found.add(origin, ("definition", "delayed-retry-type"), f"delayed-retry-min is required when delayed-retry-type is {retry_type}")
+    if isinstance(retry_min, int) and isinstance(retry_max, int) and retry_max < retry_min:
+        found.add(origin, ("definition", "delayed-retry-max"), "delayed-retry-max must not be smaller than delayed-retry-min")
     for key in ("ha-sync-mode", "ha-sync-batch-size", "ha-promote-on-shutdown", "ha-promote-on-failure"):
         if key in definition and mode is None:
             found.add(origin, ("definition", key), f"{key} needs ha-mode")
     for key in ("dead-letter-exchange", "alternate-exchange"):
         value = definition.get(key)
         if isinstance(value, str) and value and not exchange_exists(value):
-            found.add(origin, ("definition", key), f"{key} {value!r} is not declared in vhost {vhost.name!r}")
+            found.warn(origin, ("definition", key), f"{key} {value!r} is not declared in vhost {vhost.name!r}{_DROPPED}")
 
 
 @dataclass(frozen=True)
@@ -437,6 +484,29 @@ class VersionRule:
     """First version that no longer accepts it (None: no upper bound)."""
     source: str
     found: Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]
+    ranges: tuple[tuple[tuple[int, ...] | None, tuple[int, ...] | None], ...] = ()
+    """Several ranges of versions that accept it, instead of :attr:`since` to :attr:`until`."""
+
+    def refuses(self, version: tuple[int, ...]) -> str | None:
+        """Why ``version`` does not accept it (``needs ...``, ``is not supported ...``), or ``None``."""
+        ranges = self.ranges or ((self.since, self.until),)
+        if any((low is None or version >= low) and (high is None or version < high) for low, high in ranges):
+            return None
+        if len(ranges) > 1:
+            return "is accepted only by RabbitMQ " + " and ".join(
+                f"from {_version_text(low)} on" if high is None else f"from {_version_text(low)} (before {_version_text(high)})"
+                for low, high in ranges if low is not None)
+        low, high = ranges[0]
+        if low is not None and version < low:
+            return f"needs RabbitMQ {_version_text(low)} or later"
+        return f"is not supported from RabbitMQ {_version_text(high)} on"  # type: ignore[arg-type]
+
+
+def _operator_policy_key(key: str) -> Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]:
+    def found(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
+        return [(d.origin, ("definition", key)) for d in vhost.operator_policies.values() if key in d.spec.definition]
+
+    return found
 
 
 def _all_policies(vhost: VhostTopology) -> list[Any]:
@@ -461,6 +531,16 @@ def _classic_mirroring(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ..
     ]
 
 
+def _upstream_setting(vhost: VhostTopology, name: str, key: str) -> list[tuple[Origin, tuple[Any, ...]]]:
+    """Where federation upstreams and upstream set members use a setting (field or raw key)."""
+    found = [(d.origin, (name,)) for d in vhost.federation_upstreams.values()
+             if getattr(d.spec, name) is not None or key in d.spec.parameters]
+    for declared in vhost.federation_upstream_sets.values():
+        found += [(declared.origin, (index, name)) for index, member in enumerate(declared.spec)
+                  if getattr(member, name) is not None or key in member.parameters]
+    return found
+
+
 def _policy_key(key: str) -> Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]:
     def found(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
         return [(d.origin, ("definition", key)) for d in _all_policies(vhost) if key in d.spec.definition]
@@ -483,6 +563,13 @@ VERSION_RULES: tuple[VersionRule, ...] = (
         source="rabbit_quorum_queue:validate_policy/1 in rabbitmq-server v3.13.0",
         found=_policy_key("target-group-size"),
     ),
+    *(VersionRule(
+        f"policy key {key}",
+        since=(4, 3, 1),
+        until=None,
+        source="rabbit_quorum_queue policy_validator and operator_policy_validator registrations in rabbitmq-server v4.3.1",
+        found=_policy_key(key),
+    ) for key in ("delayed-retry-type", "delayed-retry-min", "delayed-retry-max")),
     VersionRule(
         "policy apply_to classic_queues, quorum_queues or streams",
         since=(3, 12),
@@ -497,6 +584,65 @@ VERSION_RULES: tuple[VersionRule, ...] = (
         source="RabbitMQ 4.0.0 release notes: classic queue mirroring was removed",
         found=_classic_mirroring,
     ),
+    VersionRule(
+        "a transient non-exclusive queue (durable: false); declare it durable, or use an exclusive queue from the "
+        "application (the broker refuses it unless the deprecated feature transient_nonexcl_queues is permitted)",
+        since=None,
+        until=(4, 3),
+        source="rabbit_amqqueue in rabbitmq-server v4.3.0: deprecated feature transient_nonexcl_queues is "
+               "denied_by_default (permitted_by_default in 4.0 to 4.2)",
+        found=lambda vhost: [(d.origin, ("durable",)) for d in vhost.queues.values() if not d.spec.durable],
+    ),
+    VersionRule(
+        "queue-master-locator (x-queue-master-locator or the policy key); use queue-leader-locator "
+        "instead (the broker refuses it unless the deprecated feature queue_master_locator is permitted)",
+        since=None,
+        until=(4, 3),
+        source="rabbit_queue_location and rabbit_classic_queue:validate_arguments/1, validate_policy/1 in "
+               "rabbitmq-server v4.3.0: deprecated feature queue_master_locator is denied_by_default",
+        found=lambda vhost: _policy_key("queue-master-locator")(vhost) + [
+            (d.origin, ("arguments", "x-queue-master-locator")) for d in vhost.queues.values()
+            if "x-queue-master-locator" in d.spec.arguments],
+    ),
+    VersionRule(
+        "shovel source_predeclared or destination_predeclared",
+        since=(4, 0),
+        until=None,
+        source="rabbit_shovel_parameters in rabbitmq-server v4.0.0 (src-predeclared, dest-predeclared)",
+        found=lambda vhost: [
+            (d.origin, (name,)) for d in vhost.shovels.values()
+            for name, key in (("source_predeclared", "src-predeclared"), ("destination_predeclared", "dest-predeclared"))
+            if getattr(d.spec, name) is not None or key in d.spec.parameters],
+    ),
+    VersionRule(
+        "shovel protocol local",
+        since=(4, 2),
+        until=None,
+        source="rabbit_local_shovel, first in rabbitmq-server v4.2.0",
+        found=lambda vhost: [
+            (d.origin, (name,)) for d in vhost.shovels.values()
+            for name, key in (("source_protocol", "src-protocol"), ("destination_protocol", "dest-protocol"))
+            if getattr(d.spec, name) == "local" or d.spec.parameters.get(key) == "local"],
+    ),
+    VersionRule(
+        "federation upstream queue_type",
+        since=(3, 13, 1),
+        until=None,
+        source="rabbit_federation_parameters:shared_validation/0 in rabbitmq-server v3.13.1 (queue-type)",
+        found=lambda vhost: _upstream_setting(vhost, "queue_type", "queue-type"),
+    ),
+    VersionRule(
+        "federation upstream ha_policy",
+        since=None,
+        until=(3, 13, 1),
+        source="rabbit_federation_parameters:shared_validation/0 in rabbitmq-server v3.13.1 (ha-policy removed)",
+        found=lambda vhost: _upstream_setting(vhost, "ha_policy", "ha-policy"),
+    ),
+) + tuple(
+    VersionRule(f"operator policy key {key}", since=None, until=None,
+                source="operator_policy_validator registrations in deps/rabbit/src at each tag (see OPERATOR_POLICY_KEY_VERSIONS)",
+                found=_operator_policy_key(key), ranges=ranges)
+    for key, ranges in OPERATOR_POLICY_KEY_VERSIONS.items()
 )
 """Version rules, each with its source. Checked against the broker before planning."""
 
@@ -512,13 +658,9 @@ def check_broker_version(topology: Topology, version: tuple[int, ...], version_t
         return
     found = _Collector(topology)
     for rule in VERSION_RULES:
-        too_old = rule.since is not None and version < rule.since
-        too_new = rule.until is not None and version >= rule.until
-        if not (too_old or too_new):
+        needs = rule.refuses(version)
+        if needs is None:
             continue
-        needs = f"needs RabbitMQ {_version_text(rule.since)} or later" if too_old else (
-            f"is not supported from RabbitMQ {_version_text(rule.until)} on"  # type: ignore[arg-type]
-        )
         for vhost in topology.vhosts.values():
             for origin, path in rule.found(vhost):
                 against = f"checked against {version_text} (--broker-version)" if offline else f"the broker runs {version_text}"

@@ -52,6 +52,23 @@ class Substituted(str):
         return result
 
 
+class Templated(str):
+    """Text that held ``${...}`` references, partly: it keeps its :attr:`template` (the text as
+    written) and where each variable's value came from (:attr:`origins`), so a shovel's URI can be
+    checked and saved as written wherever YAML aliases or merge keys carried it."""
+
+    template: str
+    origins: dict[str, str]
+
+
+def with_template(value: str, template: str, origins: dict[str, str]) -> str:
+    """``value`` carrying its template and variable origins (a :class:`Substituted` keeps its own class)."""
+    result = value if isinstance(value, Substituted) else Templated(value)
+    result.template = template  # type: ignore[attr-defined]
+    result.origins = origins  # type: ignore[attr-defined]
+    return result
+
+
 _INT_RE = re.compile(r"[-+]?[0-9]+\Z")
 _FLOAT_RE = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\Z")
 _BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
@@ -121,10 +138,12 @@ class Variables:
             return "", "environment" if name in self.environment else source.origin  # type: ignore[union-attr]
         return None, ""
 
-    def substitute(self, text: str, as_text: bool = False) -> tuple[Any, list[str]]:
+    def substitute(self, text: str, as_text: bool = False, environment_only: bool = False) -> tuple[Any, list[str]]:
         """``text`` with its references replaced, and the problems found (empty when fine).
 
-        Returns a :class:`Substituted` when ``text`` is exactly one reference (``as_text``: tagged ``!!str``)."""
+        Returns a :class:`Substituted` when ``text`` is exactly one reference (``as_text``: tagged ``!!str``).
+        With ``environment_only`` (shovel and upstream URIs), values come from the environment
+        or the default, never from a values file, and stand as ``${NAME}`` offline."""
         if "$" not in text:
             return text, []
         problems: list[str] = []
@@ -149,15 +168,19 @@ class Variables:
             if self.is_secret(name) and default is not None:
                 problems.append(f"secret variable {name} cannot have a default in a file: set it in the environment")
                 return ""
-            value, origin = self.lookup(name, default)
-            if value is None and self.offline and self.is_secret(name):
+            if environment_only:
+                value, origin = ((self.environment[name], "environment") if self.environment.get(name, "") != ""
+                                 else (default, "default") if default is not None else (None, ""))
+            else:
+                value, origin = self.lookup(name, default)
+            if value is None and self.offline and (environment_only or self.is_secret(name)):
                 secret_parts.append(name)
                 self.used[name] = OFFLINE
                 return f"${{{name}}}"
             if value is None:
                 problems.append(
                     f"undefined variable {name}: set it in the environment"
-                    + ("" if self.is_secret(name) else " or a --values file")
+                    + ("" if self.is_secret(name) or environment_only else " or a --values file")
                     + f", or give a default: ${{{name}:-...}}"
                 )
                 return ""
@@ -175,7 +198,7 @@ class Variables:
         result = _REFERENCE_RE.sub(replace, text)
         if whole and not problems:
             # a secret stays text: typed, it would escape the redaction of saved plans
-            return Substituted(result, as_text or bool(secret_parts)), []
+            return Substituted(result, as_text or environment_only or bool(secret_parts)), []
         return result, problems
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 
 import pika
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.cluster]
 
@@ -47,18 +46,6 @@ def cluster_vhost(cluster_api):
     cluster("start-app", "2")  # a test may leave a node's application stopped
     cluster("start-app", "3")
     cluster_api.delete(f"{CLUSTER_URL}/api/vhosts/{name}", timeout=30)
-
-
-def wait_until(check, what: str, timeout: float = 60.0):
-    """Poll ``check`` until it returns something true (statistics lag behind the cluster's state)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def queue(api, vhost: str, name: str) -> dict:

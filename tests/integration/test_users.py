@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pika
 import pytest
 
-from tests.conftest import BROKER_URL, ROOT
+from tests.conftest import BROKER_AUTH, BROKER_URL, ROOT, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -205,3 +206,96 @@ def test_the_connected_users_permissions_and_password_are_never_changed(run, wri
     assert refused.code == 1 and "permission of the user this tool is connected as" in refused.err
     [permission] = [p for p in api.get("permissions") if p["user"] == "guest" and p["vhost"] == vhost]
     assert permission["configure"] == ".*"
+
+
+def test_manage_all_users_prunes_undeclared_users_but_never_the_connected_one_nor_a_busy_one(run, write, vhost, api):
+    prefix = f"topology-test-{uuid.uuid4().hex[:8]}"
+    kept, stray, busy = f"{prefix}-kept", f"{prefix}-stray", f"{prefix}-busy"
+    connected = BROKER_AUTH[0]
+    # the broker's other users are none of this test's business: ignored by name, so the test deletes only its own
+    others = sorted(u["name"] for u in api.get("users") if u["name"] != connected)
+    api.put("vhosts", vhost)
+    for name in (stray, busy):
+        api.put("users", name, body={"password": "pw-" + name, "tags": ""})
+    api.put("permissions", vhost, busy, body={"configure": ".*", "write": ".*", "read": ".*"})
+    try:
+        body = f"""
+            vhosts:
+              {vhost}: {{}}
+            users:
+              {kept}: {{tags: [monitoring]}}
+            ignore_users: {json.dumps(others)}
+            """
+        silent = write(body, name="silent.yaml")
+        assert stray not in run("plan", silent, "--prune").out  # without manage_all_users, undeclared users are not listed
+        path = write(body + "manage_all_users: true\n")
+        plan = run("plan", path)
+        assert f"? user {stray}\n" in plan.out and f"? user {busy}\n" in plan.out
+        assert f"? user {connected}  (never pruned: the user this tool is connected as)" in plan.out
+
+        connection = pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", 5672, vhost, pika.PlainCredentials(busy, "pw-" + busy)))
+        try:
+            plan = json.loads(run("plan", path, "--prune", "--format", "json").out)
+            deletions = {c["name"]: c for c in plan["changes"] if c["action"] == "delete"}
+            assert set(deletions) == {stray, busy} and connected not in deletions
+            assert deletions[busy]["hazards"] and "1 connection(s) are open as this user" in deletions[busy]["hazards"][0]
+            refused = run("apply", path, "--prune", "--auto-approve")
+            assert refused.code == 1 and "connection(s) are open as this user" in refused.err
+            assert {stray, busy} <= {u["name"] for u in api.get("users")}  # nothing was changed
+        finally:
+            connection.close()
+        wait_until(lambda: not api.get("connections", "username", busy), "the connection closing")
+        # a saved plan made while nobody was connected, applied once someone is: refused before any write
+        saved = str(Path(path).with_name("plan.json"))
+        queue_file = write(body.replace(f"{vhost}: {{}}", f"{vhost}: {{queues: {{late: {{}}}}}}")
+                           + "manage_all_users: true\n", name="queue.yaml")
+        assert run("plan", queue_file, "--prune", "--out", saved).code == 0
+        connection = pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", 5672, vhost, pika.PlainCredentials(busy, "pw-" + busy)))
+        try:
+            refused = run("apply", "--plan", saved, "--auto-approve")
+            assert refused.code == 1 and "1 connection(s) are open as this user; not deleted" in refused.err
+            assert "0 of" in refused.err  # nothing was applied
+            assert "late" not in {q["name"] for q in api.get("queues", vhost)}
+        finally:
+            connection.close()
+        wait_until(lambda: not api.get("connections", "username", busy), "the connection closing")
+        applied = run("apply", path, "--prune", "--auto-approve")
+        assert applied.code == 0, applied.err
+        names = {u["name"] for u in api.get("users")}
+        assert kept in names and connected in names and not {stray, busy} & names
+        assert set(others) <= names
+        assert "No changes." in run("plan", path, "--prune").out
+    finally:
+        for name in (kept, stray, busy):
+            api.delete("users", name)
+
+
+def test_a_user_a_declared_shovel_connects_as_is_never_pruned(run, write, vhost, api, monkeypatch):
+    name = f"topology-test-{uuid.uuid4().hex[:8]}-mover"
+    api.put("users", name, body={"password": "pw-mover", "tags": ""})
+    try:
+        others = sorted(u["name"] for u in api.get("users") if u["name"] not in (name, BROKER_AUTH[0]))
+        monkeypatch.setenv("MOVER_PASSWORD", "pw-mover")
+        path = write(f"""
+            vhosts:
+              {vhost}:
+                queues:
+                  q: {{}}
+                shovels:
+                  s:
+                    source_uri: "amqp://{name}:${{MOVER_PASSWORD}}@127.0.0.1/{vhost}"
+                    source_queue: q
+                    destination_uri: amqp://
+                    destination_queue: q2
+            manage_all_users: true
+            ignore_users: {json.dumps(others)}
+            """)
+        plan = json.loads(run("plan", path, "--prune", "--format", "json").out)
+        assert not [c for c in plan["changes"] if c["kind"] == "user"]
+        protected = {o["name"]: o["protected"] for o in plan["unmanaged"] if o["kind"] == "user"}
+        assert protected[name] == "a declared shovel or federation upstream connects as it"
+        assert protected[BROKER_AUTH[0]] == "the user this tool is connected as"
+    finally:
+        api.delete("users", name)

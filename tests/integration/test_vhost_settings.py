@@ -88,8 +88,8 @@ def test_a_global_parameter_is_set_read_back_and_updated(run, write, vhost, para
     assert f"~ global_parameter {parameter}" in plan.out and "value.region: eu-1 -> eu-2" in plan.out
     assert run("apply", changed, "--auto-approve").code == 0
     assert api.get("global-parameters", parameter)["value"]["region"] == "eu-2"
-    # global parameters the files do not name are never listed or touched
-    assert "internal_cluster_id" not in plan.out
+    # the broker's own global parameters are listed, never changed
+    assert "? global_parameter internal_cluster_id  (never pruned: internal to the broker)" in plan.out
 
 
 def test_operator_policies_are_applied_updated_in_place_and_pruned(run, write, vhost, api):
@@ -148,3 +148,25 @@ def test_operator_policies_of_a_vhost_that_declares_none_are_left_alone(run, wri
         assert [p["name"] for p in api.get("operator-policies", other)] == ["cap"]
     finally:
         api.delete("vhosts", other)
+
+
+def test_undeclared_global_parameters_are_pruned_where_the_files_name_the_section(run, write, vhost, parameter, api):
+    import json
+
+    api.put("global-parameters", parameter, body={"name": parameter, "value": "stray"})
+    kept = {p["name"]: p["value"] for p in api.get("global-parameters")
+            if p["name"] not in (parameter, "internal_cluster_id", "cluster_name")}
+    # the broker's other parameters are declared as they are, so the test deletes only its own
+    declared = json.dumps(kept)
+    silent = write(f"vhosts:\n  {vhost}: {{}}\n", name="silent.yaml")
+    assert parameter not in run("plan", silent, "--prune").out  # the files name no global parameters
+    path = write(f"vhosts:\n  {vhost}: {{}}\nglobal_parameters: {declared}\n")
+    plan = run("plan", path)
+    assert f"? global_parameter {parameter}\n" in plan.out
+    assert "? global_parameter internal_cluster_id  (never pruned: internal to the broker)" in plan.out
+    pruned = json.loads(run("plan", path, "--prune", "--format", "json").out)
+    assert [(c["action"], c["kind"], c["name"]) for c in pruned["changes"] if c["kind"] != "vhost"] == [
+        ("delete", "global_parameter", parameter)]
+    assert run("apply", path, "--prune", "--auto-approve").code == 0
+    names = {p["name"] for p in api.get("global-parameters")}
+    assert parameter not in names and "internal_cluster_id" in names

@@ -70,8 +70,8 @@ def with_(**extra) -> dict:
     return data
 
 
-def planned(write, definitions: dict, prune: bool = True, **facts):
-    want = desired_state(load([write(FILES)]))
+def planned(write, definitions: dict, prune: bool = True, files: str = FILES, **facts):
+    want = desired_state(load([write(files)]))
     have = live(definitions)
     return build(diff(want, have, prune=prune), have, vhosts=["v"], broker=BROKER, queues=facts.get("queues"),
                  prune=prune)
@@ -109,6 +109,20 @@ def test_queues_and_exchanges_named_by_a_shovel_are_protected(write):
               "value": {"src-queue": "outbox", "dest-exchange": "remote.in", "src-uri": "amqp://"}}
     plan = planned(write, with_(queues=[queue("outbox")], parameters=[shovel]))
     assert plan.empty and plan.protected[("queue", "v", "outbox")] == "used by shovel 'to-dc2'"
+    assert {r.kind for r in plan.unmanaged} == {"queue"}  # the files name no shovels: the vhost's are not theirs
+    # a file that names the vhost's shovels (even none) owns them: --prune deletes the undeclared one, only it
+    owned = FILES + "    shovels: {}\n"
+    plan = planned(write, with_(queues=[queue("outbox")], parameters=[shovel]), files=owned)
+    assert [(c.action, c.kind, c.name) for c in plan.changes] == [("delete", "shovel", "to-dc2")]
+    kept = planned(write, with_(queues=[queue("outbox")], parameters=[shovel]), prune=False, files=owned)
+    assert kept.empty and {r.kind for r in kept.unmanaged} == {"queue", "shovel"}
+    # a protected shovel (RabbitMQ 4.2+, internal) is never pruned, and a shovel matching ignore: is not even listed
+    internal = {**shovel, "name": "owned-by-plugin", "value": {**shovel["value"], "internal": True}}
+    ignored = {**shovel, "name": "app.mover"}
+    plan = planned(write, with_(queues=[queue("outbox")], parameters=[shovel, internal, ignored]), files=owned)
+    assert [(c.action, c.name) for c in plan.changes] == [("delete", "to-dc2")]
+    assert plan.protected[("shovel", "v", "owned-by-plugin")] == "internal to a plugin (a protected shovel)"
+    assert "app.mover" not in {r.name for r in plan.unmanaged}
 
 
 def test_prune_deletes_the_rest_in_reverse_dependency_order(write):

@@ -60,9 +60,11 @@ def test_validate_reports_every_problem_at_once(run, write):
         """)
     result = run("validate", bad)
     assert result.code == 1
-    assert "3 problems found" in result.err
+    assert "2 problems found" in result.err
     assert ":5: vhost 'v' queue 'a' max_priority:" in result.err
-    assert ":6: vhost 'v' queue 'b' dead_letter_exchange:" in result.err
+    # RabbitMQ accepts a dead-letter exchange that does not exist: a warning, not a problem
+    assert "warning: " in result.err and ":6: vhost 'v' queue 'b' dead_letter_exchange: dead-letter exchange " \
+        "'missing' is not declared in vhost 'v' (RabbitMQ accepts it; messages sent there are dropped)" in result.err
     assert ":8: vhost 'v' binding #1 source:" in result.err
 
 
@@ -147,7 +149,35 @@ def test_validate_checks_a_broker_version_offline(run, write):
     assert newer.code == 1 and "classic queue mirroring (ha-* policy keys); use quorum queues instead" in newer.err
     assert "checked against 4.0 (--broker-version)" in newer.err
     older = run("validate", path, "--broker-version", "3.11")
-    assert older.code == 1 and "needs RabbitMQ 3.12 or later" in older.err and "ha-mode" not in older.err
+    assert older.code == 1 and "needs RabbitMQ 3.12 or later" in older.err
+    assert "operator policy key ha-mode needs RabbitMQ 3.11.10 or later" in older.err
     assert run("validate", path, "--broker-version", "3.13.7").code == 0
     bad = run("validate", path, "--broker-version", "latest")
     assert bad.code == 1 and "a RabbitMQ version such as" in bad.err
+
+
+def test_operator_policy_keys_are_checked_per_version(run, write):
+    path = write("vhosts:\n  v:\n    operator_policies:\n      cap: {pattern: '.*', definition: {queue-version: 2}}\n")
+    for version, accepted in (("3.11.23", False), ("3.11.24", True), ("3.12.0", False), ("3.12.7", True), ("4.2", True)):
+        result = run("validate", path, "--broker-version", version)
+        assert (result.code == 0) is accepted, (version, result.err)
+    assert ("is accepted only by RabbitMQ from 3.11.24 (before 3.12) and from 3.12.7 on"
+            in run("validate", path, "--broker-version", "3.12.1").err)
+
+
+def test_delayed_retry_keys_are_checked(run, write):
+    path = write("vhosts:\n  v:\n    operator_policies:\n      retry:\n        pattern: '.*'\n"
+                 "        definition: {delayed-retry-type: failed, delayed-retry-min: 1000, delayed-retry-max: 60000}\n"
+                 "    policies:\n      p: {pattern: q, definition: {delayed-retry-type: all, delayed-retry-min: 5}}\n")
+    assert run("validate", path, "--broker-version", "4.3.1").code == 0
+    older = run("validate", path, "--broker-version", "4.3.0")
+    assert older.code == 1 and "policy key delayed-retry-type needs RabbitMQ 4.3.1 or later" in older.err
+    bad = write("vhosts:\n  v:\n    policies:\n      p:\n        pattern: q\n"
+                "        definition: {delayed-retry-type: sometimes, delayed-retry-max: 5}\n"
+                "      q: {pattern: q, definition: {delayed-retry-type: all, delayed-retry-min: 10, delayed-retry-max: 5}}\n",
+                name="bad.yaml")
+    result = run("validate", bad)
+    assert result.code == 1
+    assert "delayed-retry-type must be one of all, failed, returned, disabled" in result.err
+    assert "delayed-retry-min is required when delayed-retry-type is sometimes" in result.err
+    assert "delayed-retry-max must not be smaller than delayed-retry-min" in result.err

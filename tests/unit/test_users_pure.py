@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 
+from tests.conftest import load_problems as problems
+from tests.conftest import load_text
 from topology.errors import ConfigError
 from topology.loader import load
 from topology.passwords import MD5, SHA256, SHA512, matches, password_hash, resolve_passwords
 from topology.state import PASSWORD_CHANGED, PASSWORD_SET, State, UserState
-from topology.validate import validate
 from topology.variables import Variables
 
 # made by RabbitMQ 3.10.8 for the password "secret1" (PUT /api/users with a password, read back)
@@ -54,20 +54,6 @@ def test_password_tokens():
     assert states(other_algorithm, BROKER_HASH).password == PASSWORD_CHANGED
     unmanaged = UserState(user="u")
     assert states(unmanaged, BROKER_HASH).password == PASSWORD_SET and states(unmanaged, "").password is None
-
-
-def load_text(tmp_path, text: str, environment: dict[str, str] | None = None):
-    path = tmp_path / "t.yaml"
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    topology = load([str(path)], Variables(environment=environment or {}))
-    validate(topology)
-    return topology
-
-
-def problems(tmp_path, text: str, environment: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load_text(tmp_path, text, environment)
-    return [str(p) for p in info.value.problems]
 
 
 def test_a_password_from_the_environment_names_its_variable(tmp_path):
@@ -172,3 +158,46 @@ def test_the_connected_users_refusals_survive_a_saved_plan():
     loaded = load_saved_plan(saved_plan(plan), "p.json")
     with pytest.raises(Exception, match="connected as"):
         loaded.check_allowed()
+
+
+def test_manage_all_users_is_set_once_and_ignore_users_never_matches_a_declared_user(tmp_path):
+    (tmp_path / "a.yaml").write_text("manage_all_users: true\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("manage_all_users: false\nignore_users: ['', 'svc-*']\nusers:\n  svc-a: {}\n",
+                                     encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        topology = load([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")], Variables(environment={}))
+    assert [p.message for p in info.value.problems] == [f"set twice (also at {tmp_path / 'a.yaml'}:1)"]
+    from topology.validate import validate
+
+    topology = load([str(tmp_path / "b.yaml")], Variables(environment={}))
+    with pytest.raises(ConfigError) as info:
+        validate(topology)
+    assert sorted(p.message for p in info.value.problems) == [
+        "an ignore pattern cannot be empty",
+        "ignore_users has no effect without manage_all_users: true (users the files do not declare are left alone anyway)",
+        "is declared but matches the ignore_users pattern 'svc-*'"]
+    (tmp_path / "c.yaml").write_text("manage_all_users: true\nignore_users: [' ops-*']\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        validate(load([str(tmp_path / "c.yaml")], Variables(environment={})))
+    assert [p.message for p in info.value.problems] == [
+        "ignore pattern ' ops-*' has spaces at an end: it would match no user name"]
+
+
+def test_cluster_wide_objects_are_pruned_only_in_the_scope_the_files_own():
+    from topology.diff import diff
+    from topology.state import GlobalParameterState
+
+    live = State()
+    for name in ("cluster_name", "internal_cluster_id", "stray"):
+        live.add(GlobalParameterState(parameter=name, value="x"))
+    live.add(UserState(user="guest", tags=("administrator",)))
+    live.add(UserState(user="old"))
+    desired = State()
+    assert not diff(desired, live, prune=True).changes  # neither section owned: nothing listed or pruned
+    assert not diff(desired, live, prune=True).unmanaged
+    desired.all_global_parameters, desired.all_users, desired.ignore_users = True, True, ("o*",)
+    found = diff(desired, live, prune=True, connected_user="guest")
+    assert [(c.kind, c.name) for c in found.changes] == [("global_parameter", "stray")]
+    assert {r.name: found.protected.get(r.key) for r in found.unmanaged} == {
+        "cluster_name": "the broker always has a cluster name: declare it to change it",
+        "internal_cluster_id": "internal to the broker", "guest": "the user this tool is connected as"}

@@ -201,6 +201,14 @@ class ManagementClient:
     def get_user(self, name: str) -> dict[str, Any] | None:
         return self.get_or_none("users", name)
 
+    def delete_user(self, name: str) -> None:
+        self.request("DELETE", "users", name)
+
+    def user_connections(self, user: str) -> int:
+        """How many connections are open as ``user``, from the broker's connection tracking (not the
+        statistics, which lag: a connection a second old counts)."""
+        return len(self.get_or_none("connections", "username", user) or [])
+
     def permissions(self) -> list[dict[str, Any]]:
         return self.get("permissions") or []
 
@@ -211,9 +219,10 @@ class ManagementClient:
         """Every binding whose destination is the queue (the default exchange's included)."""
         return self.get_or_none("queues", vhost, name, "bindings") or []
 
-    def policies(self, vhost: str, operator: bool = False) -> list[dict[str, Any]]:
-        """The policies (or operator policies) of a vhost."""
-        return self.get_or_none("operator-policies" if operator else "policies", vhost) or []
+    def policies(self, vhost: str | None, operator: bool = False) -> list[dict[str, Any]]:
+        """The policies (or operator policies) of a vhost; of every vhost with ``None`` (one request)."""
+        segments = ("operator-policies" if operator else "policies",) + ((vhost,) if vhost is not None else ())
+        return self.get_or_none(*segments) or []
 
     def exclusive_queues(self, vhost: str) -> set[str]:
         """Names of the vhost's exclusive queues (those of connected clients)."""
@@ -268,6 +277,9 @@ class ManagementClient:
     def put_global_parameter(self, name: str, value: Any) -> None:
         self.request("PUT", "global-parameters", name, body={"name": name, "value": value})
 
+    def delete_global_parameter(self, name: str) -> None:
+        self.request("DELETE", "global-parameters", name)
+
     def put_user(self, name: str, body: dict[str, Any]) -> None:
         self.request("PUT", "users", name, body=body)
 
@@ -302,6 +314,18 @@ class ManagementClient:
 
     def delete_operator_policy(self, vhost: str, name: str) -> None:
         self.request("DELETE", "operator-policies", vhost, name)
+
+    def put_parameter(self, component: str, vhost: str, name: str, value: Any) -> None:
+        """Set a vhost runtime parameter (a shovel, federation upstream or upstream set)."""
+        self.request("PUT", "parameters", component, vhost, name,
+                     body={"component": component, "vhost": vhost, "name": name, "value": value})
+
+    def delete_parameter(self, component: str, vhost: str, name: str) -> None:
+        self.request("DELETE", "parameters", component, vhost, name)
+
+    def shovels(self, vhost: str) -> list[dict[str, Any]]:
+        """The status of the vhost's shovels (the shovel management plugin)."""
+        return self.get("shovels", vhost)
 
 
 def _reason(response: requests.Response) -> str:

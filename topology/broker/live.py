@@ -22,6 +22,8 @@ from topology.state import (
     UserState,
     BindingState,
     MigrationRecord,
+    PARAMETER_COMPONENTS,
+    parameter_state,
     ExchangeState,
     PolicyState,
     QueueState,
@@ -77,12 +79,17 @@ def broker_info(client: ManagementClient) -> BrokerInfo:
     )
 
 
+def tag_list(tags: Any) -> list[str]:
+    """Tags as the broker gives them (a list, or one comma-separated text) as a list."""
+    if isinstance(tags, str):
+        return [t for t in tags.split(",") if t]
+    return list(tags or [])
+
+
 def vhost_state(entry: dict[str, Any]) -> VhostState:
     """A vhost from ``GET /api/vhosts``."""
     metadata = entry.get("metadata") or {}
-    tags = entry.get("tags", metadata.get("tags"))
-    if isinstance(tags, str):
-        tags = [t for t in tags.split(",") if t]
+    tags = tag_list(entry.get("tags", metadata.get("tags")))
     default_queue_type = entry.get("default_queue_type")
     if default_queue_type not in QUEUE_TYPES:
         default_queue_type = None  # "undefined" on brokers that do not keep it
@@ -129,6 +136,9 @@ def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: Sta
         state.add(binding_state(name, entry))
     for entry in definitions.get("parameters", ()):
         value = entry.get("value")
+        kind = PARAMETER_COMPONENTS.get(str(entry.get("component")))
+        if kind is not None and isinstance(entry.get("name"), str):
+            state.add(parameter_state(kind, name, entry["name"], value))
         if entry.get("component") == "shovel" and isinstance(value, dict):
             for key in ("src-queue", "dest-queue", "src-exchange", "dest-exchange"):
                 if isinstance(value.get(key), str) and value[key]:
@@ -179,9 +189,7 @@ def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
     """Add the users (with their password hashes kept apart), permissions and topic
     permissions from ``GET /api/users``, ``/api/permissions`` and ``/api/topic-permissions``."""
     for entry in users:
-        tags = entry.get("tags") or []
-        if isinstance(tags, str):
-            tags = [t for t in tags.split(",") if t]
+        tags = tag_list(entry.get("tags"))
         stored = str(entry.get("password_hash") or "")
         state.password_hashes[entry["name"]] = (stored, entry.get("hashing_algorithm"))
         limits = entry.get("limits") if isinstance(entry.get("limits"), dict) else {}

@@ -151,6 +151,109 @@ class Policy(_Strict):
     definition: dict[str, Any] = Field(description="The policy keys, e.g. ha-mode, message-ttl, dead-letter-exchange.")
 
 
+ShovelProtocol = Literal["amqp091", "amqp10", "local"]
+AckMode = Literal["on-confirm", "on-publish", "no-ack"]
+Uris = Annotated[str | list[str], Field(min_length=1)]
+
+
+class Shovel(_Strict):
+    """A dynamic shovel: moves messages from a source to a destination. Changed in place
+    (the broker restarts it; with on-confirm, unacknowledged messages go back to the source)."""
+
+    source_protocol: ShovelProtocol | None = Field(None, description="src-protocol: amqp091 (default), amqp10, local (4.2+).")
+    source_uri: Uris = Field(description="src-uri: from the environment (${SRC_URI}) when it holds a password; "
+                                         "amqp:// is the local broker; a list for fail-over.")
+    source_queue: str | None = Field(None, description="src-queue: consume from this queue (or source_exchange).")
+    source_queue_arguments: dict[str, Any] | None = Field(None, description="src-queue-args: arguments to declare the source queue with.")
+    source_exchange: str | None = Field(None, description="src-exchange: consume from a queue bound to this exchange.")
+    source_exchange_key: str | None = Field(None, description="src-exchange-key: the routing key of that binding.")
+    source_address: str | None = Field(None, description="src-address (amqp10).")
+    source_consumer_arguments: dict[str, Any] | None = Field(None, description="src-consumer-args.")
+    source_predeclared: bool | None = Field(None, description="src-predeclared (RabbitMQ 4.0+): use the queue as it is.")
+    prefetch_count: int | None = Field(None, ge=0, description="src-prefetch-count: unacknowledged messages in flight.")
+    delete_after: Literal["never", "queue-length"] | Annotated[int, Field(ge=0)] | None = Field(
+        None, description="src-delete-after: never (default), queue-length, or a number of messages; then the shovel deletes itself.")
+    destination_protocol: ShovelProtocol | None = Field(None, description="dest-protocol: amqp091 (default), amqp10, local (4.2+).")
+    destination_uri: Uris = Field(description="dest-uri: from the environment when it holds a password.")
+    destination_queue: str | None = Field(None, description="dest-queue: publish to this queue.")
+    destination_queue_arguments: dict[str, Any] | None = Field(None, description="dest-queue-args.")
+    destination_exchange: str | None = Field(None, description="dest-exchange: publish to this exchange.")
+    destination_exchange_key: str | None = Field(None, description="dest-exchange-key: with this routing key (default: the message's).")
+    destination_address: str | None = Field(None, description="dest-address (amqp10).")
+    destination_predeclared: bool | None = Field(None, description="dest-predeclared (RabbitMQ 4.0+).")
+    add_forward_headers: bool | None = Field(None, description="dest-add-forward-headers.")
+    add_timestamp_header: bool | None = Field(None, description="dest-add-timestamp-header.")
+    publish_properties: dict[str, Any] | None = Field(None, description="dest-publish-properties.")
+    destination_properties: dict[str, Any] | None = Field(None, description="dest-properties (amqp10).")
+    destination_application_properties: dict[str, Any] | None = Field(None, description="dest-application-properties (amqp10).")
+    destination_message_annotations: dict[str, Any] | None = Field(None, description="dest-message-annotations (amqp10).")
+    ack_mode: AckMode | None = Field(None, description="ack-mode: on-confirm (default), on-publish, no-ack.")
+    reconnect_delay: int | float | None = Field(None, ge=0, description="reconnect-delay, in seconds.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Raw shovel parameter keys, always allowed.")
+
+    @model_validator(mode="after")
+    def _source_and_destination(self) -> "Shovel":
+        protocol = self.source_protocol or "amqp091"
+        if protocol == "amqp091" and "src-queue" not in self.parameters and "src-exchange" not in self.parameters:
+            if (self.source_queue is None) == (self.source_exchange is None):
+                raise ValueError("give exactly one of source_queue and source_exchange")
+        if self.destination_queue is not None and self.destination_exchange is not None:
+            raise ValueError("give destination_queue or destination_exchange, not both")
+        if isinstance(self.delete_after, int) and self.ack_mode == "no-ack":
+            raise ValueError("ack_mode no-ack cannot be used with a numeric delete_after")
+        _no_raw_uris(self.parameters, source_uri="src-uri", destination_uri="dest-uri")
+        return self
+
+
+def _no_raw_uris(raw: dict[str, Any], **fields: str) -> None:
+    """URIs go in their own fields (whose passwords must come from the environment), not in raw parameters."""
+    for field_name, key in fields.items():
+        if key in raw:
+            raise ValueError(f"give the URI as {field_name}, not as the raw parameter {key!r}")
+
+
+class _UpstreamSettings(_Strict):
+    exchange: str | None = Field(None, description="exchange: the upstream exchange (default: the federated exchange's name).")
+    queue: str | None = Field(None, description="queue: the upstream queue (default: the federated queue's name).")
+    consumer_tag: str | None = Field(None, description="consumer-tag (queue federation).")
+    prefetch_count: int | None = Field(None, ge=0, description="prefetch-count.")
+    reconnect_delay: int | float | None = Field(None, ge=0, description="reconnect-delay, in seconds.")
+    max_hops: int | None = Field(None, ge=1, description="max-hops (exchange federation).")
+    expires: DurationField | None = Field(None, description="expires: of the upstream's internal queue.")
+    message_ttl: DurationField | None = Field(None, description="message-ttl: of the upstream's internal queue.")
+    trust_user_id: bool | None = Field(None, description="trust-user-id.")
+    ack_mode: AckMode | None = Field(None, description="ack-mode: on-confirm (default), on-publish, no-ack.")
+    resource_cleanup_mode: Literal["default", "never"] | None = Field(None, description="resource-cleanup-mode.")
+    ha_policy: str | None = Field(None, description="ha-policy (removed in RabbitMQ 3.13).")
+    queue_type: Literal["classic", "quorum"] | None = Field(None, description="queue-type of the internal queue (3.13+).")
+    bind_nowait: bool | None = Field(None, description="bind-nowait.")
+    channel_use_mode: Literal["multiple", "single"] | None = Field(None, description="channel-use-mode.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Raw upstream keys, always allowed.")
+
+
+class FederationUpstream(_UpstreamSettings):
+    """A federation upstream: where federated exchanges and queues take messages from. Changed in place."""
+
+    uri: Uris = Field(description="uri: from the environment (${UPSTREAM_URI}) when it holds a password; a list for fail-over.")
+
+    @model_validator(mode="after")
+    def _uri_field(self) -> "FederationUpstream":
+        _no_raw_uris(self.parameters, uri="uri")
+        return self
+
+
+class UpstreamSetMember(_UpstreamSettings):
+    """One upstream of an upstream set, with settings that override the upstream's."""
+
+    upstream: str = Field(description="The federation upstream's name.")
+
+    @model_validator(mode="after")
+    def _no_uri(self) -> "UpstreamSetMember":
+        if "uri" in self.parameters:
+            raise ValueError("an upstream set names its upstreams; their URIs are set on the upstreams")
+        return self
+
+
 class Vhost(_Strict):
     """A virtual host and the objects declared in it."""
 
@@ -168,10 +271,16 @@ class Vhost(_Strict):
     policies: dict[str, Policy] = Field(default_factory=dict)
     operator_policies: dict[str, Policy] = Field(
         default_factory=dict, description="Operator policies: limits that users' policies cannot override.")
+    shovels: dict[str, Shovel] = Field(default_factory=dict, description="Dynamic shovels, keyed by name.")
+    federation_upstreams: dict[str, FederationUpstream] = Field(
+        default_factory=dict, description="Federation upstreams, keyed by name.")
+    federation_upstream_sets: dict[str, list[UpstreamSetMember]] = Field(
+        default_factory=dict, description="Federation upstream sets: a name and its upstreams.")
     ignore: list[str] = Field(
         default_factory=list,
         description="Name patterns (* and ? wildcards, [abc] classes) of objects the tool leaves alone: never pruned, "
-        "not listed as unmanaged. Applies to exchanges, queues and policies, and to bindings from or to such objects.",
+        "not listed as unmanaged. Applies to exchanges, queues, policies, shovels and federation upstreams, and to "
+                    "bindings from or to such objects.",
     )
 
 
@@ -226,6 +335,11 @@ class TopologyFile(_Strict):
 
     vhosts: dict[str, Vhost] = Field(default_factory=dict, description="Virtual hosts, keyed by name.")
     users: dict[str, User] = Field(default_factory=dict, description="Users, keyed by name.")
+    manage_all_users: bool | None = Field(
+        None, description="The files declare every user of the broker: the others are listed as unmanaged and deleted "
+                          "by --prune (never the user the tool connects as, nor those matching ignore_users).")
+    ignore_users: list[str] = Field(
+        default_factory=list, description="Name patterns (* ? [abc]) of users the tool leaves alone under manage_all_users.")
     global_parameters: dict[str, Any] = Field(
         default_factory=dict, description="Cluster-wide runtime parameters, such as cluster_name.")
 

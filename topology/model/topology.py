@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from topology.model import Binding, Exchange, Policy, Queue, QueueType, User
+from topology.model import Binding, Exchange, FederationUpstream, Policy, Queue, QueueType, Shovel, UpstreamSetMember, User
 
 T = TypeVar("T")
 
@@ -31,7 +31,8 @@ def location(path: Iterable[Any]) -> str:
         parts.append(f"vhost {path[1]!r}")
         rest = path[2:]
         singular = {"exchanges": "exchange", "queues": "queue", "policies": "policy", "bindings": "binding",
-                    "operator_policies": "operator policy"}
+                    "operator_policies": "operator policy", "shovels": "shovel",
+                    "federation_upstreams": "federation upstream", "federation_upstream_sets": "federation upstream set"}
         if len(rest) >= 2 and rest[0] in singular:
             name = f"#{rest[1] + 1}" if rest[0] == "bindings" and isinstance(rest[1], int) else repr(rest[1])
             parts.append(f"{singular[rest[0]]} {name}")
@@ -45,6 +46,16 @@ def location(path: Iterable[Any]) -> str:
     else:
         parts.append(".".join(str(p) for p in path))
     return " ".join(parts)
+
+
+def value_at(data: Any, path: Iterable[Any]) -> Any:
+    """The value at ``path`` in nested maps and lists, or ``None`` when there is none."""
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,13 @@ class VhostTopology:
     bindings: list[Declared[Binding]] = field(default_factory=list)
     policies: dict[str, Declared[Policy]] = field(default_factory=dict)
     operator_policies: dict[str, Declared[Policy]] = field(default_factory=dict)
+    shovels: dict[str, Declared[Shovel]] = field(default_factory=dict)
+    federation_upstreams: dict[str, Declared[FederationUpstream]] = field(default_factory=dict)
+    federation_upstream_sets: dict[str, Declared[list[UpstreamSetMember]]] = field(default_factory=dict)
     ignore: list[Declared[str]] = field(default_factory=list)
+    declared_sections: set[str] = field(default_factory=set)
+    """The opt-in sections a file names for this vhost, even empty (operator_policies, shovels,
+    federation_upstreams, federation_upstream_sets): only there are the broker's own listed and pruned."""
     """Name patterns of objects left alone (never pruned, not listed as unmanaged)."""
     attribute_origins: dict[str, Origin] = field(default_factory=dict)
     """Where each vhost attribute (description, tags, default_queue_type, tracing, limits) was set."""
@@ -84,8 +101,18 @@ class Topology:
     vhosts: dict[str, VhostTopology] = field(default_factory=dict)
     users: dict[str, Declared[User]] = field(default_factory=dict)
     global_parameters: dict[str, Declared[Any]] = field(default_factory=dict)
+    global_parameters_named: bool = False
+    """A file names ``global_parameters:`` (even empty): the broker's others are then listed and pruned."""
+    manage_all_users: Declared[bool] | None = None
+    """Set: the files declare every user of the broker (see the README, users)."""
+    ignore_users: list[Declared[str]] = field(default_factory=list)
     variables_of: dict[tuple[Any, ...], str] = field(default_factory=dict)
     """The ``${VARIABLE}`` that gave a user's password, by YAML path (saved plans name it)."""
+    templates: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    """Shovel and upstream URIs as written, with their ``${...}`` references, by YAML path
+    (a saved plan holds these and substitutes them again from the environment)."""
+    warnings: list[Any] = field(default_factory=list)
+    """What validation found that RabbitMQ accepts but is likely a mistake (:class:`~topology.errors.Problem`)."""
     lines: dict[str, dict[tuple[Any, ...], int]] = field(default_factory=dict, repr=False)
     """Per file, the line of every YAML key path (for locating problems)."""
 

@@ -79,7 +79,7 @@ def render_text(report: DriftReport) -> str:
         lines = [f"Orphans: {len(report.orphans)} object(s) in managed vhosts that no file declares ({counted}):"]
         for resource in report.orphans:
             why = report.protected.get(resource.key)
-            lines.append(f"  ? {resource.kind} {resource.vhost}/{resource.name}" + (f"  (protected: {why})" if why else ""))
+            lines.append(f"  ? {resource.kind} {resource.where}" + (f"  (protected: {why})" if why else ""))
         sections.append(lines)
     if report.notes:
         sections.append([f"Note: {note}" for note in report.notes])

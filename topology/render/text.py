@@ -22,6 +22,15 @@ def value(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
+def parameter_summary(parameter: Any) -> str:
+    """A shovel's or upstream's value on one line (URIs are already masked); an upstream set's upstreams."""
+    if isinstance(parameter, dict):
+        return ", ".join(f"{k}={value(v)}" for k, v in sorted(parameter.items()))
+    if isinstance(parameter, list):
+        return "upstreams: " + ", ".join(str(m.get("upstream")) if isinstance(m, dict) else value(m) for m in parameter)
+    return value(parameter)
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.summary()
     resume = f", {counts[RESUME]} migration(s) to finish" if counts[RESUME] else ""
@@ -39,6 +48,8 @@ def render_change(change: Change, style: Any = None) -> list[str]:
         props = change.after.props() if change.after else {}
         extras = [str(props.get("type"))] + [f"{k}={value(v)}" for k, v in sorted(props.get("arguments", {}).items())]
         head += f"  ({', '.join(extras)})"
+    elif change.action == CREATE and change.kind in ("shovel", "federation_upstream", "federation_upstream_set"):
+        head += f"  ({parameter_summary(change.after.props().get('value') if change.after else None)})"
     if style:
         head = style(head, change.action)
     lines = [head]
@@ -95,7 +106,7 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
         unmanaged = [f"Unmanaged: {len(plan.unmanaged)} object(s) in managed vhosts that no file declares (left alone):"]
         for r in plan.unmanaged:
             why = plan.protected.get(r.key)
-            unmanaged.append(f"  ? {r.kind} {r.vhost}/{r.name}" + (f"  (never pruned: {why})" if why else ""))
+            unmanaged.append(f"  ? {r.kind} {r.where}" + (f"  (never pruned: {why})" if why else ""))
         sections.append(unmanaged)
     if plan.replacements:
         sections.append([
