@@ -485,11 +485,14 @@ def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_o
               help="Read a RabbitMQ definitions file (as 'rabbitmqctl export_definitions' or the management UI "
                    "write) instead of the broker.")
 @click.option("--no-users", is_flag=True, help="Leave users, permissions and global parameters out.")
+@click.option("--transform", "transforms", multiple=True, type=click.Choice(["quorum"]),
+              help="quorum: classic mirrored queues become quorum queues (ha-* policy keys dropped, arguments quorum "
+                   "queues refuse removed or rewritten); every change is listed.")
 @connection_options
 @target_options
 @click.pass_context
 def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definitions_file: str | None, no_users: bool,
-           connection: Any, selection: Any) -> None:
+           transforms: tuple[str, ...], connection: Any, selection: Any) -> None:
     """Write the project's YAML files from a live broker or a definitions file.
 
     The files plan to no change against the broker they came from. No secret is written: passwords
@@ -527,6 +530,11 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
     result = export_definitions(document, list(vhosts) or None, users=not no_users)
     if not result.files:
         raise TopologyError("nothing to export: " + ("; ".join(result.skipped) or "the source holds no vhost"))
+    changes: list[str] = []
+    if "quorum" in transforms:
+        from topology.transform import to_quorum
+
+        changes = to_quorum(result.files).changes
     root = Path(out_dir)
     for path, data in sorted(result.files.items()):
         target = root / path
@@ -540,10 +548,87 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
         echo(f"skipped: {line}")
     for line in result.notes:
         echo(f"note: {line}")
+    for line in changes:
+        echo(f"transform: {line}")
+    if transforms and not changes:
+        echo("transform: nothing to change (no classic mirrored queue, no ha-* policy key)")
     if result.variables:
         echo("Set these environment variables before planning (the files refer to them; no secret was written):")
         for name, what in sorted(result.variables.items()):
             echo(f"  {name}: {what}")
+
+
+@cli.command()
+@paths_argument
+@values_option
+@click.option("--format", "output_format", type=click.Choice(["definitions", "k8s"]), required=True,
+              help="definitions: a RabbitMQ definitions document (JSON); k8s: Messaging Topology Operator resources "
+                   "(multi-document YAML).")
+@click.option("--cluster-name", default=None, help="k8s: the RabbitmqCluster the resources refer to (required).")
+@click.option("--namespace", default=None, help="k8s: the namespace of every resource.")
+@click.option("--secrets", "secrets_mode", type=click.Choice(["template", "resolve"]), default="template",
+              help="template (default): passwords and URIs with a password are written as their ${VARIABLES}; "
+                   "resolve: real URIs, and passwords as hashes made here (needs --out).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (created private, mode 600) instead of standard output.")
+@click.option("--skip-unsupported", is_flag=True,
+              help="Render what the format can express and list the rest, instead of failing.")
+@target_options
+@click.pass_context
+def render(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], output_format: str,
+           cluster_name: str | None, namespace: str | None, secrets_mode: str, out_file: str | None,
+           skip_unsupported: bool, selection: Any) -> None:
+    """Write the files as a RabbitMQ definitions document or as Kubernetes custom resources.
+
+    Offline: no broker is read. Exit 1 when the files declare something the format cannot
+    express (listed), unless --skip-unsupported.
+    """
+    from topology.render.definitions import Secrets, render_definitions, write_output
+    from topology.render.kubernetes import render_kubernetes
+    from topology.state import desired_state
+    from topology.targets import resolve_jobs
+
+    if selection.all_targets:
+        raise click.UsageError("render writes one document: give --target NAME, not --all-targets")
+    if output_format == "k8s" and not cluster_name:
+        raise click.UsageError("--format k8s needs --cluster-name NAME (the RabbitmqCluster the resources belong to)")
+    if secrets_mode == "resolve" and out_file is None:
+        raise click.UsageError("--secrets resolve writes secrets: give --out FILE (never standard output)")
+    job = resolve_jobs(selection, paths, values, None, connects=False)[0]
+    topology = _load(job, offline=secrets_mode == "template")
+    state = desired_state(topology)
+    secrets = Secrets(secrets_mode)
+    if output_format == "definitions":
+        result = render_definitions(state, secrets)
+    else:
+        assert cluster_name is not None
+        result = render_kubernetes(state, cluster_name, namespace, secrets)
+    if result.unsupported and not skip_unsupported:
+        error = TopologyError(f"{len(result.unsupported)} declared setting(s) cannot be expressed as {output_format} "
+                              "(listed above); --skip-unsupported renders the rest")
+        error.details = [f"unsupported: {line}" for line in result.unsupported]
+        raise error
+    text = write_output(result, output_format)
+    if out_file is None:
+        echo(text.rstrip("\n"))  # template mode: no secret (echo would mask one, were there a bug)
+    else:
+        try:
+            descriptor = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(descriptor, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as error:
+            raise TopologyError(f"cannot write {out_file}: {error.strerror or error}") from None
+        echo(f"wrote {out_file}", err=True)
+    for line in result.unsupported:
+        echo(f"skipped: {line}", err=True)
+    for line in result.notes:
+        echo(f"note: {line}", err=True)
+    if result.variables:
+        echo("Substitute these variables before " + ("loading (RabbitMQ does not):" if output_format == "definitions"
+                                                       else "applying (Kubernetes does not):"), err=True)
+        for name, what in sorted(result.variables.items()):
+            echo(f"  {name}: {what}", err=True)
 
 
 def _live_definitions(client: Any) -> dict[str, Any]:

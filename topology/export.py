@@ -98,8 +98,14 @@ def _by_vhost(definitions: dict[str, Any], default_vhost: str) -> dict[str, dict
     grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for kind in ("exchanges", "queues", "bindings", "policies", "operator_policies", "parameters"):
         for entry in definitions.get(kind) or ():
-            if isinstance(entry, dict):
-                grouped.setdefault(str(entry.get("vhost", default_vhost)), {}).setdefault(kind, []).append(entry)
+            if not isinstance(entry, dict):
+                continue
+            group = kind
+            if kind == "parameters" and entry.get("component") == "operator_policy" and isinstance(entry.get("value"), dict):
+                # how a definitions document carries an operator policy (render writes them so)
+                group = "operator_policies"
+                entry = {**entry["value"], "vhost": entry.get("vhost"), "name": entry.get("name")}
+            grouped.setdefault(str(entry.get("vhost", default_vhost)), {}).setdefault(group, []).append(entry)
     return grouped
 
 

@@ -1,0 +1,223 @@
+"""The declared objects as a RabbitMQ definitions document (pure).
+
+The document is what ``load_definitions``, ``rabbitmqctl import_definitions``, the
+management UI's import and ``POST /api/definitions`` read. It is built from the desired
+state (:func:`topology.state.desired_state`), so every default and friendly field is
+already in the broker's terms.
+
+Secrets follow one rule for every output format (see :class:`Secrets`):
+
+- ``template`` (the default): no secret is written. A password that comes from a
+  variable is written as that reference, ``"password": "${ORDERS_SVC_PASSWORD}"``, and a
+  URI as written in the files when it holds a password (``${SRC_URI}``,
+  ``amqp://u:${PW}@h``). RabbitMQ does not substitute them: the reader substitutes them
+  (``envsubst``, a Helm template) before loading. :attr:`Rendered.variables` lists them.
+- ``resolve``: the real values, for a document that is loaded as it is. A password is
+  still never written: it becomes a ``password_hash`` made here with a random salt.
+
+What a definitions document cannot hold goes in :attr:`Rendered.unsupported`; vhost limits
+and operator policies travel as the runtime parameters RabbitMQ stores them as
+(components ``vhost-limits`` and ``operator_policy``), which an import sets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from topology import parameters
+from topology.passwords import DEFAULT_ALGORITHM, password_hash
+from topology.state import (
+    PARAMETER_KINDS,
+    BindingState,
+    ExchangeState,
+    GlobalParameterState,
+    OperatorPolicyState,
+    ParameterState,
+    PermissionState,
+    PolicyState,
+    QueueState,
+    State,
+    TopicPermissionState,
+    UserState,
+)
+
+TEMPLATE, RESOLVE = "template", "resolve"
+SECRETS_MODES = (TEMPLATE, RESOLVE)
+
+_REFERENCE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+
+
+@dataclass
+class Rendered:
+    """A rendered output and what its reader must know."""
+
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    """``${VARIABLES}`` left in the output (template mode) → what each must hold."""
+    unsupported: list[str] = field(default_factory=list)
+    """Declared settings the format cannot express, one line each (left out of the output)."""
+    notes: list[str] = field(default_factory=list)
+    holds_secrets: bool = False
+    """The output holds a secret (a URI's password, a password hash): write it only to a private file."""
+
+
+@dataclass
+class Secrets:
+    """How a user's password and a URI are written (see the module docstring)."""
+
+    mode: str = TEMPLATE
+
+    def password(self, user: UserState, result: Rendered) -> dict[str, str]:
+        """The password keys of a definitions user: ``password`` (a reference), or
+        ``password_hash`` and ``hashing_algorithm``; none for a user without a password."""
+        if user.declared_hash is not None:
+            result.holds_secrets = True
+            return {"password_hash": str(user.declared_hash),
+                    "hashing_algorithm": user.hashing_algorithm or DEFAULT_ALGORITHM}
+        if user.secret is None:
+            return {}
+        if self.mode == TEMPLATE and user.password_variable:
+            result.variables[user.password_variable] = f"the password of user {user.user}"
+            return {"password": f"${{{user.password_variable}}}"}
+        algorithm = user.hashing_algorithm or DEFAULT_ALGORITHM
+        result.holds_secrets = True
+        return {"password_hash": password_hash(str(user.secret), algorithm), "hashing_algorithm": algorithm}
+
+    def parameter_value(self, resource: ParameterState, result: Rendered) -> Any:
+        """A shovel's or upstream's value with each URI real, or as written where it holds a password."""
+        value = resource.secret_value
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        templates = resource.templates or {}
+        for key in parameters.URI_KEYS.get(resource.component, ()):
+            if key not in value:
+                continue
+            secret = parameters.has_password(resource.component, {key: value[key]})
+            unresolved = "${" in str(value[key])  # offline: a variable that is not set
+            if self.mode == TEMPLATE and (secret or unresolved):
+                # as written; offline, an unset variable already stands as written in the value
+                written = templates.get(key, value[key])
+                names = [name for template in (written if isinstance(written, list) else [written])
+                         for name in _REFERENCE_RE.findall(str(template))]
+                if not names:  # a literal password: the loader refuses one, so only a raw parameter holds it
+                    result.unsupported.append(
+                        f"{resource.kind} {resource.where}: the password of {key} is not from a variable; "
+                        "take it from the environment, or render with --secrets resolve")
+                    value[key] = parameters.masked(resource.component, {key: value[key]})[key]
+                    continue
+                value[key] = written
+                for name in names:
+                    result.variables[name] = f"in {key} of {resource.kind.replace('_', ' ')} {resource.where}"
+            elif secret:
+                result.holds_secrets = True
+        return value
+
+
+def render_definitions(state: State, secrets: Secrets | None = None) -> Rendered:
+    """The definitions document of the desired ``state``."""
+    secrets = secrets or Secrets()
+    result = Rendered()
+    document: dict[str, Any] = {key: [] for key in (
+        "users", "vhosts", "permissions", "topic_permissions", "parameters", "global_parameters", "policies",
+        "queues", "exchanges", "bindings")}
+    for name in sorted(state.vhosts):
+        vhost = state.vhosts[name]
+        entry: dict[str, Any] = {"name": name}
+        metadata: dict[str, Any] = {}
+        if vhost.description is not None:
+            entry["description"] = metadata["description"] = vhost.description
+        if vhost.tags is not None:
+            entry["tags"] = metadata["tags"] = list(vhost.tags)
+        if vhost.default_queue_type is not None:
+            metadata["default_queue_type"] = vhost.default_queue_type  # read only from metadata (rabbit_definitions)
+        if metadata:
+            entry["metadata"] = metadata
+        if vhost.tracing is not None:
+            entry["tracing"] = vhost.tracing
+        document["vhosts"].append(entry)
+        if vhost.limits:
+            document["parameters"].append({"vhost": name, "component": "vhost-limits", "name": "limits",
+                                           "value": dict(vhost.limits)})
+        elif vhost.limits is not None:
+            result.notes.append(f"vhost {name}: 'limits: {{}}' removes the broker's limits when applied; a "
+                                "definitions import cannot remove them")
+    for resource in sorted(state.objects.values(), key=lambda r: r.key):
+        _add(resource, document, secrets, result)
+    _shovel_notes(state, result)
+    result.documents.append({key: value for key, value in document.items() if value})
+    return result
+
+
+def _add(resource: Any, document: dict[str, Any], secrets: Secrets, result: Rendered) -> None:
+    if isinstance(resource, UserState):
+        user: dict[str, Any] = {"name": resource.user, **secrets.password(resource, result), "tags": list(resource.tags)}
+        if resource.limits:
+            user["limits"] = dict(resource.limits)
+        if not resource.managed_password:
+            result.notes.append(f"user {resource.user} has no password in the files: loading the document leaves it "
+                                "without one (RabbitMQ clears an existing user's password), where apply leaves it as it is")
+        document["users"].append(user)
+    elif isinstance(resource, PermissionState):
+        document["permissions"].append({"user": resource.user, "vhost": resource.vhost, "configure": resource.configure,
+                                        "write": resource.write, "read": resource.read})
+    elif isinstance(resource, TopicPermissionState):
+        document["topic_permissions"].append({"user": resource.user, "vhost": resource.vhost,
+                                              "exchange": resource.exchange, "write": resource.write,
+                                              "read": resource.read})
+    elif isinstance(resource, OperatorPolicyState):
+        document["parameters"].append({"vhost": resource.vhost, "component": "operator_policy", "name": resource.policy,
+                                       "value": _policy_value(resource)})
+    elif isinstance(resource, PolicyState):
+        document["policies"].append({"vhost": resource.vhost, "name": resource.policy, **_policy_value(resource)})
+    elif isinstance(resource, GlobalParameterState):
+        document["global_parameters"].append({"name": resource.parameter, "value": resource.value})
+    elif isinstance(resource, tuple(PARAMETER_KINDS.values())):
+        document["parameters"].append({"vhost": resource.vhost, "component": resource.component,
+                                       "name": resource.parameter, "value": secrets.parameter_value(resource, result)})
+    elif isinstance(resource, QueueState):
+        document["queues"].append({"name": resource.queue, "vhost": resource.vhost, "durable": resource.durable,
+                                   "auto_delete": resource.auto_delete, "arguments": resource.declare_arguments()})
+    elif isinstance(resource, ExchangeState):
+        document["exchanges"].append({"name": resource.exchange, "vhost": resource.vhost, "type": resource.type,
+                                      "durable": resource.durable, "auto_delete": resource.auto_delete,
+                                      "internal": resource.internal, "arguments": resource.arguments})
+    elif isinstance(resource, BindingState):
+        document["bindings"].append({"source": resource.source, "vhost": resource.vhost,
+                                     "destination": resource.destination, "destination_type": resource.destination_type,
+                                     "routing_key": resource.routing_key, "arguments": resource.arguments})
+    else:  # pragma: no cover - every kind of the desired state is handled above
+        raise TypeError(f"cannot render {resource!r}")
+
+
+def _shovel_notes(state: State, result: Rendered) -> None:
+    """RabbitMQ imports runtime parameters before queues, and a starting shovel declares a missing
+    queue itself, as a classic queue: say so for each shovel queue the document declares."""
+    for resource in state.objects.values():
+        if resource.kind != "shovel" or not isinstance(resource.value, dict):
+            continue
+        for side in ("src", "dest"):
+            queue = resource.value.get(f"{side}-queue")
+            if queue and not resource.value.get(f"{side}-predeclared") and ("queue", resource.vhost, queue) in state.objects:
+                result.notes.append(
+                    f"shovel {resource.where} uses queue {queue!r} of this document: RabbitMQ imports shovels "
+                    "before queues, and a shovel that starts first declares the queue itself as a classic queue; "
+                    "into a broker without the queue, load the shovels after the rest")
+
+
+def _policy_value(policy: PolicyState) -> dict[str, Any]:
+    return {"pattern": policy.pattern, "apply-to": policy.apply_to, "definition": policy.definition,
+            "priority": policy.priority}
+
+
+def write_output(result: Rendered, output_format: str) -> str:
+    """The text of a rendered output: JSON for definitions, multi-document YAML for k8s."""
+    if output_format == "definitions":
+        return json.dumps(result.documents[0], indent=2, ensure_ascii=False) + "\n"
+    import yaml
+
+    return yaml.safe_dump_all(result.documents, sort_keys=False, allow_unicode=True, explicit_start=True,
+                              default_flow_style=False, width=1000)
