@@ -26,8 +26,6 @@ from typing import Any
 from topology.migrate import winning_policies
 from topology.model.arguments import FIELD_TO_ARGUMENT, QUEUE_ARGUMENTS, QUORUM, argument_for
 
-TRANSFORMS = ("quorum",)
-
 _LOCATORS = {"client-local": "client-local", "min-masters": "balanced", "random": "balanced"}
 
 

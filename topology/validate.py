@@ -541,6 +541,15 @@ def _upstream_setting(vhost: VhostTopology, name: str, key: str) -> list[tuple[O
     return found
 
 
+def _shovel_setting(vhost: VhostTopology, names: tuple[str, ...],
+                    matches: Callable[[Any], bool]) -> list[tuple[Origin, tuple[Any, ...]]]:
+    """Where shovels set one of the fields ``names`` (or its raw key) to a value that ``matches``."""
+    from topology.parameters import SHOVEL_KEYS
+
+    return [(d.origin, (name,)) for d in vhost.shovels.values() for name in names
+            if matches(getattr(d.spec, name)) or matches(d.spec.parameters.get(SHOVEL_KEYS[name]))]
+
+
 def _policy_key(key: str) -> Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]:
     def found(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
         return [(d.origin, ("definition", key)) for d in _all_policies(vhost) if key in d.spec.definition]
@@ -609,20 +618,16 @@ VERSION_RULES: tuple[VersionRule, ...] = (
         since=(4, 0),
         until=None,
         source="rabbit_shovel_parameters in rabbitmq-server v4.0.0 (src-predeclared, dest-predeclared)",
-        found=lambda vhost: [
-            (d.origin, (name,)) for d in vhost.shovels.values()
-            for name, key in (("source_predeclared", "src-predeclared"), ("destination_predeclared", "dest-predeclared"))
-            if getattr(d.spec, name) is not None or key in d.spec.parameters],
+        found=lambda vhost: _shovel_setting(vhost, ("source_predeclared", "destination_predeclared"),
+                                            lambda value: value is not None),
     ),
     VersionRule(
         "shovel protocol local",
         since=(4, 2),
         until=None,
         source="rabbit_local_shovel, first in rabbitmq-server v4.2.0",
-        found=lambda vhost: [
-            (d.origin, (name,)) for d in vhost.shovels.values()
-            for name, key in (("source_protocol", "src-protocol"), ("destination_protocol", "dest-protocol"))
-            if getattr(d.spec, name) == "local" or d.spec.parameters.get(key) == "local"],
+        found=lambda vhost: _shovel_setting(vhost, ("source_protocol", "destination_protocol"),
+                                            lambda value: value == "local"),
     ),
     VersionRule(
         "federation upstream queue_type",

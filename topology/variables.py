@@ -61,6 +61,11 @@ class Templated(str):
     origins: dict[str, str]
 
 
+def variable_names(text: str) -> list[str]:
+    """The variables ``text`` refers to, in order (``$${`` is a literal, not a reference)."""
+    return [m.group(1) for m in _REFERENCE_RE.finditer(text) if m.group(1) is not None]
+
+
 def with_template(value: str, template: str, origins: dict[str, str]) -> str:
     """``value`` carrying its template and variable origins (a :class:`Substituted` keeps its own class)."""
     result = value if isinstance(value, Substituted) else Templated(value)
@@ -194,7 +199,7 @@ class Variables:
             return value
 
         secret_parts: list[str] = []
-        self.last_names = [m.group(1) for m in matches if m.group(1) is not None]
+        self.last_names = variable_names(text)
         result = _REFERENCE_RE.sub(replace, text)
         if whole and not problems:
             # a secret stays text: typed, it would escape the redaction of saved plans

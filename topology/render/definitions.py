@@ -23,12 +23,12 @@ and operator policies travel as the runtime parameters RabbitMQ stores them as
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from topology import parameters
 from topology.passwords import DEFAULT_ALGORITHM, password_hash
+from topology.variables import variable_names
 from topology.state import (
     PARAMETER_KINDS,
     BindingState,
@@ -45,9 +45,6 @@ from topology.state import (
 )
 
 TEMPLATE, RESOLVE = "template", "resolve"
-SECRETS_MODES = (TEMPLATE, RESOLVE)
-
-_REFERENCE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
 
 @dataclass
@@ -70,21 +67,17 @@ class Secrets:
 
     mode: str = TEMPLATE
 
-    def password(self, user: UserState, result: Rendered) -> dict[str, str]:
-        """The password keys of a definitions user: ``password`` (a reference), or
-        ``password_hash`` and ``hashing_algorithm``; none for a user without a password."""
-        if user.declared_hash is not None:
-            result.holds_secrets = True
-            return {"password_hash": str(user.declared_hash),
-                    "hashing_algorithm": user.hashing_algorithm or DEFAULT_ALGORITHM}
+    def password(self, user: UserState, algorithm: str, result: Rendered) -> tuple[str, str] | None:
+        """A declared password as written: ``("password", "${VARIABLE}")`` in template mode when it
+        comes from a variable, else ``("hash", a hash made with algorithm)``; ``None`` when the files
+        declare no password (a declared hash is the caller's to write)."""
         if user.secret is None:
-            return {}
+            return None
         if self.mode == TEMPLATE and user.password_variable:
             result.variables[user.password_variable] = f"the password of user {user.user}"
-            return {"password": f"${{{user.password_variable}}}"}
-        algorithm = user.hashing_algorithm or DEFAULT_ALGORITHM
+            return "password", f"${{{user.password_variable}}}"
         result.holds_secrets = True
-        return {"password_hash": password_hash(str(user.secret), algorithm), "hashing_algorithm": algorithm}
+        return "hash", password_hash(str(user.secret), algorithm)
 
     def parameter_value(self, resource: ParameterState, result: Rendered) -> Any:
         """A shovel's or upstream's value with each URI real, or as written where it holds a password."""
@@ -102,7 +95,7 @@ class Secrets:
                 # as written; offline, an unset variable already stands as written in the value
                 written = templates.get(key, value[key])
                 names = [name for template in (written if isinstance(written, list) else [written])
-                         for name in _REFERENCE_RE.findall(str(template))]
+                         for name in variable_names(str(template))]
                 if not names:  # a literal password: the loader refuses one, so only a raw parameter holds it
                     result.unsupported.append(
                         f"{resource.kind} {resource.where}: the password of {key} is not from a variable; "
@@ -154,7 +147,8 @@ def render_definitions(state: State, secrets: Secrets | None = None) -> Rendered
 
 def _add(resource: Any, document: dict[str, Any], secrets: Secrets, result: Rendered) -> None:
     if isinstance(resource, UserState):
-        user: dict[str, Any] = {"name": resource.user, **secrets.password(resource, result), "tags": list(resource.tags)}
+        user: dict[str, Any] = {"name": resource.user, **_password_keys(resource, secrets, result),
+                                "tags": list(resource.tags)}
         if resource.limits:
             user["limits"] = dict(resource.limits)
         if not resource.managed_password:
@@ -206,6 +200,19 @@ def _shovel_notes(state: State, result: Rendered) -> None:
                     f"shovel {resource.where} uses queue {queue!r} of this document: RabbitMQ imports shovels "
                     "before queues, and a shovel that starts first declares the queue itself as a classic queue; "
                     "into a broker without the queue, load the shovels after the rest")
+
+
+def _password_keys(user: UserState, secrets: Secrets, result: Rendered) -> dict[str, str]:
+    """A definitions user's ``password``, or ``password_hash`` and ``hashing_algorithm``; none without a password."""
+    algorithm = user.hashing_algorithm or DEFAULT_ALGORITHM
+    if user.declared_hash is not None:
+        result.holds_secrets = True
+        return {"password_hash": str(user.declared_hash), "hashing_algorithm": algorithm}
+    written = secrets.password(user, algorithm, result)
+    if written is None:
+        return {}
+    kind, value = written
+    return {"password": value} if kind == "password" else {"password_hash": value, "hashing_algorithm": algorithm}
 
 
 def _policy_value(policy: PolicyState) -> dict[str, Any]:

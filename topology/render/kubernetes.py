@@ -24,8 +24,8 @@ import hashlib
 import re
 from typing import Any
 
-from topology.passwords import DEFAULT_ALGORITHM, SHA512, password_hash
-from topology.render.definitions import TEMPLATE, Rendered, Secrets
+from topology.passwords import DEFAULT_ALGORITHM, SHA512
+from topology.render.definitions import Rendered, Secrets
 from topology.state import (
     BindingState,
     ExchangeState,
@@ -259,15 +259,12 @@ def _user(user: UserState, secrets: Secrets, result: Rendered) -> tuple[str, tup
             return None
         data["passwordHash"] = str(user.declared_hash)
         result.holds_secrets = True
-    elif user.secret is not None:
-        if secrets.mode == TEMPLATE and user.password_variable:
-            data["password"] = f"${{{user.password_variable}}}"
-            result.variables[user.password_variable] = f"the password of user {user.user}"
-        else:
-            data["passwordHash"] = password_hash(str(user.secret), SHA512)  # the operator reads SHA-512 only
-            result.holds_secrets = True
     else:
-        data["passwordHash"] = ""  # no password: the operator's way to say so (an absent key makes one up)
+        written = secrets.password(user, SHA512, result)  # the operator reads SHA-512 hashes only
+        if written is None:
+            data["passwordHash"] = ""  # no password: the operator's way to say so (an absent key makes one up)
+        else:
+            data["password" if written[0] == "password" else "passwordHash"] = written[1]
     spec["_secret"] = data
     return "User", (user.user,), spec
 
