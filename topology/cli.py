@@ -632,14 +632,20 @@ def render(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], 
 
 
 def _live_definitions(client: Any) -> dict[str, Any]:
-    """The broker's definitions, with what its export leaves out: operator policies, vhost limits, tracing."""
+    """The broker's definitions, with what its export leaves out: operator policies, vhost limits,
+    tracing, and (before RabbitMQ 3.11) the vhosts' description, tags and default queue type."""
     document = client.get("definitions")
     if not isinstance(document, dict):
         raise TopologyError("the broker's definitions export is not a JSON object")
     vhosts = {v.get("name"): v for v in client.vhosts()}
     for entry in document.get("vhosts") or []:
-        if vhosts.get(entry.get("name"), {}).get("tracing"):
+        live = vhosts.get(entry.get("name"), {})
+        if live.get("tracing"):
             entry["tracing"] = True
+        metadata = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
+        for key in ("description", "tags", "default_queue_type"):
+            if key not in entry and key not in metadata and live.get(key) not in (None, "", [], "undefined"):
+                entry[key] = live[key]
     document["operator_policies"] = client.policies(None, operator=True)
     present = {(p.get("vhost"), p.get("component")) for p in document.get("parameters") or []}
     for entry in client.vhost_limits():

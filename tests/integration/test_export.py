@@ -3,15 +3,19 @@ against that broker, with no secret in the files or the output."""
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import re
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests import generate
 from tests.conftest import BROKER_AUTH, wait_until
 from topology.export import variable_name
+from topology.parameters import SHOVEL_OLD_KEYS
 
 pytestmark = pytest.mark.broker
 
@@ -137,6 +141,9 @@ def test_a_definitions_file_loaded_into_a_broker_exports_to_no_change(run, api, 
 
 
 FILES = sorted(p.name for p in REALWORLD.glob("*.json"))
+# more generated brokers: TOPOLOGY_TEST_SEEDS=1-200 (a range) or 7,19 (a list)
+SEEDS = [int(x) for part in os.environ.get("TOPOLOGY_TEST_SEEDS", "1-3").split(",")
+         for x in (range(int(part.split("-")[0]), int(part.split("-")[1]) + 1) if "-" in part else [part])]
 REFUSED_BY_RABBITMQ = {
     # hand-written, with policy keys RabbitMQ does not know: the broker refuses to load it (and the
     # export of it as a file is checked in tests/unit/test_export_pure.py)
@@ -182,7 +189,7 @@ def into_test_names(document: dict, prefix: str) -> tuple[dict, dict[str, str], 
     return result, vhosts, users
 
 
-def comparable(definitions: dict, vhosts: set[str]) -> dict:
+def comparable(definitions: dict, vhosts: set[str], globals_: set[str] = frozenset()) -> dict:
     """A broker's definitions of ``vhosts``, for comparing two loads: sorted, without password hashes."""
     def key(entry: dict) -> str:
         return json.dumps(entry, sort_keys=True)
@@ -192,6 +199,8 @@ def comparable(definitions: dict, vhosts: set[str]) -> dict:
         if kind == "queues":  # the tool always declares the type, which a definitions file may leave out
             arguments = entry.setdefault("arguments", {})
             arguments["x-queue-type"] = arguments.get("x-queue-type") or entry.pop("type", None) or "classic"
+        if kind == "parameters" and entry.get("component") == "shovel":  # pre-3.7 keys get their current names
+            entry["value"] = {SHOVEL_OLD_KEYS.get(k, k): v for k, v in entry["value"].items()}
         return entry
 
     def ours(entry: dict) -> bool:  # a federation link's own objects come and go with the link
@@ -202,6 +211,8 @@ def comparable(definitions: dict, vhosts: set[str]) -> dict:
     for kind in ("exchanges", "queues", "bindings", "policies", "parameters", "permissions", "topic_permissions"):
         found[kind] = sorted((normal(kind, e) for e in definitions.get(kind, []) if e.get("vhost") in vhosts and ours(e)),
                              key=key)
+    found["global_parameters"] = sorted((p for p in definitions.get("global_parameters", []) if p["name"] in globals_),
+                                        key=key)
     # users without a permission in these vhosts are not exported (documented): not compared either
     with_access = {e["user"] for e in found["permissions"] + found["topic_permissions"]}
     found["users"] = sorted(({k: v for k, v in u.items() if k not in ("password_hash", "hashing_algorithm")}
@@ -229,11 +240,11 @@ def settled(api, vhosts: dict[str, str], source: dict) -> dict:
     expected = sum(1 for p in source.get("parameters", []) if p.get("component") == "shovel")
     wait_until(lambda: len([s for s in api.get("shovels") if s.get("vhost") in vhosts.values()
                             and s.get("state") == "running"]) == expected, "the shovels running")
-    return comparable(api.get("definitions"), set(vhosts.values()))
+    return comparable(api.get("definitions"), set(vhosts.values()), {p["name"] for p in source.get("global_parameters", [])})
 
 
-def remove(api, vhosts: dict[str, str], users: dict[str, str]) -> None:
-    """Delete the test's vhosts and users; shovels first: a shovel still reconnecting while its
+def remove(api, vhosts: dict[str, str], users: dict[str, str], source: dict | None = None) -> None:
+    """Delete the test's vhosts, users and the global parameters of ``source``; shovels first: a shovel still reconnecting while its
     vhost is deleted and created again declares its source queue in the new vhost (seen with
     RabbitMQ 3.10.8)."""
     for entry in api.get("parameters", "shovel"):
@@ -244,61 +255,92 @@ def remove(api, vhosts: dict[str, str], users: dict[str, str]) -> None:
         api.delete("vhosts", new)
     for new in users.values():
         api.delete("users", new)
+    for parameter in (source or {}).get("global_parameters", []):
+        api.delete("global-parameters", parameter["name"])
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_every_real_world_file_round_trips_through_the_broker(name, run, api, monkeypatch, tmp_path):
-    """Load the file into a broker, export, plan: empty. Then delete what was loaded and apply the
-    export: the broker holds the same definitions as after loading the file; and the same again
-    after loading the export rendered as a definitions document."""
     prefix = f"topology-test-{uuid.uuid4().hex[:6]}"
     source, vhosts, users = into_test_names(json.loads((REALWORLD / name).read_text()), prefix)
     try:
-        response = load_definitions(api, source)
         if name in REFUSED_BY_RABBITMQ:  # nothing to round-trip: the broker refuses the file as it is
+            response = load_definitions(api, source)
             assert response.status_code == 400 and REFUSED_BY_RABBITMQ[name] in response.text
             return
-        assert response.status_code < 400, response.text[:300]
-        loaded = settled(api, vhosts, source)
-        out = tmp_path / "exported"
-        arguments = [a for v in sorted(vhosts.values()) for a in ("--vhost", v)]
-        exported = run("export", *arguments, "--out", str(out))
-        assert exported.code == 0, exported.err
-        passwords = {variable_name(u, "PASSWORD"): f"pw-{u}" for u in users.values()}
-        passwords[variable_name(BROKER_AUTH[0], "PASSWORD")] = BROKER_AUTH[1]  # it created the vhosts: a permission
-        for line in exported.out.splitlines():
-            if not line.startswith("  "):
-                continue
-            variable, what = line.strip().split(": ", 1)
-            uri = re.match(r"the URI of (shovel|upstream) '(.*)' in vhost '(.*)' \((\w+)\)", what)
-            if uri is None:
-                monkeypatch.setenv(variable, passwords[variable])
-                continue
-            component = "shovel" if uri[1] == "shovel" else "federation-upstream"
-            key = {"source_uri": "src-uri", "destination_uri": "dest-uri", "uri": "uri"}[uri[4]]
-            parameter = next(p for p in source["parameters"] if (p["component"], p["name"], p["vhost"]) ==
-                             (component, uri[2], uri[3]))
-            monkeypatch.setenv(variable, parameter["value"][key])
-        plan = run("plan", str(out), "--prune", "--format", "json")
-        assert plan.code == 0, plan.err
-        assert json.loads(plan.out)["changes"] == []
-
-        remove(api, vhosts, users)
-        applied = run("apply", str(out), "--auto-approve")
-        assert applied.code == 0, applied.err
-        assert settled(api, vhosts, source) == loaded
-
-        # the export rendered as definitions (real URIs, hashed passwords) loads to the same again
-        rendered = tmp_path / "rendered.json"
-        result = run("render", str(out), "--format", "definitions", "--secrets", "resolve", "--out", str(rendered))
-        assert result.code == 0, result.err
-        assert rendered.stat().st_mode & 0o777 == 0o600
-        remove(api, vhosts, users)
-        response = load_definitions(api, json.loads(rendered.read_text()))
-        assert response.status_code < 400, response.text[:300]
-        assert settled(api, vhosts, source) == loaded
+        round_trip(run, api, monkeypatch, tmp_path, source, vhosts, users, {u: f"pw-{u}" for u in users.values()})
     finally:
         for new in vhosts.values():
             api.delete("vhosts", new)
         for new in users.values():
             api.delete("users", new)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_generated_broker_with_every_object_kind_round_trips(seed, run, api, monkeypatch, tmp_path):
+    """A broker generated from ``seed`` (tests/generate.py): every kind of object and setting the
+    tool manages, names with slashes, percent signs, spaces, dollars and non-ASCII letters."""
+    source, passwords = generate.definitions(seed, f"topology-test-{uuid.uuid4().hex[:6]}")
+    vhosts = {v["name"]: v["name"] for v in source["vhosts"]}
+    try:
+        round_trip(run, api, monkeypatch, tmp_path, source, vhosts, {u["name"]: u["name"] for u in source["users"]},
+                   passwords)
+    finally:
+        remove(api, vhosts, {u["name"]: u["name"] for u in source["users"]}, source)
+
+
+def vhost_settings(api, vhosts: dict[str, str]) -> dict:
+    """What the definitions of RabbitMQ 3.10 leave out of a vhost: its metadata and tracing."""
+    keys = ("name", "description", "tags", "tracing", "default_queue_type")
+    return {v["name"]: {k: v.get(k) for k in keys} for v in api.get("vhosts") if v["name"] in vhosts.values()}
+
+
+def round_trip(run, api, monkeypatch, tmp_path, source: dict, vhosts: dict[str, str], users: dict[str, str],
+               passwords: dict[str, str]):
+    """Load ``source`` into the broker, export, plan: empty. Then delete what was loaded and apply
+    the export: the broker holds the same definitions as after loading the file; and the same
+    again after loading the export rendered as a definitions document. ``passwords``: of the
+    users that have one, by name."""
+    response = load_definitions(api, source)
+    assert response.status_code < 400, response.text[:300]
+    loaded, settings = settled(api, vhosts, source), vhost_settings(api, vhosts)
+    out = tmp_path / "exported"
+    arguments = [a for v in sorted(vhosts.values()) for a in ("--vhost", v)]
+    exported = run("export", *arguments, "--out", str(out))
+    assert exported.code == 0, exported.err
+    passwords = {**passwords, BROKER_AUTH[0]: BROKER_AUTH[1]}  # it created the vhosts: it has a permission
+    for line in exported.out.splitlines():
+        if not line.startswith("  "):
+            continue
+        variable, what = line.strip().split(": ", 1)
+        user = re.fullmatch(r"the password of user (.*)", what)
+        if user is not None:
+            monkeypatch.setenv(variable, passwords[ast.literal_eval(user[1])])
+            continue
+        uri = re.fullmatch(r"the URI of (shovel|upstream) (.*) in vhost (.*) \((\w+)\), with its password", what)
+        assert uri is not None, line
+        component = "shovel" if uri[1] == "shovel" else "federation-upstream"
+        key = {"source_uri": "src-uri", "destination_uri": "dest-uri", "uri": "uri"}[uri[4]]
+        parameter = next(p for p in source["parameters"] if (p["component"], p["name"], p["vhost"]) ==
+                         (component, ast.literal_eval(uri[2]), ast.literal_eval(uri[3])))
+        monkeypatch.setenv(variable, parameter["value"][key])
+    plan = run("plan", str(out), "--prune", "--format", "json")
+    assert plan.code == 0, plan.err
+    assert json.loads(plan.out)["changes"] == []
+
+    remove(api, vhosts, users, source)
+    applied = run("apply", str(out), "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert settled(api, vhosts, source) == loaded
+    assert vhost_settings(api, vhosts) == settings
+
+    # the export rendered as definitions (real URIs, hashed passwords) loads to the same again
+    rendered = tmp_path / "rendered.json"
+    result = run("render", str(out), "--format", "definitions", "--secrets", "resolve", "--out", str(rendered))
+    assert result.code == 0, result.err
+    assert rendered.stat().st_mode & 0o777 == 0o600
+    remove(api, vhosts, users, source)
+    response = load_definitions(api, json.loads(rendered.read_text()))
+    assert response.status_code < 400, response.text[:300]
+    assert settled(api, vhosts, source) == loaded
+    assert vhost_settings(api, vhosts) == settings
