@@ -46,11 +46,11 @@ def warn(message: str) -> None:
     echo(f"warning: {message}", err=True)
 
 
-def _load(job: Any, offline: bool = False) -> Any:
+def _load(job: Any, offline: bool = False, template: bool = False) -> Any:
     """Load and validate a job's files; print what validation warns of (RabbitMQ accepts it)."""
     from topology.engine import load_valid
 
-    topology = load_valid(job.paths, job.values, job.secret_names, offline=offline)
+    topology = load_valid(job.paths, job.values, job.secret_names, offline=offline, template=template)
     for problem in topology.warnings:
         warn(str(problem))
     return topology
@@ -534,7 +534,10 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
     if "quorum" in transforms:
         from topology.transform import to_quorum
 
-        changes = to_quorum(result.files).changes
+        from topology.broker.live import BrokerInfo
+
+        version = BrokerInfo("", str(document.get("rabbitmq_version") or document.get("rabbit_version") or ""), "")
+        changes = to_quorum(result.files, version.version_tuple or None).changes
     root = Path(out_dir)
     for path, data in sorted(result.files.items()):
         target = root / path
@@ -592,10 +595,21 @@ def render(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], 
         raise click.UsageError("render writes one document: give --target NAME, not --all-targets")
     if output_format == "k8s" and not cluster_name:
         raise click.UsageError("--format k8s needs --cluster-name NAME (the RabbitmqCluster the resources belong to)")
+    if output_format != "k8s" and (cluster_name or namespace):
+        raise click.UsageError("--cluster-name and --namespace are for --format k8s")
+    import re
+
+    label = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    if cluster_name and (len(cluster_name) > 253 or not re.fullmatch(rf"{label}(\.{label})*", cluster_name)):
+        raise click.UsageError(f"--cluster-name {cluster_name!r} is not a Kubernetes name (lower-case letters, digits, "
+                               "inner '-' and '.')")
+    if namespace and (len(namespace) > 63 or not re.fullmatch(label, namespace)):
+        raise click.UsageError(f"--namespace {namespace!r} is not a Kubernetes namespace (at most 63 lower-case "
+                               "letters, digits and inner '-')")
     if secrets_mode == "resolve" and out_file is None:
         raise click.UsageError("--secrets resolve writes secrets: give --out FILE (never standard output)")
     job = resolve_jobs(selection, paths, values, None, connects=False)[0]
-    topology = _load(job, offline=secrets_mode == "template")
+    topology = _load(job, template=secrets_mode == "template")
     state = desired_state(topology)
     secrets = Secrets(secrets_mode)
     if output_format == "definitions":
@@ -608,9 +622,19 @@ def render(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], 
                               "(listed above); --skip-unsupported renders the rest")
         error.details = [f"unsupported: {line}" for line in result.unsupported]
         raise error
+    if result.secrets and out_file is None:
+        error = TopologyError(f"the {output_format} output would hold secrets (listed above): give --out FILE, "
+                              "or take them from variables")
+        error.details = [f"secret: {line}" for line in result.secrets]
+        raise error
     text = write_output(result, output_format)
     if out_file is None:
-        echo(text.rstrip("\n"))  # template mode: no secret (echo would mask one, were there a bug)
+        from topology.redact import redact
+
+        if redact(text) != text:  # masking would change the document: never print a corrupted one
+            raise TopologyError(f"the {output_format} output holds text equal to a secret's value (a name, say); "
+                                "it is not printed: give --out FILE")
+        echo(text.rstrip("\n"))
     else:
         try:
             descriptor = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -27,11 +27,12 @@ from topology.variables import Variables, load_values
 
 
 def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: Iterable[str] = (),
-               *, offline: bool = False) -> Topology:
+               *, offline: bool = False, template: bool = False) -> Topology:
     """Load and validate the files, with ``${...}`` variables from the environment and the
     ``values`` files (``secret_names``: more secret variables; ``offline``: an undefined
-    secret stands as ``${NAME}``); raise :class:`~topology.errors.ConfigError` with every problem."""
-    variables = Variables(secret_names=frozenset(secret_names), offline=offline)
+    secret stands as ``${NAME}``; ``template``: every secret stands so, see
+    :attr:`Variables.template`); raise :class:`~topology.errors.ConfigError` with every problem."""
+    variables = Variables(secret_names=frozenset(secret_names), offline=offline or template, template=template)
     problems = load_values(values, variables)
     if problems:
         raise ConfigError(problems)

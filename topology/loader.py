@@ -211,7 +211,8 @@ class _Builder:
         assert self.variables is not None
         path, _ = self.child_path()
         value, problems = self.variables.substitute(event.value, as_text=event.tag == "tag:yaml.org,2002:str",
-                                                    environment_only=is_uri_path(path))
+                                                    environment_only=is_uri_path(path),
+                                                    secret_place=is_user_secret_path(path))
         if problems:
             path, _ = self.child_path()
             parent = self.stack[-1] if self.stack else None
@@ -295,6 +296,11 @@ def is_uri_path(path: Path_) -> bool:
     """Whether a YAML path is a shovel or federation upstream URI (or one URI of a list of them)."""
     return (len(path) in (5, 6) and path[0] == "vhosts" and path[2] in URI_FIELDS and path[4] in URI_FIELDS[path[2]]
             and (len(path) == 5 or isinstance(path[5], int)))
+
+def is_user_secret_path(path: Path_) -> bool:
+    """Whether a YAML path is a user's password or password hash."""
+    return len(path) == 3 and path[0] == "users" and path[2] in ("password", "password_hash")
+
 
 MAX_DEPTH = 200
 """Deepest nesting of mappings and lists accepted (topology files need about eight)."""
@@ -532,8 +538,9 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
 
             redact.register(user.password, variable)  # a password is a secret, whatever its variable's name
         topology.users[user_name] = Declared(user, here)
-        if password_path in document.variables_of:
-            topology.variables_of[password_path] = document.variables_of[password_path]
+        for path in (password_path, ("users", user_name, "password_hash")):
+            if path in document.variables_of:
+                topology.variables_of[path] = document.variables_of[path]
 
 
 def _check_uris(vhost: Any, base: Path_, document: Document, topology: Topology, problems: list[Problem]) -> None:

@@ -369,6 +369,8 @@ class UserState(Resource):
     """The plain password, to hash when applying; never compared, printed or saved."""
     declared_hash: str | None = field(default=None, compare=False, repr=False)
     """A declared password hash; like the password, never printed or saved in a plan."""
+    hash_variable: str | None = field(default=None, compare=False)
+    """The environment variable the declared hash comes from."""
     hashing_algorithm: str | None = field(default=None, compare=False)
 
     @property
@@ -725,6 +727,7 @@ def _add_user(state: State, name: str, declared: Any, topology: Topology) -> Non
             user=name, tags=tuple(sorted(set(spec.tags))), password=PASSWORD_SET if managed else None,
             limits=dict(sorted(spec.limits.items())), managed_password=managed,
             password_variable=topology.variables_of.get(("users", name, "password")),
+            hash_variable=topology.variables_of.get(("users", name, "password_hash")),
             secret=spec.password, declared_hash=spec.password_hash, hashing_algorithm=spec.hashing_algorithm,
         ),
         declared.origin,

@@ -89,7 +89,7 @@ def _check_user(name: str, spec: Any, origin: Origin, topology: Topology, found:
     if spec.password == "":
         found.add(origin, ("password",), "an empty password: leave password out to keep the broker's, "
                                           "or declare the user without one (certificate or external auth)")
-    if spec.password_hash is not None:
+    if spec.password_hash is not None and not spec.password_hash.startswith("${"):  # offline, it stands unread
         try:
             raw = base64.b64decode(spec.password_hash, validate=True)
         except ValueError:

@@ -126,6 +126,10 @@ class Variables:
     (secrets live only where the tool runs against a broker)."""
     last_names: list[str] = field(default_factory=list)
     """The variables the last :meth:`substitute` referred to."""
+    template: bool = False
+    """``render --secrets template``: a reference in a secret place (a user's password or
+    password hash, a shovel or upstream URI) or to a secret variable stands as ``${NAME}``,
+    set or not; its value is never read."""
 
     def is_secret(self, name: str) -> bool:
         return is_secret_name(name, self.secret_names)
@@ -143,12 +147,14 @@ class Variables:
             return "", "environment" if name in self.environment else source.origin  # type: ignore[union-attr]
         return None, ""
 
-    def substitute(self, text: str, as_text: bool = False, environment_only: bool = False) -> tuple[Any, list[str]]:
+    def substitute(self, text: str, as_text: bool = False, environment_only: bool = False,
+                   secret_place: bool = False) -> tuple[Any, list[str]]:
         """``text`` with its references replaced, and the problems found (empty when fine).
 
         Returns a :class:`Substituted` when ``text`` is exactly one reference (``as_text``: tagged ``!!str``).
         With ``environment_only`` (shovel and upstream URIs), values come from the environment
-        or the default, never from a values file, and stand as ``${NAME}`` offline."""
+        or the default, never from a values file, and stand as ``${NAME}`` offline. ``secret_place``:
+        the text is a user's password or password hash (see :attr:`template`)."""
         if "$" not in text:
             return text, []
         problems: list[str] = []
@@ -173,6 +179,10 @@ class Variables:
             if self.is_secret(name) and default is not None:
                 problems.append(f"secret variable {name} cannot have a default in a file: set it in the environment")
                 return ""
+            if self.template and (secret_place or environment_only or self.is_secret(name)):
+                secret_parts.append(name)
+                self.used[name] = OFFLINE
+                return f"${{{name}}}"
             if environment_only:
                 value, origin = ((self.environment[name], "environment") if self.environment.get(name, "") != ""
                                  else (default, "default") if default is not None else (None, ""))

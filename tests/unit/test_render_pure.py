@@ -36,7 +36,8 @@ from topology.state import desired_state
 from topology.transform import to_quorum
 from topology.validate import check_broker_version
 
-DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
+# Kubernetes' IsDNS1123Subdomain: dot-separated labels, each starting and ending with a letter or digit
+DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 
 
 @pytest.fixture(autouse=True)
@@ -309,3 +310,278 @@ def test_the_quorum_transform_leaves_files_without_mirroring_alone():
     before = json.dumps(exported.files, sort_keys=True)
     assert to_quorum(exported.files).changes == []
     assert json.dumps(exported.files, sort_keys=True) == before
+
+
+def _transformed(policies: list[dict], queues: list[dict], operator: list[dict] = (), version=(3, 13, 7)):
+    document = {"rabbitmq_version": "3.13.7", "vhosts": [{"name": "v"}],
+                "queues": [{"vhost": "v", "durable": True, "auto_delete": False, **q} for q in queues],
+                "policies": [{"vhost": "v", "apply-to": "queues", "priority": 0, **p} for p in policies],
+                "parameters": [{"vhost": "v", "component": "operator_policy", "name": o["name"],
+                                "value": {"apply-to": "queues", "priority": 0, **o}} for o in operator]}
+    exported = export_definitions(document)
+    changes = to_quorum(exported.files, version).changes
+    return changes, exported.files["vhosts/v.yaml"]["vhosts"]["v"]
+
+
+def test_the_quorum_transform_lists_a_policy_that_applies_instead_of_a_removed_one():
+    # removing the emptied ha policy lets the catch-all policy win: its settings are listed
+    changes, vhost = _transformed(
+        [{"name": "ha-only", "pattern": "^q$", "priority": 9, "definition": {"ha-mode": "all"}},
+         {"name": "catchall", "pattern": ".*", "definition": {"max-length": 5, "overflow": "reject-publish-dlx",
+                                                                "dead-letter-exchange": "dlx"}}],
+        [{"name": "q", "arguments": {}}])
+    assert changes == [
+        "vhost 'v' queue 'q': classic (mirrored by policy 'ha-only') -> quorum",
+        "vhost 'v' policy 'ha-only': removed (it only held ha-mode)",
+        "vhost 'v' queue 'q': policy 'catchall' applies now instead of 'ha-only'",
+        "vhost 'v' queue 'q': policy setting dead-letter-exchange: unset -> dlx",
+        "vhost 'v' queue 'q': policy setting max-length: unset -> 5",
+        "vhost 'v' queue 'q': policy setting overflow: unset -> reject-publish-dlx",
+        "vhost 'v' queue 'q': its policy sets overflow reject-publish-dlx, which a quorum queue reads as drop-head "
+        "(the oldest message is dropped, not the new one refused): review the policy",
+    ]
+    assert vhost["queues"]["q"] == {"type": "quorum"}
+
+
+def test_the_quorum_transform_lists_a_policy_that_stops_applying_to_the_quorum_queue():
+    # classic_queues no longer covers the queue, and queue-mode keeps a policy off quorum queues
+    changes, _ = _transformed(
+        [{"name": "ha-cq", "pattern": "^a", "apply-to": "classic_queues", "priority": 2,
+          "definition": {"ha-mode": "all", "message-ttl": 1000}},
+         {"name": "ha-lazy", "pattern": "^b", "priority": 2, "definition": {"ha-mode": "all", "queue-mode": "lazy",
+                                                                             "expires": 60000}}],
+        [{"name": "a1", "arguments": {}}, {"name": "b1", "arguments": {}}])
+    assert changes == [
+        "vhost 'v' queue 'a1': classic (mirrored by policy 'ha-cq') -> quorum",
+        "vhost 'v' queue 'b1': classic (mirrored by policy 'ha-lazy') -> quorum",
+        "vhost 'v' policy 'ha-cq': removed ha-mode (classic mirroring)",
+        "vhost 'v' policy 'ha-lazy': removed ha-mode (classic mirroring)",
+        "vhost 'v' queue 'a1': policy setting message-ttl: 1000 -> unset",
+        "vhost 'v' queue 'b1': policy 'ha-lazy' no longer applies to it: it holds queue-mode, which quorum queues "
+        "do not take (review the policy)",
+        "vhost 'v' queue 'b1': policy setting expires: 60000 -> unset",
+        "vhost 'v' queue 'b1': policy setting queue-mode: lazy -> unset",
+    ]
+
+
+def test_the_quorum_transform_follows_operator_policies():
+    # an operator policy can mirror a queue (3.11.10 to 3.13); its ha keys go too, and it still merges
+    changes, vhost = _transformed(
+        [{"name": "ttl", "pattern": ".*", "definition": {"message-ttl": 9000, "max-length": 100}}],
+        [{"name": "q", "arguments": {}}, {"name": "plain", "arguments": {"x-max-priority": 4}}],
+        operator=[{"name": "op", "pattern": "^q$", "definition": {"ha-mode": "exactly", "ha-params": 2,
+                                                                   "max-length": 50}}])
+    assert changes == [
+        "vhost 'v' queue 'q': classic (mirrored by policy 'op') -> quorum",
+        "vhost 'v' operator policy 'op': removed ha-mode, ha-params (classic mirroring)",
+    ]
+    assert vhost["operator_policies"]["op"]["definition"] == {"max-length": 50}
+    assert vhost["queues"]["plain"] == {"max_priority": 4}
+
+
+def test_the_quorum_transform_leaves_a_queue_it_cannot_decide_for():
+    # (?i) after the start: PCRE takes it, Python's re does not
+    changes, vhost = _transformed(
+        [{"name": "ha-odd", "pattern": "^x(?i)orders$", "priority": 1, "definition": {"ha-mode": "all"}}],
+        [{"name": "billing", "arguments": {"x-max-priority": 3}}])
+    assert changes == [
+        "vhost 'v' queue 'billing': left as it is: cannot tell whether it is mirrored (the pattern of 'ha-odd' is "
+        "not one Python can evaluate); check it by hand",
+        "vhost 'v' policy 'ha-odd': removed (it only held ha-mode)",
+    ]
+    assert vhost["queues"]["billing"] == {"max_priority": 3}
+
+
+def test_the_quorum_transform_converts_on_a_tie_and_says_so():
+    changes, vhost = _transformed(
+        [{"name": "aa-plain", "pattern": "^tie$", "priority": 1, "definition": {"message-ttl": 5}},
+         {"name": "zz-ha", "pattern": "^tie$", "priority": 1, "definition": {"ha-mode": "all"}}],
+        [{"name": "tie", "arguments": {}}])
+    assert changes[0] == ("vhost 'v' queue 'tie': classic (mirrored by policy 'zz-ha'; 'aa-plain', 'zz-ha' tie at "
+                          "the same priority, and RabbitMQ applies either: the queue may or may not be mirrored now)"
+                          " -> quorum")
+    assert vhost["queues"]["tie"] == {"type": "quorum"}
+
+
+def test_the_quorum_transform_keeps_a_declared_leader_locator():
+    changes, vhost = _transformed(
+        [{"name": "ha", "pattern": ".*", "definition": {"ha-mode": "all"}}],
+        [{"name": "q", "arguments": {"x-queue-master-locator": "client-local", "x-queue-leader-locator": "balanced"}}])
+    assert "vhost 'v' queue 'q': removed x-queue-master-locator client-local (leader_locator balanced already set)" \
+        in changes
+    assert vhost["queues"]["q"] == {"type": "quorum", "leader_locator": "balanced"}
+
+
+def test_a_policy_priority_that_is_not_a_number_is_one_clear_error(tmp_path, capsys):
+    from topology.cli import main
+
+    path = tmp_path / "defs.json"
+    path.write_text(json.dumps({"vhosts": [{"name": "v"}], "policies": [
+        {"vhost": "v", "name": "p", "pattern": ".*", "priority": "high", "definition": {"ha-mode": "all"}}]}))
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--from-definitions", str(path), "--out", str(tmp_path / "out"), "--transform", "quorum"])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("error: vhost 'v' policy 'p': priority 'high' is not an integer, so the quorum transform "
+                           "cannot tell which policy wins")
+
+
+K8S = {"definitions": [], "k8s": ["--cluster-name", "c"]}
+HASHED = """
+vhosts:
+  shop: {}
+users:
+  hashed:
+    password_hash: "${HASHED_HASH}"
+    hashing_algorithm: rabbit_password_hashing_sha512
+    permissions: {shop: {configure: ".*", write: ".*", read: ".*"}}
+"""
+
+
+@pytest.mark.parametrize("output_format", ["definitions", "k8s"])
+def test_template_mode_writes_a_hash_from_a_variable_as_its_reference_set_or_not(output_format, tmp_path, capsys,
+                                                                                   monkeypatch):
+    from topology.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text(HASHED, encoding="utf-8")
+    for value in (None, "the-real-hash-value"):
+        if value is not None:
+            monkeypatch.setenv("HASHED_HASH", value)
+        with pytest.raises(SystemExit) as exit_:
+            main(["render", str(path), "--format", output_format, *K8S[output_format]])
+        assert exit_.value.code == 0
+        out, err = capsys.readouterr()
+        assert "${HASHED_HASH}" in out and "the-real-hash-value" not in out + err
+        assert "HASHED_HASH: the password hash of user hashed" in err
+
+
+@pytest.mark.parametrize("output_format", ["definitions", "k8s"])
+def test_template_mode_refuses_to_print_a_secret_written_in_the_files(output_format, tmp_path, capsys):
+    from topology.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text("users:\n  lit: {password: literal-pw-123, allow_literal_password: true}\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", str(path), "--format", output_format, *K8S[output_format]])
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "literal-pw-123" not in err
+    assert "secret: a hash of the password of user lit (written in the files)" in err
+    assert err.strip().endswith(f"error: the {output_format} output would hold secrets (listed above): give --out "
+                                "FILE, or take them from variables")
+    written = tmp_path / "out.txt"
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", str(path), "--format", output_format, *K8S[output_format], "--out", str(written)])
+    assert exit_.value.code == 0 and written.stat().st_mode & 0o777 == 0o600
+
+
+def test_template_mode_never_reads_a_secret_so_a_name_equal_to_one_prints_as_it_is(tmp_path, capsys, monkeypatch):
+    from topology.cli import main
+
+    monkeypatch.setenv("SVC_PASSWORD", "shop")
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts:\n  shop: {queues: {shop: {}}}\nusers:\n  svc:\n    password: ${SVC_PASSWORD}\n"
+                    "    permissions: {shop: {configure: '.*', write: '.*', read: '.*'}}\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", str(path), "--format", "definitions"])
+    assert exit_.value.code == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [v["name"] for v in document["vhosts"]] == ["shop"] and document["queues"][0]["vhost"] == "shop"
+    assert document["users"][0]["password"] == "${SVC_PASSWORD}"
+
+
+def test_kubernetes_names_stay_unique_and_valid_for_awkward_names(tmp_path):
+    # '/' and 'default' both read "default": the hash of the exact identity tells them apart;
+    # labels starting or ending with a dash, and a long name cut short, are cleaned
+    long_vhost = "a" * 231
+    text = f"""
+    vhosts:
+      /: {{queues: {{q: {{}}}}, exchanges: {{x: {{type: direct}}}}, bindings: [{{source: x, destination: q}}]}}
+      default: {{queues: {{q: {{}}}}, exchanges: {{x: {{type: direct}}}}, bindings: [{{source: x, destination: q}}]}}
+      "a-": {{queues: {{b: {{}}, -x: {{}}}}}}
+      "{long_vhost}": {{queues: {{Bq: {{}}}}}}
+    users:
+      alice:
+        permissions: {{/: {{configure: ".*", write: ".*", read: ".*"}}, default: {{configure: ".*", write: ".*", read: ".*"}}}}
+    """
+    import textwrap
+
+    result = render_kubernetes(state_of(tmp_path, textwrap.dedent(text), {}), "rmq")
+    names = [(d["kind"], d["metadata"]["name"]) for d in result.documents]
+    assert len(set(names)) == len(names), sorted(names)
+    for document in result.documents:
+        check_resource(document)
+    vhosts = {d["spec"]["name"]: d for d in result.documents if d["kind"] == "Vhost"}
+    assert vhosts["/"]["spec"]["deletionPolicy"] == "retain" and "deletionPolicy" not in vhosts["default"]["spec"]
+    assert vhosts["/"]["metadata"]["name"] != vhosts["default"]["metadata"]["name"]
+    assert vhosts["default"]["metadata"]["name"].startswith("default-")  # the base is shared: both get a hash
+
+
+def test_skip_unsupported_leaves_out_what_depends_on_a_skipped_resource(tmp_path):
+    text = """
+    vhosts:
+      v:
+        exchanges:
+          inner: {type: direct, internal: true}
+          outer: {type: fanout}
+        queues: {q: {}}
+        bindings:
+          - {source: outer, destination: inner, destination_type: exchange}
+          - {source: inner, destination: q}
+          - {source: outer, destination: q}
+        federation_upstreams:
+          u1: {uri: "amqp://elsewhere"}
+        federation_upstream_sets:
+          all: [{upstream: u1}]
+        policies:
+          federate: {pattern: "^outer$", apply_to: exchanges, definition: {federation-upstream-set: all}}
+        operator_policies:
+          cap: {pattern: ".*", definition: {max-length: 100}}
+    users:
+      hashed:
+        password_hash: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        permissions: {v: {configure: ".*", write: ".*", read: ".*"}}
+    """
+    import textwrap
+
+    result = render_kubernetes(state_of(tmp_path, textwrap.dedent(text), {}), "rmq")
+    assert sorted(result.unsupported) == sorted([
+        "exchange v/inner: internal (the Exchange resource has no field for it)",
+        "federation upstream set v/all (the operator has no resource for it)",
+        "user hashed: a password_hash of rabbit_password_hashing_sha256 (the operator imports SHA-512 hashes only)",
+        "binding v/outer -> exchange inner []: exchange 'inner' cannot be rendered, so neither can this",
+        "binding v/inner -> queue q []: exchange 'inner' cannot be rendered, so neither can this",
+        "policy v/federate: federation upstream set 'all' cannot be rendered, so neither can this",
+        "permission v/hashed: its user hashed cannot be rendered, so neither can this",
+    ]), result.unsupported
+    kinds = sorted(d["kind"] for d in result.documents if d["kind"] != "Secret")
+    assert kinds == ["Binding", "Exchange", "Federation", "OperatorPolicy", "Queue", "Vhost"]
+    operator = next(d for d in result.documents if d["kind"] == "OperatorPolicy")
+    assert operator["spec"]["applyTo"] == "queues"  # apply-to all: operator policy keys act on queues only
+    assert any("apply-to all written as queues" in note for note in result.notes)
+
+
+def test_a_uri_with_a_comma_cannot_go_into_an_operator_secret(tmp_path):
+    text = "vhosts:\n  v:\n    federation_upstreams:\n      u: {uri: 'amqp://h/v?options=a,b'}\n"
+    result = render_kubernetes(state_of(tmp_path, text, {}), "rmq")
+    assert result.unsupported == ["federation upstream v/u: a URI of uri holds a comma (the operator reads a comma as "
+                                  "the start of the next URI)"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--format", "definitions", "--cluster-name", "rmq"], "--cluster-name and --namespace are for --format k8s"),
+    (["--format", "definitions", "--namespace", "apps"], "--cluster-name and --namespace are for --format k8s"),
+    (["--format", "k8s", "--cluster-name", "Rmq_1"], "--cluster-name 'Rmq_1' is not a Kubernetes name"),
+    (["--format", "k8s", "--cluster-name", "rmq", "--namespace", "a.b"], "--namespace 'a.b' is not a Kubernetes"),
+])
+def test_render_options_that_do_not_fit_the_format_are_refused(arguments, message, tmp_path, capsys):
+    from topology.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts:\n  v: {}\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", str(path), *arguments])
+    assert exit_.value.code != 0
+    out, err = capsys.readouterr()
+    assert out == "" and message in err

@@ -57,8 +57,13 @@ class Rendered:
     unsupported: list[str] = field(default_factory=list)
     """Declared settings the format cannot express, one line each (left out of the output)."""
     notes: list[str] = field(default_factory=list)
-    holds_secrets: bool = False
-    """The output holds a secret (a URI's password, a password hash): write it only to a private file."""
+    secrets: list[str] = field(default_factory=list)
+    """The secrets the output holds (a URI's password, a password hash), one line each: such an
+    output is written only to a private file."""
+
+    @property
+    def holds_secrets(self) -> bool:
+        return bool(self.secrets)
 
 
 @dataclass
@@ -68,15 +73,24 @@ class Secrets:
     mode: str = TEMPLATE
 
     def password(self, user: UserState, algorithm: str, result: Rendered) -> tuple[str, str] | None:
-        """A declared password as written: ``("password", "${VARIABLE}")`` in template mode when it
-        comes from a variable, else ``("hash", a hash made with algorithm)``; ``None`` when the files
-        declare no password (a declared hash is the caller's to write)."""
+        """A declared password as written: in template mode, ``("password", "${VARIABLE}")`` when it
+        comes from a variable, ``("hash", "${VARIABLE}")`` for a hash from one; else ``("hash", h)``:
+        the declared hash, or one made here with ``algorithm``. ``None`` when the files declare
+        no password."""
+        if user.declared_hash is not None:
+            if self.mode == TEMPLATE and user.hash_variable:
+                result.variables[user.hash_variable] = f"the password hash of user {user.user}"
+                return "hash", f"${{{user.hash_variable}}}"
+            result.secrets.append(f"the password hash of user {user.user}"
+                                  + (" (written in the files)" if self.mode == TEMPLATE else ""))
+            return "hash", str(user.declared_hash)
         if user.secret is None:
             return None
         if self.mode == TEMPLATE and user.password_variable:
             result.variables[user.password_variable] = f"the password of user {user.user}"
             return "password", f"${{{user.password_variable}}}"
-        result.holds_secrets = True
+        result.secrets.append(f"a hash of the password of user {user.user}"
+                              + (" (written in the files)" if self.mode == TEMPLATE else ""))
         return "hash", password_hash(str(user.secret), algorithm)
 
     def parameter_value(self, resource: ParameterState, result: Rendered) -> Any:
@@ -106,7 +120,7 @@ class Secrets:
                 for name in names:
                     result.variables[name] = f"in {key} of {resource.kind.replace('_', ' ')} {resource.where}"
             elif secret:
-                result.holds_secrets = True
+                result.secrets.append(f"the password in {key} of {resource.kind.replace('_', ' ')} {resource.where}")
         return value
 
 
@@ -205,13 +219,13 @@ def _shovel_notes(state: State, result: Rendered) -> None:
 def _password_keys(user: UserState, secrets: Secrets, result: Rendered) -> dict[str, str]:
     """A definitions user's ``password``, or ``password_hash`` and ``hashing_algorithm``; none without a password."""
     algorithm = user.hashing_algorithm or DEFAULT_ALGORITHM
-    if user.declared_hash is not None:
-        result.holds_secrets = True
-        return {"password_hash": str(user.declared_hash), "hashing_algorithm": algorithm}
     written = secrets.password(user, algorithm, result)
     if written is None:
         return {}
     kind, value = written
+    if kind == "password" and user.hashing_algorithm and user.hashing_algorithm != DEFAULT_ALGORITHM:
+        result.notes.append(f"user {user.user}: RabbitMQ hashes a password it imports with its own configured "
+                            f"algorithm, not {user.hashing_algorithm}; --secrets resolve writes a hash made with it")
     return {"password": value} if kind == "password" else {"password_hash": value, "hashing_algorithm": algorithm}
 
 

@@ -15,7 +15,9 @@ default, real values (a password only as a locally made hash) with ``resolve``.
 
 What the operator cannot express (an internal exchange, federation upstream sets, global
 parameters, a vhost description, shovel or upstream keys it has no field for, user tags
-outside its list) goes in :attr:`Rendered.unsupported`.
+outside its list) goes in :attr:`Rendered.unsupported`, and so does each resource that needs
+one of those (a binding of an internal exchange, the permissions of a user left out, a policy
+naming an upstream set).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ NESTED_FIELDS: dict[tuple[str, str], frozenset[str]] = {
 CLUSTER_REFERENCE_FIELDS = frozenset({"name", "namespace", "connectionSecret"})
 ENUMS: dict[tuple[str, str], frozenset[str]] = {
     ("Vhost", "defaultQueueType"): frozenset({"quorum", "classic", "stream"}),
+    ("Vhost", "deletionPolicy"): frozenset({"delete", "retain"}),
     ("Binding", "destinationType"): frozenset({"exchange", "queue"}),
     ("Policy", "applyTo"): frozenset({"queues", "classic_queues", "quorum_queues", "streams", "exchanges", "all"}),
     ("OperatorPolicy", "applyTo"): frozenset({"queues", "classic_queues", "quorum_queues", "streams"}),
@@ -141,12 +144,25 @@ def render_kubernetes(state: State, cluster_name: str, namespace: str | None = N
         if vhost.limits:
             spec["limits"] = {{"max-connections": "connections", "max-queues": "queues"}[k]: v
                               for k, v in vhost.limits.items()}
+        if name == "/":  # deleting the resource must not delete the default vhost
+            spec["deletionPolicy"] = "retain"
         if vhost.description:
             result.unsupported.append(f"vhost {name}: description (the Vhost resource has no field for it)")
-        resources.append(("Vhost", (_vhost_part(name),), spec))
+        resources.append(("Vhost", (name,), spec))
+    made_for: list[tuple[Resource, tuple[str, tuple[str, ...], dict[str, Any]]]] = []
+    left_out: set[tuple[Any, ...]] = set()
     for resource in sorted(state.objects.values(), key=lambda r: r.key):
         made = _resource(resource, secrets, result)
-        if made is not None:
+        if made is None:
+            left_out.add(resource.key)
+        else:
+            made_for.append((resource, made))
+    for resource, made in made_for:
+        missing = _needs(resource, left_out)
+        if missing:
+            result.unsupported.append(f"{resource.kind.replace('_', ' ')} {resource.where}: {missing} cannot be "
+                                      "rendered, so neither can this")
+        else:
             resources.append(made)
     resources.sort(key=lambda item: KIND_ORDER.index(item[0]))  # stable: by name within a kind
     for kind, parts, spec in resources:
@@ -178,13 +194,25 @@ def _document(kind: str, name: str, namespace: str | None, spec: dict[str, Any] 
     return document
 
 
-def _vhost_part(vhost: str) -> str:
-    return "default" if vhost == "/" else vhost
+def _needs(resource: Resource, left_out: set[tuple[Any, ...]]) -> str | None:
+    """What ``resource`` depends on that is not rendered (its user, its exchanges, its upstream set)."""
+    if isinstance(resource, (PermissionState, TopicPermissionState)) and ("user", "", resource.user) in left_out:
+        return f"its user {resource.user}"
+    if isinstance(resource, BindingState):
+        ends = [resource.source] + ([resource.destination] if resource.destination_type == "exchange" else [])
+        for exchange in ends:
+            if exchange and ("exchange", resource.vhost, exchange) in left_out:
+                return f"exchange {exchange!r}"
+    if isinstance(resource, PolicyState):
+        upstream_set = resource.definition.get("federation-upstream-set")
+        if isinstance(upstream_set, str) and ("federation_upstream_set", resource.vhost, upstream_set) in left_out:
+            return f"federation upstream set {upstream_set!r}"
+    return None
 
 
 def _resource(resource: Resource, secrets: Secrets, result: Rendered) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
     """(kind, name parts, spec) of one object; ``_secret`` in the spec holds its Secret's data."""
-    vhost = _vhost_part(resource.vhost)
+    vhost = resource.vhost
     if isinstance(resource, ExchangeState):
         if resource.internal:
             result.unsupported.append(f"exchange {resource.where}: internal (the Exchange resource has no field for it)")
@@ -205,16 +233,21 @@ def _resource(resource: Resource, secrets: Secrets, result: Rendered) -> tuple[s
                 "destinationType": resource.destination_type, "routingKey": resource.routing_key}
         if resource.arguments:
             spec["arguments"] = resource.arguments
-        return "Binding", (vhost, resource.source or "default", resource.destination, "\0" + resource.name), spec
+        return "Binding", (vhost, resource.source, resource.destination, "\0" + resource.name), spec
     if isinstance(resource, PolicyState):  # and operator policies
         kind = "OperatorPolicy" if isinstance(resource, OperatorPolicyState) else "Policy"
-        if resource.apply_to not in ENUMS[(kind, "applyTo")]:
+        apply_to = resource.apply_to
+        if kind == "OperatorPolicy" and apply_to == "all":  # operator policy keys act on queues alone
+            apply_to = "queues"
+            result.notes.append(f"operator policy {resource.where}: apply-to all written as queues (the resource's "
+                                "way to say the same: operator policy keys act on queues only)")
+        if apply_to not in ENUMS[(kind, "applyTo")]:
             result.unsupported.append(f"{resource.kind.replace('_', ' ')} {resource.where}: apply-to "
                                       f"{resource.apply_to!r} (the {kind} resource accepts "
                                       f"{', '.join(sorted(ENUMS[(kind, 'applyTo')]))})")
             return None
         return kind, (vhost, resource.policy), {
-            "name": resource.policy, "vhost": resource.vhost, "pattern": resource.pattern, "applyTo": resource.apply_to,
+            "name": resource.policy, "vhost": resource.vhost, "pattern": resource.pattern, "applyTo": apply_to,
             "priority": resource.priority, "definition": resource.definition}
     if isinstance(resource, UserState):
         return _user(resource, secrets, result)
@@ -223,7 +256,7 @@ def _resource(resource: Resource, secrets: Secrets, result: Rendered) -> tuple[s
             "user": resource.user, "vhost": resource.vhost,
             "permissions": {"configure": resource.configure, "write": resource.write, "read": resource.read}}
     if isinstance(resource, TopicPermissionState):
-        return "TopicPermission", (resource.user, vhost, resource.exchange or "default"), {
+        return "TopicPermission", (resource.user, vhost, resource.exchange), {
             "user": resource.user, "vhost": resource.vhost,
             "permissions": {"exchange": resource.exchange, "write": resource.write, "read": resource.read}}
     if isinstance(resource, ShovelState):
@@ -252,19 +285,15 @@ def _user(user: UserState, secrets: Secrets, result: Rendered) -> tuple[str, tup
         spec["limits"] = {{"max-connections": "connections", "max-channels": "channels"}[k]: v
                           for k, v in user.limits.items()}
     data: dict[str, str] = {"_suffix": "credentials", "username": user.user}
-    if user.declared_hash is not None:
-        if (user.hashing_algorithm or DEFAULT_ALGORITHM) != SHA512:
-            result.unsupported.append(f"user {user.user}: a password_hash of {user.hashing_algorithm or DEFAULT_ALGORITHM} "
-                                      "(the operator imports SHA-512 hashes only)")
-            return None
-        data["passwordHash"] = str(user.declared_hash)
-        result.holds_secrets = True
+    if user.declared_hash is not None and (user.hashing_algorithm or DEFAULT_ALGORITHM) != SHA512:
+        result.unsupported.append(f"user {user.user}: a password_hash of {user.hashing_algorithm or DEFAULT_ALGORITHM} "
+                                  "(the operator imports SHA-512 hashes only)")
+        return None
+    written = secrets.password(user, SHA512, result)  # the operator reads SHA-512 hashes only
+    if written is None:
+        data["passwordHash"] = ""  # no password: the operator's way to say so (an absent key makes one up)
     else:
-        written = secrets.password(user, SHA512, result)  # the operator reads SHA-512 hashes only
-        if written is None:
-            data["passwordHash"] = ""  # no password: the operator's way to say so (an absent key makes one up)
-        else:
-            data["password" if written[0] == "password" else "passwordHash"] = written[1]
+        data["password" if written[0] == "password" else "passwordHash"] = written[1]
     spec["_secret"] = data
     return "User", (user.user,), spec
 
@@ -279,7 +308,12 @@ def _parameter(kind: str, resource: Any, fields: dict[str, str], uris: dict[str,
     left: list[str] = []
     for key, item in sorted(value.items()):
         if key in uris:
-            data[uris[key]] = ",".join(item) if isinstance(item, list) else str(item)
+            items = item if isinstance(item, list) else [item]
+            if any("," in str(uri) for uri in items):  # the operator splits the Secret's value on commas
+                result.unsupported.append(f"{resource.kind.replace('_', ' ')} {resource.where}: a URI of {key} holds "
+                                          "a comma (the operator reads a comma as the start of the next URI)")
+                return None
+            data[uris[key]] = ",".join(str(uri) for uri in items)
         elif key in fields:
             spec[fields[key]] = str(item) if fields[key] in ("deleteAfter", "srcDeleteAfter") else item
         else:
@@ -289,22 +323,26 @@ def _parameter(kind: str, resource: Any, fields: dict[str, str], uris: dict[str,
                                   f"(the {kind} resource has no field for {'it' if len(left) == 1 else 'them'})")
         return None
     spec["_secret"] = data
-    return kind, (_vhost_part(resource.vhost), resource.parameter), spec
+    return kind, (resource.vhost, resource.parameter), spec
 
 
 class _Names:
-    """Kubernetes names (DNS subdomains) for the objects: the readable name where it is
-    already valid and unique, else a cleaned one with a short hash of the exact identity."""
+    """Kubernetes names (DNS subdomains: dot-separated labels of a-z, 0-9 and inner dashes)
+    for the objects: the readable name where it is already valid and unique, else a cleaned
+    one with a short hash of the exact identity (``/`` and ``""`` read ``default`` there)."""
 
     def __init__(self) -> None:
         self.bases: dict[tuple[str, str], int] = {}
 
     @staticmethod
-    def _base(parts: tuple[str, ...]) -> str:
-        readable = [p for p in parts if not p.startswith("\0")]
-        text = re.sub(r"[^a-z0-9.-]+", "-", ".".join(readable).lower())
-        text = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", text)).strip(".-")
-        return text or "x"
+    def _clean(text: str) -> str:
+        labels = (re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", label)).strip("-") for label in text.split("."))
+        return ".".join(label for label in labels if label)
+
+    @classmethod
+    def _base(cls, parts: tuple[str, ...]) -> str:
+        readable = ["default" if p in ("/", "") else p for p in parts if not p.startswith("\0")]
+        return cls._clean(".".join(readable).lower()) or "x"
 
     def reserve(self, kind: str, parts: tuple[str, ...]) -> None:
         key = (kind, self._base(parts))
@@ -316,5 +354,5 @@ class _Names:
         if exact == base and self.bases[(kind, base)] == 1 and len(base) <= _NAME_MAX - 12:
             return base
         digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:8]
-        return f"{base[:_NAME_MAX - 21]}-{digest}"
+        return f"{self._clean(base[:_NAME_MAX - 21]) or 'x'}-{digest}"
 
