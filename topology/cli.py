@@ -655,6 +655,67 @@ def render(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], 
             echo(f"  {name}: {what}", err=True)
 
 
+def _header(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
+    """``--header key=value``: the value as JSON when it parses (``10`` a number, ``"10"`` text), else text."""
+    import json
+
+    headers: dict[str, Any] = {}
+    for item in values:
+        key, equals, text = item.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx=ctx, param=param)
+        try:
+            headers[key] = json.loads(text)
+        except ValueError:
+            headers[key] = text
+    return headers
+
+
+@cli.command()
+@paths_argument
+@values_option
+@click.option("--vhost", required=True, help="The vhost the message is published in.")
+@click.option("--exchange", required=True, help="The exchange it is published to ('' for the default exchange).")
+@click.option("--routing-key", default="", help="Its routing key.")
+@click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", callback=_header,
+              help="A message header (repeat); the value is read as JSON when it parses (size=10 is the number 10, "
+                   "size='\"10\"' the text), else as text. CC and BCC (JSON arrays) add routing keys.")
+@click.option("--dead-letter", type=click.Choice(["rejected", "expired", "maxlen", "delivery_limit"]), default=None,
+              help="Also follow where the message goes if it dies in each queue it reaches, for this reason.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              help="text, or json (an object with a queues list).")
+@target_options
+@click.pass_context
+def route(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], vhost: str, exchange: str,
+          routing_key: str, headers: dict[str, Any], dead_letter: str | None, output_format: str,
+          selection: Any) -> None:
+    """Show which queues a message reaches, and by which path, as RabbitMQ would route it.
+
+    Offline: the files are the topology; no broker is read.
+    """
+    import json
+
+    from topology.route import Message, RouteError
+    from topology.route import route as simulate
+    from topology.state import desired_state
+    from topology.targets import resolve_jobs
+
+    if selection.all_targets:
+        raise click.UsageError("route simulates one topology: give --target NAME, not --all-targets")
+    job = resolve_jobs(selection, paths, values, None, connects=False)[0]
+    state = desired_state(_load(job, offline=True))
+    try:
+        result = simulate(state, vhost, Message(exchange, routing_key, headers), dead_letter=dead_letter)
+    except RouteError as error:
+        raise TopologyError(str(error)) from None
+    if output_format == "json":
+        echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    from topology.render.route import route_text
+
+    echo(route_text(result))
+
+
 def _live_definitions(client: Any) -> dict[str, Any]:
     """The broker's definitions, with what its export leaves out: operator policies, vhost limits,
     tracing, and (before RabbitMQ 3.11) the vhosts' description, tags and default queue type."""

@@ -1,0 +1,172 @@
+"""The routing simulator, offline: each rule of RabbitMQ's routing on small cases (the
+integration tests check it against the broker itself on generated topologies)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from topology.engine import load_valid
+from topology.route import Message, RouteError, amqp_equal, headers_match, route, topic_matches
+from topology.state import desired_state
+
+
+@pytest.mark.parametrize("binding, key, expected", [
+    ("a.b", "a.b", True), ("a.b", "a.c", False), ("a.*", "a.b", True), ("a.*", "a", False),
+    ("a.*", "a.b.c", False), ("a.#", "a", True), ("a.#", "a.b.c", True), ("#", "", True), ("#", "a.b", True),
+    ("*", "", False), ("*", "a", True), ("", "", True), ("", "a", False), ("a.*", "a.", True),
+    ("*.*", ".", True), ("#.a", "a", True), ("#.a", "b.a", True), ("#.a", "b.a.c", False),
+    ("a.#.b", "a.b", True), ("a.#.b", "a.x.y.b", True), ("#.#", "", True), ("*.#", "", False),
+    ("#.*", "a", True), ("a..b", "a..b", True), ("a.*.b", "a..b", True), ("a.#", "a.", True),
+    ("a", "a.", False), ("*.b.#", "x.b", True), ("#.b.#", "b", True), ("#.b.#", "a.c", False),
+])
+def test_topic_keys_match_as_rabbitmq_splits_and_matches_them(binding, key, expected):
+    assert topic_matches(binding, key) is expected
+
+
+@pytest.mark.parametrize("arguments, headers, expected", [
+    ({"x-match": "all", "a": 1, "b": "x"}, {"a": 1, "b": "x", "c": 3}, True),
+    ({"x-match": "all", "a": 1, "b": "x"}, {"a": 1}, False),
+    ({"x-match": "any", "a": 1, "b": "x"}, {"a": 2, "b": "x"}, True),
+    ({"x-match": "any", "a": 1}, {"a": 2}, False),
+    ({"a": 1}, {"a": 1}, True),  # no x-match: all
+    ({"x-match": "all"}, {}, True),  # nothing to match: all matches, any does not
+    ({"x-match": "any"}, {"a": 1}, False),
+    ({"x-match": "all", "a": 10}, {"a": 10.0}, True),  # Erlang ==: numbers by value
+    ({"x-match": "all", "a": 10}, {"a": "10"}, False),
+    ({"x-match": "all", "a": True}, {"a": 1}, False),
+    ({"x-match": "all", "a": None}, {"a": "anything"}, True),  # void: presence only
+    ({"x-match": "all", "a": None}, {}, False),
+    ({"x-match": "all", "x-k": 1}, {}, True),  # x- arguments do not count...
+    ({"x-match": "all-with-x", "x-k": 1}, {}, False),  # ...unless -with-x
+    ({"x-match": "any-with-x", "x-k": 1}, {"x-k": 1}, True),
+    ({"x-match": "any", "x-k": 1}, {"x-k": 1}, False),
+])
+def test_header_bindings_match_as_the_broker_compares_them(arguments, headers, expected):
+    assert headers_match(arguments, headers) is expected
+
+
+def test_array_values_compare_their_element_types():
+    assert amqp_equal([1, "a"], [1, "a"]) and not amqp_equal([1], [1.0]) and amqp_equal(1, 1.0)
+
+
+TOPOLOGY = """
+vhosts:
+  shop:
+    exchanges:
+      events: {type: topic, alternate_exchange: unrouted}
+      unrouted: {type: fanout}
+      inner: {type: direct, internal: true}
+      loop-a: {type: fanout}
+      loop-b: {type: fanout}
+      by-header: {type: headers}
+      missing-ae: {type: direct, alternate_exchange: nowhere}
+      dlx: {type: direct}
+    queues:
+      orders: {dead_letter_exchange: dlx, dead_letter_routing_key: dead}
+      audit: {}
+      lost: {}
+      dead: {message_ttl: 1000, dead_letter_exchange: dlx, dead_letter_routing_key: retry}
+      retry: {message_ttl: 1000, dead_letter_exchange: dlx, dead_letter_routing_key: dead}
+      pdfs: {}
+    bindings:
+      - {source: events, destination: orders, routing_key: "order.#"}
+      - {source: events, destination: inner, destination_type: exchange, routing_key: "order.*"}
+      - {source: inner, destination: orders, routing_key: order.created}
+      - {source: inner, destination: audit, routing_key: order.created}
+      - {source: unrouted, destination: lost}
+      - {source: loop-a, destination: loop-b, destination_type: exchange}
+      - {source: loop-b, destination: loop-a, destination_type: exchange}
+      - {source: loop-b, destination: audit}
+      - {source: by-header, destination: pdfs, arguments: {x-match: any, kind: pdf, size: 10}}
+      - {source: dlx, destination: dead, routing_key: dead}
+      - {source: dlx, destination: retry, routing_key: retry}
+"""
+
+
+@pytest.fixture
+def state(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(TOPOLOGY), encoding="utf-8")
+    return desired_state(load_valid([str(path)], offline=True))
+
+
+def test_a_queue_reached_twice_receives_the_message_once_by_the_first_path(state):
+    result = route(state, "shop", Message("events", "order.created"))
+    assert result.queues == ["orders", "audit"]
+    orders, audit = result.deliveries
+    assert [h.to_dict() for h in orders.path] == [{"exchange": "events", "via": "binding", "binding_key": "order.#"}]
+    assert [(h.exchange, h.routing_key) for h in audit.path] == [("events", "order.*"), ("inner", "order.created")]
+
+
+def test_the_alternate_exchange_takes_what_the_bindings_do_not_match(state):
+    assert route(state, "shop", Message("events", "invoice.paid")).queues == ["lost"]
+    # a match through an exchange that then routes nowhere still counts as a match: no alternate
+    assert route(state, "shop", Message("events", "order.cancelled")).queues == ["orders"]
+    missing = route(state, "shop", Message("missing-ae", "x"))
+    assert missing.queues == [] and "'nowhere'" in missing.dropped[0]
+
+
+def test_exchange_loops_end_and_internal_exchanges_refuse_publishes(state):
+    assert route(state, "shop", Message("loop-a")).queues == ["audit"]
+    refused = route(state, "shop", Message("inner", "order.created"))
+    assert refused.queues == [] and "internal" in refused.refused
+
+
+def test_the_default_exchange_cc_and_bcc_headers(state):
+    assert route(state, "shop", Message("", "audit")).queues == ["audit"]
+    assert route(state, "shop", Message("", "nope")).queues == []
+    cc = route(state, "shop", Message("", "audit", {"CC": ["pdfs"], "BCC": ["lost"]}))
+    assert sorted(cc.queues) == ["audit", "lost", "pdfs"]
+    # BCC is gone before a headers exchange looks
+    assert route(state, "shop", Message("by-header", "", {"BCC": ["x"], "kind": "pdf"})).queues == ["pdfs"]
+    assert route(state, "shop", Message("by-header", "", {"size": "10"})).queues == []
+
+
+def test_dead_letters_follow_the_dead_letter_exchange_and_expiry_cycles_end(state):
+    result = route(state, "shop", Message("events", "order.created"), dead_letter="expired")
+    orders = result.deliveries[0]
+    assert orders.dead_letter.queues == ["dead"] and orders.dead_letter.routing_keys == ["dead"]
+    dead = orders.dead_letter.deliveries[0]
+    assert dead.dead_letter.queues == ["retry"]
+    retry = dead.dead_letter.deliveries[0]
+    assert retry.dead_letter.queues == [] and "already died there" in retry.dead_letter.cycles[0]
+    rejected = route(state, "shop", Message("events", "order.created"), dead_letter="rejected")
+    retry = rejected.deliveries[0].dead_letter.deliveries[0].dead_letter.deliveries[0]
+    assert retry.dead_letter.queues == ["dead"] and "comes back each time" in retry.dead_letter.cycles[0]
+    assert result.deliveries[1].dead_letter is None  # audit has no dead-letter exchange
+
+
+def test_an_undeclared_vhost_or_exchange_is_an_error(state):
+    with pytest.raises(RouteError, match="no exchange 'nope'"):
+        route(state, "shop", Message("nope"))
+    with pytest.raises(RouteError, match="vhost 'other'"):
+        route(state, "other", Message("events"))
+    assert route(state, "shop", Message("amq.topic", "x")).queues == []  # built in
+
+
+def test_the_route_command_reads_header_values_as_json_and_prints_a_queues_list(tmp_path, capsys):
+    import json
+
+    from topology.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(TOPOLOGY), encoding="utf-8")
+
+    def run(*arguments: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["route", str(path), "--vhost", "shop", *arguments])
+        out, err = capsys.readouterr()
+        return exit_.value.code, out, err
+
+    code, out, _ = run("--exchange", "by-header", "--header", "size=10", "--format", "json")
+    assert code == 0 and [q["name"] for q in json.loads(out)["queues"]] == ["pdfs"]
+    code, out, _ = run("--exchange", "by-header", "--header", 'size="10"', "--format", "json")
+    assert code == 0 and json.loads(out)["queues"] == []
+    code, out, _ = run("--exchange", "events", "--routing-key", "order.created")
+    assert code == 0 and "audit: events --[order.*]--> inner --[order.created]--> audit" in out
+    code, out, err = run("--exchange", "nope")
+    assert code == 1 and err.strip().endswith("\nerror: vhost 'shop' has no exchange 'nope' in the files")
+    code, out, err = run("--exchange", "events", "--header", "novalue")
+    assert code != 0 and "'novalue' is not KEY=VALUE" in err

@@ -1,0 +1,69 @@
+"""A simulated route as text (``topology route``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from topology.route import Hop, Route
+
+
+def route_text(route: Route) -> str:
+    """Each queue the message reaches with its path, then what is dropped, uncertain or refused."""
+    keys = ", ".join(repr(k) for k in route.routing_keys)
+    exchange = "the default exchange" if route.exchange == "" else f"exchange {route.exchange!r}"
+    lines = [f"{exchange} in vhost {route.vhost!r}, routing key{'s' if len(route.routing_keys) != 1 else ''} {keys}: "
+             + _count(route)]
+    lines += _body(route, "  ")
+    return "\n".join(lines)
+
+
+def _count(route: Route) -> str:
+    if route.refused:
+        return "refused"
+    if route.deliveries:
+        return f"{len(route.deliveries)} queue(s)"
+    if route.reason:
+        return "no queue (the broker drops the dead letter)"
+    return "no queue (the message is dropped, or returned to a publisher that set mandatory)"
+
+
+def _body(route: Route, indent: str) -> list[str]:
+    lines = []
+    if route.refused:
+        lines.append(f"{indent}refused: {route.refused}")
+    for delivery in route.deliveries:
+        lines.append(f"{indent}{delivery.queue}: {path_text(delivery.path, delivery.queue)}")
+        dead = delivery.dead_letter
+        if dead is not None:
+            to = "the default exchange" if dead.exchange == "" else f"exchange {dead.exchange!r}"
+            keys = ", ".join(repr(k) for k in dead.routing_keys)
+            lines.append(f"{indent}  dead-lettered ({dead.reason}) to {to}, routing key{'s' if len(dead.routing_keys) != 1 else ''} "
+                         f"{keys}: {_count(dead)}")
+            lines += _body(dead, indent + "    ")
+    for kind in ("uncertain", "dropped", "cycles"):
+        for line in getattr(route, kind):
+            lines.append(f"{indent}{'cycle' if kind == 'cycles' else kind}: {line}")
+    return lines
+
+
+def path_text(path: list[Hop], queue: str) -> str:
+    """``events --[order.#]--> inner --[order.created]--> orders``."""
+    parts = []
+    for hop in path:
+        parts.append("(default exchange)" if hop.exchange == "" else hop.exchange)
+        if hop.via == "alternate-exchange":
+            parts.append("--(alternate exchange)-->")
+        elif hop.via == "default":
+            parts.append("-->")
+        else:
+            parts.append(f"--[{_binding(hop)}]-->")
+    return " ".join(parts + [queue])
+
+
+def _binding(hop: Hop) -> str:
+    if not hop.arguments:
+        return hop.routing_key
+    shown: list[Any] = [str(hop.arguments.get("x-match", "all"))]
+    shown += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(hop.arguments.items()) if k != "x-match"]
+    return " ".join(shown)

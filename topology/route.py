@@ -1,0 +1,445 @@
+"""Where a message goes: RabbitMQ's routing, simulated over a desired (or live) state (pure).
+
+The rules are the broker's own (``rabbit_exchange:route/2`` and the exchange type modules
+of RabbitMQ 3.10 to 4.x), followed step by step:
+
+- A message carries routing keys: the one it was published with, then those of its ``CC``
+  and ``BCC`` headers (arrays of strings); ``BCC`` is removed from the headers before routing.
+- The default exchange (``""``) routes to the queue named by each routing key.
+- ``direct``: bindings whose key equals a routing key. ``fanout``: every binding.
+  ``topic``: the binding key and routing key are split on ``.`` into words (empty words
+  count; an empty key has no words); ``*`` matches one word, ``#`` zero or more.
+  ``headers``: ``x-match`` ``all`` (default) or ``any`` over the binding's arguments, not
+  counting those starting with ``x-`` unless ``all-with-x`` / ``any-with-x``; a ``null``
+  binding value asks only that the header be present; values compare as Erlang's ``==``
+  (``10`` equals ``10.0``, ``"10"`` does not equal ``10``, ``true`` is not ``1``).
+  ``x-delayed-message`` routes as its ``x-delayed-type`` (after the delay);
+  ``x-consistent-hash`` sends each message to one of its bound queues (which one depends on a
+  hash this simulation does not reproduce: it lists the candidates).
+- An exchange's bindings to other exchanges send the message on, with the same routing
+  keys; each exchange routes a message once (a loop ends there), and a queue receives it once.
+- When an exchange's own bindings match nothing (neither a queue nor an exchange), its
+  alternate exchange (argument ``alternate-exchange``, else the policy key) routes it.
+- An internal exchange cannot be published to (the broker closes the channel); it routes
+  what other exchanges send it.
+- Dead-lettering (:func:`dead_letter`): the queue's dead-letter exchange (the queue argument
+  wins over the policy) routes the message with the dead-letter routing key if set (and the
+  ``CC`` header removed), else its original routing keys. A message expired (or dropped for
+  length) into a queue it already died in, with no rejection on the way, is dropped by the
+  broker: a cycle.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from topology import ha
+from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
+
+BUILT_IN_EXCHANGES = {
+    "amq.direct": ("direct", False), "amq.fanout": ("fanout", False), "amq.topic": ("topic", False),
+    "amq.headers": ("headers", False), "amq.match": ("headers", False), "amq.rabbitmq.trace": ("topic", True),
+}
+"""The exchanges every vhost has: name → (type, internal)."""
+
+REASONS = ("rejected", "expired", "maxlen", "delivery_limit")
+"""Why a message is dead-lettered (the ``x-death`` reason)."""
+
+
+class RouteError(ValueError):
+    """The message cannot be simulated: no such vhost or exchange in the files."""
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of a message's path: ``exchange`` sent it on ``via`` a binding (its key and
+    arguments), its alternate exchange, or the default exchange's implicit binding."""
+
+    exchange: str
+    via: str
+    """``binding``, ``alternate-exchange`` or ``default``."""
+    routing_key: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"exchange": self.exchange, "via": self.via}
+        if self.via == "binding":
+            data["binding_key"] = self.routing_key
+            if self.arguments:
+                data["arguments"] = self.arguments
+        return data
+
+
+@dataclass
+class Delivery:
+    """One queue the message reaches, the path that took it there and, when asked, where
+    it goes if it dies there."""
+
+    queue: str
+    path: list[Hop]
+    dead_letter: "Route | None" = None
+    dead_letter_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.queue, "path": [hop.to_dict() for hop in self.path]}
+        if self.dead_letter is not None:
+            data["dead_letter"] = self.dead_letter.to_dict()
+        return data
+
+
+@dataclass
+class Route:
+    """Where one message goes."""
+
+    vhost: str
+    exchange: str
+    routing_keys: list[str]
+    deliveries: list[Delivery] = field(default_factory=list)
+    refused: str | None = None
+    """Why the broker refuses the publish (an internal exchange); nothing is routed."""
+    uncertain: list[str] = field(default_factory=list)
+    """What the simulation cannot tell (a hash-based exchange's choice, an unknown exchange type)."""
+    dropped: list[str] = field(default_factory=list)
+    """Where the message was lost on the way (an alternate or dead-letter exchange that does not exist)."""
+    cycles: list[str] = field(default_factory=list)
+    """Dead-letter cycles: queues the message would come back to (see :func:`dead_letter`)."""
+    reason: str = ""
+    """For a dead-lettered message: why it died."""
+    source_queue: str = ""
+    headers: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The headers the exchanges saw."""
+
+    @property
+    def queues(self) -> list[str]:
+        return [d.queue for d in self.deliveries]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"vhost": self.vhost, "exchange": self.exchange, "routing_keys": self.routing_keys,
+                                "queues": [d.to_dict() for d in self.deliveries]}
+        if self.reason:
+            data = {"reason": self.reason, "from_queue": self.source_queue, **data}
+        for key in ("refused", "uncertain", "dropped", "cycles"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
+        return data
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as published: exchange, routing key and headers (JSON values)."""
+
+    exchange: str
+    routing_key: str = ""
+    headers: dict[str, Any] = field(default_factory=dict, hash=False)
+    keys: tuple[str, ...] | None = None
+    """A dead-lettered message's routing keys, as the broker set them (not from its headers)."""
+
+    def routing_keys(self) -> list[str]:
+        """The routing key and those of the ``CC`` and ``BCC`` headers (``rabbit_basic:header_routes``)."""
+        if self.keys is not None:
+            return list(self.keys)
+        keys = [self.routing_key]
+        for header in ("CC", "BCC"):
+            value = self.headers.get(header)
+            if isinstance(value, list):
+                keys += [str(v) for v in value if isinstance(v, str)]
+        return keys
+
+    def routed_headers(self) -> dict[str, Any]:
+        """The headers exchanges see: without ``BCC``."""
+        return {k: v for k, v in self.headers.items() if k != "BCC"}
+
+
+class Network:
+    """The exchanges, queues, bindings and policies of one vhost, indexed for routing."""
+
+    def __init__(self, state: State, vhost: str, version: tuple[int, ...] = (3, 10, 8)) -> None:
+        if vhost not in state.vhosts:
+            raise RouteError(f"vhost {vhost!r} is not declared in the files")
+        self.vhost = vhost
+        self.version = version
+        self.exchanges: dict[str, ExchangeState] = {
+            name: ExchangeState(vhost=vhost, exchange=name, type=kind, internal=internal)
+            for name, (kind, internal) in BUILT_IN_EXCHANGES.items()}
+        self.queues: dict[str, QueueState] = {}
+        self.bindings: dict[str, list[BindingState]] = {}
+        self.policies: list[PolicyState] = []
+        self.operator_policies: list[PolicyState] = []
+        for resource in state.objects.values():
+            if resource.vhost != vhost:
+                continue
+            if isinstance(resource, ExchangeState):
+                self.exchanges[resource.exchange] = resource
+            elif isinstance(resource, QueueState):
+                self.queues[resource.queue] = resource
+            elif isinstance(resource, BindingState):
+                self.bindings.setdefault(resource.source, []).append(resource)
+            elif isinstance(resource, OperatorPolicyState):
+                self.operator_policies.append(resource)
+            elif isinstance(resource, PolicyState):
+                self.policies.append(resource)
+        for bindings in self.bindings.values():
+            bindings.sort(key=lambda b: b.key)
+
+    # -- policies -------------------------------------------------------------------------
+
+    def exchange_setting(self, exchange: ExchangeState, key: str) -> Any:
+        """An exchange's setting: its ``key`` argument, else the winning policy's key."""
+        if key in exchange.arguments:
+            return exchange.arguments[key]
+        candidates = [p for p in self.policies if p.apply_to in ("all", "exchanges")
+                      and ha.matches(p.pattern, exchange.exchange)]
+        if not candidates:
+            return None
+        top = max(p.priority for p in candidates)
+        winner = sorted((p for p in candidates if p.priority == top), key=lambda p: p.policy)[0]
+        return winner.definition.get(key)
+
+    def queue_setting(self, queue: QueueState, key: str) -> Any:
+        """A queue's dead-letter setting: the ``x-`` argument wins over the policies'."""
+        argument = queue.arguments.get(f"x-{key}")
+        if argument is not None:
+            return argument
+        for policies in (self.policies, self.operator_policies):
+            winners = ha.winners(queue.queue, queue.type, policies, self.version)
+            if winners and key in winners[0].definition:
+                return winners[0].definition[key]
+        return None
+
+    # -- routing --------------------------------------------------------------------------
+
+    def publish(self, message: Message) -> Route:
+        """Route a message published to ``message.exchange``."""
+        route = Route(self.vhost, message.exchange, message.routing_keys())
+        if message.exchange == "":
+            self._default(route, route.routing_keys, [])
+            return route
+        exchange = self.exchanges.get(message.exchange)
+        if exchange is None:
+            raise RouteError(f"vhost {self.vhost!r} has no exchange {message.exchange!r} in the files")
+        if exchange.internal:
+            route.refused = (f"exchange {message.exchange!r} is internal: the broker refuses the publish "
+                             "(403 ACCESS_REFUSED closes the channel)")
+            return route
+        self._route(route, exchange, message.routed_headers(), route.routing_keys)
+        return route
+
+    def _default(self, route: Route, keys: list[str], path: list[Hop]) -> None:
+        for key in sorted(set(keys)):
+            if key in self.queues and key not in route.queues:
+                route.deliveries.append(Delivery(key, path + [Hop("", "default", key)]))
+
+    def _route(self, route: Route, start: ExchangeState, headers: dict[str, Any], keys: list[str]) -> None:
+        """Breadth first from ``start``: each exchange routes once, each queue receives once."""
+        seen = {start.exchange}
+        work: deque[tuple[ExchangeState, list[Hop]]] = deque([(start, [])])
+        while work:
+            exchange, path = work.popleft()
+            destinations = self._matches(route, exchange, headers, keys)
+            if not destinations:
+                alternate = self.exchange_setting(exchange, "alternate-exchange")
+                if isinstance(alternate, str):
+                    destinations = [("exchange", alternate, Hop(exchange.exchange, "alternate-exchange"))]
+            for kind, name, hop in destinations:
+                if kind == "queue":
+                    if name not in route.queues and name in self.queues:
+                        route.deliveries.append(Delivery(name, path + [hop]))
+                    continue
+                if name in seen:
+                    continue
+                seen.add(name)
+                target = self.exchanges.get(name)
+                if target is None:
+                    route.dropped.append(f"exchange {name!r} (named by {exchange.exchange!r}) is not declared: "
+                                         "the broker skips it")
+                    continue
+                work.append((target, path + [hop]))
+
+    def _matches(self, route: Route, exchange: ExchangeState, headers: dict[str, Any],
+                 keys: list[str]) -> list[tuple[str, str, Hop]]:
+        """The destinations an exchange's own bindings match: (kind, name, hop)."""
+        kind = exchange.type
+        if kind == "x-delayed-message":
+            kind = str(exchange.arguments.get("x-delayed-type", "direct"))
+        bindings = self.bindings.get(exchange.exchange, [])
+        if kind == "x-consistent-hash":
+            if bindings:
+                route.uncertain.append(f"exchange {exchange.exchange!r} (x-consistent-hash) sends the message to one "
+                                       f"of: {', '.join(sorted({b.destination for b in bindings}))}")
+            return []
+        matcher = MATCHERS.get(kind)
+        if matcher is None:
+            if bindings:
+                route.uncertain.append(f"exchange {exchange.exchange!r}: type {kind} cannot be simulated")
+            return []
+        return [(b.destination_type, b.destination, Hop(exchange.exchange, "binding", b.routing_key, b.arguments))
+                for b in bindings if matcher(b, headers, keys)]
+
+
+def _direct(binding: BindingState, headers: dict[str, Any], keys: list[str]) -> bool:
+    return binding.routing_key in keys
+
+
+def _fanout(binding: BindingState, headers: dict[str, Any], keys: list[str]) -> bool:
+    return True
+
+
+def topic_words(key: str) -> list[str]:
+    """A topic key's words (``rabbit_exchange_type_topic:split_topic_key``): ``""`` has none."""
+    return key.split(".") if key else []
+
+
+def topic_matches(binding_key: str, routing_key: str) -> bool:
+    """Whether a topic binding key matches a routing key."""
+    pattern, words = topic_words(binding_key), topic_words(routing_key)
+    # positions in the pattern reachable after consuming a prefix of the words
+    reachable = {0}
+    reachable = _close(pattern, reachable)
+    for word in words:
+        following = set()
+        for position in reachable:
+            if position == len(pattern):
+                continue
+            part = pattern[position]
+            if part == "#":
+                following.add(position)  # '#' takes this word and may take more
+            if part in ("*", word):
+                following.add(position + 1)
+        reachable = _close(pattern, following)
+        if not reachable:
+            return False
+    return len(pattern) in reachable
+
+
+def _close(pattern: list[str], positions: set[int]) -> set[int]:
+    """Add the positions after each ``#`` that may take no word."""
+    result = set(positions)
+    stack = list(positions)
+    while stack:
+        position = stack.pop()
+        if position < len(pattern) and pattern[position] == "#" and position + 1 not in result:
+            result.add(position + 1)
+            stack.append(position + 1)
+    return result
+
+
+def _topic(binding: BindingState, headers: dict[str, Any], keys: list[str]) -> bool:
+    return any(topic_matches(binding.routing_key, key) for key in keys)
+
+
+def headers_match(arguments: dict[str, Any], headers: dict[str, Any]) -> bool:
+    """Whether a headers binding's arguments match a message's headers."""
+    match = arguments.get("x-match", "all")
+    with_x = match in ("all-with-x", "any-with-x")
+    wanted = {k: v for k, v in arguments.items() if k != "x-match" and (with_x or not k.startswith("x-"))}
+    results = [key in headers and (value is None or amqp_equal(value, headers[key])) for key, value in wanted.items()]
+    if match in ("any", "any-with-x"):
+        return any(results)
+    return all(results)  # all, all-with-x, and any other value (the broker's legacy default)
+
+
+def amqp_equal(binding_value: Any, header_value: Any) -> bool:
+    """Erlang's ``==`` on two AMQP field values as JSON gives them: numbers by value, ``true`` and
+    ``1`` differ, text by its characters; arrays and tables element by element."""
+    if isinstance(binding_value, bool) or isinstance(header_value, bool):
+        return isinstance(binding_value, bool) and isinstance(header_value, bool) and binding_value == header_value
+    numbers = (int, float)
+    if isinstance(binding_value, numbers) and isinstance(header_value, numbers):
+        return binding_value == header_value
+    if isinstance(binding_value, list) and isinstance(header_value, list):
+        return len(binding_value) == len(header_value) and all(
+            _typed(a) == _typed(b) for a, b in zip(binding_value, header_value))
+    if isinstance(binding_value, dict) and isinstance(header_value, dict):
+        return binding_value.keys() == header_value.keys() and all(
+            _typed(binding_value[k]) == _typed(header_value[k]) for k in binding_value)
+    return type(binding_value) is type(header_value) and binding_value == header_value
+
+
+def _typed(value: Any) -> Any:
+    """Inside arrays and tables the broker compares type tags too: ``1`` and ``1.0`` differ."""
+    if isinstance(value, list):
+        return ("array", tuple(_typed(v) for v in value))
+    if isinstance(value, dict):
+        return ("table", tuple(sorted((k, _typed(v)) for k, v in value.items())))
+    return (type(value).__name__, value)
+
+
+def _headers(binding: BindingState, headers: dict[str, Any], keys: list[str]) -> bool:
+    return headers_match(binding.arguments, headers)
+
+
+MATCHERS = {"direct": _direct, "fanout": _fanout, "topic": _topic, "headers": _headers}
+"""The exchange types simulated exactly, by type."""
+
+
+def route(state: State, vhost: str, message: Message, *, dead_letter: str | None = None,
+          version: tuple[int, ...] = (3, 10, 8), depth: int = 8) -> Route:
+    """Where ``message`` goes in ``vhost``; with ``dead_letter`` (a reason of :data:`REASONS`),
+    also where it goes from each queue if it dies there for that reason, and from there on."""
+    network = Network(state, vhost, version)
+    result = network.publish(message)
+    if dead_letter is not None:
+        for delivery in result.deliveries:
+            _follow(network, delivery, message, dead_letter, [], depth)
+    return result
+
+
+def dead_letter(network: Network, queue: str, message: Message, reason: str, deaths: list[tuple[str, str]]) -> Route | None:
+    """Where a message dead-lettered from ``queue`` goes (``None``: the queue has no
+    dead-letter exchange). ``deaths``: (queue, reason) of its earlier deaths, newest first."""
+    spec = network.queues[queue]
+    exchange_name = network.queue_setting(spec, "dead-letter-exchange")
+    if not isinstance(exchange_name, str):
+        return None
+    key = network.queue_setting(spec, "dead-letter-routing-key")
+    headers = dict(message.routed_headers())
+    if isinstance(key, str):
+        keys = [key]
+        headers.pop("CC", None)
+    else:
+        keys = message.routing_keys()
+    for name, value in (("x-first-death-reason", reason), ("x-first-death-queue", queue),
+                        ("x-first-death-exchange", message.exchange)):
+        headers.setdefault(name, value)
+    route = Route(network.vhost, exchange_name, keys, reason=reason, source_queue=queue, headers=headers)
+    if exchange_name == "":
+        network._default(route, keys, [])
+    else:
+        exchange = network.exchanges.get(exchange_name)
+        if exchange is None:
+            route.dropped.append(f"dead-letter exchange {exchange_name!r} of queue {queue!r} is not declared: "
+                                 "the broker drops the message")
+            return route
+        network._route(route, exchange, headers, keys)
+    if reason != "rejected":  # rabbit_dead_letter:detect_cycles
+        history = [(queue, reason)] + deaths
+        for delivery in list(route.deliveries):
+            earlier = [i for i, (name, _) in enumerate(history) if name == delivery.queue]
+            if earlier and all(r != "rejected" for _, r in history[:earlier[0] + 1]):
+                route.deliveries.remove(delivery)
+                route.cycles.append(f"queue {delivery.queue!r}: the message already died there ({reason}, no "
+                                    "rejection since): the broker drops it")
+    return route
+
+
+def _follow(network: Network, delivery: Delivery, message: Message, reason: str, deaths: list[tuple[str, str]],
+            depth: int) -> None:
+    routed = dead_letter(network, delivery.queue, message, reason, deaths)
+    if routed is None:
+        return
+    delivery.dead_letter, delivery.dead_letter_reason = routed, reason
+    history = [(delivery.queue, reason)] + deaths
+    if reason == "rejected":  # the broker does not stop a loop of rejections
+        for onward in routed.deliveries:
+            if any(name == onward.queue for name, _ in history):
+                routed.cycles.append(f"queue {onward.queue!r}: the message comes back each time it is rejected "
+                                     "(the broker does not stop this loop)")
+    if depth <= 1:
+        return
+    dead = Message(routed.exchange, routed.routing_keys[0] if routed.routing_keys else "",
+                   routed.headers, tuple(routed.routing_keys))
+    for onward in routed.deliveries:
+        if not any(name == onward.queue for name, _ in history):
+            _follow(network, onward, dead, reason, history, depth - 1)
