@@ -1,6 +1,7 @@
 """The routing simulator against the broker itself: for generated topologies and messages
 (property-based, with hypothesis), the queues the simulator says a message reaches are
-exactly the queues the broker delivers it to.
+exactly the queues the broker delivers it to; and when each copy is rejected, its dead
+letters reach exactly the queues the simulator names.
 
 More examples: TOPOLOGY_ORACLE_EXAMPLES=200 scripts/test.sh tests/integration/test_route_oracle.py
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -44,7 +46,14 @@ def topologies(draw):
         if draw(st.integers(0, 3)) == 0:
             spec["alternate_exchange"] = draw(st.sampled_from([f"x{i}" for i in range(count)] + ["x-missing"]))
         exchanges[f"x{index}"] = spec
-    queues = {name: {} for name in QUEUES[:draw(st.integers(1, len(QUEUES)))]}
+    queues = {}
+    for name in QUEUES[:draw(st.integers(1, len(QUEUES)))]:
+        spec = {}
+        if draw(st.integers(0, 2)) == 0:
+            spec["dead_letter_exchange"] = draw(st.sampled_from(sorted(exchanges) + [""]))
+            if draw(st.booleans()):
+                spec["dead_letter_routing_key"] = draw(st.sampled_from(["a", "a.b", ""] + QUEUES))
+        queues[name] = spec
     bindings, seen = [], set()
     for _ in range(draw(st.integers(0, 14))):
         source = draw(st.sampled_from(sorted(exchanges)))
@@ -82,9 +91,10 @@ def messages(draw, exchanges: list[str]):
                    ".".join(draw(st.lists(st.sampled_from(WORDS + QUEUES), max_size=3))), headers)
 
 
-def delivered(vhost: str, topology: dict, sent: list[Message]) -> list[set[str] | str]:
-    """Publish each message (mandatory, with confirms) and read which queues received it;
-    ``"refused"`` for a publish the broker closed the channel on."""
+def delivered(vhost: str, topology: dict, sent: list[Message]) -> tuple[list[set[str] | str], dict]:
+    """Publish each message (mandatory, with confirms) and read which queues received it
+    (``"refused"`` for a publish the broker closed the channel on); then reject every copy, and
+    read where each dead letter went: {(message, queue it died in): queues}."""
     import pika
     from pika.exceptions import ChannelClosedByBroker, UnroutableError
 
@@ -105,16 +115,33 @@ def delivered(vhost: str, topology: dict, sent: list[Message]) -> list[set[str] 
                 outcome.append("refused")
                 channel = connection.channel()
                 channel.confirm_delivery()
+        held = []
         for queue in topology["queues"]:
             while True:
-                method, _, body = channel.basic_get(queue, auto_ack=True)
+                method, _, body = channel.basic_get(queue, auto_ack=False)
                 if method is None:
                     break
                 received = outcome[int(body)]
                 assert isinstance(received, set)
                 assert queue not in received, f"message {int(body)} reached {queue} twice"
                 received.add(queue)
-        return outcome
+                held.append(method.delivery_tag)
+        for tag in held:
+            channel.basic_reject(tag, requeue=False)
+        dead: dict[tuple[int, str], set[str]] = {}
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 0.5:  # dead-lettering is asynchronous: read until it is quiet
+            for queue in topology["queues"]:
+                while True:
+                    method, properties, body = channel.basic_get(queue, auto_ack=True)
+                    if method is None:
+                        break
+                    quiet_since = time.monotonic()
+                    source = properties.headers["x-death"][0]["queue"]
+                    assert queue not in dead.get((int(body), source), set()), "a dead letter arrived twice"
+                    dead.setdefault((int(body), source), set()).add(queue)
+            connection.sleep(0.05)
+        return outcome, dead
     finally:
         connection.close()
 
@@ -133,13 +160,18 @@ def test_the_simulator_and_the_broker_send_messages_to_the_same_queues(data, run
         applied = run("apply", str(path), "--auto-approve")
         assert applied.code == 0, applied.err
         state = desired_state(load_valid([str(path)]))
-        expected = []
-        for message in sent:
-            result = route(state, vhost, message)
+        expected, expected_dead = [], {}
+        for index, message in enumerate(sent):
+            result = route(state, vhost, message, dead_letter="rejected", depth=1)
             expected.append("refused" if result.refused else set(result.queues))
+            for delivery in result.deliveries:
+                if delivery.dead_letter is not None and delivery.dead_letter.queues:
+                    expected_dead[(index, delivery.queue)] = set(delivery.dead_letter.queues)
             event("refused" if result.refused else ("0", "1", "2+")[min(len(result.queues), 2)] + " queue(s)"
                   + (" via an alternate exchange" if any(h.via == "alternate-exchange" for d in result.deliveries
                                                          for h in d.path) else ""))
-        assert delivered(vhost, topology, sent) == expected
+        outcome, dead = delivered(vhost, topology, sent)
+        assert outcome == expected
+        assert dead == expected_dead
     finally:
         api.delete("vhosts", vhost)
