@@ -716,6 +716,68 @@ def route(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], v
     echo(route_text(result))
 
 
+@cli.command(name="test")
+@paths_argument
+@values_option
+@click.option("--live", is_flag=True,
+              help="Run the tests on the broker, in throw-away vhosts built from the files (deleted after), "
+                   "instead of with the simulator.")
+@click.option("--amqp-url", envvar="TOPOLOGY_AMQP_URL", default=None,
+              help="--live: the AMQP URL to publish through [env TOPOLOGY_AMQP_URL; default: the management host, "
+                   "port 5672].")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              help="text, or json (an object with a tests list).")
+@connection_options
+@target_options
+@click.pass_context
+def test_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], live: bool,
+                 amqp_url: str | None, output_format: str, selection: Any, connection: Any) -> None:
+    """Run the routing tests of the files (tests:): each message must reach exactly its queues.
+
+    Offline by default (the simulator). Exit 0 when every test passes, 2 when one fails,
+    1 when they cannot be run.
+    """
+    import json
+
+    from topology import redact
+    from topology.routing_tests import run_live, run_offline
+    from topology.state import desired_state
+    from topology.targets import resolve_jobs
+
+    if selection.all_targets:
+        raise click.UsageError("test runs one topology: give --target NAME, not --all-targets")
+    redact.register_url(amqp_url)
+    job = resolve_jobs(selection, paths, values, connection if live else None, amqp_url=amqp_url,
+                       connects=live)[0]
+    topology = _load(job, offline=not live)
+    if not topology.tests:
+        raise TopologyError("the files hold no routing test (a tests: section)")
+    state = desired_state(topology)
+    leftovers: list[str] = []
+    if live:
+        client = job.client()
+        try:
+            outcomes, leftovers = run_live(topology, state, client, job.amqp())
+        finally:
+            client.close()
+    else:
+        outcomes = run_offline(topology, state)
+    failed = [o for o in outcomes if not o.passed]
+    if output_format == "json":
+        echo(json.dumps({"mode": "live" if live else "offline", "passed": len(outcomes) - len(failed),
+                         "failed": len(failed), "tests": [o.to_dict() for o in outcomes]}, indent=2, ensure_ascii=False))
+    else:
+        from topology.render.route import outcome_text
+
+        for outcome in outcomes:
+            echo(outcome_text(outcome))
+        echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed ({'on the broker' if live else 'simulated'})")
+    for line in leftovers:
+        warn(f"could not delete the throw-away vhost {line}; delete it by hand")
+    if failed:
+        ctx.exit(EXIT_CHANGES)
+
+
 def _live_definitions(client: Any) -> dict[str, Any]:
     """The broker's definitions, with what its export leaves out: operator policies, vhost limits,
     tracing, and (before RabbitMQ 3.11) the vhosts' description, tags and default queue type."""

@@ -518,6 +518,8 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
     for parameter, value in parsed.global_parameters.items():
         if first_time(topology.global_parameters, "global_parameters", parameter, "set twice"):
             topology.global_parameters[parameter] = Declared(value, origin("global_parameters", parameter))
+    for index, test in enumerate(parsed.tests):
+        topology.tests.append(Declared(test, origin("tests", index)))
     for user_name, user in parsed.users.items():
         here = origin("users", user_name)
         if not first_time(topology.users, "users", user_name, "declared twice"):

@@ -75,9 +75,35 @@ def validate(topology: Topology) -> None:
             problem = "cluster_name must be text"
         if problem:
             found.add(declared.origin, (), problem)
+    _check_tests(topology, found)
     topology.warnings = sorted(set(found.warnings))
     if found.problems:
         raise ConfigError(found.problems, topology.warnings)
+
+
+def _check_tests(topology: Topology, found: _Collector) -> None:
+    """Routing tests name a declared vhost, exchange and queues."""
+    from topology.route import BUILT_IN_EXCHANGES
+
+    for declared in topology.tests:
+        test = declared.spec
+        vhost = topology.vhosts.get(test.vhost)
+        if vhost is None:
+            found.add(declared.origin, ("vhost",), f"vhost {test.vhost!r} is not declared")
+            continue
+        if test.exchange and test.exchange not in vhost.exchanges and test.exchange not in BUILT_IN_EXCHANGES:
+            found.add(declared.origin, ("exchange",), f"exchange {test.exchange!r} is not declared in vhost {test.vhost!r}")
+        for index, queue in enumerate(test.queues):
+            if queue not in vhost.queues:
+                found.add(declared.origin, ("queues", index), f"queue {queue!r} is not declared in vhost {test.vhost!r}")
+        if len(set(test.queues)) != len(test.queues):
+            found.add(declared.origin, ("queues",), "a queue is listed twice")
+        if test.refused and test.queues:
+            found.add(declared.origin, ("queues",), "a refused publish reaches no queue: leave queues empty")
+        for key, value in test.headers.items():
+            problem = None if value is None else _plain_value_problem(value)  # a void header is an AMQP value
+            if problem:
+                found.add(declared.origin, ("headers", key), problem)
 
 
 def _check_user(name: str, spec: Any, origin: Origin, topology: Topology, found: _Collector) -> None:

@@ -175,3 +175,33 @@ def test_the_simulator_and_the_broker_send_messages_to_the_same_queues(data, run
         assert dead == expected_dead
     finally:
         api.delete("vhosts", vhost)
+
+
+@settings(max_examples=max(EXAMPLES // 2, 4), deadline=None, database=None,
+          derandomize=os.environ.get("TOPOLOGY_ORACLE_RANDOM") is None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_topology_test_live_passes_the_tests_the_simulator_writes(data, run, api, tmp_path):
+    """The simulator's answers, written as routing tests, pass when run on the broker by
+    ``topology test --live`` (its throw-away vhost and consumers), queue types mixed."""
+    topology = data.draw(topologies())
+    for name in topology["queues"]:
+        topology["queues"][name]["type"] = data.draw(st.sampled_from(["classic", "quorum", "stream"]))
+        if topology["queues"][name]["type"] == "stream":
+            topology["queues"][name].pop("dead_letter_exchange", None)
+            topology["queues"][name].pop("dead_letter_routing_key", None)
+    sent = data.draw(st.lists(messages(sorted(topology["exchanges"])), min_size=1, max_size=8))
+    vhost = "shop"
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({"vhosts": {vhost: topology}}), encoding="utf-8")
+    state = desired_state(load_valid([str(path)]))
+    tests = []
+    for message in sent:
+        result = route(state, vhost, message)
+        tests.append({"vhost": vhost, "exchange": message.exchange, "routing_key": message.routing_key,
+                      "headers": message.headers, "queues": sorted(result.queues), "refused": bool(result.refused)})
+    path.write_text(yaml.safe_dump({"vhosts": {vhost: topology}, "tests": tests}), encoding="utf-8")
+    before = {v["name"] for v in api.get("vhosts")}
+    result = run("test", str(path), "--live", "--format", "json")
+    assert result.code == 0, result.out + result.err
+    assert {v["name"] for v in api.get("vhosts")} == before

@@ -170,3 +170,56 @@ def test_the_route_command_reads_header_values_as_json_and_prints_a_queues_list(
     assert code == 1 and err.strip().endswith("\nerror: vhost 'shop' has no exchange 'nope' in the files")
     code, out, err = run("--exchange", "events", "--header", "novalue")
     assert code != 0 and "'novalue' is not KEY=VALUE" in err
+
+
+def test_routing_tests_name_declared_objects(tmp_path):
+    from topology.errors import ConfigError
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(TOPOLOGY) + textwrap.dedent("""
+    tests:
+      - {vhost: nope, exchange: events, queues: []}
+      - {vhost: shop, exchange: nope, queues: [orders, ghost, orders]}
+      - {vhost: shop, exchange: inner, refused: true, queues: [audit]}
+      - {vhost: shop, exchange: by-header, headers: {h: null, bad: [null]}, queues: []}
+      - {vhost: shop, exchange: amq.topic, queues: []}
+    """), encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_valid([str(path)], offline=True)
+    messages = sorted(f"{p.location}: {p.message}" for p in error.value.problems)
+    assert messages == sorted([
+        "tests.0.vhost: vhost 'nope' is not declared",
+        "tests.1.exchange: exchange 'nope' is not declared in vhost 'shop'",
+        "tests.1.queues.1: queue 'ghost' is not declared in vhost 'shop'",
+        "tests.1.queues: a queue is listed twice",
+        "tests.2.queues: a refused publish reaches no queue: leave queues empty",
+        "tests.3.headers.bad: null is not a value the broker accepts",
+    ])
+
+
+def test_topology_test_runs_offline_and_exits_2_on_a_failure(tmp_path, capsys):
+    import json
+
+    from topology.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(TOPOLOGY) + textwrap.dedent("""
+    tests:
+      - {name: orders, vhost: shop, exchange: events, routing_key: order.created, queues: [orders, audit]}
+      - {name: wrong, vhost: shop, exchange: events, routing_key: invoice, queues: [orders]}
+    """), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["test", str(path)])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 2
+    assert out.splitlines()[0] == "PASS orders"
+    assert "expected: orders" in out and "reached:  lost" in out and "1 passed, 1 failed (simulated)" in out
+    with pytest.raises(SystemExit) as exit_:
+        main(["test", str(path), "--format", "json"])
+    document = json.loads(capsys.readouterr().out)
+    assert exit_.value.code == 2 and [t["passed"] for t in document["tests"]] == [True, False]
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(textwrap.dedent(TOPOLOGY), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["test", str(empty)])
+    assert exit_.value.code == 1 and "no routing test" in capsys.readouterr().err

@@ -532,3 +532,61 @@ class MessageMover(QueueInspector):
             raise BrokerError(f"lost the AMQP connection while sealing queue {vhost}/{queue}: {type(error).__name__}") from None
         finally:
             _close_channel(channel)
+
+
+QUIET = 0.5
+"""Seconds without a delivery after which every published test message has arrived."""
+
+
+def observe_routing(amqp: Amqp, vhost: str, queues: dict[str, str], messages: list[tuple[str, str, dict[str, Any]]],
+                    timeout: float = 10.0) -> list[set[str] | str]:
+    """Publish each message (exchange, routing key, headers) into ``vhost`` and say which of
+    ``queues`` (name → type) received it: a consumer waits on every queue first, so that a
+    message a queue would drop at once (a TTL of 0, a length of 0) still counts as delivered.
+    ``"refused"`` for a publish the broker refused (the channel closed on it)."""
+    import pika
+
+    connection = amqp.connect(vhost, "topology test --live")
+    received: list[set[str] | str] = [set() for _ in messages]
+    last = [time.monotonic()]
+    try:
+        listening = connection.channel()
+        listening.basic_qos(prefetch_count=1000)
+
+        def on_message(queue: str) -> Any:
+            def handle(channel: Any, method: Any, properties: Any, body: bytes) -> None:
+                channel.basic_ack(method.delivery_tag)
+                tag = properties.message_id if properties else None
+                index = int(tag[len("topology-test-"):]) if isinstance(tag, str) and tag.startswith("topology-test-") \
+                    and tag[len("topology-test-"):].isdigit() else -1
+                if 0 <= index < len(received) and isinstance(received[index], set):
+                    received[index].add(queue)  # type: ignore[union-attr]
+                    last[0] = time.monotonic()
+            return handle
+
+        for queue, kind in sorted(queues.items()):
+            arguments = {"x-stream-offset": "next"} if kind == "stream" else None
+            listening.basic_consume(queue, on_message(queue), arguments=arguments)
+        publishing = connection.channel()
+        publishing.confirm_delivery()
+        for index, (exchange, routing_key, headers) in enumerate(messages):
+            properties = pika.BasicProperties(headers=headers or None, message_id=f"topology-test-{index}")
+            try:
+                publishing.basic_publish(exchange, routing_key, b"topology test", properties, mandatory=True)
+            except pika.exceptions.UnroutableError:
+                pass  # returned: it reached no queue
+            except pika.exceptions.ChannelClosedByBroker as closed:
+                if closed.reply_code != 403:
+                    raise BrokerError(f"the broker refused test message {index + 1}: {closed.reply_text}") from None
+                received[index] = "refused"
+                publishing = connection.channel()
+                publishing.confirm_delivery()
+        last[0] = time.monotonic()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() - last[0] < QUIET and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.05)
+        return received
+    except pika.exceptions.AMQPError as error:
+        raise BrokerError(f"lost the AMQP connection while running the tests in {vhost}: {type(error).__name__}") from None
+    finally:
+        _close(connection)

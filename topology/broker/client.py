@@ -239,6 +239,13 @@ class ManagementClient:
 
     # -- writes ------------------------------------------------------------
 
+    def import_definitions(self, document: dict[str, Any]) -> None:
+        """Load a definitions document (``POST /api/definitions``)."""
+        self.request("POST", "definitions", body=document)
+
+    def delete_vhost(self, vhost: str) -> None:
+        self.request("DELETE", "vhosts", vhost)
+
     def put_vhost(self, vhost: str, body: dict[str, Any]) -> None:
         self.request("PUT", "vhosts", vhost, body=body)
 

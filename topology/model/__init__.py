@@ -320,6 +320,18 @@ class User(_Strict):
         default_factory=dict, description="Topic permissions by vhost, then by exchange.")
 
 
+class RoutingTest(_Strict):
+    """A message and the exact set of queues it must reach (``topology test``)."""
+
+    name: str | None = Field(None, description="What the test checks (default: the message, described).")
+    vhost: str = Field(description="The vhost the message is published in.")
+    exchange: str = Field(description="The exchange it is published to ('' for the default exchange).")
+    routing_key: str = Field("", description="Its routing key.")
+    headers: dict[str, Any] = Field(default_factory=dict, description="Its headers (CC and BCC add routing keys).")
+    queues: list[str] = Field(description="Every queue it must reach, and no other ([] for none).")
+    refused: bool = Field(False, description="The publish must be refused (an internal exchange).")
+
+
 class TopologyFile(_Strict):
     """One topology file. Several files (and directories of them) are merged."""
 
@@ -342,6 +354,9 @@ class TopologyFile(_Strict):
         default_factory=list, description="Name patterns (* ? [abc]) of users the tool leaves alone under manage_all_users.")
     global_parameters: dict[str, Any] = Field(
         default_factory=dict, description="Cluster-wide runtime parameters, such as cluster_name.")
+    tests: list[RoutingTest] = Field(
+        default_factory=list, description="Routing tests: messages and the queues they must reach (topology test); "
+                                          "plan and apply ignore them.")
 
 
 def friendly_queue_fields() -> tuple[str, ...]:

@@ -106,6 +106,8 @@ class Topology:
     manage_all_users: Declared[bool] | None = None
     """Set: the files declare every user of the broker (see the README, users)."""
     ignore_users: list[Declared[str]] = field(default_factory=list)
+    tests: list[Declared[Any]] = field(default_factory=list)
+    """Routing tests (:class:`~topology.model.RoutingTest`), in file order."""
     variables_of: dict[tuple[Any, ...], str] = field(default_factory=dict)
     """The ``${VARIABLE}`` that gave a user's password, by YAML path (saved plans name it)."""
     templates: dict[tuple[Any, ...], str] = field(default_factory=dict)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from topology.route import Hop, Route
+from topology.routing_tests import Outcome
 
 
 def route_text(route: Route) -> str:
@@ -67,3 +68,28 @@ def _binding(hop: Hop) -> str:
     shown: list[Any] = [str(hop.arguments.get("x-match", "all"))]
     shown += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(hop.arguments.items()) if k != "x-match"]
     return " ".join(shown)
+
+
+def outcome_text(outcome: Outcome) -> str:
+    """``PASS name`` or ``FAIL file:line name``, with what was expected and what happened."""
+    where = f"{outcome.origin.file}:{outcome.origin.line}"
+    if outcome.passed:
+        return f"PASS {outcome.name}"
+    lines = [f"FAIL {where} {outcome.name}"]
+    if outcome.error:
+        lines.append(f"  error: {outcome.error}")
+    else:
+        expected = "refused" if outcome.expected_refused else _queues(outcome.expected)
+        got = "refused" if outcome.refused else _queues(outcome.reached or [])
+        lines.append(f"  expected: {expected}")
+        lines.append(f"  reached:  {got}")
+        if outcome.route is not None:
+            for delivery in outcome.route.deliveries:
+                lines.append(f"    {delivery.queue}: {path_text(delivery.path, delivery.queue)}")
+            for line in outcome.route.uncertain + outcome.route.dropped:
+                lines.append(f"    {line}")
+    return "\n".join(lines)
+
+
+def _queues(names: list[str]) -> str:
+    return ", ".join(sorted(names)) if names else "no queue"
