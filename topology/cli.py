@@ -716,6 +716,47 @@ def route(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], v
     echo(route_text(result))
 
 
+@cli.command()
+@paths_argument
+@values_option
+@click.option("--vhost", required=True, help="The queue's vhost.")
+@click.option("--queue", required=True, help="The queue.")
+@click.option("--broker-version", callback=_broker_version, default=None, metavar="VERSION",
+              help="Resolve with the rules of this RabbitMQ version (default 3.10.8: which policy keys each queue "
+                   "type takes changed over versions).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", help="text or json.")
+@target_options
+@click.pass_context
+def explain(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], vhost: str, queue: str,
+            broker_version: tuple[int, ...] | None, output_format: str, selection: Any) -> None:
+    """Show a queue's declared arguments, the policies that match it, which win, and the
+    effective value of each setting with where it comes from. Offline."""
+    import json
+
+    from topology.policies import resolve
+    from topology.render.explain import explain_dict, explain_text
+    from topology.state import OperatorPolicyState, PolicyState, QueueState, desired_state
+    from topology.targets import resolve_jobs
+
+    if selection.all_targets:
+        raise click.UsageError("explain reads one topology: give --target NAME, not --all-targets")
+    job = resolve_jobs(selection, paths, values, None, connects=False)[0]
+    state = desired_state(_load(job, offline=True))
+    if vhost not in state.vhosts:
+        raise TopologyError(f"vhost {vhost!r} is not declared in the files")
+    spec = state.objects.get(("queue", vhost, queue))
+    if not isinstance(spec, QueueState):
+        raise TopologyError(f"vhost {vhost!r} has no queue {queue!r} in the files")
+    policies = [r for r in state.objects.values() if type(r) is PolicyState and r.vhost == vhost]
+    operator = [r for r in state.objects.values() if isinstance(r, OperatorPolicyState) and r.vhost == vhost]
+    version = broker_version or (3, 10, 8)
+    found = resolve(queue, spec.type, spec.arguments, policies, operator, version)
+    if output_format == "json":
+        echo(json.dumps(explain_dict(spec, found, version), indent=2, ensure_ascii=False))
+    else:
+        echo(explain_text(spec, found, version))
+
+
 @cli.command(name="test")
 @paths_argument
 @values_option

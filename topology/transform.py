@@ -34,13 +34,10 @@ from typing import Any
 from topology import ha
 from topology.errors import TopologyError
 from topology.model.arguments import FIELD_TO_ARGUMENT, QUEUE_ARGUMENTS, QUORUM, argument_for
+from topology.policies import resolve
 from topology.state import PolicyState
 
 _LOCATORS = {"client-local": "client-local", "min-masters": "balanced", "random": "balanced"}
-_SMALLEST = frozenset({"message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
-                       "max-in-memory-bytes", "expires", "delivery-limit"})
-"""Keys set by both a policy and an operator policy whose smaller value wins (rabbit_policies);
-for the others, the operator policy's value wins."""
 DEFAULT_VERSION = (3, 10, 8)
 
 
@@ -71,13 +68,11 @@ class _Effective:
     @classmethod
     def of(cls, queue: str, queue_type: str, policies: list[PolicyState], operator: list[PolicyState],
            version: tuple[int, ...]) -> "_Effective":
-        user, op = ha.winners(queue, queue_type, policies, version), ha.winners(queue, queue_type, operator, version)
-        merged = dict(user[0].definition) if user else {}
-        for key, value in (op[0].definition if op else {}).items():
-            mine = merged.get(key)
-            both_numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mine, value))
-            merged[key] = min(mine, value) if key in _SMALLEST and both_numbers else value
-        return cls(tuple(p.policy for p in user), tuple(p.policy for p in op), merged)
+        found = resolve(queue, queue_type, {}, policies, operator, version)
+        winners = [c for c in found.candidates if c.wins]
+        return cls(tuple(c.policy.policy for c in winners if not c.operator),
+                   tuple(c.policy.policy for c in winners if c.operator),
+                   {key: setting.value for key, setting in found.settings.items()})
 
 
 def _states(vhost: str, policies: dict[str, Any], kind: str) -> list[PolicyState]:

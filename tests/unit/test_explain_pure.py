@@ -1,0 +1,83 @@
+"""explain offline: which policies apply to a queue, which win, and how each setting resolves."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+TOPOLOGY = """
+vhosts:
+  shop:
+    queues:
+      orders: {type: quorum, max_length: 1000, dead_letter_exchange: dlx, overflow: drop-head, expires: 3600000}
+      legacy: {message_ttl: 5000, max_length: 10}
+      log: {type: stream, max_age: 7D}
+    exchanges:
+      dlx: {type: fanout}
+      other: {type: fanout}
+    policies:
+      ha-all: {pattern: ".*", apply_to: all, definition: {ha-mode: all}}
+      limits: {pattern: "^ord", apply_to: queues, priority: 5, definition: {max-length: 2000, dead-letter-exchange: other, overflow: reject-publish, expires: 60000, message-ttl: 60000}}
+      lazy: {pattern: "^o", priority: 9, definition: {queue-mode: lazy}}
+      low: {pattern: "^o", priority: 1, definition: {message-ttl: 1}}
+      age: {pattern: "^log$", definition: {max-age: 1D}}
+    operator_policies:
+      cap: {pattern: ".*", apply_to: queues, definition: {max-length: 500, message-ttl: 120000}}
+"""
+
+
+@pytest.fixture
+def explain(tmp_path, capsys):
+    from topology.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(TOPOLOGY), encoding="utf-8")
+
+    def run(queue: str, *more: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["explain", str(path), "--vhost", "shop", "--queue", queue, *more])
+        out, err = capsys.readouterr()
+        return exit_.value.code, out, err
+
+    return run
+
+
+def test_a_quorum_queue_skips_policies_with_keys_it_does_not_take_and_resolves_each_setting(explain):
+    code, out, _ = explain("orders", "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    verdicts = {p["name"]: (p["applies"], p["wins"]) for p in document["policies"]}
+    assert verdicts == {"lazy": (False, False), "limits": (True, True), "low": (True, False),
+                        "ha-all": (False, False), "cap": (True, True)}
+    assert "queue-mode" in next(p["why_not"] for p in document["policies"] if p["name"] == "lazy")
+    settings = {k: (v["value"], v["source"]) for k, v in document["settings"].items()}
+    assert settings == {
+        "dead-letter-exchange": ("dlx", "argument"),  # quorum: the argument wins
+        "expires": (60000, "policy limits"),  # quorum: the policy wins
+        "max-length": (500, "operator policy cap"),  # the smallest of 2000, 500 and the argument 1000
+        "message-ttl": (60000, "policy limits"),  # smaller than the operator policy's 120000
+        "overflow": ("reject-publish", "policy limits"),  # quorum: the policy wins
+    }
+
+
+def test_a_classic_queue_takes_the_smaller_of_argument_and_policy(explain):
+    code, out, _ = explain("legacy", "--format", "json")
+    settings = json.loads(out)["settings"]
+    assert code == 0
+    assert (settings["message-ttl"]["value"], settings["message-ttl"]["source"]) == (5000, "argument")
+    assert (settings["max-length"]["value"], settings["max-length"]["source"]) == (10, "argument")
+    assert settings["ha-mode"] == {"value": "all", "source": "policy ha-all"}
+
+
+def test_a_stream_takes_the_policy_over_its_argument_and_the_text_says_why(explain):
+    code, out, _ = explain("log")
+    assert code == 0
+    assert "max-age: \"1D\"  from policy age (the policy wins over the argument '7D')" in out
+    assert "ha-all: priority 0, apply-to all, pattern '.*': does not apply: it holds ha-mode" in out
+
+
+def test_an_unknown_queue_is_one_error_line(explain):
+    code, _, err = explain("nope")
+    assert code == 1 and err.strip().endswith("error: vhost 'shop' has no queue 'nope' in the files")

@@ -1,0 +1,168 @@
+"""Which policies RabbitMQ applies to a queue, and the effective value of each setting (pure).
+
+The broker's rules (RabbitMQ 3.10 to 4.x):
+
+- A policy is *considered* for a queue when its ``apply-to`` covers the queue's type, its
+  definition holds no key the queue type does not take (``is_policy_applicable``: a
+  ``queue-mode`` policy does not apply to a quorum queue at all), and its pattern matches the
+  queue's name. Of those, the highest priority wins; on a tie RabbitMQ applies either (the
+  order is not defined). Operator policies are chosen the same way, separately.
+- The winning policy and operator policy merge: a key only one of them has is taken from it;
+  for a key both have, the smaller value wins for ``message-ttl``, ``max-length``,
+  ``max-length-bytes``, ``expires``, ``delivery-limit`` and ``max-in-memory-*``, and the
+  operator policy's value otherwise (``rabbit_policies:merge_policy_value``).
+- The queue's own ``x-`` argument and the merged policy value then resolve per queue type
+  (:data:`RESOLUTION`, from ``rabbit_amqqueue_process``, ``rabbit_quorum_queue`` and
+  ``rabbit_stream_queue``): the smaller of the two, the argument, or the policy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from topology import ha
+from topology.state import PolicyState
+
+SMALLEST = frozenset({"message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
+                      "max-in-memory-bytes", "expires", "delivery-limit"})
+"""Keys of both a policy and an operator policy where the smaller value wins."""
+
+MIN, ARGUMENT, POLICY = "smaller", "argument", "policy"
+RESOLUTION: dict[str, dict[str, str]] = {
+    "classic": {"expires": MIN, "dead-letter-exchange": ARGUMENT, "dead-letter-routing-key": ARGUMENT,
+                "message-ttl": MIN, "max-length": MIN, "max-length-bytes": MIN, "overflow": ARGUMENT,
+                "queue-mode": ARGUMENT, "queue-version": ARGUMENT},
+    "quorum": {"max-length": MIN, "overflow": POLICY, "max-length-bytes": MIN, "max-in-memory-length": MIN,
+               "max-in-memory-bytes": MIN, "delivery-limit": MIN, "expires": POLICY, "message-ttl": MIN,
+               "dead-letter-exchange": ARGUMENT, "dead-letter-routing-key": ARGUMENT, "dead-letter-strategy": ARGUMENT},
+    "stream": {"max-length-bytes": POLICY, "max-age": POLICY, "stream-max-segment-size-bytes": POLICY,
+               "initial-cluster-size": POLICY},
+}
+"""For a setting both a queue argument and its policies give: which wins, per queue type."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A policy whose pattern matches the queue's name, and whether it applies."""
+
+    policy: PolicyState
+    operator: bool
+    applies: bool
+    why_not: str = ""
+    wins: bool = False
+    tie: bool = False
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The effective value of one setting and where it comes from."""
+
+    key: str
+    value: Any
+    source: str
+    """``argument``, ``policy <name>`` or ``operator policy <name>``."""
+    detail: str = ""
+    """How two values were resolved, when they were."""
+
+
+@dataclass
+class Resolution:
+    """The policies of one queue and its effective settings."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    """Policies whose pattern Python cannot evaluate (PCRE may match it): the result may differ."""
+    settings: dict[str, Setting] = field(default_factory=dict)
+    merged: dict[str, Any] = field(default_factory=dict)
+    """The winning policy and operator policy merged: what the broker shows as the queue's
+    ``effective_policy_definition`` (before the queue's own arguments count)."""
+
+    def winner(self, operator: bool = False) -> PolicyState | None:
+        return next((c.policy for c in self.candidates if c.wins and c.operator == operator), None)
+
+
+def _matches(pattern: str, name: str) -> bool | None:
+    """Whether a policy pattern matches (``None``: Python cannot compile it)."""
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return None
+
+
+def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: list[PolicyState],
+            operator_policies: list[PolicyState], version: tuple[int, ...] = (3, 10, 8)) -> Resolution:
+    """Which of ``policies`` and ``operator_policies`` apply to the queue, which win, and the
+    effective value of every setting its arguments and the winners give."""
+    result = Resolution()
+    refused = ha.unsupported_keys(queue_type, version)
+    merged: dict[str, tuple[Any, str, str]] = {}
+    for operator, group in ((False, policies), (True, operator_policies)):
+        kind = "operator policy" if operator else "policy"
+        found = []
+        for policy in sorted(group, key=lambda p: (-p.priority, p.policy)):
+            matched = _matches(policy.pattern, queue)
+            if matched is None:
+                result.unreadable.append(f"{kind} {policy.policy}")
+                continue
+            if not matched:
+                continue
+            why = ""
+            if queue_type not in ha.APPLY_TO_TYPES.get(policy.apply_to, frozenset()):
+                why = f"apply-to {policy.apply_to} does not cover {queue_type} queues"
+            elif refused & set(policy.definition):
+                keys = ", ".join(sorted(refused & set(policy.definition)))
+                why = f"it holds {keys}, which {queue_type} queues do not take, so the broker does not apply it"
+            found.append(Candidate(policy, operator, not why, why))
+        top = max((c.policy.priority for c in found if c.applies), default=None)
+        tied = [c for c in found if c.applies and c.policy.priority == top]
+        for candidate in found:
+            if candidate.applies and candidate.policy.priority == top:
+                candidate = Candidate(candidate.policy, operator, True, wins=True, tie=len(tied) > 1)
+            result.candidates.append(candidate)
+        if tied:
+            for key, value in tied[0].policy.definition.items():
+                source = f"{kind} {tied[0].policy.policy}"
+                if key in merged:
+                    mine, theirs = merged[key][0], value
+                    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mine, theirs))
+                    if key in SMALLEST and numbers:
+                        if theirs < mine:
+                            merged[key] = (theirs, source, f"smaller than {mine} of {merged[key][1]}")
+                        else:
+                            merged[key] = (mine, merged[key][1], f"smaller than {theirs} of {source}")
+                    else:
+                        merged[key] = (theirs, source, f"the operator policy wins over {mine!r} of {merged[key][1]}")
+                else:
+                    merged[key] = (value, source, "")
+    result.merged = {key: value for key, (value, _, _) in sorted(merged.items())}
+    rules = RESOLUTION.get(queue_type, {})
+    keys = {k[2:] for k in arguments if k.startswith("x-")} | set(merged)
+    for key in sorted(keys):
+        argument = arguments.get(f"x-{key}")
+        if key not in merged:
+            result.settings[key] = Setting(key, argument, "argument")
+            continue
+        value, source, detail = merged[key]
+        if argument is None:
+            result.settings[key] = Setting(key, value, source, detail)
+            continue
+        rule = rules.get(key)
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, argument))
+        earlier = f"; {detail}" if detail else ""
+        if rule == MIN and numbers:
+            if value < argument:
+                result.settings[key] = Setting(key, value, source, f"smaller than the argument {argument}{earlier}")
+            else:
+                result.settings[key] = Setting(key, argument, "argument", f"smaller than {value} of {source}")
+        elif rule == POLICY:
+            result.settings[key] = Setting(key, value, source,
+                                           f"the policy wins over the argument {argument!r}{earlier}")
+        elif rule == ARGUMENT:
+            result.settings[key] = Setting(key, argument, "argument", f"the argument wins over {value!r} of {source}")
+        else:
+            result.settings[key] = Setting(key, argument, "argument",
+                                           f"{source} also sets {value!r}: which of the two the broker uses for this "
+                                           "key is not modelled here")
+    return result
