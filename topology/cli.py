@@ -757,6 +757,81 @@ def explain(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...],
         echo(explain_text(spec, found, version))
 
 
+@cli.command(name="lint")
+@paths_argument
+@values_option
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 2), not only errors.")
+@click.option("--ignore", "ignored", multiple=True, metavar="RULE",
+              help="Leave out this rule (repeat), e.g. --ignore TOP009.")
+@click.option("--broker-version", callback=_broker_version, default=None, metavar="VERSION",
+              help="The broker's version, for the rules that depend on it (classic mirroring, lazy queues).")
+@click.option("--cluster-size", type=click.IntRange(min=1), default=None,
+              help="Nodes in the cluster, for TOP007 (quorum group sizes).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", help="text or json.")
+@target_options
+@click.pass_context
+def lint_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], strict: bool,
+                 ignored: tuple[str, ...], broker_version: tuple[int, ...] | None, cluster_size: int | None,
+                 output_format: str, selection: Any) -> None:
+    """Find what RabbitMQ accepts but is likely to lose messages or surprise, offline.
+
+    Exit 0 when clean (info and, without --strict, warnings do not count), 2 on a finding that
+    counts, 1 when the files cannot be read. Suppress a rule for one object with a comment on its
+    line: # lint: ignore TOP008.
+    """
+    import json
+
+    from topology.lint import ERROR, INFO, RULES, Options, lint
+    from topology.state import desired_state
+    from topology.targets import resolve_jobs
+
+    if selection.all_targets:
+        raise click.UsageError("lint reads one topology: give --target NAME, not --all-targets")
+    unknown = sorted(set(ignored) - set(RULES))
+    if unknown:
+        raise click.UsageError(f"no such rule: {', '.join(unknown)} (the rules: {', '.join(sorted(RULES))})")
+    job = resolve_jobs(selection, paths, values, None, connects=False)[0]
+    topology = _load(job, offline=True)
+    found = lint(topology, desired_state(topology), Options(broker_version, cluster_size, frozenset(ignored)))
+    failing = [f for f in found if f.severity == ERROR or (strict and f.severity != INFO)]
+    if output_format == "json":
+        echo(json.dumps({"findings": [f.to_dict() for f in found], "failing": len(failing)}, indent=2,
+                        ensure_ascii=False))
+    else:
+        for finding in found:
+            echo(str(finding))
+        counts = {s: sum(1 for f in found if f.severity == s) for s in ("error", "warning", "info")}
+        echo(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s)"
+             + ("" if not found else "; suppress one with a '# lint: ignore RULE' comment on its line"))
+    if failing:
+        ctx.exit(EXIT_CHANGES)
+
+
+@cli.command()
+@paths_argument
+@values_option
+@click.option("--format", "output_format", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              help="mermaid (default) or dot (Graphviz).")
+@click.option("--vhost", "vhosts", multiple=True, help="Only this vhost (repeat); default: every vhost.")
+@target_options
+@click.pass_context
+def graph(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], output_format: str,
+          vhosts: tuple[str, ...], selection: Any) -> None:
+    """Draw the exchanges, queues, bindings, dead-letter routes and alternate exchanges, offline."""
+    from topology.render.graph import render as render_graph
+    from topology.state import desired_state
+    from topology.targets import resolve_jobs
+
+    if selection.all_targets:
+        raise click.UsageError("graph draws one topology: give --target NAME, not --all-targets")
+    job = resolve_jobs(selection, paths, values, None, connects=False)[0]
+    state = desired_state(_load(job, offline=True))
+    for vhost in vhosts:
+        if vhost not in state.vhosts:
+            raise TopologyError(f"vhost {vhost!r} is not declared in the files")
+    echo(render_graph(state, output_format, list(vhosts) or None).rstrip("\n"))
+
+
 @cli.command(name="test")
 @paths_argument
 @values_option

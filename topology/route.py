@@ -185,17 +185,19 @@ class Network:
 
     # -- policies -------------------------------------------------------------------------
 
+    def exchange_policies(self, exchange: str) -> list[PolicyState]:
+        """The policies that may apply to an exchange: the highest priority among those that
+        apply to exchanges and match its name (several on a tie)."""
+        candidates = [p for p in self.policies if p.apply_to in ("all", "exchanges") and ha.matches(p.pattern, exchange)]
+        top = max((p.priority for p in candidates), default=None)
+        return sorted((p for p in candidates if p.priority == top), key=lambda p: p.policy)
+
     def exchange_setting(self, exchange: ExchangeState, key: str) -> Any:
         """An exchange's setting: its ``key`` argument, else the winning policy's key."""
         if key in exchange.arguments:
             return exchange.arguments[key]
-        candidates = [p for p in self.policies if p.apply_to in ("all", "exchanges")
-                      and ha.matches(p.pattern, exchange.exchange)]
-        if not candidates:
-            return None
-        top = max(p.priority for p in candidates)
-        winner = sorted((p for p in candidates if p.priority == top), key=lambda p: p.policy)[0]
-        return winner.definition.get(key)
+        winners = self.exchange_policies(exchange.exchange)
+        return winners[0].definition.get(key) if winners else None
 
     def queue_setting(self, queue: QueueState, key: str) -> Any:
         """A queue's dead-letter setting: the ``x-`` argument wins over the policies'."""

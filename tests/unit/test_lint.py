@@ -1,0 +1,172 @@
+"""topology lint: each rule with a case that fires it and one that does not."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from topology.engine import load_valid
+from topology.lint import RULES, Options, lint
+from topology.state import desired_state
+
+
+def findings(tmp_path, text: str, **options) -> list[tuple[str, str]]:
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    topology = load_valid([str(path)], offline=True)
+    return [(f.rule, f.subject) for f in lint(topology, desired_state(topology), Options(**options))]
+
+
+def only(tmp_path, rule: str, text: str, **options) -> list[str]:
+    return [subject for found, subject in findings(tmp_path, text, **options) if found == rule]
+
+
+BASE = """
+vhosts:
+  v:
+    exchanges:
+      work: {{type: direct}}
+      dlx: {{type: direct}}
+      fan: {{type: fanout}}
+    queues:
+{queues}
+    bindings:
+      - {{source: work, destination: jobs, routing_key: jobs}}
+      - {{source: dlx, destination: dead, routing_key: jobs}}
+      - {{source: fan, destination: dead}}
+{more}
+"""
+
+
+def base(queues: str, more: str = "") -> str:
+    return BASE.format(queues=textwrap.indent(textwrap.dedent(queues).strip("\n"), " " * 6), more=more)
+
+
+def test_top001_a_dead_letter_exchange_that_is_not_declared(tmp_path):
+    assert only(tmp_path, "TOP001", base("""
+        jobs: {dead_letter_exchange: nowhere}
+        dead: {}
+    """)) == ["vhost 'v' queue 'jobs'"]
+    assert only(tmp_path, "TOP001", base("""
+        jobs: {dead_letter_exchange: dlx}
+        dead: {}
+    """)) == []
+
+
+def test_top002_dead_letters_that_reach_no_queue(tmp_path):
+    assert only(tmp_path, "TOP002", base("""
+        jobs: {dead_letter_exchange: dlx, dead_letter_routing_key: other}
+        dead: {}
+    """)) == ["vhost 'v' queue 'jobs'"]
+    assert only(tmp_path, "TOP002", base("""
+        jobs: {dead_letter_exchange: dlx, dead_letter_routing_key: jobs}
+        dead: {}
+    """)) == []
+    # to the default exchange, the routing key names the queue
+    assert only(tmp_path, "TOP002", base("""
+        jobs: {dead_letter_exchange: "", dead_letter_routing_key: dead}
+        dead: {}
+    """)) == []
+
+
+def test_top003_a_dead_letter_loop_without_ttl(tmp_path):
+    loop = """
+        jobs: {{dead_letter_exchange: work, dead_letter_routing_key: retry}}
+        retry: {{dead_letter_exchange: work, dead_letter_routing_key: jobs{ttl}}}
+        dead: {{}}
+    """
+    more = "      - {source: work, destination: retry, routing_key: retry}"
+    assert only(tmp_path, "TOP003", base(loop.format(ttl=""), more)) == ["vhost 'v' queue 'jobs'"]
+    assert only(tmp_path, "TOP003", base(loop.format(ttl=", message_ttl: 30s"), more)) == []  # the retry pattern
+
+
+def test_top004_to_006_classic_mirroring(tmp_path):
+    text = base("jobs: {}\ndead: {}", """
+    policies:
+      ha-two: {pattern: "^jobs$", priority: 2, definition: {ha-mode: exactly, ha-params: 1}}
+      ha-sync: {pattern: "^dead$", priority: 1, definition: {ha-mode: all, ha-sync-mode: automatic}}
+      plain: {pattern: "^x$", definition: {message-ttl: 5}}""")
+    found = findings(tmp_path, text)
+    assert sorted(s for r, s in found if r == "TOP004") == ["vhost 'v' policy 'ha-sync'", "vhost 'v' policy 'ha-two'"]
+    assert [s for r, s in found if r == "TOP005"] == ["vhost 'v' policy 'ha-two'"]
+    assert [s for r, s in found if r == "TOP006"] == ["vhost 'v' policy 'ha-two'"]  # manual by default
+
+
+def test_top007_a_quorum_group_larger_than_the_cluster(tmp_path):
+    text = base("jobs: {type: quorum, initial_group_size: 5}\ndead: {type: quorum, initial_group_size: 3}")
+    assert only(tmp_path, "TOP007", text, cluster_size=3) == ["vhost 'v' queue 'jobs'"]
+    assert only(tmp_path, "TOP007", text) == []  # the cluster's size is not known
+
+
+def test_top008_to_010_durability_reach_and_dropping_exchanges(tmp_path):
+    text = base("""
+        jobs: {durable: false}
+        dead: {}
+        lonely: {}
+    """, """
+    policies:
+      ae: {pattern: "^covered$", apply_to: exchanges, definition: {alternate-exchange: fan}}""").replace(
+        "      fan: {type: fanout}", "      fan: {type: fanout}\n      empty: {type: topic, durable: false}\n"
+                                     "      covered: {type: topic}")
+    found = findings(tmp_path, text)
+    assert sorted(s for r, s in found if r == "TOP008") == ["vhost 'v' exchange 'empty'", "vhost 'v' queue 'jobs'"]
+    assert [s for r, s in found if r == "TOP009"] == ["vhost 'v' queue 'lonely'"]
+    assert [s for r, s in found if r == "TOP010"] == ["vhost 'v' exchange 'empty'"]  # covered has an alternate
+
+
+def test_top011_two_policies_tie(tmp_path):
+    text = base("jobs: {}\ndead: {}", """
+    policies:
+      a: {pattern: "^jobs$", priority: 1, definition: {message-ttl: 5}}
+      b: {pattern: "^j", priority: 1, definition: {max-length: 5}}
+      c: {pattern: "^dead$", priority: 1, definition: {max-length: 5}}
+      d: {pattern: "^dead$", priority: 2, definition: {max-length: 5}}""")
+    assert only(tmp_path, "TOP011", text) == ["vhost 'v' queue 'jobs'"]
+
+
+def test_top012_a_password_in_the_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("APP_PASSWORD", "from-env")
+    text = """
+    users:
+      literal: {password: s3cret, allow_literal_password: true}
+      variable: {password: "${APP_PASSWORD}"}
+    """
+    assert only(tmp_path, "TOP012", text) == ["user 'literal'"]
+
+
+def test_top013_lazy_mode_by_version(tmp_path):
+    text = base("jobs: {queue_mode: lazy}\ndead: {}")
+    assert only(tmp_path, "TOP013", text, version=(3, 13)) == ["vhost 'v' queue 'jobs'"]
+    assert only(tmp_path, "TOP013", text, version=(3, 11)) == []
+
+
+def test_a_comment_suppresses_a_rule_for_one_object_and_ignore_for_all(tmp_path):
+    text = base("""
+        jobs: {durable: false}  # lint: ignore TOP008
+        dead: {durable: false}  # lint: ignore TOP009, TOP010
+        lonely: {durable: false}  # lint: ignore
+    """)
+    assert only(tmp_path, "TOP008", text) == ["vhost 'v' queue 'dead'"]
+    assert only(tmp_path, "TOP008", text, ignore=frozenset({"TOP008"})) == []
+
+
+def test_every_rule_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for rule in RULES.values():
+        assert f"`{rule.id}`" in readme and rule.name in readme, rule.id
+
+
+@pytest.mark.parametrize("arguments, code", [((), 0), (("--strict",), 2)])
+def test_the_lint_command_fails_on_warnings_only_when_strict(arguments, code, tmp_path, capsys):
+    from topology.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(base("jobs: {durable: false}\ndead: {}")), encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["lint", str(path), *arguments])
+    out = capsys.readouterr().out
+    assert exit_.value.code == code
+    assert f"{path}:" in out and "warning TOP008 vhost 'v' queue 'jobs'" in out

@@ -1,0 +1,354 @@
+"""``topology lint``: what RabbitMQ accepts but is likely to lose messages or surprise (pure).
+
+Each rule has an id, a severity and a reason (:data:`RULES`, documented in the README). A
+finding is suppressed for one object by a comment on the object's line in the files,
+``# lint: ignore TOP008`` (several ids separated by commas or spaces; ``# lint: ignore`` alone
+for every rule), and for all objects by ``--ignore TOP008``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from topology import ha
+from topology.model.topology import Origin, Topology
+from topology.policies import resolve
+from topology.route import Message, Network
+from topology.state import (
+    BindingState,
+    ExchangeState,
+    OperatorPolicyState,
+    PolicyState,
+    QueueState,
+    ShovelState,
+    State,
+)
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    severity: str
+    why: str
+
+
+RULES = {rule.id: rule for rule in (
+    Rule("TOP001", "dead-letter-exchange-missing", ERROR,
+         "A queue's dead-letter exchange is not declared: RabbitMQ drops every message that dies there."),
+    Rule("TOP002", "dead-letters-routed-nowhere", WARNING,
+         "The dead-letter exchange exists but routes the queue's dead letters to no queue: they are dropped."),
+    Rule("TOP003", "dead-letter-cycle-without-ttl", ERROR,
+         "Queues dead-letter into each other with no message TTL on the way: a message rejected there loops "
+         "at full speed for as long as consumers reject it (RabbitMQ stops only expiry cycles)."),
+    Rule("TOP004", "classic-mirroring", WARNING,
+         "Classic queue mirroring (ha-* policy keys) is deprecated since RabbitMQ 3.9 and removed in 4.0: "
+         "the policy stops working on upgrade. Use quorum queues (topology export --transform quorum)."),
+    Rule("TOP005", "ha-exactly-too-few", WARNING,
+         "ha-mode exactly with ha-params below 2 keeps no mirror: the queue has one copy."),
+    Rule("TOP006", "ha-sync-manual", WARNING,
+         "With ha-sync-mode manual (the default), a new mirror does not receive the messages already in the "
+         "queue: when the leader fails, an unsynchronised mirror is promoted and those messages are lost."),
+    Rule("TOP007", "quorum-group-larger-than-cluster", WARNING,
+         "A quorum queue's initial group size larger than the cluster cannot be met: the queue gets fewer "
+         "members than asked for."),
+    Rule("TOP008", "not-durable", WARNING,
+         "A non-durable queue or exchange disappears when its node restarts, with its messages and bindings."),
+    Rule("TOP009", "queue-unreachable", INFO,
+         "No binding reaches the queue (nor a dead-letter route nor a shovel): only publishes straight to it "
+         "through the default exchange fill it."),
+    Rule("TOP010", "exchange-drops-messages", WARNING,
+         "An exchange with no binding and no alternate exchange drops every message published to it."),
+    Rule("TOP011", "policy-tie", WARNING,
+         "Two policies of the same priority apply to the same queue or exchange: RabbitMQ applies either, and "
+         "which one is not defined."),
+    Rule("TOP012", "plaintext-password", ERROR,
+         "A password written in the files is readable by everyone who can read the repository."),
+    Rule("TOP013", "lazy-has-no-effect", INFO,
+         "queue-mode lazy has no effect from RabbitMQ 3.12 on (classic queues keep messages on disk anyway) "
+         "and none on quorum queues or streams."),
+)}
+"""Every rule, by id."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    origin: Origin
+    subject: str
+    message: str
+
+    @property
+    def severity(self) -> str:
+        return RULES[self.rule].severity
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "name": RULES[self.rule].name, "severity": self.severity, "file": self.origin.file,
+                "line": self.origin.line, "object": self.subject, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.severity} {self.rule} {self.subject}: {self.message}"
+
+
+@dataclass
+class Options:
+    version: tuple[int, ...] | None = None
+    """The broker's version: rules that depend on it (TOP004, TOP013) say so when unknown."""
+    cluster_size: int | None = None
+    """Nodes in the cluster (TOP007 runs only when known)."""
+    ignore: frozenset[str] = frozenset()
+
+
+class _Linter:
+    def __init__(self, topology: Topology, state: State, options: Options) -> None:
+        self.topology, self.state, self.options = topology, state, options
+        self.findings: list[Finding] = []
+        self.version = options.version or (3, 10, 8)
+
+    def add(self, rule: str, key: tuple[Any, ...], subject: str, message: str) -> None:
+        origin = self.state.origins.get(key) or Origin("", 0)
+        self.findings.append(Finding(rule, origin, subject, message))
+
+    def of(self, vhost: str, kind: type) -> list[Any]:
+        return [r for r in self.state.objects.values() if r.vhost == vhost and type(r) is kind]
+
+
+def lint(topology: Topology, state: State, options: Options | None = None,
+         lines: dict[str, list[str]] | None = None) -> list[Finding]:
+    """Every finding of every rule not ignored, sorted by place; ``lines``: the files' lines,
+    for ``# lint: ignore`` comments (read from disk when not given)."""
+    options = options or Options()
+    linter = _Linter(topology, state, options)
+    for vhost in sorted(state.vhosts):
+        _dead_letters(linter, vhost)
+        _mirroring(linter, vhost)
+        _durability_and_reach(linter, vhost)
+        _ties(linter, vhost)
+    _passwords(linter)
+    found = [f for f in linter.findings if f.rule not in options.ignore and not _suppressed(f, lines)]
+    return sorted(set(found), key=lambda f: (f.origin.file, f.origin.line, f.rule, f.subject))
+
+
+_IGNORE_RE = re.compile(r"#\s*lint:\s*ignore\b([^#]*)")
+
+
+def _suppressed(finding: Finding, lines: dict[str, list[str]] | None) -> bool:
+    if not finding.origin.file or finding.origin.line <= 0:
+        return False
+    if lines is None:
+        lines = {}
+    if finding.origin.file not in lines:
+        try:
+            with open(finding.origin.file, encoding="utf-8") as handle:
+                lines[finding.origin.file] = handle.read().splitlines()
+        except OSError:
+            lines[finding.origin.file] = []
+    text = lines[finding.origin.file]
+    if finding.origin.line > len(text):
+        return False
+    match = _IGNORE_RE.search(text[finding.origin.line - 1])
+    if match is None:
+        return False
+    ids = {part for part in re.split(r"[\s,]+", match.group(1).strip()) if part}
+    return not ids or finding.rule in ids
+
+
+def _queue_settings(linter: _Linter, queue: QueueState) -> dict[str, Any]:
+    policies = [p for p in linter.of(queue.vhost, PolicyState)]
+    operator = [p for p in linter.of(queue.vhost, OperatorPolicyState)]
+    found = resolve(queue.queue, queue.type, queue.arguments, policies, operator, linter.version)
+    return {key: setting.value for key, setting in found.settings.items()}
+
+
+def _dead_letters(linter: _Linter, vhost: str) -> None:
+    network = Network(linter.state, vhost, linter.version)
+    queues = sorted(linter.of(vhost, QueueState), key=lambda q: q.queue)
+    settings = {q.queue: _queue_settings(linter, q) for q in queues}
+    edges: dict[str, set[str]] = {}
+    for queue in queues:
+        where = f"vhost {vhost!r} queue {queue.queue!r}"
+        exchange = settings[queue.queue].get("dead-letter-exchange")
+        if not isinstance(exchange, str):
+            continue
+        if exchange != "" and exchange not in network.exchanges:
+            linter.add("TOP001", queue.key, where, f"its dead-letter exchange {exchange!r} is not declared")
+            continue
+        key = settings[queue.queue].get("dead-letter-routing-key")
+        if isinstance(key, str):
+            reached = set(network.publish(Message(exchange, key)).queues) if exchange else (
+                {key} if key in network.queues else set())
+            if not reached and not _headers_only(network, exchange):
+                linter.add("TOP002", queue.key, where, f"its dead letters go to {exchange or 'the default exchange'!r} "
+                           f"with routing key {key!r}, which reaches no queue")
+        else:
+            reached = _any_key(network, exchange)
+            if not reached:
+                linter.add("TOP002", queue.key, where, f"its dead-letter exchange {exchange!r} has no binding to a "
+                           "queue (nor an alternate exchange leading to one): dead letters are dropped")
+        edges[queue.queue] = reached
+    for cycle in _cycles(edges):
+        if not any(isinstance(settings[q].get("message-ttl"), int) for q in cycle):
+            first = linter.state.objects[("queue", vhost, cycle[0])]
+            linter.add("TOP003", first.key, f"vhost {vhost!r} queue {cycle[0]!r}",
+                       "dead letters loop through " + " -> ".join(cycle + [cycle[0]]) + " with no message TTL on the way")
+
+
+def _headers_only(network: Network, exchange: str) -> bool:
+    """A headers exchange routes by headers the message carries, not by key: nothing to tell offline."""
+    spec = network.exchanges.get(exchange)
+    return spec is not None and spec.type == "headers"
+
+
+def _any_key(network: Network, exchange: str) -> set[str]:
+    """The queues a message could reach from ``exchange`` with some routing key and headers:
+    through every binding and alternate exchange (an over-estimate)."""
+    if exchange == "":
+        return set(network.queues)
+    reached, seen, work = set(), {exchange}, [exchange]
+    while work:
+        name = work.pop()
+        spec = network.exchanges.get(name)
+        if spec is None:
+            continue
+        onward = [(b.destination_type, b.destination) for b in network.bindings.get(name, [])]
+        alternate = network.exchange_setting(spec, "alternate-exchange")
+        if isinstance(alternate, str):
+            onward.append(("exchange", alternate))
+        for kind, target in onward:
+            if kind == "queue":
+                if target in network.queues:
+                    reached.add(target)
+            elif target not in seen:
+                seen.add(target)
+                work.append(target)
+    return reached
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected group of queues (a queue looping to itself included)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm; topologies are small
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(edges.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1 or node in edges.get(node, ()):
+                groups.append(sorted(group))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return sorted(groups)
+
+
+def _mirroring(linter: _Linter, vhost: str) -> None:
+    for policy in sorted(linter.of(vhost, PolicyState) + linter.of(vhost, OperatorPolicyState), key=lambda p: p.key):
+        definition = policy.definition
+        kind = "operator policy" if isinstance(policy, OperatorPolicyState) else "policy"
+        where = f"vhost {vhost!r} {kind} {policy.policy!r}"
+        if not any(key.startswith("ha-") for key in definition):
+            if definition.get("queue-mode") == "lazy":
+                _lazy(linter, policy.key, where)
+            continue
+        linter.add("TOP004", policy.key, where, "classic mirroring (" + ", ".join(sorted(k for k in definition if
+                   k.startswith("ha-"))) + ") is removed in RabbitMQ 4.0; use quorum queues")
+        if definition.get("ha-mode") == "exactly" and isinstance(definition.get("ha-params"), int) \
+                and definition["ha-params"] < 2:
+            linter.add("TOP005", policy.key, where, f"ha-mode exactly with ha-params {definition['ha-params']}: no mirror")
+        if "ha-mode" in definition and definition.get("ha-sync-mode", "manual") != "automatic":
+            said = "ha-sync-mode manual" if "ha-sync-mode" in definition else "no ha-sync-mode (manual by default)"
+            linter.add("TOP006", policy.key, where, f"{said}: new mirrors do not receive the messages already queued")
+        if definition.get("queue-mode") == "lazy":
+            _lazy(linter, policy.key, where)
+
+
+def _lazy(linter: _Linter, key: tuple[Any, ...], where: str) -> None:
+    version = linter.options.version
+    if version is not None and version < (3, 12):
+        return
+    when = "" if version is not None else " (when the broker is 3.12 or later; give --broker-version to know)"
+    linter.add("TOP013", key, where, f"queue-mode lazy has no effect{when}")
+
+
+def _durability_and_reach(linter: _Linter, vhost: str) -> None:
+    queues = sorted(linter.of(vhost, QueueState), key=lambda q: q.queue)
+    exchanges = sorted(linter.of(vhost, ExchangeState), key=lambda e: e.exchange)
+    bindings = linter.of(vhost, BindingState)
+    network = Network(linter.state, vhost, linter.version)
+    for exchange in exchanges:
+        where = f"vhost {vhost!r} exchange {exchange.exchange!r}"
+        if not exchange.durable:
+            linter.add("TOP008", exchange.key, where, "not durable: gone after a restart, with its bindings")
+        has_binding = any(b.source == exchange.exchange for b in bindings)
+        if not has_binding and not isinstance(network.exchange_setting(exchange, "alternate-exchange"), str):
+            linter.add("TOP010", exchange.key, where, "no binding and no alternate exchange: messages published "
+                       "to it are dropped")
+    fed = {b.destination for b in bindings if b.destination_type == "queue"}
+    for queue in queues:
+        settings = _queue_settings(linter, queue)
+        exchange, key = settings.get("dead-letter-exchange"), settings.get("dead-letter-routing-key")
+        if exchange == "" and isinstance(key, str):
+            fed.add(key)
+    for shovel in linter.of(vhost, ShovelState):
+        value = shovel.value if isinstance(shovel.value, dict) else {}
+        if value.get("dest-queue"):
+            fed.add(str(value["dest-queue"]))
+    for queue in queues:
+        where = f"vhost {vhost!r} queue {queue.queue!r}"
+        if not queue.durable:
+            linter.add("TOP008", queue.key, where, "not durable: gone after a restart, with its messages")
+        if queue.queue not in fed:
+            linter.add("TOP009", queue.key, where, "no binding reaches it")
+        size = queue.arguments.get("x-quorum-initial-group-size")
+        if queue.type == "quorum" and isinstance(size, int) and linter.options.cluster_size is not None \
+                and size > linter.options.cluster_size:
+            linter.add("TOP007", queue.key, where, f"initial group size {size} on a cluster of "
+                       f"{linter.options.cluster_size} node(s)")
+        if queue.arguments.get("x-queue-mode") == "lazy":
+            _lazy(linter, queue.key, where)
+
+
+def _ties(linter: _Linter, vhost: str) -> None:
+    policies = linter.of(vhost, PolicyState)
+    network = Network(linter.state, vhost, linter.version)
+    for kind, objects in (("queue", linter.of(vhost, QueueState)), ("exchange", linter.of(vhost, ExchangeState))):
+        for target in sorted(objects, key=lambda o: o.key):
+            if kind == "queue":
+                winners = ha.winners(target.queue, target.type, policies, linter.version)
+            else:
+                winners = network.exchange_policies(target.exchange)
+            if len(winners) > 1:
+                names = ", ".join(repr(p.policy) for p in winners)
+                linter.add("TOP011", target.key, f"vhost {vhost!r} {kind} {target.name!r}",
+                           f"policies {names} both apply at priority {winners[0].priority}: either may win")
+
+
+def _passwords(linter: _Linter) -> None:
+    for name, declared in sorted(linter.topology.users.items()):
+        user = declared.spec
+        if user.password is not None and user.allow_literal_password and \
+                ("users", name, "password") not in linter.topology.variables_of:
+            linter.findings.append(Finding("TOP012", declared.origin, f"user {name!r}",
+                                           "its password is written in the files"))
