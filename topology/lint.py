@@ -15,7 +15,7 @@ from typing import Any
 from topology import ha
 from topology.model.topology import Origin, Topology
 from topology.policies import resolve
-from topology.route import Message, Network
+from topology.route import Network, Route
 from topology.state import (
     BindingState,
     ExchangeState,
@@ -129,14 +129,16 @@ def lint(topology: Topology, state: State, options: Options | None = None,
         _durability_and_reach(linter, vhost)
         _ties(linter, vhost)
     _passwords(linter)
-    found = [f for f in linter.findings if f.rule not in options.ignore and not _suppressed(f, lines)]
+    found = [f for f in linter.findings if f.rule not in options.ignore and not _suppressed(f, topology, lines)]
     return sorted(set(found), key=lambda f: (f.origin.file, f.origin.line, f.rule, f.subject))
 
 
 _IGNORE_RE = re.compile(r"#\s*lint:\s*ignore\b([^#]*)")
 
 
-def _suppressed(finding: Finding, lines: dict[str, list[str]] | None) -> bool:
+def _suppressed(finding: Finding, topology: Topology, lines: dict[str, list[str]] | None) -> bool:
+    """Whether a ``# lint: ignore`` comment on a line of the object (its key or any line
+    below it) names the finding's rule, or no rule."""
     if not finding.origin.file or finding.origin.line <= 0:
         return False
     if lines is None:
@@ -148,13 +150,16 @@ def _suppressed(finding: Finding, lines: dict[str, list[str]] | None) -> bool:
         except OSError:
             lines[finding.origin.file] = []
     text = lines[finding.origin.file]
-    if finding.origin.line > len(text):
-        return False
-    match = _IGNORE_RE.search(text[finding.origin.line - 1])
-    if match is None:
-        return False
-    ids = {part for part in re.split(r"[\s,]+", match.group(1).strip()) if part}
-    return not ids or finding.rule in ids
+    path = finding.origin.path
+    numbers = {finding.origin.line} | {line for key, line in topology.lines.get(finding.origin.file, {}).items()
+                                       if path and key[:len(path)] == path}
+    for number in sorted(numbers):
+        match = _IGNORE_RE.search(text[number - 1]) if 0 < number <= len(text) else None
+        if match is not None:
+            ids = {part for part in re.split(r"[\s,]+", match.group(1).strip()) if part}
+            if not ids or finding.rule in ids:
+                return True
+    return False
 
 
 def _queue_settings(linter: _Linter, queue: QueueState) -> dict[str, Any]:
@@ -178,29 +183,67 @@ def _dead_letters(linter: _Linter, vhost: str) -> None:
             linter.add("TOP001", queue.key, where, f"its dead-letter exchange {exchange!r} is not declared")
             continue
         key = settings[queue.queue].get("dead-letter-routing-key")
-        if isinstance(key, str):
-            reached = set(network.publish(Message(exchange, key)).queues) if exchange else (
-                {key} if key in network.queues else set())
-            if not reached and not _headers_only(network, exchange):
-                linter.add("TOP002", queue.key, where, f"its dead letters go to {exchange or 'the default exchange'!r} "
-                           f"with routing key {key!r}, which reaches no queue")
-        else:
-            reached = _any_key(network, exchange)
-            if not reached:
+        keys = [key] if isinstance(key, str) else _inbound_keys(network, queue.queue)
+        to = "the default exchange" if exchange == "" else f"exchange {exchange!r}"
+        if keys is None:  # dead letters keep keys that cannot be known here: any binding may take them
+            if not _any_key(network, exchange):
                 linter.add("TOP002", queue.key, where, f"its dead-letter exchange {exchange!r} has no binding to a "
                            "queue (nor an alternate exchange leading to one): dead letters are dropped")
+            continue
+        reached, certain = _dead_route(network, exchange, keys)
+        if not certain:
+            continue
+        if not reached:
+            said = f"routing key {keys[0]!r}" if isinstance(key, str) else \
+                "the routing keys its messages can have (" + ", ".join(repr(k) for k in keys) + ")"
+            linter.add("TOP002", queue.key, where, f"its dead letters go to {to} with {said}, which reach no queue")
         edges[queue.queue] = reached
-    for cycle in _cycles(edges):
-        if not any(isinstance(settings[q].get("message-ttl"), int) for q in cycle):
-            first = linter.state.objects[("queue", vhost, cycle[0])]
-            linter.add("TOP003", first.key, f"vhost {vhost!r} queue {cycle[0]!r}",
-                       "dead letters loop through " + " -> ".join(cycle + [cycle[0]]) + " with no message TTL on the way")
+    looping = {q: {t for t in targets if not _has_ttl(settings.get(t, {}))}
+               for q, targets in edges.items() if not _has_ttl(settings[q])}
+    for cycle in _cycles(looping):
+        first = linter.state.objects[("queue", vhost, cycle[0])]
+        linter.add("TOP003", first.key, f"vhost {vhost!r} queue {cycle[0]!r}",
+                   "dead letters loop through " + " -> ".join(cycle + [cycle[0]]) + " with no message TTL on the way")
 
 
-def _headers_only(network: Network, exchange: str) -> bool:
-    """A headers exchange routes by headers the message carries, not by key: nothing to tell offline."""
-    spec = network.exchanges.get(exchange)
-    return spec is not None and spec.type == "headers"
+def _has_ttl(settings: dict[str, Any]) -> bool:
+    return isinstance(settings.get("message-ttl"), int)
+
+
+def _inbound_keys(network: Network, queue: str) -> list[str] | None:
+    """The routing keys a queue's messages can carry: its name (a publish straight to it) and
+    the keys of the direct and topic bindings to it; ``None`` when another way in leaves the key
+    open (fanout, headers, a wildcard topic key, a plugin type)."""
+    keys = {queue}
+    for source, bindings in network.bindings.items():
+        for binding in bindings:
+            if binding.destination_type != "queue" or binding.destination != queue:
+                continue
+            spec = network.exchanges.get(source)
+            kind = spec.type if spec is not None else ""
+            if kind == "direct" or (kind == "topic" and not set(binding.routing_key.split(".")) & {"*", "#"}):
+                keys.add(binding.routing_key)
+            else:
+                return None
+    return sorted(keys)
+
+
+def _dead_route(network: Network, exchange: str, keys: list[str]) -> tuple[set[str], bool]:
+    """The queues dead letters with one of ``keys`` reach through ``exchange`` (internal ones
+    included: dead-lettering into them works), and whether that is certain (no headers or
+    plugin exchange on the way, whose choice depends on more than the key)."""
+    reached: set[str] = set()
+    for key in keys:
+        route = Route(network.vhost, exchange, [key])
+        if exchange == "":
+            network._default(route, [key], [])
+        else:
+            network._route(route, network.exchanges[exchange], {}, [key])
+        through = {exchange} | {h.exchange for d in route.deliveries for h in d.path}
+        if route.uncertain or any(network.exchanges[x].type == "headers" for x in through if x in network.exchanges):
+            return set(), False
+        reached |= set(route.queues)
+    return reached, True
 
 
 def _any_key(network: Network, exchange: str) -> set[str]:
@@ -277,7 +320,8 @@ def _mirroring(linter: _Linter, vhost: str) -> None:
         if definition.get("ha-mode") == "exactly" and isinstance(definition.get("ha-params"), int) \
                 and definition["ha-params"] < 2:
             linter.add("TOP005", policy.key, where, f"ha-mode exactly with ha-params {definition['ha-params']}: no mirror")
-        if "ha-mode" in definition and definition.get("ha-sync-mode", "manual") != "automatic":
+        operator = isinstance(policy, OperatorPolicyState)  # merged with a user policy, which may set it
+        if "ha-mode" in definition and definition.get("ha-sync-mode", "automatic" if operator else "manual") != "automatic":
             said = "ha-sync-mode manual" if "ha-sync-mode" in definition else "no ha-sync-mode (manual by default)"
             linter.add("TOP006", policy.key, where, f"{said}: new mirrors do not receive the messages already queued")
         if definition.get("queue-mode") == "lazy":
@@ -297,26 +341,33 @@ def _durability_and_reach(linter: _Linter, vhost: str) -> None:
     exchanges = sorted(linter.of(vhost, ExchangeState), key=lambda e: e.exchange)
     bindings = linter.of(vhost, BindingState)
     network = Network(linter.state, vhost, linter.version)
+    shovels = [s for s in linter.state.objects.values() if isinstance(s, ShovelState)]
+    consumed = {str(s.value.get("src-exchange")) for s in shovels if s.vhost == vhost and isinstance(s.value, dict)
+                and s.value.get("src-exchange")}  # a shovel binds its own queue to it
     for exchange in exchanges:
         where = f"vhost {vhost!r} exchange {exchange.exchange!r}"
         if not exchange.durable:
             linter.add("TOP008", exchange.key, where, "not durable: gone after a restart, with its bindings")
-        has_binding = any(b.source == exchange.exchange for b in bindings)
+        has_binding = any(b.source == exchange.exchange for b in bindings) or exchange.exchange in consumed
         if not has_binding and not isinstance(network.exchange_setting(exchange, "alternate-exchange"), str):
             linter.add("TOP010", exchange.key, where, "no binding and no alternate exchange: messages published "
-                       "to it are dropped")
+                       "to it are dropped (unless applications bind queues to it at run time)")
     fed = {b.destination for b in bindings if b.destination_type == "queue"}
     for queue in queues:
         settings = _queue_settings(linter, queue)
         exchange, key = settings.get("dead-letter-exchange"), settings.get("dead-letter-routing-key")
         if exchange == "" and isinstance(key, str):
             fed.add(key)
-    for shovel in linter.of(vhost, ShovelState):
+    for shovel in shovels:
         value = shovel.value if isinstance(shovel.value, dict) else {}
-        if value.get("dest-queue"):
+        if value.get("dest-queue") and vhost in _uri_vhosts(value.get("dest-uri"), shovel.vhost):
             fed.add(str(value["dest-queue"]))
+    federated = [p for p in linter.of(vhost, PolicyState) if {"federation-upstream", "federation-upstream-set"}
+                 & set(p.definition)]
     for queue in queues:
         where = f"vhost {vhost!r} queue {queue.queue!r}"
+        if any(ha.applies(p, queue.queue, queue.type, linter.version) for p in federated):
+            fed.add(queue.queue)  # queue federation fills it from its upstreams
         if not queue.durable:
             linter.add("TOP008", queue.key, where, "not durable: gone after a restart, with its messages")
         if queue.queue not in fed:
@@ -330,19 +381,37 @@ def _durability_and_reach(linter: _Linter, vhost: str) -> None:
             _lazy(linter, queue.key, where)
 
 
+def _uri_vhosts(uris: Any, own: str) -> set[str]:
+    """The vhosts a shovel's destination URIs name (``amqp://`` alone: ``/``); its own vhost too
+    when a URI cannot be read here (an unset variable)."""
+    from urllib.parse import unquote, urlsplit
+
+    found = set()
+    for uri in uris if isinstance(uris, list) else [uris]:
+        if not isinstance(uri, str) or "${" in uri:
+            found.add(own)
+            continue
+        path = urlsplit(uri).path
+        found.add(unquote(path[1:]) if len(path) > 1 else "/")
+    return found
+
+
 def _ties(linter: _Linter, vhost: str) -> None:
-    policies = linter.of(vhost, PolicyState)
     network = Network(linter.state, vhost, linter.version)
-    for kind, objects in (("queue", linter.of(vhost, QueueState)), ("exchange", linter.of(vhost, ExchangeState))):
-        for target in sorted(objects, key=lambda o: o.key):
-            if kind == "queue":
-                winners = ha.winners(target.queue, target.type, policies, linter.version)
-            else:
-                winners = network.exchange_policies(target.exchange)
-            if len(winners) > 1:
-                names = ", ".join(repr(p.policy) for p in winners)
-                linter.add("TOP011", target.key, f"vhost {vhost!r} {kind} {target.name!r}",
-                           f"policies {names} both apply at priority {winners[0].priority}: either may win")
+    for label, policies in (("policies", linter.of(vhost, PolicyState)),
+                            ("operator policies", linter.of(vhost, OperatorPolicyState))):
+        for kind, objects in (("queue", linter.of(vhost, QueueState)), ("exchange", linter.of(vhost, ExchangeState))):
+            for target in sorted(objects, key=lambda o: o.key):
+                if kind == "queue":
+                    winners = ha.winners(target.queue, target.type, policies, linter.version)
+                elif label == "policies":
+                    winners = network.exchange_policies(target.exchange)
+                else:
+                    continue  # operator policies do not act on exchanges
+                if len(winners) > 1:
+                    names = ", ".join(repr(p.policy) for p in winners)
+                    linter.add("TOP011", target.key, f"vhost {vhost!r} {kind} {target.name!r}",
+                               f"{label} {names} both apply at priority {winners[0].priority}: either may win")
 
 
 def _passwords(linter: _Linter) -> None:

@@ -91,6 +91,34 @@ def _matches(pattern: str, name: str) -> bool | None:
         return None
 
 
+def _merge(key: str, mine: tuple[Any, str, str], theirs: tuple[Any, str], version: tuple[int, ...]) -> tuple[Any, str, str]:
+    """A key both the winning policy (``mine``: value, source, detail) and the winning operator
+    policy (``theirs``) set: ``merge_policy_value`` of rabbit_policies, rabbit_mirror_queue_misc
+    and rabbit_quorum_queue."""
+    (value, source, _), (op_value, op_source) = mine, theirs
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, op_value))
+
+    def keep(chosen_mine: bool, why: str) -> tuple[Any, str, str]:
+        return (value, source, why) if chosen_mine else (op_value, op_source, why)
+
+    if key in SMALLEST and numbers:
+        return keep(value <= op_value, f"the smaller of {value} ({source}) and {op_value} ({op_source})")
+    if key == "target-group-size" and numbers:
+        return keep(value >= op_value, f"the larger of {value} ({source}) and {op_value} ({op_source})")
+    if key == "ha-mode":
+        for strongest in ("all", "exactly"):
+            if strongest in (value, op_value):
+                return keep(value == strongest, f"ha-mode {strongest} wins over the other's")
+    if key == "ha-params":
+        if isinstance(value, int) and isinstance(op_value, int):
+            return keep(value > op_value, "the larger ha-params wins")
+        if isinstance(value, int) != isinstance(op_value, int):
+            return keep(isinstance(value, int), "ha-mode exactly's count wins over a node list")
+        if isinstance(value, list) and isinstance(op_value, list):
+            return keep(len(value) > len(op_value), "the longer node list wins")
+    return (op_value, op_source, f"the operator policy wins over {value!r} of {source}")
+
+
 def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: list[PolicyState],
             operator_policies: list[PolicyState], version: tuple[int, ...] = (3, 10, 8)) -> Resolution:
     """Which of ``policies`` and ``operator_policies`` apply to the queue, which win, and the
@@ -122,22 +150,18 @@ def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: li
                 candidate = Candidate(candidate.policy, operator, True, wins=True, tie=len(tied) > 1)
             result.candidates.append(candidate)
         if tied:
+            tie = "" if len(tied) == 1 else (f"{', '.join(c.policy.policy for c in tied)} tie at priority {top}: "
+                                             "RabbitMQ may apply another of them")
             for key, value in tied[0].policy.definition.items():
                 source = f"{kind} {tied[0].policy.policy}"
                 if key in merged:
-                    mine, theirs = merged[key][0], value
-                    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mine, theirs))
-                    if key in SMALLEST and numbers:
-                        if theirs < mine:
-                            merged[key] = (theirs, source, f"smaller than {mine} of {merged[key][1]}")
-                        else:
-                            merged[key] = (mine, merged[key][1], f"smaller than {theirs} of {source}")
-                    else:
-                        merged[key] = (theirs, source, f"the operator policy wins over {mine!r} of {merged[key][1]}")
+                    merged[key] = _merge(key, merged[key], (value, source), version)
                 else:
-                    merged[key] = (value, source, "")
+                    merged[key] = (value, source, tie)
     result.merged = {key: value for key, (value, _, _) in sorted(merged.items())}
-    rules = RESOLUTION.get(queue_type, {})
+    rules = dict(RESOLUTION.get(queue_type, {}))
+    if queue_type == "quorum" and version >= (4, 0):
+        rules["expires"] = MIN  # rabbit_quorum_queue from 4.0.0
     keys = {k[2:] for k in arguments if k.startswith("x-")} | set(merged)
     for key in sorted(keys):
         argument = arguments.get(f"x-{key}")

@@ -11,11 +11,15 @@ of RabbitMQ 3.10 to 4.x), followed step by step:
   count; an empty key has no words); ``*`` matches one word, ``#`` zero or more.
   ``headers``: ``x-match`` ``all`` (default) or ``any`` over the binding's arguments, not
   counting those starting with ``x-`` unless ``all-with-x`` / ``any-with-x``; a ``null``
-  binding value asks only that the header be present; values compare as Erlang's ``==``
-  (``10`` equals ``10.0``, ``"10"`` does not equal ``10``, ``true`` is not ``1``).
+  binding value asks only that the header be present; before RabbitMQ 3.13 values compare as
+  Erlang's ``==`` (``10`` equals ``10.0``), from 3.13 exactly (``=:=``); ``"10"`` is never
+  ``10`` and ``true`` never ``1``. An array or table binding value is compared with type tags
+  that depend on the publishing client: the result is uncertain.
   ``x-delayed-message`` routes as its ``x-delayed-type`` (after the delay);
-  ``x-consistent-hash`` sends each message to one of its bound queues (which one depends on a
-  hash this simulation does not reproduce: it lists the candidates).
+  ``x-consistent-hash`` and other plugin types route by rules this simulation does not
+  reproduce: their bindings count as matched (no alternate exchange) and the result is
+  uncertain, with the candidates listed.
+- A ``CC`` or ``BCC`` header that is not an array makes the broker refuse the publish (406).
 - An exchange's bindings to other exchanges send the message on, with the same routing
   keys; each exchange routes a message once (a loop ends there), and a queue receives it once.
 - When an exchange's own bindings match nothing (neither a queue nor an exchange), its
@@ -160,6 +164,8 @@ class Network:
             raise RouteError(f"vhost {vhost!r} is not declared in the files")
         self.vhost = vhost
         self.version = version
+        self.exact_headers = version >= (3, 13)
+        """From 3.13 the headers exchange compares values with ``=:=`` (``10`` is not ``10.0``)."""
         self.exchanges: dict[str, ExchangeState] = {
             name: ExchangeState(vhost=vhost, exchange=name, type=kind, internal=internal)
             for name, (kind, internal) in BUILT_IN_EXCHANGES.items()}
@@ -200,21 +206,24 @@ class Network:
         return winners[0].definition.get(key) if winners else None
 
     def queue_setting(self, queue: QueueState, key: str) -> Any:
-        """A queue's dead-letter setting: the ``x-`` argument wins over the policies'."""
-        argument = queue.arguments.get(f"x-{key}")
-        if argument is not None:
-            return argument
-        for policies in (self.policies, self.operator_policies):
-            winners = ha.winners(queue.queue, queue.type, policies, self.version)
-            if winners and key in winners[0].definition:
-                return winners[0].definition[key]
-        return None
+        """A queue's effective setting (its argument and policies resolved as the broker does:
+        :func:`topology.policies.resolve`)."""
+        from topology.policies import resolve
+
+        setting = resolve(queue.queue, queue.type, queue.arguments, self.policies, self.operator_policies,
+                          self.version).settings.get(key)
+        return setting.value if setting is not None else None
 
     # -- routing --------------------------------------------------------------------------
 
     def publish(self, message: Message) -> Route:
         """Route a message published to ``message.exchange``."""
         route = Route(self.vhost, message.exchange, message.routing_keys())
+        for header in ("CC", "BCC"):
+            if header in message.headers and not isinstance(message.headers[header], list):
+                route.refused = (f"header {header} is not an array: the broker refuses the publish "
+                                 "(406 PRECONDITION_FAILED closes the channel)")
+                return route
         if message.exchange == "":
             self._default(route, route.routing_keys, [])
             return route
@@ -239,8 +248,8 @@ class Network:
         work: deque[tuple[ExchangeState, list[Hop]]] = deque([(start, [])])
         while work:
             exchange, path = work.popleft()
-            destinations = self._matches(route, exchange, headers, keys)
-            if not destinations:
+            destinations, unknown = self._matches(route, exchange, headers, keys)
+            if not destinations and not unknown:
                 alternate = self.exchange_setting(exchange, "alternate-exchange")
                 if isinstance(alternate, str):
                     destinations = [("exchange", alternate, Hop(exchange.exchange, "alternate-exchange"))]
@@ -260,24 +269,34 @@ class Network:
                 work.append((target, path + [hop]))
 
     def _matches(self, route: Route, exchange: ExchangeState, headers: dict[str, Any],
-                 keys: list[str]) -> list[tuple[str, str, Hop]]:
-        """The destinations an exchange's own bindings match: (kind, name, hop)."""
+                 keys: list[str]) -> tuple[list[tuple[str, str, Hop]], bool]:
+        """The destinations an exchange's own bindings match: (kind, name, hop); and whether it
+        routes by rules not simulated here (then its bindings count as matched: no alternate)."""
         kind = exchange.type
         if kind == "x-delayed-message":
             kind = str(exchange.arguments.get("x-delayed-type", "direct"))
         bindings = self.bindings.get(exchange.exchange, [])
-        if kind == "x-consistent-hash":
+        if kind not in SIMULATED_TYPES:
             if bindings:
-                route.uncertain.append(f"exchange {exchange.exchange!r} (x-consistent-hash) sends the message to one "
-                                       f"of: {', '.join(sorted({b.destination for b in bindings}))}")
-            return []
-        matcher = MATCHERS.get(kind)
-        if matcher is None:
-            if bindings:
-                route.uncertain.append(f"exchange {exchange.exchange!r}: type {kind} cannot be simulated")
-            return []
-        return [(b.destination_type, b.destination, Hop(exchange.exchange, "binding", b.routing_key, b.arguments))
-                for b in bindings if matcher(b, headers, keys)]
+                how = "sends the message to one of" if kind == "x-consistent-hash" else \
+                    f"(type {kind}, not simulated) may send the message to"
+                route.uncertain.append(f"exchange {exchange.exchange!r} {how}: "
+                                       f"{', '.join(sorted({b.destination for b in bindings}))}")
+            return [], bool(bindings)
+        found = []
+        for binding in bindings:
+            if kind == "headers":
+                matched = headers_match(binding.arguments, headers, exact=self.exact_headers)
+                if matched is None:
+                    route.uncertain.append(f"exchange {exchange.exchange!r}: a binding compares an array or table "
+                                           "header, whose element types depend on the publishing client")
+                    continue
+            else:
+                matched = MATCHERS[kind](binding, headers, keys)
+            if matched:
+                found.append((binding.destination_type, binding.destination,
+                              Hop(exchange.exchange, "binding", binding.routing_key, binding.arguments)))
+        return found, False
 
 
 def _direct(binding: BindingState, headers: dict[str, Any], keys: list[str]) -> bool:
@@ -331,49 +350,46 @@ def _topic(binding: BindingState, headers: dict[str, Any], keys: list[str]) -> b
     return any(topic_matches(binding.routing_key, key) for key in keys)
 
 
-def headers_match(arguments: dict[str, Any], headers: dict[str, Any]) -> bool:
-    """Whether a headers binding's arguments match a message's headers."""
+def headers_match(arguments: dict[str, Any], headers: dict[str, Any], exact: bool = False) -> bool | None:
+    """Whether a headers binding's arguments match a message's headers (``exact``: RabbitMQ
+    3.13+); ``None`` when it depends on an array or table value (uncertain)."""
     match = arguments.get("x-match", "all")
     with_x = match in ("all-with-x", "any-with-x")
     wanted = {k: v for k, v in arguments.items() if k != "x-match" and (with_x or not k.startswith("x-"))}
-    results = [key in headers and (value is None or amqp_equal(value, headers[key])) for key, value in wanted.items()]
+    results: list[bool | None] = []
+    for key, value in wanted.items():
+        if key not in headers:
+            results.append(False)
+        elif value is None:
+            results.append(True)
+        elif isinstance(value, (list, dict)) or isinstance(headers[key], (list, dict)):
+            results.append(None if isinstance(value, (list, dict)) and isinstance(headers[key], (list, dict)) else False)
+        else:
+            results.append(amqp_equal(value, headers[key], exact))
     if match in ("any", "any-with-x"):
-        return any(results)
-    return all(results)  # all, all-with-x, and any other value (the broker's legacy default)
+        return True if any(r is True for r in results) else (None if None in results else False)
+    # all, all-with-x, and any other value (the broker's legacy default)
+    return False if any(r is False for r in results) else (None if None in results else True)
 
 
-def amqp_equal(binding_value: Any, header_value: Any) -> bool:
-    """Erlang's ``==`` on two AMQP field values as JSON gives them: numbers by value, ``true`` and
-    ``1`` differ, text by its characters; arrays and tables element by element."""
+def amqp_equal(binding_value: Any, header_value: Any, exact: bool = False) -> bool:
+    """Two plain AMQP field values as JSON gives them, compared as Erlang's ``==`` (numbers by
+    value) or, with ``exact``, ``=:=`` (``10`` is not ``10.0``); ``true`` is never ``1``, text
+    never a number."""
     if isinstance(binding_value, bool) or isinstance(header_value, bool):
         return isinstance(binding_value, bool) and isinstance(header_value, bool) and binding_value == header_value
     numbers = (int, float)
     if isinstance(binding_value, numbers) and isinstance(header_value, numbers):
+        if exact and type(binding_value) is not type(header_value):
+            return False
         return binding_value == header_value
-    if isinstance(binding_value, list) and isinstance(header_value, list):
-        return len(binding_value) == len(header_value) and all(
-            _typed(a) == _typed(b) for a, b in zip(binding_value, header_value))
-    if isinstance(binding_value, dict) and isinstance(header_value, dict):
-        return binding_value.keys() == header_value.keys() and all(
-            _typed(binding_value[k]) == _typed(header_value[k]) for k in binding_value)
     return type(binding_value) is type(header_value) and binding_value == header_value
 
 
-def _typed(value: Any) -> Any:
-    """Inside arrays and tables the broker compares type tags too: ``1`` and ``1.0`` differ."""
-    if isinstance(value, list):
-        return ("array", tuple(_typed(v) for v in value))
-    if isinstance(value, dict):
-        return ("table", tuple(sorted((k, _typed(v)) for k, v in value.items())))
-    return (type(value).__name__, value)
-
-
-def _headers(binding: BindingState, headers: dict[str, Any], keys: list[str]) -> bool:
-    return headers_match(binding.arguments, headers)
-
-
-MATCHERS = {"direct": _direct, "fanout": _fanout, "topic": _topic, "headers": _headers}
-"""The exchange types simulated exactly, by type."""
+MATCHERS = {"direct": _direct, "fanout": _fanout, "topic": _topic}
+"""How each exchange type matches a binding (headers: :func:`headers_match`)."""
+SIMULATED_TYPES = frozenset(MATCHERS) | {"headers"}
+"""The exchange types simulated exactly."""
 
 
 def route(state: State, vhost: str, message: Message, *, dead_letter: str | None = None,
@@ -388,12 +404,25 @@ def route(state: State, vhost: str, message: Message, *, dead_letter: str | None
     return result
 
 
+def can_die(network: Network, queue: QueueState, reason: str) -> bool:
+    """Whether a message can be dead-lettered from ``queue`` for ``reason``: streams never
+    dead-letter; only quorum queues have a delivery limit; a queue that refuses publishes when
+    full (``overflow: reject-publish``) drops nothing for its length."""
+    if queue.type == "stream":
+        return False
+    if reason == "delivery_limit":
+        return queue.type == "quorum"
+    if reason == "maxlen":
+        return network.queue_setting(queue, "overflow") != "reject-publish"
+    return True
+
+
 def dead_letter(network: Network, queue: str, message: Message, reason: str, deaths: list[tuple[str, str]]) -> Route | None:
     """Where a message dead-lettered from ``queue`` goes (``None``: the queue has no
     dead-letter exchange). ``deaths``: (queue, reason) of its earlier deaths, newest first."""
     spec = network.queues[queue]
     exchange_name = network.queue_setting(spec, "dead-letter-exchange")
-    if not isinstance(exchange_name, str):
+    if not isinstance(exchange_name, str) or not can_die(network, spec, reason):
         return None
     key = network.queue_setting(spec, "dead-letter-routing-key")
     headers = dict(message.routed_headers())
@@ -402,9 +431,10 @@ def dead_letter(network: Network, queue: str, message: Message, reason: str, dea
         headers.pop("CC", None)
     else:
         keys = message.routing_keys()
-    for name, value in (("x-first-death-reason", reason), ("x-first-death-queue", queue),
-                        ("x-first-death-exchange", message.exchange)):
-        headers.setdefault(name, value)
+    if network.version < (3, 13):  # later versions do not route on the x-death headers they add
+        for name, value in (("x-first-death-reason", reason), ("x-first-death-queue", queue),
+                            ("x-first-death-exchange", message.exchange)):
+            headers.setdefault(name, value)
     route = Route(network.vhost, exchange_name, keys, reason=reason, source_queue=queue, headers=headers)
     if exchange_name == "":
         network._default(route, keys, [])

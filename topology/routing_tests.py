@@ -66,20 +66,21 @@ def _outcome(declared: Any) -> Outcome:
     return Outcome(describe(test), declared.origin, list(test.queues), test.refused)
 
 
-def run_offline(topology: Topology, state: State) -> list[Outcome]:
-    """Each test answered by the simulator."""
+def run_offline(topology: Topology, state: State, version: tuple[int, ...] = (3, 10, 8)) -> list[Outcome]:
+    """Each test answered by the simulator (with the rules of RabbitMQ ``version``)."""
     outcomes = []
     for declared in topology.tests:
         test, outcome = declared.spec, _outcome(declared)
         try:
-            result = route(state, test.vhost, Message(test.exchange, test.routing_key, dict(test.headers)))
+            result = route(state, test.vhost, Message(test.exchange, test.routing_key, dict(test.headers)),
+                           version=version)
         except RouteError as error:
             outcome.error = str(error)
         else:
             outcome.route, outcome.refused = result, result.refused is not None
             outcome.reached = result.queues
-            if result.uncertain and not outcome.passed:
-                outcome.error = "cannot be simulated: " + "; ".join(result.uncertain)
+            if result.uncertain:  # never a pass that the simulation cannot vouch for: run it with --live
+                outcome.error = "cannot be simulated: " + "; ".join(result.uncertain) + " (run it with --live)"
         outcomes.append(outcome)
     return outcomes
 
@@ -101,10 +102,24 @@ def live_document(state: State, vhost: str, name: str) -> tuple[dict[str, Any], 
     return document, queues
 
 
+def _unsendable(key: str, value: Any) -> str | None:
+    """Why pika cannot send a header value (a float anywhere, an integer beyond 64 bits)."""
+    if isinstance(value, float):
+        return f"header {key!r} holds a decimal number"
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        return f"header {key!r} holds an integer beyond 64 bits"
+    if isinstance(value, list):
+        return next((p for p in (_unsendable(key, v) for v in value) if p), None)
+    if isinstance(value, dict):
+        return next((p for p in (_unsendable(key, v) for v in value.values()) if p), None)
+    return None
+
+
 def run_live(topology: Topology, state: State, client: Any, amqp: Any) -> tuple[list[Outcome], list[str]]:
     """Each test run on the broker, in throw-away vhosts built from the files (deleted after).
     Also returns the throw-away vhosts that could not be deleted, with why."""
     from topology.broker.amqp import observe_routing
+    from topology.broker.client import RequestRefused
     from topology.errors import TopologyError
 
     outcomes = [_outcome(declared) for declared in topology.tests]
@@ -115,10 +130,9 @@ def run_live(topology: Topology, state: State, client: Any, amqp: Any) -> tuple[
         if test.vhost not in state.vhosts:
             outcomes[index].error = f"vhost {test.vhost!r} is not declared in the files"
             continue
-        floats = sorted(k for k, v in test.headers.items() if isinstance(v, float))
-        if floats:
-            outcomes[index].error = (f"header {floats[0]!r} is a decimal number, which the AMQP client cannot send; "
-                                     "use an integer or text, or run the test offline")
+        problem = next((p for p in (_unsendable(k, v) for k, v in sorted(test.headers.items())) if p), None)
+        if problem:
+            outcomes[index].error = f"{problem}, which the AMQP client cannot send; run this test offline"
             continue
         by_vhost.setdefault(test.vhost, []).append(index)
     for vhost, indexes in sorted(by_vhost.items()):
@@ -130,16 +144,24 @@ def run_live(topology: Topology, state: State, client: Any, amqp: Any) -> tuple[
             messages = [(topology.tests[i].spec.exchange, topology.tests[i].spec.routing_key,
                          dict(topology.tests[i].spec.headers)) for i in indexes]
             observed = observe_routing(amqp, name, queues, messages)
+        except RequestRefused as refused:  # the tests cannot run: one error line, exit 1
+            raise TopologyError(f"cannot build the throw-away vhost {name} for vhost {vhost!r}: the broker answered "
+                                f"{refused}") from None
         except TopologyError as error:
-            for index in indexes:
-                outcomes[index].error = f"{error} (in the throw-away vhost {name} for vhost {vhost!r})"
-            continue
+            raise TopologyError(f"{error} (in the throw-away vhost {name} for vhost {vhost!r})") from None
         finally:
             try:
                 client.delete_vhost(name)
+            except RequestRefused as refused:
+                if refused.status != 404:  # 404: the import never created it
+                    leftovers.append(f"{name}: {refused}")
             except TopologyError as error:  # never hides the tests' result: listed for the user to delete
                 leftovers.append(f"{name}: {error}")
         for index, seen in zip(indexes, observed):
+            if seen == "nacked":
+                outcomes[index].error = ("the broker did not confirm the publish: a queue refused it (overflow "
+                                         "reject-publish on a full queue?)")
+                continue
             outcomes[index].refused = seen == "refused"
             outcomes[index].reached = [] if seen == "refused" else sorted(seen)
     return outcomes, leftovers

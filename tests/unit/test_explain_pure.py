@@ -81,3 +81,33 @@ def test_a_stream_takes_the_policy_over_its_argument_and_the_text_says_why(expla
 def test_an_unknown_queue_is_one_error_line(explain):
     code, _, err = explain("nope")
     assert code == 1 and err.strip().endswith("error: vhost 'shop' has no queue 'nope' in the files")
+
+
+def test_version_dependent_merges_and_ties(tmp_path):
+    from topology.policies import resolve
+    from topology.state import OperatorPolicyState, PolicyState
+
+    def policy(name, definition, priority=0, operator=False):
+        kind = OperatorPolicyState if operator else PolicyState
+        return kind(vhost="v", policy=name, pattern=".*", apply_to="queues", priority=priority, definition=definition)
+
+    # classic mirroring in an operator policy (3.11.10 to 3.13): all beats exactly, the larger count wins
+    found = resolve("q", "classic", {}, [policy("p", {"ha-mode": "exactly", "ha-params": 2})],
+                    [policy("o", {"ha-mode": "all", "ha-params": 3}, operator=True)], (3, 13, 7))
+    assert found.merged == {"ha-mode": "all", "ha-params": 3}
+    found = resolve("q", "classic", {}, [policy("p", {"ha-mode": "all"})],
+                    [policy("o", {"ha-mode": "exactly"}, operator=True)], (3, 13, 7))
+    assert found.merged["ha-mode"] == "all" and found.settings["ha-mode"].source == "policy p"
+    # target-group-size: the larger
+    found = resolve("q", "quorum", {}, [policy("p", {"target-group-size": 5})],
+                    [policy("o", {"target-group-size": 3}, operator=True)], (3, 13, 7))
+    assert found.merged == {"target-group-size": 5}
+    # a quorum queue's expires: the policy's before 4.0, the smaller from 4.0
+    arguments = {"x-expires": 10000}
+    old = resolve("q", "quorum", arguments, [policy("p", {"expires": 60000})], [], (3, 13, 7))
+    new = resolve("q", "quorum", arguments, [policy("p", {"expires": 60000})], [], (4, 0, 5))
+    assert (old.settings["expires"].value, new.settings["expires"].value) == (60000, 10000)
+    # a tie is said on every setting it gives
+    tied = resolve("q", "classic", {}, [policy("a", {"message-ttl": 1}, 1), policy("b", {"max-length": 2}, 1)], [])
+    assert "a, b tie at priority 1" in tied.settings["message-ttl"].detail
+    assert [c.tie for c in tied.candidates] == [True, True]

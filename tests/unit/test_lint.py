@@ -170,3 +170,52 @@ def test_the_lint_command_fails_on_warnings_only_when_strict(arguments, code, tm
     out = capsys.readouterr().out
     assert exit_.value.code == code
     assert f"{path}:" in out and "warning TOP008 vhost 'v' queue 'jobs'" in out
+
+
+def test_a_comment_on_any_line_of_a_block_object_suppresses(tmp_path):
+    text = base("""
+        jobs:
+          durable: false  # lint: ignore TOP008
+        dead: {}
+    """)
+    assert only(tmp_path, "TOP008", text) == []
+
+
+def test_dead_letter_loops_count_only_queues_without_ttl_and_known_keys(tmp_path):
+    # b has a TTL, but a loops on itself through the default exchange (a rejected publish straight to it)
+    text = base("""
+        jobs: {}
+        dead: {}
+        a: {dead_letter_exchange: ""}
+        b: {dead_letter_exchange: "", message_ttl: 5s}
+    """)
+    assert only(tmp_path, "TOP003", text) == ["vhost 'v' queue 'a'"]
+    # dead letters keyed 'd' that the dead-letter exchange does not bind go nowhere: no loop, but TOP002
+    text = base("""
+        jobs: {}
+        dead: {dead_letter_exchange: dlx}
+    """)
+    assert only(tmp_path, "TOP003", text) == [] and only(tmp_path, "TOP002", text) == []  # 'jobs' and 'dead' reach dead
+    internal = base("""
+        jobs: {dead_letter_exchange: inner, dead_letter_routing_key: jobs}
+        dead: {}
+    """).replace("      fan: {type: fanout}", "      fan: {type: fanout}\n      inner: {type: direct, internal: true}")
+    internal += "      - {source: inner, destination: dead, routing_key: jobs}\n"
+    assert only(tmp_path, "TOP002", internal) == []  # dead-lettering into an internal exchange works
+
+
+def test_shovels_and_federation_feed_queues_and_exchanges(tmp_path):
+    text = base("""
+        jobs: {}
+        dead: {}
+        inbox: {}
+        federated: {}
+    """, """
+    shovels:
+      s1: {source_exchange: empty, destination_uri: "amqp:///v", destination_queue: inbox, source_uri: "amqp://"}
+    policies:
+      fed: {pattern: "^federated$", apply_to: queues, definition: {federation-upstream-set: all}}""").replace(
+        "      fan: {type: fanout}", "      fan: {type: fanout}\n      empty: {type: topic}")
+    found = findings(tmp_path, text)
+    assert [s for r, s in found if r == "TOP009"] == []
+    assert [s for r, s in found if r == "TOP010"] == []

@@ -47,8 +47,17 @@ def test_header_bindings_match_as_the_broker_compares_them(arguments, headers, e
     assert headers_match(arguments, headers) is expected
 
 
-def test_array_values_compare_their_element_types():
-    assert amqp_equal([1, "a"], [1, "a"]) and not amqp_equal([1], [1.0]) and amqp_equal(1, 1.0)
+def test_values_compare_by_value_before_3_13_and_exactly_from_it():
+    assert amqp_equal(1, 1.0) and not amqp_equal(1, 1.0, exact=True) and amqp_equal(1, 1, exact=True)
+    assert headers_match({"a": 10}, {"a": 10.0}) is True
+    assert headers_match({"a": 10}, {"a": 10.0}, exact=True) is False
+
+
+def test_an_array_or_table_binding_value_is_uncertain():
+    # the broker compares element type tags, which depend on the publishing client
+    assert headers_match({"tags": [1, 2]}, {"tags": [1, 2]}) is None
+    assert headers_match({"x-match": "any", "tags": [1], "k": "v"}, {"tags": [1], "k": "v"}) is True
+    assert headers_match({"tags": [1]}, {"tags": "1"}) is False
 
 
 TOPOLOGY = """
@@ -223,3 +232,68 @@ def test_topology_test_runs_offline_and_exits_2_on_a_failure(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["test", str(empty)])
     assert exit_.value.code == 1 and "no routing test" in capsys.readouterr().err
+
+
+PLUGINS = """
+vhosts:
+  v:
+    exchanges:
+      hash: {type: x-consistent-hash, alternate_exchange: ae}
+      ae: {type: fanout}
+      h: {type: headers}
+    queues: {a: {}, b: {}, lost: {}}
+    bindings:
+      - {source: hash, destination: a, routing_key: "1"}
+      - {source: hash, destination: b, routing_key: "1"}
+      - {source: ae, destination: lost}
+      - {source: h, destination: a, arguments: {tags: [1, 2]}}
+tests:
+  - {vhost: v, exchange: hash, routing_key: k, queues: [lost]}
+  - {vhost: v, exchange: h, headers: {tags: [1, 2]}, queues: [a]}
+"""
+
+
+def test_a_plugin_exchange_counts_as_matched_and_its_result_is_uncertain_never_a_pass(tmp_path):
+    from topology.routing_tests import run_offline
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(PLUGINS), encoding="utf-8")
+    topology = load_valid([str(path)], offline=True)
+    state = desired_state(topology)
+    result = route(state, "v", Message("hash", "k"))
+    assert result.queues == [] and "one of: a, b" in result.uncertain[0]  # the alternate exchange is not used
+    outcomes = run_offline(topology, state)
+    assert [o.passed for o in outcomes] == [False, False]
+    assert all(o.error and o.error.startswith("cannot be simulated") for o in outcomes)
+
+
+def test_a_cc_header_that_is_not_an_array_is_refused(state):
+    assert "406" in route(state, "shop", Message("", "audit", {"CC": "pdfs"})).refused
+    # elements that are not text are skipped, as the broker does
+    assert route(state, "shop", Message("", "audit", {"CC": [1, "pdfs"]})).queues == ["audit", "pdfs"]
+
+
+def test_dead_letters_only_for_deaths_that_can_happen(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent("""
+    vhosts:
+      v:
+        exchanges: {dlx: {type: fanout}}
+        queues:
+          refusing: {max_length: 1, overflow: reject-publish, dead_letter_exchange: dlx}
+          dropping: {max_length: 1, dead_letter_exchange: dlx}
+          quorum: {type: quorum, dead_letter_exchange: dlx}
+          dead: {}
+        bindings:
+          - {source: dlx, destination: dead}
+    """), encoding="utf-8")
+    state = desired_state(load_valid([str(path)], offline=True))
+    followed = {}
+    for reason in ("maxlen", "delivery_limit", "rejected"):
+        for queue in ("refusing", "dropping", "quorum"):
+            result = route(state, "v", Message("", queue), dead_letter=reason)
+            followed[(reason, queue)] = result.deliveries[0].dead_letter is not None
+    assert followed == {("maxlen", "refusing"): False, ("maxlen", "dropping"): True, ("maxlen", "quorum"): True,
+                        ("delivery_limit", "refusing"): False, ("delivery_limit", "dropping"): False,
+                        ("delivery_limit", "quorum"): True, ("rejected", "refusing"): True,
+                        ("rejected", "dropping"): True, ("rejected", "quorum"): True}

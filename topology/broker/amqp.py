@@ -543,7 +543,8 @@ def observe_routing(amqp: Amqp, vhost: str, queues: dict[str, str], messages: li
     """Publish each message (exchange, routing key, headers) into ``vhost`` and say which of
     ``queues`` (name → type) received it: a consumer waits on every queue first, so that a
     message a queue would drop at once (a TTL of 0, a length of 0) still counts as delivered.
-    ``"refused"`` for a publish the broker refused (the channel closed on it)."""
+    ``"refused"`` for a publish the broker refused (the channel closed on it: 403 or 406),
+    ``"nacked"`` for one it did not confirm (a queue refused it: ``overflow: reject-publish``)."""
     import pika
 
     connection = amqp.connect(vhost, "topology test --live")
@@ -575,8 +576,10 @@ def observe_routing(amqp: Amqp, vhost: str, queues: dict[str, str], messages: li
                 publishing.basic_publish(exchange, routing_key, b"topology test", properties, mandatory=True)
             except pika.exceptions.UnroutableError:
                 pass  # returned: it reached no queue
+            except pika.exceptions.NackError:
+                received[index] = "nacked"
             except pika.exceptions.ChannelClosedByBroker as closed:
-                if closed.reply_code != 403:
+                if closed.reply_code not in (403, 406):
                     raise BrokerError(f"the broker refused test message {index + 1}: {closed.reply_text}") from None
                 received[index] = "refused"
                 publishing = connection.channel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 from topology.policies import resolve
 from topology.route import Network
 from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
@@ -25,12 +26,17 @@ class Graph:
     """(from id, to id, label, style ``binding``, ``dead-letter`` or ``alternate``)."""
 
 
+def binding_text(routing_key: str, arguments: dict[str, Any]) -> str:
+    """A binding as a label: its key, then ``x-match`` and the other arguments as ``k=v``."""
+    parts = [routing_key] if routing_key else []
+    if "x-match" in arguments:
+        parts.append(str(arguments["x-match"]))
+    parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(arguments.items()) if k != "x-match"]
+    return " ".join(parts)
+
+
 def binding_label(binding: BindingState) -> str:
-    if binding.arguments:
-        parts = [str(binding.arguments.get("x-match", "all"))]
-        parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(binding.arguments.items()) if k != "x-match"]
-        return " ".join(parts)
-    return binding.routing_key
+    return binding_text(binding.routing_key, binding.arguments)
 
 
 def build(state: State, vhosts: list[str] | None = None) -> Graph:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from topology.route import Hop, Route
 from topology.routing_tests import Outcome
 
@@ -63,11 +60,9 @@ def path_text(path: list[Hop], queue: str) -> str:
 
 
 def _binding(hop: Hop) -> str:
-    if not hop.arguments:
-        return hop.routing_key
-    shown: list[Any] = [str(hop.arguments.get("x-match", "all"))]
-    shown += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(hop.arguments.items()) if k != "x-match"]
-    return " ".join(shown)
+    from topology.render.graph import binding_text
+
+    return binding_text(hop.routing_key, hop.arguments)
 
 
 def outcome_text(outcome: Outcome) -> str:
