@@ -121,6 +121,16 @@ def run_size(queues: int, work: Path, session: requests.Session) -> dict:
     return {"queues": queues, "objects": objects, "floor": base, "phases": phases}
 
 
+def startup() -> float:
+    """The best of five runs of ``topology --version``, a whole process (the start-up target)."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "topology", "--version"], capture_output=True, cwd=ROOT, check=True)
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def table(results: list[dict]) -> str:
     lines = []
     for result in results:
@@ -147,8 +157,10 @@ def main() -> None:
         for queues in options.queues:
             results.append(run_size(queues, Path(work), session))
     report = {"date": time.strftime("%Y-%m-%d"), "rabbitmq": overview.get("rabbitmq_version"),
-              "python": sys.version.split()[0], "cpus": os.cpu_count(), "results": results}
-    print(f"RabbitMQ {report['rabbitmq']}, {report['date']}, {report['cpus']} cores")
+              "python": sys.version.split()[0], "cpus": os.cpu_count(), "version_seconds": startup(),
+              "results": results}
+    print(f"RabbitMQ {report['rabbitmq']}, {report['date']}, {report['cpus']} cores; "
+          f"topology --version: {report['version_seconds']:.3f} s")
     print(table(results))
     if options.out:
         options.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
