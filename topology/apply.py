@@ -22,7 +22,7 @@ from topology.broker.amqp import ApplyLock, MessageMover
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
 from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
 from topology.errors import ApplyError, BrokerError
-from topology.migrate import CONSUMER_SETTLE_STEPS, Migration, MigrationRefused, preflight
+from topology.migrate import Migration, MigrationRefused, preflight
 from topology.plan import Plan
 from topology import passwords
 from topology.state import (
@@ -438,15 +438,9 @@ class Applier:
                              "its retention removes whole segments); not deleted, nothing was lost. Delete it by hand "
                              "if its data may go")
         if self.inspector is not None:
-            counts = self.inspector.counts(queue.vhost, queue.queue)  # for a stream: its consumers only
             stream = queue.type == "stream" or info.get("type") == "stream"
-            for _ in range(CONSUMER_SETTLE_STEPS if stream else 0):
-                # the reader just cancelled above can still count as a consumer for a moment (seen in
-                # the suite): re-read before taking it to be someone else's
-                if counts is None or counts[0] or not counts[1]:
-                    break
-                time.sleep(0.1)
-                counts = self.inspector.counts(queue.vhost, queue.queue)
+            # for a stream: its consumers only; the reader just cancelled above can still count
+            counts = (self.inspector.settled_counts if stream else self.inspector.counts)(queue.vhost, queue.queue)
             if counts is not None and (counts[0] or counts[1]):
                 raise Unsafe(
                     f"it holds {counts[0]} message(s) and has {counts[1]} consumer(s); not deleted, nothing was lost"

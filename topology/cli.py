@@ -739,22 +739,23 @@ def explain(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...],
 
     from topology.policies import resolve
     from topology.render.explain import explain_dict, explain_text
-    from topology.state import OperatorPolicyState, PolicyState, QueueState, desired_state
+    from topology.route import Network, RouteError
+    from topology.state import desired_state
     from topology.targets import resolve_jobs
 
     if selection.all_targets:
         raise click.UsageError("explain reads one topology: give --target NAME, not --all-targets")
     job = resolve_jobs(selection, paths, values, None, connects=False)[0]
     state = desired_state(_load(job, offline=True))
-    if vhost not in state.vhosts:
-        raise TopologyError(f"vhost {vhost!r} is not declared in the files")
-    spec = state.objects.get(("queue", vhost, queue))
-    if not isinstance(spec, QueueState):
-        raise TopologyError(f"vhost {vhost!r} has no queue {queue!r} in the files")
-    policies = [r for r in state.objects.values() if type(r) is PolicyState and r.vhost == vhost]
-    operator = [r for r in state.objects.values() if isinstance(r, OperatorPolicyState) and r.vhost == vhost]
     version = broker_version or (3, 10, 8)
-    found = resolve(queue, spec.type, spec.arguments, policies, operator, version)
+    try:
+        network = Network(state, vhost, version)
+    except RouteError as error:
+        raise TopologyError(str(error)) from None
+    spec = network.queues.get(queue)
+    if spec is None:
+        raise TopologyError(f"vhost {vhost!r} has no queue {queue!r} in the files")
+    found = resolve(queue, spec.type, spec.arguments, network.policies, network.operator_policies, version)
     if output_format == "json":
         echo(json.dumps(explain_dict(spec, found, version), indent=2, ensure_ascii=False))
     else:

@@ -12,16 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from topology import ha
+from topology import ha, parameters
 from topology.model.topology import Origin, Topology
-from topology.policies import resolve
 from topology.route import Network, Route
 from topology.state import (
-    BindingState,
     ExchangeState,
     OperatorPolicyState,
     PolicyState,
-    QueueState,
     ShovelState,
     State,
 )
@@ -108,13 +105,16 @@ class _Linter:
         self.topology, self.state, self.options = topology, state, options
         self.findings: list[Finding] = []
         self.version = options.version or (3, 10, 8)
+        self._index: dict[tuple[str, type], list[Any]] = {}
+        for resource in state.objects.values():
+            self._index.setdefault((resource.vhost, type(resource)), []).append(resource)
 
     def add(self, rule: str, key: tuple[Any, ...], subject: str, message: str) -> None:
         origin = self.state.origins.get(key) or Origin("", 0)
         self.findings.append(Finding(rule, origin, subject, message))
 
     def of(self, vhost: str, kind: type) -> list[Any]:
-        return [r for r in self.state.objects.values() if r.vhost == vhost and type(r) is kind]
+        return list(self._index.get((vhost, kind), ()))
 
 
 def lint(topology: Topology, state: State, options: Options | None = None,
@@ -124,10 +124,11 @@ def lint(topology: Topology, state: State, options: Options | None = None,
     options = options or Options()
     linter = _Linter(topology, state, options)
     for vhost in sorted(state.vhosts):
-        _dead_letters(linter, vhost)
+        network = Network(state, vhost, linter.version)
+        _dead_letters(linter, network)
         _mirroring(linter, vhost)
-        _durability_and_reach(linter, vhost)
-        _ties(linter, vhost)
+        _durability_and_reach(linter, network)
+        _ties(linter, network)
     _passwords(linter)
     found = [f for f in linter.findings if f.rule not in options.ignore and not _suppressed(f, topology, lines)]
     return sorted(set(found), key=lambda f: (f.origin.file, f.origin.line, f.rule, f.subject))
@@ -162,17 +163,10 @@ def _suppressed(finding: Finding, topology: Topology, lines: dict[str, list[str]
     return False
 
 
-def _queue_settings(linter: _Linter, queue: QueueState) -> dict[str, Any]:
-    policies = [p for p in linter.of(queue.vhost, PolicyState)]
-    operator = [p for p in linter.of(queue.vhost, OperatorPolicyState)]
-    found = resolve(queue.queue, queue.type, queue.arguments, policies, operator, linter.version)
-    return {key: setting.value for key, setting in found.settings.items()}
-
-
-def _dead_letters(linter: _Linter, vhost: str) -> None:
-    network = Network(linter.state, vhost, linter.version)
-    queues = sorted(linter.of(vhost, QueueState), key=lambda q: q.queue)
-    settings = {q.queue: _queue_settings(linter, q) for q in queues}
+def _dead_letters(linter: _Linter, network: Network) -> None:
+    vhost = network.vhost
+    queues = sorted(network.queues.values(), key=lambda q: q.queue)
+    settings = {q.queue: network.queue_settings(q) for q in queues}
     edges: dict[str, set[str]] = {}
     for queue in queues:
         where = f"vhost {vhost!r} queue {queue.queue!r}"
@@ -215,16 +209,13 @@ def _inbound_keys(network: Network, queue: str) -> list[str] | None:
     the keys of the direct and topic bindings to it; ``None`` when another way in leaves the key
     open (fanout, headers, a wildcard topic key, a plugin type)."""
     keys = {queue}
-    for source, bindings in network.bindings.items():
-        for binding in bindings:
-            if binding.destination_type != "queue" or binding.destination != queue:
-                continue
-            spec = network.exchanges.get(source)
-            kind = spec.type if spec is not None else ""
-            if kind == "direct" or (kind == "topic" and not set(binding.routing_key.split(".")) & {"*", "#"}):
-                keys.add(binding.routing_key)
-            else:
-                return None
+    for binding in network.inbound.get(("queue", queue), ()):
+        spec = network.exchanges.get(binding.source)
+        kind = spec.type if spec is not None else ""
+        if kind == "direct" or (kind == "topic" and not set(binding.routing_key.split(".")) & {"*", "#"}):
+            keys.add(binding.routing_key)
+        else:
+            return None
     return sorted(keys)
 
 
@@ -336,11 +327,10 @@ def _lazy(linter: _Linter, key: tuple[Any, ...], where: str) -> None:
     linter.add("TOP013", key, where, f"queue-mode lazy has no effect{when}")
 
 
-def _durability_and_reach(linter: _Linter, vhost: str) -> None:
-    queues = sorted(linter.of(vhost, QueueState), key=lambda q: q.queue)
+def _durability_and_reach(linter: _Linter, network: Network) -> None:
+    vhost = network.vhost
+    queues = sorted(network.queues.values(), key=lambda q: q.queue)
     exchanges = sorted(linter.of(vhost, ExchangeState), key=lambda e: e.exchange)
-    bindings = linter.of(vhost, BindingState)
-    network = Network(linter.state, vhost, linter.version)
     shovels = [s for s in linter.state.objects.values() if isinstance(s, ShovelState)]
     consumed = {str(s.value.get("src-exchange")) for s in shovels if s.vhost == vhost and isinstance(s.value, dict)
                 and s.value.get("src-exchange")}  # a shovel binds its own queue to it
@@ -348,19 +338,19 @@ def _durability_and_reach(linter: _Linter, vhost: str) -> None:
         where = f"vhost {vhost!r} exchange {exchange.exchange!r}"
         if not exchange.durable:
             linter.add("TOP008", exchange.key, where, "not durable: gone after a restart, with its bindings")
-        has_binding = any(b.source == exchange.exchange for b in bindings) or exchange.exchange in consumed
+        has_binding = exchange.exchange in network.bindings or exchange.exchange in consumed
         if not has_binding and not isinstance(network.exchange_setting(exchange, "alternate-exchange"), str):
             linter.add("TOP010", exchange.key, where, "no binding and no alternate exchange: messages published "
                        "to it are dropped (unless applications bind queues to it at run time)")
-    fed = {b.destination for b in bindings if b.destination_type == "queue"}
+    fed = {destination for kind, destination in network.inbound if kind == "queue"}
     for queue in queues:
-        settings = _queue_settings(linter, queue)
+        settings = network.queue_settings(queue)
         exchange, key = settings.get("dead-letter-exchange"), settings.get("dead-letter-routing-key")
         if exchange == "" and isinstance(key, str):
             fed.add(key)
     for shovel in shovels:
         value = shovel.value if isinstance(shovel.value, dict) else {}
-        if value.get("dest-queue") and vhost in _uri_vhosts(value.get("dest-uri"), shovel.vhost):
+        if value.get("dest-queue") and vhost in _destination_vhosts(shovel):
             fed.add(str(value["dest-queue"]))
     federated = [p for p in linter.of(vhost, PolicyState) if {"federation-upstream", "federation-upstream-set"}
                  & set(p.definition)]
@@ -381,26 +371,17 @@ def _durability_and_reach(linter: _Linter, vhost: str) -> None:
             _lazy(linter, queue.key, where)
 
 
-def _uri_vhosts(uris: Any, own: str) -> set[str]:
-    """The vhosts a shovel's destination URIs name (``amqp://`` alone: ``/``); its own vhost too
-    when a URI cannot be read here (an unset variable)."""
-    from urllib.parse import unquote, urlsplit
-
-    found = set()
-    for uri in uris if isinstance(uris, list) else [uris]:
-        if not isinstance(uri, str) or "${" in uri:
-            found.add(own)
-            continue
-        path = urlsplit(uri).path
-        found.add(unquote(path[1:]) if len(path) > 1 else "/")
-    return found
+def _destination_vhosts(shovel: ShovelState) -> set[str]:
+    """The vhosts a shovel's destination URIs name; its own vhost too when a URI cannot be
+    read here (an unset variable)."""
+    uris = parameters.uris_of(parameters.SHOVEL, shovel.value).get("dest-uri", [])
+    return {parameters.vhost_of(uri) or shovel.vhost for uri in uris}
 
 
-def _ties(linter: _Linter, vhost: str) -> None:
-    network = Network(linter.state, vhost, linter.version)
-    for label, policies in (("policies", linter.of(vhost, PolicyState)),
-                            ("operator policies", linter.of(vhost, OperatorPolicyState))):
-        for kind, objects in (("queue", linter.of(vhost, QueueState)), ("exchange", linter.of(vhost, ExchangeState))):
+def _ties(linter: _Linter, network: Network) -> None:
+    vhost = network.vhost
+    for label, policies in (("policies", network.policies), ("operator policies", network.operator_policies)):
+        for kind, objects in (("queue", list(network.queues.values())), ("exchange", linter.of(vhost, ExchangeState))):
             for target in sorted(objects, key=lambda o: o.key):
                 if kind == "queue":
                     winners = ha.winners(target.queue, target.type, policies, linter.version)

@@ -42,9 +42,6 @@ SEAL_SETTLE = 0.5
 """Seconds to wait, once a quorum queue is sealed, for publishes already on their way
 inside the broker to land (where the last exact count sees them) before deleting it."""
 
-CONSUMER_SETTLE_STEPS = 10
-"""Re-reads, 0.1 s apart, before a consumer on a queue being sealed is taken to be someone else's."""
-
 SEAL_STEPS = 50
 """How many steps (a count, a seal message, a move) sealing a quorum queue may take."""
 
@@ -273,13 +270,7 @@ class Migration:
         done = False  # the queue is gone
         try:
             for _ in range(SEAL_STEPS):
-                counts = self.mover.counts(vhost, queue)
-                for _ in range(CONSUMER_SETTLE_STEPS):
-                    # this tool's own consumer, just cancelled, can count for a moment on a quorum queue
-                    if counts is None or not counts[1]:
-                        break
-                    time.sleep(0.1)
-                    counts = self.mover.counts(vhost, queue)
+                counts = self.mover.settled_counts(vhost, queue)
                 if counts is None:
                     done = True
                     return moved

@@ -207,6 +207,17 @@ def users_of(component: str, value: Any) -> set[str]:
     return names
 
 
+def vhost_of(uri: str) -> str | None:
+    """The vhost an AMQP URI names (``amqp://`` alone: ``/``); ``None`` when it holds a
+    ``${VARIABLE}`` that is not substituted."""
+    from urllib.parse import unquote, urlsplit
+
+    if "${" in uri:
+        return None
+    path = urlsplit(uri).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
 _DEFAULT_RE = re.compile(r"\$\{[^}:]*:-([^}]*)\}")
 
 

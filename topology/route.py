@@ -171,6 +171,10 @@ class Network:
             for name, (kind, internal) in BUILT_IN_EXCHANGES.items()}
         self.queues: dict[str, QueueState] = {}
         self.bindings: dict[str, list[BindingState]] = {}
+        """By source exchange."""
+        self.inbound: dict[tuple[str, str], list[BindingState]] = {}
+        """By (destination type, destination)."""
+        self._settings: dict[str, dict[str, Any]] = {}
         self.policies: list[PolicyState] = []
         self.operator_policies: list[PolicyState] = []
         for resource in state.objects.values():
@@ -182,6 +186,7 @@ class Network:
                 self.queues[resource.queue] = resource
             elif isinstance(resource, BindingState):
                 self.bindings.setdefault(resource.source, []).append(resource)
+                self.inbound.setdefault((resource.destination_type, resource.destination), []).append(resource)
             elif isinstance(resource, OperatorPolicyState):
                 self.operator_policies.append(resource)
             elif isinstance(resource, PolicyState):
@@ -205,14 +210,20 @@ class Network:
         winners = self.exchange_policies(exchange.exchange)
         return winners[0].definition.get(key) if winners else None
 
-    def queue_setting(self, queue: QueueState, key: str) -> Any:
-        """A queue's effective setting (its argument and policies resolved as the broker does:
-        :func:`topology.policies.resolve`)."""
-        from topology.policies import resolve
+    def queue_settings(self, queue: QueueState) -> dict[str, Any]:
+        """A queue's effective settings (its arguments and policies resolved as the broker does:
+        :func:`topology.policies.resolve`), worked out once per queue."""
+        settings = self._settings.get(queue.queue)
+        if settings is None:
+            from topology.policies import resolve
 
-        setting = resolve(queue.queue, queue.type, queue.arguments, self.policies, self.operator_policies,
-                          self.version).settings.get(key)
-        return setting.value if setting is not None else None
+            found = resolve(queue.queue, queue.type, queue.arguments, self.policies, self.operator_policies,
+                            self.version)
+            settings = self._settings[queue.queue] = {key: s.value for key, s in found.settings.items()}
+        return settings
+
+    def queue_setting(self, queue: QueueState, key: str) -> Any:
+        return self.queue_settings(queue).get(key)
 
     # -- routing --------------------------------------------------------------------------
 

@@ -108,6 +108,9 @@ class Amqp:
             raise BrokerError(f"cannot connect to AMQP at {self.display}: {error.strerror or error}") from None
 
 
+CONSUMER_SETTLE_STEPS = 10
+"""Re-reads, 0.1 s apart, before a consumer on a queue is taken to be someone else's."""
+
 STREAM_READ_WAIT = 2.0
 """Seconds to wait for a stream's first message before taking it as empty."""
 
@@ -140,6 +143,18 @@ class QueueInspector:
             raise BrokerError(f"lost the AMQP connection while inspecting queue {vhost}/{queue}: {type(error).__name__}") from None
         channel.close()
         return frame.method.message_count, frame.method.consumer_count
+
+    def settled_counts(self, vhost: str, queue: str) -> tuple[int, int] | None:
+        """:meth:`counts`, re-read for up to a second while a consumer shows: this tool's own
+        consumer, just cancelled, can still count for a moment (seen with quorum queues and
+        streams) before it is taken to be someone else's."""
+        counts = self.counts(vhost, queue)
+        for _ in range(CONSUMER_SETTLE_STEPS):
+            if counts is None or not counts[1]:
+                break
+            time.sleep(0.1)
+            counts = self.counts(vhost, queue)
+        return counts
 
     def stream_has_messages(self, vhost: str, queue: str, wait: float = STREAM_READ_WAIT) -> bool:
         """Whether a stream holds any message: read it from its first offset and see if one

@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from topology.policies import resolve
 from topology.route import Network
-from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
+from topology.state import BindingState, ExchangeState, State
 
 
 @dataclass
@@ -53,11 +52,9 @@ def build(state: State, vhosts: list[str] | None = None) -> Graph:
     for vhost in sorted(vhosts if vhosts is not None else state.vhosts):
         graph.vhosts.setdefault(vhost, [])
         network = Network(state, vhost)
-        objects = [r for r in state.objects.values() if r.vhost == vhost]
-        exchanges = sorted((r for r in objects if isinstance(r, ExchangeState)), key=lambda r: r.exchange)
-        queues = sorted((r for r in objects if isinstance(r, QueueState)), key=lambda r: r.queue)
-        policies = [r for r in objects if type(r) is PolicyState]
-        operator = [r for r in objects if isinstance(r, OperatorPolicyState)]
+        exchanges = sorted((r for r in state.objects.values() if r.vhost == vhost and isinstance(r, ExchangeState)),
+                           key=lambda r: r.exchange)
+        queues = sorted(network.queues.values(), key=lambda r: r.queue)
 
         def exchange_node(name: str) -> str:
             spec = network.exchanges.get(name)
@@ -70,7 +67,7 @@ def build(state: State, vhosts: list[str] | None = None) -> Graph:
             exchange_node(exchange.exchange)
         for queue in queues:
             node(vhost, "queue", queue.queue, f"{queue.queue} ({queue.type})")
-        for binding in sorted((r for r in objects if isinstance(r, BindingState)), key=lambda r: r.key):
+        for binding in sorted((b for bindings in network.bindings.values() for b in bindings), key=lambda r: r.key):
             target = exchange_node(binding.destination) if binding.destination_type == "exchange" else \
                 node(vhost, "queue", binding.destination, binding.destination)
             graph.edges.append((exchange_node(binding.source), target, binding_label(binding), "binding"))
@@ -79,12 +76,11 @@ def build(state: State, vhosts: list[str] | None = None) -> Graph:
             if isinstance(alternate, str):
                 graph.edges.append((exchange_node(exchange.exchange), exchange_node(alternate), "alternate", "alternate"))
         for queue in queues:
-            settings = resolve(queue.queue, queue.type, queue.arguments, policies, operator).settings
-            dead = settings.get("dead-letter-exchange")
-            if dead is not None and isinstance(dead.value, str):
-                key = settings.get("dead-letter-routing-key")
-                label = "dead letters" + (f" ({key.value})" if key is not None else "")
-                graph.edges.append((node(vhost, "queue", queue.queue, queue.queue), exchange_node(dead.value),
+            settings = network.queue_settings(queue)
+            dead, key = settings.get("dead-letter-exchange"), settings.get("dead-letter-routing-key")
+            if isinstance(dead, str):
+                label = "dead letters" + (f" ({key})" if key is not None else "")
+                graph.edges.append((node(vhost, "queue", queue.queue, queue.queue), exchange_node(dead),
                                     label, "dead-letter"))
     return graph
 
