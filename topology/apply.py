@@ -8,13 +8,27 @@ the broker refuses the new declaration, the old object and its bindings are rest
 With ``migrate_messages``, a queue replacement goes through
 :class:`~topology.migrate.Migration` instead and keeps its messages. Every step is
 idempotent, so a re-run after any failure converges.
+
+At scale, two things keep apply close to what the broker itself needs:
+
+- a run of at least :data:`BULK_MIN` creations of exchanges, queues, bindings and policies goes
+  to the broker as definitions imports (``POST /api/definitions/{vhost}``, in chunks of
+  :data:`BULK_CHUNK` objects). The broker skips what already exists and some failures
+  without a word, so :func:`topology.engine.apply_plan` checks every imported object after,
+  and creates any the broker does not show one request at a time (where a refusal is exact);
+- runs of independent changes of one kind (policies, permissions, bindings, parameters,
+  exchange deletions...) go through :data:`WORKERS` keep-alive connections at once.
+
+Everything that can lose data (replacements, queue deletions, migrations) and every change to
+vhosts and users stays one at a time, in order.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +66,28 @@ default, ``rabbit_quorum_queue.erl``), before the statistics interval adds its o
 statistics are waited for this much longer."""
 
 
+BULK_KINDS = ("exchange", "queue", "binding", "policy")
+"""Kinds whose creations may go through a definitions import."""
+
+BULK_MIN = 100
+"""Creations in a row from which a definitions import is used (below, one request each: exact errors,
+and a few dozen requests cost less than checking an import)."""
+
+BULK_CHUNK = 2_000
+"""Objects per definitions import request (the broker answers only once all are made)."""
+
+WORKERS = 4
+"""Keep-alive connections used at once for runs of independent changes."""
+
+PARALLEL = frozenset(
+    {(kind, action) for kind in ("exchange", "queue", "binding", "policy", "operator_policy", "permission",
+                                 "topic_permission") for action in (CREATE, UPDATE)}
+    | {(kind, DELETE) for kind in ("exchange", "binding", "policy", "operator_policy", "permission", "topic_permission")}
+    | {(kind, action) for kind in PARAMETER_KINDS for action in (CREATE, UPDATE, DELETE)}
+)
+"""(kind, action) pairs whose changes in a row are independent of each other and run at once."""
+
+
 @dataclass
 class ApplyOptions:
     """What apply may do, and the AMQP helpers it may use."""
@@ -68,6 +104,10 @@ class ApplyOptions:
     """Checked before each change: apply stops if the lock was lost."""
     amqp_user: str | None = None
     """The user of the AMQP connection (the lock's): never deleted or cut off, like the management user."""
+    bulk_min: int | None = BULK_MIN
+    """Creations in a row from which definitions imports are used (``None``: never)."""
+    workers: int = WORKERS
+    """Changes run at once in runs of independent changes (1: one at a time)."""
 
 
 def _sync_limits(before: dict[str, int], after: dict[str, int], put: Callable[[str, int], None],
@@ -97,6 +137,8 @@ class Applier:
         self.inspector = self.options.mover
         self._exclusive: dict[str, set[str]] = {}
         """Exclusive queues per vhost, read once by the pre-flight checks."""
+        self.imported: list[Change] = []
+        """Changes made through definitions imports, which the broker may have skipped: to check."""
         self.handlers: dict[tuple[str, str], Callable[[Change], None]] = {
             ("vhost", CREATE): self._put_vhost,
             ("vhost", UPDATE): self._put_vhost,
@@ -143,15 +185,113 @@ class Applier:
         applied: list[Change] = []
         for change in plan.changes:
             self._guard(change, applied, plan, lambda c=change: self._preflight(c))
-        for change in plan.changes:
-            handler = self.handlers.get((change.kind, change.action))
-            if handler is None:
+            if (change.kind, change.action) not in self.handlers:
                 raise ApplyError(f"no way to {change.action} a {change.kind} ({change.vhost}/{change.name})")
+        for how, run in self._runs(plan.changes):
+            if how == "import":
+                self._import(run, applied, plan, report)
+            elif how == "parallel":
+                self._parallel(run, applied, plan, report)
+            else:
+                self._one_by_one(run, applied, plan, report)
+        return applied
+
+    def _runs(self, changes: tuple[Change, ...] | list[Change]) -> Iterator[tuple[str, list[Change]]]:
+        """The changes in order, in runs: ``import`` (creations for a definitions import),
+        ``parallel`` (independent changes of one kind and action) or ``one`` (one at a time)."""
+        index = 0
+        while index < len(changes):
+            change = changes[index]
+            end = index + 1
+            if change.action == CREATE and change.kind in BULK_KINDS and self.options.bulk_min is not None:
+                while end < len(changes) and changes[end].action == CREATE and changes[end].kind in BULK_KINDS:
+                    end += 1
+                if end - index >= max(1, self.options.bulk_min):
+                    yield "import", list(changes[index:end])
+                    index = end
+                    continue
+                end = index + 1
+            pair = (change.kind, change.action)
+            if pair in PARALLEL and self.options.workers > 1:
+                while end < len(changes) and (changes[end].kind, changes[end].action) == pair:
+                    end += 1
+            yield ("parallel" if end - index > 1 else "one"), list(changes[index:end])
+            index = end
+
+    def _one_by_one(self, changes: list[Change], applied: list[Change], plan: Plan, report: Report) -> None:
+        for change in changes:
+            handler = self.handlers[(change.kind, change.action)]
             report(change, "start")
             self._guard(change, applied, plan, lambda h=handler, c=change: self._run(h, c))
             applied.append(change)
             report(change, "done")
-        return applied
+
+    def _parallel(self, changes: list[Change], applied: list[Change], plan: Plan, report: Report) -> None:
+        """Independent changes through :attr:`ApplyOptions.workers` connections at once. The lock is
+        checked before each is started; after a failure no new one starts, those under way finish,
+        and the failure is reported as in :meth:`_guard`."""
+        failure: tuple[Change, BaseException] | None = None
+        with ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="topology-apply") as pool:
+            running: dict[Future[None], Change] = {}
+            position = {id(change): index for index, change in enumerate(changes)}
+            queue = iter(changes)
+            while True:
+                while failure is None and len(running) < self.options.workers * 2:
+                    change = next(queue, None)
+                    if change is None:
+                        break
+                    try:
+                        if self.options.lock is not None:
+                            self.options.lock.check()
+                    except BrokerError as lost:
+                        failure = (change, lost)
+                        break
+                    report(change, "start")
+                    running[pool.submit(self.handlers[(change.kind, change.action)], change)] = change
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: position[id(running[f])]):
+                    change = running.pop(future)
+                    error = future.exception()
+                    if error is None:
+                        applied.append(change)
+                        report(change, "done")
+                    elif failure is None:
+                        failure = (change, error)
+        if failure is not None:
+            change, error = failure
+
+            def fail() -> None:
+                raise error
+
+            self._guard(change, applied, plan, fail)
+
+    def _import(self, changes: list[Change], applied: list[Change], plan: Plan, report: Report) -> None:
+        """Creations through definitions imports, one vhost and :data:`BULK_CHUNK` objects at a time
+        (in plan order: exchanges, queues, bindings, then policies). A refused import is done again
+        one object at a time, where the broker names what it refuses (what it made already is made
+        again in place: creations are idempotent)."""
+        by_vhost: dict[str, list[Change]] = {}
+        for change in changes:
+            by_vhost.setdefault(change.vhost, []).append(change)
+        for vhost, items in by_vhost.items():
+            for start in range(0, len(items), BULK_CHUNK):
+                chunk = items[start:start + BULK_CHUNK]
+                if self.options.lock is not None:
+                    self._guard(chunk[0], applied, plan, self.options.lock.check)
+                for change in chunk:
+                    report(change, "start")
+                try:
+                    self.client.import_vhost_definitions(vhost, definitions_document(chunk))
+                except (RequestRefused, BrokerError):
+                    self._one_by_one(chunk, applied, plan, lambda change, event: report(change, event)
+                                     if event == "done" else None)
+                    continue
+                self.imported.extend(chunk)
+                for change in chunk:
+                    applied.append(change)
+                    report(change, "done")
 
     def _run(self, handler: Callable[[Change], None], change: Change) -> None:
         if self.options.lock is not None:
@@ -479,3 +619,32 @@ class Applier:
                         binding.vhost, binding.source, binding.destination_type, binding.destination, entry["properties_key"]
                     )
                 )
+
+
+def definitions_document(changes: list[Change]) -> dict[str, list[dict[str, Any]]]:
+    """The definitions document (without vhost: for ``POST /api/definitions/{vhost}``) that
+    creates the objects of ``changes`` (exchanges, queues, bindings and policies)."""
+    document: dict[str, list[dict[str, Any]]] = {"exchanges": [], "queues": [], "bindings": [], "policies": []}
+    for change in changes:
+        resource = change.after
+        if isinstance(resource, ExchangeState):
+            document["exchanges"].append({
+                "name": resource.exchange, "type": resource.type, "durable": resource.durable,
+                "auto_delete": resource.auto_delete, "internal": resource.internal, "arguments": resource.arguments,
+            })
+        elif isinstance(resource, QueueState):
+            document["queues"].append({"name": resource.queue, "durable": resource.durable,
+                                       "auto_delete": resource.auto_delete, "arguments": resource.declare_arguments()})
+        elif isinstance(resource, BindingState):
+            document["bindings"].append({
+                "source": resource.source, "destination": resource.destination,
+                "destination_type": resource.destination_type, "routing_key": resource.routing_key,
+                "arguments": resource.arguments,
+            })
+        elif isinstance(resource, PolicyState) and not isinstance(resource, OperatorPolicyState):
+            document["policies"].append({"name": resource.policy, "pattern": resource.pattern,
+                                         "apply-to": resource.apply_to, "priority": resource.priority,
+                                         "definition": resource.definition})
+        else:
+            raise TypeError(f"cannot import {resource!r}")
+    return {kind: entries for kind, entries in document.items() if entries}

@@ -352,7 +352,11 @@ def parse_file(file: str, problems: list[Problem], variables: Variables | None =
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 0
-        problems.append(Problem(file, line, "", f"invalid YAML: {error.problem or error.context}"))
+        reason = error.problem or error.context
+        if "nesting depth" in str(reason):  # libyaml 0.2.6 and later stop at their own depth limit
+            problems.append(Problem(file, line, "", f"document is nested too deeply (more than {MAX_DEPTH} levels)"))
+        else:
+            problems.append(Problem(file, line, "", f"invalid YAML: {reason}"))
         return None
     except yaml.YAMLError as error:
         problems.append(Problem(file, 0, "", f"invalid YAML: {error}"))

@@ -255,9 +255,9 @@ def _show(value: Any) -> str:
     return "(none)" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def unfinished(plan: Plan, live: State) -> list[str]:
+def unfinished(plan: Plan, live: State) -> list[Change]:
     """The changes of ``plan`` whose end state the broker does not show (after applying)."""
-    lines = []
+    left = []
     for change in plan.changes:
         if change.kind == "vhost":
             now = live.vhosts.get(change.vhost)
@@ -269,8 +269,8 @@ def unfinished(plan: Plan, live: State) -> list[str]:
             done = now is not None and now.props() == change.resource.end_props() \
                 and (change.vhost, change.name) not in live.migrations
         if not done:
-            lines.append(change.title)
-    return lines
+            left.append(change)
+    return left
 
 
 def _loss(change: Change) -> str:

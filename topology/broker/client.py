@@ -1,6 +1,7 @@
 """The management HTTP client: the only code in the tool that speaks HTTP.
 
-One keep-alive :class:`requests.Session`, a timeout on every request, and every path
+Keep-alive :class:`requests.Session` objects (one per thread: updates and deletions may go
+through a small pool of threads), a timeout on every request, and every path
 segment percent-encoded (names may hold ``/``, ``%``, ``#``, spaces or any unicode).
 Connection failures, refused credentials and 5xx answers become one-line
 :class:`~topology.errors.BrokerError` messages that never contain the password.
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 import html
 import re
+import threading
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -21,6 +23,9 @@ from topology.errors import BrokerError
 
 DEFAULT_URL = "http://127.0.0.1:15672"
 DEFAULT_TIMEOUT = 30.0
+
+IMPORT_TIMEOUT = 300.0
+"""Seconds a definitions import may take (the broker answers only once every object is made)."""
 
 
 class RequestRefused(Exception):
@@ -78,8 +83,11 @@ class ManagementClient:
         self.user = user
         self.password = password
         self.timeout = timeout
-        self.session = requests.Session()
-        self.session.auth = (user.encode("utf-8"), password.encode("utf-8"))
+        self.session = self._new_session()
+        self._local = threading.local()
+        self._local.session = self.session
+        self._sessions = [self.session]
+        self._counting = threading.Lock()
         self.verify = verify
         """Passed with every request: a session's own setting loses to REQUESTS_CA_BUNDLE in the environment."""
         self.cert = cert
@@ -87,17 +95,34 @@ class ManagementClient:
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the command line warns once
-        self.session.headers.update({"content-type": "application/json", "accept": "application/json"})
         self.requests_made: Counter[str] = Counter()
-        """Requests made so far, by HTTP method."""
+        """Requests made so far, by HTTP method (by every thread)."""
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.auth = (self.user.encode("utf-8"), self.password.encode("utf-8"))
+        session.headers.update({"content-type": "application/json", "accept": "application/json"})
+        return session
+
+    def _thread_session(self) -> requests.Session:
+        """This thread's keep-alive session (a session is not meant to be shared between threads)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._new_session()
+            with self._counting:
+                self._sessions.append(session)
+        return session
 
     def close(self) -> None:
-        self.session.close()
+        with self._counting:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
     # -- transport ---------------------------------------------------------
 
     def request(self, method: str, *segments: str, params: dict[str, str] | None = None, body: Any = None,
-                accept_any: bool = False) -> Any:
+                accept_any: bool = False, timeout: float | None = None) -> Any:
         """Send one request to ``/api/<segments…>``; return the decoded JSON body (``None`` when empty).
 
         Raises :class:`RequestRefused` for a 4xx answer (other than 401) and
@@ -105,13 +130,15 @@ class ManagementClient:
         or fails (5xx).
         """
         path = "/api/" + "/".join(_segment(s) for s in segments)
-        self.requests_made[method] += 1
+        with self._counting:
+            self.requests_made[method] += 1
+        timeout = timeout or self.timeout
         try:
-            response = self.session.request(method, self.url + path, params=params, json=body, timeout=self.timeout,
+            response = self._thread_session().request(method, self.url + path, params=params, json=body, timeout=timeout,
                                             verify=self.verify, cert=self.cert,
                                             headers={"accept": "*/*"} if accept_any else None)
         except requests.exceptions.Timeout:
-            raise BrokerError(f"the management API at {self.url} did not answer {method} {path} within {self.timeout:g}s") from None
+            raise BrokerError(f"the management API at {self.url} did not answer {method} {path} within {timeout:g}s") from None
         except requests.exceptions.SSLError as error:
             raise BrokerError(f"TLS error talking to {self.url}: {_tls_reason(error)}") from None
         except requests.exceptions.ConnectionError:
@@ -242,6 +269,13 @@ class ManagementClient:
     def import_definitions(self, document: dict[str, Any]) -> None:
         """Load a definitions document (``POST /api/definitions``)."""
         self.request("POST", "definitions", body=document)
+
+    def import_vhost_definitions(self, vhost: str, document: dict[str, Any]) -> None:
+        """Create the objects of a definitions document in one vhost (``POST /api/definitions/{vhost}``).
+
+        The broker skips objects that already exist, whatever their settings, and some failures
+        (a binding to a missing queue) without a word: what it made must be checked after."""
+        self.request("POST", "definitions", vhost, body=document, timeout=max(self.timeout, IMPORT_TIMEOUT))
 
     def delete_vhost(self, vhost: str) -> None:
         self.request("DELETE", "vhosts", vhost)
