@@ -46,14 +46,101 @@ def warn(message: str) -> None:
     echo(f"warning: {message}", err=True)
 
 
-def _load(job: Any, offline: bool = False, template: bool = False) -> Any:
+def _load(job: Any, offline: bool = False, template: bool = False, on_vhost: Callable[[str], None] | None = None) -> Any:
     """Load and validate a job's files; print what validation warns of (RabbitMQ accepts it)."""
-    from topology.engine import load_valid
+    from topology.loader import load_valid
 
-    topology = load_valid(job.paths, job.values, job.secret_names, offline=offline, template=template)
+    topology = load_valid(job.paths, job.values, job.secret_names, offline=offline, template=template,
+                          on_vhost=on_vhost)
     for problem in topology.warnings:
         warn(str(problem))
     return topology
+
+
+def _load_reading(job: Any, gate: Any = None) -> tuple[Any, Any]:
+    """Load a job's files while its broker is read: the overview and vhost list at once, each
+    vhost's definitions as soon as the files name it (after ``gate`` opens, when given: an apply
+    reads only once it holds the lock). Returns the topology and the client. A problem in the
+    files is reported before one with the connection settings."""
+    try:
+        client = job.client()
+    except TopologyError:
+        _load(job)
+        raise
+    client.gate = gate
+    client.read_ahead()
+    try:
+        topology = _load(job, on_vhost=client.read_ahead_vhost)
+    except BaseException:
+        client.cancelled = True
+        client.close()
+        raise
+    return topology, client
+
+
+class _LockWaiter:
+    """Takes the apply lock in the background while the files are loaded, then opens ``gate``
+    (the broker is read only under the lock). :meth:`wait` hands over the lock, or raises why it
+    could not be taken; :meth:`abandon` gives it up (the files did not load)."""
+
+    def __init__(self, job: Any, client: Any, timeout: float, gate: threading.Event):
+        self.cancel = threading.Event()
+        self.done = threading.Event()
+        self.mutex = threading.Lock()
+        self.error: BaseException | None = None
+        self.amqp: Any = None
+        self.lock: Any = None
+        threading.Thread(target=self._run, args=(job, client, timeout, gate), name="topology-lock-wait",
+                         daemon=True).start()
+
+    def _run(self, job: Any, client: Any, timeout: float, gate: threading.Event) -> None:
+        from topology.broker.amqp import ApplyLock
+
+        try:
+            amqp = job.amqp()
+            lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
+            lock.acquire(timeout, cancel=self.cancel)
+            with self.mutex:
+                if self.cancel.is_set():
+                    lock.release()
+                else:
+                    self.amqp, self.lock = amqp, lock
+        except BaseException as error:  # raised by wait()
+            self.error = error
+            client.cancelled = True
+        finally:
+            gate.set()
+            self.done.set()
+
+    def wait(self) -> tuple[Any, Any]:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.amqp, self.lock
+
+    def abandon(self) -> None:
+        """Stop waiting (at once when another run holds the lock; a connection under way ends
+        first) and release the lock if it was taken."""
+        self.cancel.set()
+        self.done.wait(60)
+        with self.mutex:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+
+class _Using:
+    """A job whose management client is already made."""
+
+    def __init__(self, job: Any, client: Any):
+        self._job = job
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+    def client(self) -> Any:
+        return self._client
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -365,8 +452,7 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
     combined = selection.all_targets and output_format in ("json", "markdown")
 
     def work(job: Any) -> tuple[int, Any]:
-        topology = _load(job)
-        client = job.client()
+        topology, client = _load_reading(job)
         try:
             the_plan = make_plan(topology, client, prune=prune)
         finally:
@@ -451,8 +537,7 @@ def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_o
     combined = selection.all_targets and output_format in ("json", "junit", "markdown")
 
     def work(job: Any) -> tuple[int, Any]:
-        topology = _load(job)
-        client = job.client()
+        topology, client = _load_reading(job)
         try:
             report = replace(check_drift(topology, client, fail_on_orphans=fail_on_orphans), target=job.target)
         finally:
@@ -1007,18 +1092,38 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
 
     def work(job: Any) -> tuple[int, Any]:
         target_plan = _per_target(plan_file, job, selection)
-        topology = _load(job) if not target_plan else None
         saved = checked.get(id(job)) or (_read_plan(target_plan) if target_plan else None)
-        client = job.client()
+        waiter = None
+        if saved is not None:
+            topology, client = None, job.client()
+        elif dry_run:
+            topology, client = _load_reading(job)
+        else:
+            # the lock is taken while the files load; the broker is read once it is held
+            try:
+                client = job.client()
+            except TopologyError:
+                _load(job)
+                raise
+            gate = threading.Event()
+            waiter = _LockWaiter(job, client, lock_timeout, gate)
+            try:
+                topology, client = _load_reading(_Using(job, client), gate)
+            except BaseException:
+                waiter.abandon()
+                raise
         try:
             if dry_run:
                 the_plan = _current_plan(topology, saved, client, prune)
                 echo(_render(the_plan))
                 echo("\nDry run: nothing was changed.")
                 return EXIT_OK, the_plan
-            amqp = job.amqp()
-            lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
-            lock.acquire(lock_timeout)
+            if waiter is not None:
+                amqp, lock = waiter.wait()
+            else:
+                amqp = job.amqp()
+                lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
+                lock.acquire(lock_timeout)
             mover = MessageMover(amqp)
             options = ApplyOptions(
                 allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,

@@ -172,10 +172,9 @@ def diff(
     for key in sorted(desired_keys - live_keys, key=_sort_key):
         resource = desired.objects[key]
         result.changes.append(Change(CREATE, None, resource, _created_fields(resource), "not on the broker"))
-    for key in sorted(desired_keys & live_keys, key=_sort_key):
+    differing = [key for key in desired_keys & live_keys if desired.objects[key].props() != live.objects[key].props()]
+    for key in sorted(differing, key=_sort_key):  # most objects match: only the others are put in order
         want, have = desired.objects[key], live.objects[key]
-        if want.props() == have.props():
-            continue
         fields = describe(have.props(), want.props())
         hazards = _connected_user_hazards(want, have, connected_user)
         if hazards:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from collections.abc import Iterable
 
 from dataclasses import replace as replace_options
 
@@ -16,31 +15,19 @@ from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, read_live
 from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
 from topology.drift import DriftReport, build_report
-from topology.errors import ApplyError, ConfigError, StalePlan
+from topology.errors import ApplyError, StalePlan
 from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
-from topology.loader import load
+from topology import loader
 from topology.model.topology import Topology
 from topology.parameters import resolve_credentials
 from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
 from topology.state import QueueState, State, desired_state
-from topology.validate import check_broker_version, check_exchange_types, validate
-from topology.variables import Variables, load_values
+from topology.validate import check_broker_version, check_exchange_types
 
 
-def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: Iterable[str] = (),
-               *, offline: bool = False, template: bool = False) -> Topology:
-    """Load and validate the files, with ``${...}`` variables from the environment and the
-    ``values`` files (``secret_names``: more secret variables; ``offline``: an undefined
-    secret stands as ``${NAME}``; ``template``: every secret stands so, see
-    :attr:`Variables.template`); raise :class:`~topology.errors.ConfigError` with every problem."""
-    variables = Variables(secret_names=frozenset(secret_names), offline=offline or template, template=template)
-    problems = load_values(values, variables)
-    if problems:
-        raise ConfigError(problems)
-    topology = load(paths, variables)
-    validate(topology)
-    return topology
+load_valid = loader.load_valid
+"""Load and validate the files (see :func:`topology.loader.load_valid`)."""
 
 
 def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *, prune: bool = False) -> Plan:
@@ -62,6 +49,7 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
                      parameters=topology.global_parameters_named,
                      operator_policies=[v.name for v in topology.vhosts.values()
                                         if "operator_policies" in v.declared_sections])
+    client.drop_read_ahead()  # what was read ahead is for this plan only
     resolve_passwords(desired, live)
     resolve_credentials(desired, live)
     found = diff(

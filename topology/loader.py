@@ -9,18 +9,22 @@ key, refuses duplicate keys, and bounds how far aliases may expand.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import ValidationError
-
 from topology.errors import ConfigError, Problem
-from topology.model import TopologyFile
-from topology.model.topology import Declared, Origin, Topology, VhostTopology, location, value_at
-from topology.parameters import URI_FIELDS, uri_problem
 from topology.variables import OFFLINE, Substituted, Variables, with_template
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from topology.model import TopologyFile
+    from topology.model.topology import Topology
+
+# The models (pydantic) are imported only once a file is parsed: the vhost names it holds start
+# the broker's reads (see parse_file's on_vhost) while they are imported.
 
 try:  # libyaml is several times faster; pure Python is the fallback
     _Loader = yaml.CSafeLoader
@@ -68,10 +72,12 @@ class Document:
 class _Frame:
     """An open mapping or sequence while the events of a document are read."""
 
-    __slots__ = ("value", "path", "anchor", "size", "in_merge", "key", "key_line", "has_key", "skip", "seen", "merges")
+    __slots__ = ("value", "is_list", "path", "anchor", "size", "in_merge", "key", "key_line", "has_key", "skip", "seen",
+                 "merges")
 
     def __init__(self, value: Any, path: Path_, anchor: str | None, in_merge: bool):
         self.value = value
+        self.is_list = isinstance(value, list)
         self.path = path
         self.anchor = anchor
         self.size = 1
@@ -92,8 +98,10 @@ class _Builder:
     counted against :data:`MAX_NODES` by the size of what they stand for, never expanded.
     """
 
-    def __init__(self, loader: Any, file: str, problems: list[Problem], variables: Variables | None = None):
+    def __init__(self, loader: Any, file: str, problems: list[Problem], variables: Variables | None = None,
+                 on_vhost: Callable[[str], None] | None = None):
         self.loader = loader
+        self.on_vhost = on_vhost
         self.variables = variables
         self.file = file
         self.problems = problems
@@ -112,6 +120,8 @@ class _Builder:
         """Paths of the values that were exactly one ``${VARIABLE}``, with its name."""
 
     def problem(self, line: int, path: Path_, message: str) -> None:
+        from topology.model.topology import location
+
         self.problems.append(Problem(self.file, line, location(path), message))
 
     def count_nodes(self, size: int) -> None:
@@ -144,39 +154,72 @@ class _Builder:
         if loader.check_event(yaml.StreamEndEvent):
             return None
         loader.get_event()  # document start
-        while not loader.check_event(yaml.DocumentEndEvent):
-            event = loader.get_event()
+        # the loop runs once per node (tens of thousands in a large file): the common cases (a
+        # plain key or value scalar in a mapping, an item of a list) are written out here
+        get_event = loader.get_event
+        stack = self.stack
+        lines = self.lines
+        scalars = self.scalars
+        scalar_event, alias_event, document_end = yaml.ScalarEvent, yaml.AliasEvent, yaml.DocumentEndEvent
+        collection_start = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+        substitute = self.variables is not None
+        while True:
+            event = get_event()
+            kind = type(event)
+            if kind is document_end:
+                break
             line = event.start_mark.line + 1
-            if isinstance(event, yaml.ScalarEvent):
-                self.count_nodes(1)
-                parent = self.stack[-1] if self.stack else None
-                if parent is not None and isinstance(parent.value, dict) and not parent.has_key and _is_merge_key(self.loader, event):
+            if kind is scalar_event:
+                self.count += 1
+                if self.count > MAX_NODES:
+                    raise _TooLarge()
+                parent = stack[-1] if stack else None
+                text = event.value
+                if parent is not None and not parent.is_list and not parent.has_key and (
+                        text == "<<" or event.tag == _MERGE_TAG) and _is_merge_key(loader, event):
                     self.emit(None, 1, line, is_merge_key=True)
                     continue
-                if parent is not None and isinstance(parent.value, list):
-                    path, in_merge = self.child_path()
-                    self.record(path, line, in_merge)  # a list item: problems name its own line
-                value = self.scalar(event)
+                if parent is not None and parent.is_list:
+                    path = parent.path + (len(parent.value),)
+                    if parent.in_merge:
+                        lines.setdefault(path, line)
+                    else:
+                        lines[path] = line  # a list item: problems name its own line
+                if substitute and "${" in text:
+                    value = self.substituted(event)
+                else:
+                    cache_key = (text, event.implicit, event.tag, event.style)
+                    value = scalars.get(cache_key, _MISSING)
+                    if value is _MISSING:
+                        value = self._construct_scalar(event)
+                        if len(scalars) < 100_000:
+                            scalars[cache_key] = value  # scalar values are immutable
                 if event.anchor:
                     self.anchors[event.anchor] = (value, 1, {})
-                self.emit(value, 1, line)
-            elif isinstance(event, yaml.AliasEvent):
+                if (parent is not None and not parent.is_list and parent.has_key and not parent.skip
+                        and parent.key is not _MERGE):
+                    parent.size += 1
+                    parent.has_key = False
+                    parent.value[parent.key] = value  # the value of a key: the most common node
+                else:
+                    self.emit(value, 1, line)
+            elif kind is alias_event:
                 if event.anchor not in self.anchors:
                     raise _Unusable(line, f"invalid YAML: unknown alias *{event.anchor}")
                 value, size, key_lines = self.anchors[event.anchor]
                 self.count_nodes(size)
                 self.emit(value, size, line, key_lines=key_lines)
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            elif kind in collection_start:
                 self.count_nodes(1)
-                if len(self.stack) >= MAX_DEPTH:
+                if len(stack) >= MAX_DEPTH:
                     raise _TooDeep()
                 path, in_merge = self.child_path()
-                if self.stack and isinstance(self.stack[-1].value, list):
+                if stack and stack[-1].is_list:
                     self.record(path, line, in_merge)
-                container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
-                self.stack.append(_Frame(container, path, event.anchor, in_merge))
+                container: Any = {} if kind is yaml.MappingStartEvent else []
+                stack.append(_Frame(container, path, event.anchor, in_merge))
             else:  # mapping or sequence end
-                frame = self.stack.pop()
+                frame = stack.pop()
                 value = frame.value
                 if frame.merges:
                     merged: dict[Any, Any] = {}
@@ -188,7 +231,6 @@ class _Builder:
                 if frame.anchor:
                     self.anchors[frame.anchor] = (value, frame.size, frame.seen)
                 self.emit(value, frame.size, line)
-        loader.get_event()  # document end
         if not loader.check_event(yaml.StreamEndEvent):
             raise _Unusable(loader.peek_event().start_mark.line + 1, "invalid YAML: a file holds one document, not several")
         return self.root
@@ -248,7 +290,7 @@ class _Builder:
             return
         parent = self.stack[-1]
         parent.size += size
-        if isinstance(parent.value, list):
+        if parent.is_list:
             parent.value.append(value)
             return
         if not parent.has_key:
@@ -269,6 +311,8 @@ class _Builder:
                 parent.key = value
                 parent.seen[value] = line
                 self.record(parent.path + (value,), line, parent.in_merge)
+                if self.on_vhost is not None and parent.path == ("vhosts",) and isinstance(value, str):
+                    self.on_vhost(value)
             return
         parent.has_key = False
         if parent.skip:
@@ -294,6 +338,8 @@ OPT_IN_SECTIONS = frozenset({"operator_policies", "shovels", "federation_upstrea
 
 def is_uri_path(path: Path_) -> bool:
     """Whether a YAML path is a shovel or federation upstream URI (or one URI of a list of them)."""
+    from topology.parameters import URI_FIELDS
+
     return (len(path) in (5, 6) and path[0] == "vhosts" and path[2] in URI_FIELDS and path[4] in URI_FIELDS[path[2]]
             and (len(path) == 5 or isinstance(path[5], int)))
 
@@ -321,10 +367,13 @@ def _is_merge_key(loader: Any, event: Any) -> bool:
     return tag == _MERGE_TAG
 
 
-def parse_file(file: str, problems: list[Problem], variables: Variables | None = None) -> Document | None:
+def parse_file(file: str, problems: list[Problem], variables: Variables | None = None,
+               on_vhost: Callable[[str], None] | None = None) -> Document | None:
     """Parse one YAML file; problems are appended, ``None`` when nothing usable came out.
 
-    With ``variables``, ``${...}`` references in scalars (keys included) are replaced."""
+    With ``variables``, ``${...}`` references in scalars (keys included) are replaced.
+    ``on_vhost`` is called with each vhost name as soon as it is read (to start reading the
+    broker meanwhile)."""
     try:
         size = os.path.getsize(file)
         if size > MAX_FILE_BYTES:
@@ -344,7 +393,7 @@ def parse_file(file: str, problems: list[Problem], variables: Variables | None =
     if text.startswith("\ufeff"):
         text = text[1:]
     loader = _Loader(text)
-    builder = _Builder(loader, file, problems, variables)
+    builder = _Builder(loader, file, problems, variables, on_vhost)
     try:
         data = builder.run()
         if data is None:
@@ -411,6 +460,8 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
 
 
 def _pydantic_problems(document: Document, error: ValidationError) -> list[Problem]:
+    from topology.model.topology import location
+
     problems = []
     for item in error.errors(include_url=False):
         path = tuple(item["loc"])
@@ -429,30 +480,64 @@ def _pydantic_problems(document: Document, error: ValidationError) -> list[Probl
     return problems
 
 
-def load(paths: Iterable[str], variables: Variables | None = None) -> Topology:
+def load(paths: Iterable[str], variables: Variables | None = None,
+         on_vhost: Callable[[str], None] | None = None) -> Topology:
     """Load, check the structure of and merge topology files; raise :class:`ConfigError` with every problem.
 
-    ``${...}`` references take their values from ``variables`` (default: the environment only)."""
+    ``${...}`` references take their values from ``variables`` (default: the environment only);
+    ``on_vhost``: see :func:`parse_file`."""
     files, problems = discover(paths)
     variables = variables if variables is not None else Variables()
-    topology = Topology()
+    topology: Topology | None = None
     for file in files:
-        document = parse_file(file, problems, variables)
+        document = parse_file(file, problems, variables, on_vhost)
         if document is None:
             continue
+        from pydantic import ValidationError as Invalid
+
+        from topology.model import TopologyFile as FileModel
+        from topology.model.topology import Topology as Merged
+
+        topology = topology or Merged()
         try:
-            parsed = TopologyFile.model_validate(document.data)
-        except ValidationError as error:
+            parsed = FileModel.model_validate(document.data)
+        except Invalid as error:
             problems.extend(_pydantic_problems(document, error))
             continue
         _merge(topology, parsed, document, problems, variables)
     if problems:
         raise ConfigError(problems)
+    if topology is None:
+        from topology.model.topology import Topology as Merged
+
+        topology = Merged()
+    return topology
+
+
+def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: Iterable[str] = (),
+               *, offline: bool = False, template: bool = False,
+               on_vhost: Callable[[str], None] | None = None) -> Topology:
+    """Load and validate the files, with ``${...}`` variables from the environment and the
+    ``values`` files (``secret_names``: more secret variables; ``offline``: an undefined
+    secret stands as ``${NAME}``; ``template``: every secret stands so, see
+    :attr:`Variables.template`; ``on_vhost``: see :func:`parse_file`); raise
+    :class:`~topology.errors.ConfigError` with every problem."""
+    from topology.validate import validate
+    from topology.variables import load_values
+
+    variables = Variables(secret_names=frozenset(secret_names), offline=offline or template, template=template)
+    problems = load_values(values, variables)
+    if problems:
+        raise ConfigError(problems)
+    topology = load(paths, variables, on_vhost)
+    validate(topology)
     return topology
 
 
 def _merge(topology: Topology, parsed: TopologyFile, document: Document, problems: list[Problem],
            variables: Variables) -> None:
+    from topology.model.topology import Declared, Origin, VhostTopology, location
+
     file = document.file
 
     topology.lines[file] = document.lines
@@ -555,6 +640,8 @@ def _check_uris(vhost: Any, base: Path_, document: Document, topology: Topology,
     password is a secret from now on; templates are kept for saved plans. The URIs are read from
     the document's data, where they carry their templates also through YAML aliases and merge keys."""
     from topology import redact
+    from topology.model.topology import location, value_at
+    from topology.parameters import URI_FIELDS, uri_problem
 
     for section, fields in URI_FIELDS.items():
         for name, spec in getattr(vhost, section).items():

@@ -29,11 +29,14 @@ shovel would otherwise declare itself, as classic queues) and the permissions th
 
 def canonical(value: Any) -> Any:
     """Canonical form of an argument or definition value: integral floats become ints, maps are sorted."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # the most common values, first
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
+        if not value:
+            return {}
         return {str(k): canonical(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
@@ -41,6 +44,8 @@ def canonical(value: Any) -> Any:
 
 
 def _frozen_json(value: Any) -> str:
+    if not value and isinstance(value, dict):
+        return "{}"  # most bindings have no arguments
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -243,8 +243,9 @@ class ApplyLock:
         self._thread: threading.Thread | None = None
         self._lost: str | None = None
 
-    def acquire(self, timeout: float = 0.0) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds; raise :class:`LockHeld` if another run keeps it."""
+    def acquire(self, timeout: float = 0.0, cancel: threading.Event | None = None) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; raise :class:`LockHeld` if another run keeps it
+        (or as soon as ``cancel`` is set while waiting)."""
         deadline = time.monotonic() + timeout
         while True:
             outcome = self._attempt()
@@ -258,7 +259,10 @@ class ApplyLock:
                     f"is held by {self._holder()}{waited}: another apply is running; "
                     "retry when it ends, or wait for it with --lock-timeout SECONDS"
                 )
-            time.sleep(min(1.0, remaining))
+            if cancel is None:
+                time.sleep(min(1.0, remaining))
+            elif cancel.wait(min(1.0, remaining)):
+                raise LockHeld("no longer waiting for the apply lock")
 
     def _holder(self) -> str:
         arguments = None

@@ -55,6 +55,10 @@ def redact_url(url: str) -> str:
 _USERINFO = re.compile(r"[^/@]*@")
 
 
+_OVERVIEW = {"columns": "rabbitmq_version,cluster_name,exchange_types"}
+_VHOSTS = {"columns": "name,description,tags,default_queue_type,metadata,tracing"}
+
+
 def _segment(value: str) -> str:
     return quote(value, safe="")
 
@@ -88,6 +92,11 @@ class ManagementClient:
         self._local.session = self.session
         self._sessions = [self.session]
         self._counting = threading.Lock()
+        self._prefetched: dict[tuple[Any, ...], _Prefetch] = {}
+        self.gate: threading.Event | None = None
+        """When set (an apply that waits for its lock), prefetches wait until it opens."""
+        self.cancelled = False
+        """Set when prefetched answers will not be used: those still waiting are not sent."""
         self.verify = verify
         """Passed with every request: a session's own setting loses to REQUESTS_CA_BUNDLE in the environment."""
         self.cert = cert
@@ -121,6 +130,35 @@ class ManagementClient:
 
     # -- transport ---------------------------------------------------------
 
+    def prefetch(self, *segments: str, params: dict[str, str] | None = None) -> None:
+        """Start ``GET /api/<segments…>`` in the background (after :attr:`gate` opens, if any):
+        the next :meth:`request` of exactly that read takes its answer (or its error) instead of
+        asking again. Used to read the broker while the files are loaded."""
+        key = _read_key(segments, params)
+        if key in self._prefetched:
+            return
+        slot = self._prefetched[key] = _Prefetch()
+
+        def fetch() -> None:
+            try:
+                if self.gate is not None:
+                    self.gate.wait()
+                if self.cancelled:
+                    slot.error = BrokerError("the read was cancelled")
+                else:
+                    slot.result = self._send("GET", segments, params, None, False, None)
+            except BaseException as error:  # handed to the reader, raised there
+                slot.error = error
+            finally:
+                slot.done.set()
+
+        threading.Thread(target=fetch, name="topology-prefetch", daemon=True).start()
+
+    def drop_read_ahead(self) -> None:
+        """Forget the prefetched answers not taken (a vhost that did not exist yet...): every later
+        read asks the broker again."""
+        self._prefetched.clear()
+
     def request(self, method: str, *segments: str, params: dict[str, str] | None = None, body: Any = None,
                 accept_any: bool = False, timeout: float | None = None) -> Any:
         """Send one request to ``/api/<segments…>``; return the decoded JSON body (``None`` when empty).
@@ -129,6 +167,17 @@ class ManagementClient:
         :class:`BrokerError` when the broker cannot be reached, refuses the credentials
         or fails (5xx).
         """
+        if method == "GET" and self._prefetched:
+            slot = self._prefetched.pop(_read_key(segments, params), None)
+            if slot is not None:
+                slot.done.wait()
+                if slot.error is not None:
+                    raise slot.error
+                return slot.result
+        return self._send(method, segments, params, body, accept_any, timeout)
+
+    def _send(self, method: str, segments: tuple[str, ...], params: dict[str, str] | None, body: Any,
+              accept_any: bool, timeout: float | None) -> Any:
         path = "/api/" + "/".join(_segment(s) for s in segments)
         with self._counting:
             self.requests_made[method] += 1
@@ -186,10 +235,19 @@ class ManagementClient:
     # -- reads -------------------------------------------------------------
 
     def overview(self) -> dict[str, Any]:
-        return self.get("overview", params={"columns": "rabbitmq_version,cluster_name,exchange_types"})
+        return self.get("overview", params=_OVERVIEW)
 
     def vhosts(self) -> list[dict[str, Any]]:
-        return self.get("vhosts", params={"columns": "name,description,tags,default_queue_type,metadata,tracing"})
+        return self.get("vhosts", params=_VHOSTS)
+
+    def read_ahead(self) -> None:
+        """Start the reads every plan makes (the overview and the vhost list) in the background;
+        :meth:`read_ahead_vhost` adds each vhost's definitions as the files name them."""
+        self.prefetch("overview", params=_OVERVIEW)
+        self.prefetch("vhosts", params=_VHOSTS)
+
+    def read_ahead_vhost(self, vhost: str) -> None:
+        self.prefetch("definitions", vhost)
 
     def vhost_limits(self) -> list[dict[str, Any]]:
         """Every vhost's limits: ``[{"vhost": ..., "value": {"max-queues": 10}}]``."""
@@ -367,6 +425,19 @@ class ManagementClient:
     def shovels(self, vhost: str) -> list[dict[str, Any]]:
         """The status of the vhost's shovels (the shovel management plugin)."""
         return self.get("shovels", vhost)
+
+
+class _Prefetch:
+    """A read started ahead: its answer or error once ``done`` is set."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _read_key(segments: tuple[str, ...], params: dict[str, str] | None) -> tuple[Any, ...]:
+    return (segments, tuple(sorted((params or {}).items())))
 
 
 def _reason(response: requests.Response) -> str:
