@@ -57,6 +57,14 @@ def _load(job: Any, offline: bool = False, template: bool = False, on_vhost: Cal
     return topology
 
 
+def _progress(label: str, total: int | None = None) -> Any:
+    """A progress display on stderr (see :mod:`topology.progress`); off while the output of
+    several targets is collected (they run at once)."""
+    from topology.progress import Progress
+
+    return Progress(label, total, show="off" if getattr(_output, "buffer", None) is not None else None)
+
+
 def _load_reading(job: Any, gate: Any = None) -> tuple[Any, Any]:
     """Load a job's files while its broker is read: the overview and vhost list at once, each
     vhost's definitions as soon as the files name it (after ``gate`` opens, when given: an apply
@@ -452,11 +460,16 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
     combined = selection.all_targets and output_format in ("json", "markdown")
 
     def work(job: Any) -> tuple[int, Any]:
-        topology, client = _load_reading(job)
+        progress = _progress("plan")
         try:
-            the_plan = make_plan(topology, client, prune=prune)
+            progress.stage("loading the files")
+            topology, client = _load_reading(job)
+            try:
+                the_plan = make_plan(topology, client, prune=prune, stage=progress.stage)
+            finally:
+                client.close()
         finally:
-            client.close()
+            progress.close()
         target_out = _per_target(out, job, selection)
         if target_out is not None:
             _write_plan(the_plan, target_out)
@@ -1214,7 +1227,11 @@ def _current_plan(topology: Any, saved: Any, client: Any, prune: bool) -> Any:
     if saved is not None:
         check_saved_plan(saved, client)
         return saved
-    return make_plan(topology, client, prune=prune)
+    progress = _progress("plan")
+    try:
+        return make_plan(topology, client, prune=prune, stage=progress.stage)
+    finally:
+        progress.close()
 
 
 def _render(the_plan: Any) -> str:
@@ -1242,11 +1259,18 @@ def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve
             raise TopologyError("not applied: cancelled")
     echo("")
 
+    progress = _progress("apply", len(the_plan.changes))
+
     def report(change: Change, event: str) -> None:
         if event == "done":
-            echo(f"{SYMBOLS[change.action]} {change.kind} {change.where}: {_past(change.action)}")
+            with progress.paused():
+                echo(f"{SYMBOLS[change.action]} {change.kind} {change.where}: {_past(change.action)}")
+            progress.advance()
 
-    applied = apply_plan(the_plan, client, topology=topology, options=options, report=report)
+    try:
+        applied = apply_plan(the_plan, client, topology=topology, options=options, report=report, stage=progress.stage)
+    finally:
+        progress.close()
     matches = "the files" if topology is not None else "the plan"
     echo(f"\nApply complete: {len(applied)} change(s) applied; the broker now matches {matches}.")
     return applied

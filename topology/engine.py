@@ -6,6 +6,7 @@ The command line calls these; they print nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dataclasses import replace as replace_options
@@ -30,14 +31,21 @@ load_valid = loader.load_valid
 """Load and validate the files (see :func:`topology.loader.load_valid`)."""
 
 
-def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *, prune: bool = False) -> Plan:
+Stage = Callable[[str], None]
+"""Told what a long step is doing now (for a progress display)."""
+
+
+def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *, prune: bool = False,
+              stage: Stage | None = None) -> Plan:
     """Read the managed vhosts from the broker and plan the changes that make them match the files."""
-    return _plan(topology, client, broker, prune=prune)[0]
+    return _plan(topology, client, broker, prune=prune, stage=stage)[0]
 
 
 def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *,
-          prune: bool = False) -> tuple[Plan, State, State]:
+          prune: bool = False, stage: Stage | None = None) -> tuple[Plan, State, State]:
     """The plan, and the desired and live states it was made from."""
+    stage = stage or (lambda what: None)
+    stage("reading the broker")
     broker = broker or broker_info(client)
     check_broker_version(topology, broker.version_tuple, broker.version)
     check_exchange_types(topology, broker.exchange_types)
@@ -50,6 +58,7 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
                      operator_policies=[v.name for v in topology.vhosts.values()
                                         if "operator_policies" in v.declared_sections])
     client.drop_read_ahead()  # what was read ahead is for this plan only
+    stage("comparing")
     resolve_passwords(desired, live)
     resolve_credentials(desired, live)
     found = diff(
@@ -178,6 +187,7 @@ def apply_plan(
     topology: Topology | None = None,
     options: ApplyOptions | None = None,
     report: Report | None = None,
+    stage: Stage | None = None,
 ) -> list[Change]:
     """Apply ``plan``, then re-read the broker and check that it shows every change.
 
@@ -192,8 +202,10 @@ def apply_plan(
     )
     if plan.empty:
         return []
+    stage = stage or (lambda what: None)
     applier = Applier(client, options)
     applied = applier.apply(plan, report)
+    stage("checking the broker shows every change")
     left = _left(plan, client, topology)
     differs = {change.key for change in left}
     skipped = [change for change in applier.imported if change.key in differs]
@@ -201,6 +213,7 @@ def apply_plan(
         # the definitions import skipped these without a word (an object made meanwhile with
         # other settings, a binding whose queue the broker refused...): one request each, where
         # the broker says exactly what it refuses
+        stage(f"creating {len(skipped)} object(s) the import skipped, one at a time")
         again = Plan(changes=tuple(skipped), vhosts=plan.vhosts, broker=plan.broker, prune=plan.prune)
         Applier(client, replace_options(options, bulk_min=None)).apply(again)
         left = _left(plan, client, topology)

@@ -124,3 +124,23 @@ def test_a_refusal_in_a_parallel_run_is_named_and_the_others_still_made(vhost, a
     assert "policy" in str(failure.value) and "p3" in str(failure.value)
     made = {p["name"] for p in api.get("policies", vhost)}
     assert "p3" not in made and {"p0", "p1", "p2"} <= made
+
+
+def test_progress_goes_to_stderr_only_and_never_into_json(run, write, vhost, monkeypatch):
+    import json
+
+    from topology import progress
+
+    monkeypatch.setenv("TOPOLOGY_PROGRESS", "lines")
+    monkeypatch.setattr(progress, "SHOW_AFTER", 0.0)
+    monkeypatch.setattr(progress, "LINE_EVERY", 0.0)
+    queues = "\n".join(f"      q{i}: {{}}" for i in range(5))
+    path = write(f"vhosts:\n  {vhost}:\n    queues:\n{queues}\n")
+    planned = run("plan", path, "--format", "json")
+    assert planned.code == 0, planned.err
+    assert len(json.loads(planned.out)["changes"]) == 6  # stdout is the JSON document alone
+    assert "plan: " in planned.err and "elapsed" in planned.err
+    applied = run("apply", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert "elapsed" not in applied.out
+    assert "apply: 6/6 (100%)" in applied.err
