@@ -9,6 +9,7 @@ by another run, 130 interrupted.
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
 import sys
@@ -98,6 +99,8 @@ class _LockWaiter:
         self.error: BaseException | None = None
         self.amqp: Any = None
         self.lock: Any = None
+        importlib.import_module("pika")  # here: imported by the waiting thread, it would fight the loading for the GIL
+
         threading.Thread(target=self._run, args=(job, client, timeout, gate), name="topology-lock-wait",
                          daemon=True).start()
 

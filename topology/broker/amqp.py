@@ -242,6 +242,8 @@ class ApplyLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lost: str | None = None
+        self._connection: Any = None
+        """The holding connection, once the lock is held (to wake its thread at release)."""
 
     def acquire(self, timeout: float = 0.0, cancel: threading.Event | None = None) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; raise :class:`LockHeld` if another run keeps it
@@ -325,6 +327,7 @@ class ApplyLock:
             result["error"] = BrokerError(f"cannot take the apply lock: {type(error).__name__} {error}".strip())
             _close(connection)
             return
+        self._connection = connection
         ready.set()
         try:
             while not self._stop.is_set():
@@ -341,6 +344,12 @@ class ApplyLock:
 
     def release(self) -> None:
         self._stop.set()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:  # wake the holding thread now rather than at its next quarter second
+                connection.add_callback_threadsafe(lambda: None)
+            except Exception:  # already closed: the thread ends by itself
+                pass
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
