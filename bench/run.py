@@ -92,13 +92,27 @@ def floor(session: requests.Session, vhost: str, document: dict) -> dict:
             for kind in ("exchanges", "queues", "bindings", "policies")}
     try:
         started = time.perf_counter()
-        response = session.post(f"{URL}/api/definitions/{quote(empty, safe='')}", json=body, timeout=600)
+        response = session.post(f"{URL}/api/definitions/{quote(empty, safe='')}", json=body, timeout=900,
+                                headers={"connection": "close"})
         post_seconds = time.perf_counter() - started
         response.raise_for_status()
     finally:
-        session.delete(f"{URL}/api/vhosts/{quote(empty, safe='')}", timeout=600)
+        delete_vhost(empty)
     return {"get_seconds": round(get_seconds, 3), "get_all_seconds": [round(g, 3) for g in gets],
             "post_seconds": round(post_seconds, 3)}
+
+
+def delete_vhost(vhost: str) -> None:
+    """Delete a vhost on a connection of its own (a large vhost takes a while), retried once if the
+    broker drops it."""
+    for attempt in range(2):
+        try:
+            requests.delete(f"{URL}/api/vhosts/{quote(vhost, safe='')}", auth=AUTH, timeout=900,
+                            headers={"connection": "close"})
+            return
+        except requests.ConnectionError:
+            if attempt:
+                print(f"warning: could not delete vhost {vhost}: delete it by hand", file=sys.stderr)
 
 
 def run_size(queues: int, work: Path, session: requests.Session) -> dict:
@@ -119,7 +133,7 @@ def run_size(queues: int, work: Path, session: requests.Session) -> dict:
                                   capture_output=True, text=True, cwd=ROOT, check=True)
         base = floor(session, vhost, json.loads(rendered.stdout))
     finally:
-        session.delete(f"{URL}/api/vhosts/{quote(vhost, safe='')}", timeout=600)
+        delete_vhost(vhost)
     for entry in phases:
         reference = base["post_seconds"] if entry["phase"] == "apply create" else base["get_seconds"]
         entry["ratio"] = round(entry["seconds"] / reference, 2) if reference else None
@@ -157,18 +171,18 @@ def main() -> None:
     session = requests.Session()
     session.auth = AUTH
     overview = session.get(f"{URL}/api/overview", timeout=30).json()
-    results = []
-    with tempfile.TemporaryDirectory() as work:
-        for queues in options.queues:
-            results.append(run_size(queues, Path(work), session))
+    results: list[dict] = []
     report = {"date": time.strftime("%Y-%m-%d"), "rabbitmq": overview.get("rabbitmq_version"),
               "python": sys.version.split()[0], "cpus": os.cpu_count(), "version_seconds": startup(),
               "results": results}
     print(f"RabbitMQ {report['rabbitmq']}, {report['date']}, {report['cpus']} cores; "
-          f"topology --version: {report['version_seconds']:.3f} s")
-    print(table(results))
-    if options.out:
-        options.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+          f"topology --version: {report['version_seconds']:.3f} s", flush=True)
+    with tempfile.TemporaryDirectory() as work:
+        for queues in options.queues:
+            results.append(run_size(queues, Path(work), session))
+            print(table(results[-1:]), flush=True)  # each size as soon as it is measured
+            if options.out:  # and kept, should a larger size fail
+                options.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,11 @@ At scale, two things keep apply close to what the broker itself needs:
 - a run of at least :data:`BULK_MIN` creations of exchanges, queues, bindings and policies goes
   to the broker as definitions imports (``POST /api/definitions/{vhost}``, in chunks of
   :data:`BULK_CHUNK` objects). The broker skips what already exists and some failures
-  without a word, so :func:`topology.engine.apply_plan` checks every imported object after,
-  and creates any the broker does not show one request at a time (where a refusal is exact);
+  without a word (a binding it cannot make, a queue it cannot declare, every queue and binding
+  while the cluster is below its target size), so the imported objects are checked on the
+  broker before anything else is done, and any it does not show is created one request at a
+  time, where a refusal is exact and stops the apply. The last run's check is the check every
+  apply ends with (:func:`topology.engine.apply_plan`), so it costs no extra read;
 - runs of independent changes of one kind (policies, permissions, bindings, parameters,
   exchange deletions...) go through :data:`WORKERS` keep-alive connections at once.
 
@@ -73,8 +76,9 @@ BULK_MIN = 100
 """Creations in a row from which a definitions import is used (below, one request each: exact errors,
 and a few dozen requests cost less than checking an import)."""
 
-BULK_CHUNK = 2_000
-"""Objects per definitions import request (the broker answers only once all are made)."""
+BULK_CHUNK = 5_000
+"""Objects per definitions import request (the broker answers only once all are made, and
+collects the garbage of every process after each kind it imports: fewer, larger requests)."""
 
 WORKERS = 4
 """Keep-alive connections used at once for runs of independent changes."""
@@ -137,8 +141,13 @@ class Applier:
         self.inspector = self.options.mover
         self._exclusive: dict[str, set[str]] = {}
         """Exclusive queues per vhost, read once by the pre-flight checks."""
-        self.imported: list[Change] = []
-        """Changes made through definitions imports, which the broker may have skipped: to check."""
+        self.pending: list[Change] = []
+        """The last run's imported changes, not yet checked on the broker (nor reported done):
+        :func:`topology.engine.apply_plan` checks them with the rest."""
+        self.counted: tuple[int, int] | None = None
+        """(changes applied before, changes in all) when this applies what another plan left: the
+        progress that errors report."""
+        self._pool: ThreadPoolExecutor | None = None
         self.handlers: dict[tuple[str, str], Callable[[Change], None]] = {
             ("vhost", CREATE): self._put_vhost,
             ("vhost", UPDATE): self._put_vhost,
@@ -187,13 +196,23 @@ class Applier:
             self._guard(change, applied, plan, lambda c=change: self._preflight(c))
             if (change.kind, change.action) not in self.handlers:
                 raise ApplyError(f"no way to {change.action} a {change.kind} ({change.vhost}/{change.name})")
-        for how, run in self._runs(plan.changes):
-            if how == "import":
-                self._import(run, applied, plan, report)
-            elif how == "parallel":
-                self._parallel(run, applied, plan, report)
-            else:
-                self._one_by_one(run, applied, plan, report)
+        runs = list(self._runs(plan.changes))
+        try:
+            for index, (how, run) in enumerate(runs):
+                if how == "import":
+                    imported = self._import(run, applied, plan, report)
+                    if index == len(runs) - 1:
+                        self.pending = imported  # checked with everything else by apply_plan
+                    else:
+                        self._check_imported(imported, applied, plan, report)
+                elif how == "parallel":
+                    self._parallel(run, applied, plan, report)
+                else:
+                    self._one_by_one(run, applied, plan, report)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
         return applied
 
     def _runs(self, changes: tuple[Change, ...] | list[Change]) -> Iterator[tuple[str, list[Change]]]:
@@ -231,12 +250,29 @@ class Applier:
         checked before each is started; after a failure no new one starts, those under way finish,
         and the failure is reported as in :meth:`_guard`."""
         failure: tuple[Change, BaseException] | None = None
-        with ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="topology-apply") as pool:
-            running: dict[Future[None], Change] = {}
-            position = {id(change): index for index, change in enumerate(changes)}
-            queue = iter(changes)
+        if self._pool is None:  # one pool for the whole apply: its threads keep their connections
+            self._pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="topology-apply")
+        pool = self._pool
+        running: dict[Future[None], Change] = {}
+        position = {id(change): index for index, change in enumerate(changes)}
+        queue = iter(changes)
+
+        def collect(done: set[Future[None]]) -> None:
+            nonlocal failure
+            for future in sorted(done, key=lambda f: position[id(running[f])]):
+                change = running.pop(future)
+                error = future.exception()
+                if error is None:
+                    applied.append(change)
+                    report(change, "done")
+                elif failure is None:
+                    failure = (change, error)
+
+        try:
             while True:
-                while failure is None and len(running) < self.options.workers * 2:
+                # never more under way than there are workers: nothing waits in the pool's queue
+                # to start after a failure, a lost lock or an interruption
+                while failure is None and len(running) < self.options.workers:
                     change = next(queue, None)
                     if change is None:
                         break
@@ -251,14 +287,11 @@ class Applier:
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: position[id(running[f])]):
-                    change = running.pop(future)
-                    error = future.exception()
-                    if error is None:
-                        applied.append(change)
-                        report(change, "done")
-                    elif failure is None:
-                        failure = (change, error)
+                collect(done)
+        except BaseException:
+            # interrupted: the changes under way finish (one request each); say which landed
+            collect(wait(running).done)
+            raise
         if failure is not None:
             change, error = failure
 
@@ -267,11 +300,14 @@ class Applier:
 
             self._guard(change, applied, plan, fail)
 
-    def _import(self, changes: list[Change], applied: list[Change], plan: Plan, report: Report) -> None:
+    def _import(self, changes: list[Change], applied: list[Change], plan: Plan, report: Report) -> list[Change]:
         """Creations through definitions imports, one vhost and :data:`BULK_CHUNK` objects at a time
-        (in plan order: exchanges, queues, bindings, then policies). A refused import is done again
-        one object at a time, where the broker names what it refuses (what it made already is made
-        again in place: creations are idempotent)."""
+        (within a request the broker makes exchanges, policies, queues, then bindings; between
+        requests the plan's order holds). A refused import is done again one object at a time,
+        where the broker names what it refuses (what it made already is made again in place:
+        creations are idempotent). Returns the changes imported, which the broker may have
+        skipped: they are not applied (nor reported done) until checked."""
+        imported: list[Change] = []
         by_vhost: dict[str, list[Change]] = {}
         for change in changes:
             by_vhost.setdefault(change.vhost, []).append(change)
@@ -285,13 +321,31 @@ class Applier:
                 try:
                     self.client.import_vhost_definitions(vhost, definitions_document(chunk))
                 except (RequestRefused, BrokerError):
+                    # refused, or no answer in time (the broker may still be importing: the
+                    # requests below are idempotent, and make sure of each object)
                     self._one_by_one(chunk, applied, plan, lambda change, event: report(change, event)
                                      if event == "done" else None)
                     continue
-                self.imported.extend(chunk)
-                for change in chunk:
-                    applied.append(change)
-                    report(change, "done")
+                imported.extend(chunk)
+        return imported
+
+    def _check_imported(self, imported: list[Change], applied: list[Change], plan: Plan, report: Report) -> None:
+        """Read the imported objects' vhosts back (one definitions export each): what the broker
+        shows as declared is applied; the rest is created one request at a time, so a refusal
+        stops the apply here, before any later change relies on it."""
+        from topology.broker.live import read_live
+        from topology.plan import unfinished
+
+        if not imported:
+            return
+        live = read_live(self.client, sorted({change.vhost for change in imported}))
+        missing = {id(change) for change in unfinished(Plan(changes=tuple(imported)), live)}
+        for change in imported:
+            if id(change) not in missing:
+                applied.append(change)
+                report(change, "done")
+        self._one_by_one([change for change in imported if id(change) in missing], applied, plan,
+                         lambda change, event: report(change, event) if event == "done" else None)
 
     def _run(self, handler: Callable[[Change], None], change: Change) -> None:
         if self.options.lock is not None:
@@ -343,9 +397,10 @@ class Applier:
         except (RequestRefused, Unsafe, MigrationRefused, BrokerError) as failure:
             why = f"{failure.reason} (HTTP {failure.status})" if isinstance(failure, RequestRefused) else str(failure)
             done = {id(c) for c in applied}
+            before, total = self.counted or (0, len(plan.changes))
             raise ApplyError(
                 f"{change.title} failed: {why}; "
-                f"{len(applied)} of {len(plan.changes)} change(s) had been applied, re-run to finish once the cause is fixed",
+                f"{before + len(applied)} of {total} change(s) had been applied, re-run to finish once the cause is fixed",
                 not_applied=[c.title for c in plan.changes if id(c) not in done],
             ) from None
 

@@ -144,3 +144,27 @@ def test_progress_goes_to_stderr_only_and_never_into_json(run, write, vhost, mon
     assert applied.code == 0, applied.err
     assert "elapsed" not in applied.out
     assert "apply: 6/6 (100%)" in applied.err
+
+
+def test_an_import_followed_by_other_changes_is_checked_before_they_run(write, vhost, api):
+    """A queue the import skips (made meanwhile with other settings) stops the apply right after the
+    import: the operator policy planned after it is not created."""
+    from topology.apply import ApplyOptions
+    from topology.engine import apply_plan, load_valid, make_plan
+    from topology.errors import ApplyError
+
+    queues = "\n".join(f"      q{i}: {{max_length: {i + 1}}}" for i in range(4))
+    text = (f"vhosts:\n  {vhost}:\n    queues:\n{queues}\n"
+            "    operator_policies:\n      cap: {pattern: '^q', definition: {max-length: 1000}}\n")
+    topology = load_valid([write(text)])
+    client = _client()
+    api.put("vhosts", vhost)
+    plan = make_plan(topology, client)
+    assert [c.kind for c in plan.changes] == ["queue"] * 4 + ["operator_policy"]
+    api.put("queues", vhost, "q2", body={"durable": True, "arguments": {"x-max-length": 99}})
+    with pytest.raises(ApplyError) as failure:
+        apply_plan(plan, client, topology=topology, options=ApplyOptions(bulk_min=1))
+    assert "create queue" in str(failure.value) and "q2" in str(failure.value)
+    assert "3 of 5 change(s) had been applied" in str(failure.value)
+    assert api.get("operator-policies", vhost) == []
+    assert api.queue(vhost, "q3")["arguments"]["x-max-length"] == 4

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 import html
+import queue
 import re
 import threading
 from urllib.parse import quote, urlsplit
@@ -23,6 +24,9 @@ from topology.errors import BrokerError
 
 DEFAULT_URL = "http://127.0.0.1:15672"
 DEFAULT_TIMEOUT = 30.0
+
+READERS = 4
+"""Threads (and connections) that read ahead at most."""
 
 IMPORT_TIMEOUT = 300.0
 """Seconds a definitions import may take (the broker answers only once every object is made)."""
@@ -93,6 +97,8 @@ class ManagementClient:
         self._sessions = [self.session]
         self._counting = threading.Lock()
         self._prefetched: dict[tuple[Any, ...], _Prefetch] = {}
+        self._reads: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._readers = 0
         self.gate: threading.Event | None = None
         """When set (an apply that waits for its lock), prefetches wait until it opens."""
         self.cancelled = False
@@ -123,6 +129,9 @@ class ManagementClient:
         return session
 
     def close(self) -> None:
+        for _ in range(self._readers):
+            self._reads.put(None)
+        self._readers = 0
         with self._counting:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -152,7 +161,17 @@ class ManagementClient:
             finally:
                 slot.done.set()
 
-        threading.Thread(target=fetch, name="topology-prefetch", daemon=True).start()
+        self._reads.put(fetch)
+        if self._readers < READERS:  # a few threads, whatever the number of vhosts
+            self._readers += 1
+            threading.Thread(target=self._reader, name="topology-prefetch", daemon=True).start()
+
+    def _reader(self) -> None:
+        while True:
+            task = self._reads.get()
+            if task is None:
+                return  # the client was closed
+            task()
 
     def drop_read_ahead(self) -> None:
         """Forget the prefetched answers not taken (a vhost that did not exist yet...): every later
