@@ -6,7 +6,8 @@ For each size, a throw-away vhost ``topology-bench-<random>`` gets a generated t
 ``--queues`` queues (with a TTL, a length limit and a dead-letter exchange), as many
 bindings, one exchange per 20 queues and one policy per 500 queues (at least one of each).
 Each phase runs the command line in its own process (``bench/phase.py``), which reports the
-command's wall time, its HTTP requests and its peak memory:
+command's wall time, its HTTP requests and its peak memory; the phases that change nothing run
+three times and the median run is kept:
 
 - ``plan cold``: the vhost does not exist yet;
 - ``apply create``: creating everything;
@@ -59,7 +60,17 @@ def topology(vhost: str, queues: int, changed: bool = False) -> dict:
     }}}
 
 
-def phase(name: str, *arguments: str) -> dict:
+def phase(name: str, *arguments: str, repeat: int = 1) -> dict:
+    """Run one phase (``repeat`` times when it changes nothing: the median run is kept, as the
+    broker's own time varies from one read to the next)."""
+    runs = sorted((_phase(name, *arguments) for _ in range(repeat)), key=lambda entry: entry["seconds"])
+    kept = runs[len(runs) // 2]
+    if repeat > 1:
+        kept["all_seconds"] = [entry["seconds"] for entry in runs]
+    return kept
+
+
+def _phase(name: str, *arguments: str) -> dict:
     started = time.perf_counter()
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "phase.py"), *arguments],
                             capture_output=True, text=True, cwd=ROOT, check=False)
@@ -123,11 +134,11 @@ def run_size(queues: int, work: Path, session: requests.Session) -> dict:
     objects = sum(len(v) for v in topology(vhost, queues)["vhosts"][vhost].values())
     phases = []
     try:
-        phases.append(phase("plan cold", "plan", str(files), "--format", "json"))
+        phases.append(phase("plan cold", "plan", str(files), "--format", "json", repeat=3))
         phases.append(phase("apply create", "apply", str(files), "--auto-approve"))
-        phases.append(phase("plan no-op", "plan", str(files), "--format", "json"))
-        phases.append(phase("apply no-op", "apply", str(files), "--auto-approve"))
-        phases.append(phase("plan 1%", "plan", str(changed), "--prune", "--format", "json"))
+        phases.append(phase("plan no-op", "plan", str(files), "--format", "json", repeat=3))
+        phases.append(phase("apply no-op", "apply", str(files), "--auto-approve", repeat=3))
+        phases.append(phase("plan 1%", "plan", str(changed), "--prune", "--format", "json", repeat=3))
         phases.append(phase("apply 1%", "apply", str(changed), "--prune", "--auto-approve"))
         rendered = subprocess.run([sys.executable, "-m", "topology", "render", str(files), "--format", "definitions"],
                                   capture_output=True, text=True, cwd=ROOT, check=True)

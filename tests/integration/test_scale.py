@@ -163,7 +163,7 @@ def test_an_import_followed_by_other_changes_is_checked_before_they_run(write, v
     assert [c.kind for c in plan.changes] == ["queue"] * 4 + ["operator_policy"]
     api.put("queues", vhost, "q2", body={"durable": True, "arguments": {"x-max-length": 99}})
     with pytest.raises(ApplyError) as failure:
-        apply_plan(plan, client, topology=topology, options=ApplyOptions(bulk_min=1))
+        apply_plan(plan, client, topology=topology, options=ApplyOptions(bulk_min=1, bulk_min_before_more=1))
     assert "create queue" in str(failure.value) and "q2" in str(failure.value)
     assert "3 of 5 change(s) had been applied" in str(failure.value)
     assert api.get("operator-policies", vhost) == []

@@ -28,8 +28,8 @@ DEFAULT_TIMEOUT = 30.0
 READERS = 4
 """Threads (and connections) that read ahead at most."""
 
-IMPORT_TIMEOUT = 300.0
-"""Seconds a definitions import may take (the broker answers only once every object is made)."""
+IMPORT_TIMEOUT = 120.0
+"""Seconds a definitions import may take at least (the broker answers only once every object is made)."""
 
 
 class RequestRefused(Exception):
@@ -347,12 +347,12 @@ class ManagementClient:
         """Load a definitions document (``POST /api/definitions``)."""
         self.request("POST", "definitions", body=document)
 
-    def import_vhost_definitions(self, vhost: str, document: dict[str, Any]) -> None:
+    def import_vhost_definitions(self, vhost: str, document: dict[str, Any], timeout: float | None = None) -> None:
         """Create the objects of a definitions document in one vhost (``POST /api/definitions/{vhost}``).
 
         The broker skips objects that already exist, whatever their settings, and some failures
         (a binding to a missing queue) without a word: what it made must be checked after."""
-        self.request("POST", "definitions", vhost, body=document, timeout=max(self.timeout, IMPORT_TIMEOUT))
+        self.request("POST", "definitions", vhost, body=document, timeout=max(self.timeout, timeout or 0.0, IMPORT_TIMEOUT))
 
     def delete_vhost(self, vhost: str) -> None:
         self.request("DELETE", "vhosts", vhost)
