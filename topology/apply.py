@@ -12,8 +12,8 @@ idempotent, so a re-run after any failure converges.
 At scale, two things keep apply close to what the broker itself needs:
 
 - a run of at least :data:`BULK_MIN` creations of exchanges, queues, bindings and policies goes
-  to the broker as definitions imports (``POST /api/definitions/{vhost}``, one per vhost). The broker skips what already exists and some failures
-  without a word (a binding it cannot make, a queue it cannot declare, every queue and binding
+  to the broker as definitions imports (``POST /api/definitions/{vhost}``, one per vhost). The
+  broker skips what already exists and some failures without a word (a binding it cannot make, a queue it cannot declare, every queue and binding
   while the cluster is below its target size), so the imported objects are checked on the
   broker before anything else is done, and any it does not show is created one request at a
   time, where a refusal is exact and stops the apply. The last run's check is the check every
@@ -315,10 +315,10 @@ class Applier:
 
     def _import(self, changes: list[Change], applied: list[Change], plan: Plan, report: Report) -> list[Change]:
         """Creations through definitions imports, one request per vhost (the broker makes exchanges,
-        policies, queues, then bindings; vhosts do not depend on each other). A refused import is done again one object at a time,
-        where the broker names what it refuses (what it made already is made again in place:
-        creations are idempotent). Returns the changes imported, which the broker may have
-        skipped: they are not applied (nor reported done) until checked."""
+        policies, queues, then bindings; vhosts do not depend on each other). A refused import is
+        done again one object at a time, where the broker names what it refuses (what it made
+        already is made again in place: creations are idempotent). Returns the changes imported,
+        which the broker may have skipped: they are not applied (nor reported done) until checked."""
         imported: list[Change] = []
         by_vhost: dict[str, list[Change]] = {}
         for change in changes:

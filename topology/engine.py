@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
-
 from dataclasses import replace as replace_options
+from typing import Any
 
 from topology.apply import Applier, ApplyOptions, Report
 from topology.broker.client import ManagementClient
