@@ -407,8 +407,13 @@ def parse_file(file: str, problems: list[Problem], variables: Variables | None =
         else:
             problems.append(Problem(file, line, "", f"invalid YAML: {reason}"))
         return None
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow: located by its position
+        line = text[: error.position].count("\n") + 1 if isinstance(error.position, int) else 0
+        character = error.character if isinstance(error.character, int) else ord(str(error.character)[:1] or "?")
+        problems.append(Problem(file, line, "", f"invalid YAML: character #x{character:04x} is not allowed ({error.reason})"))
+        return None
     except yaml.YAMLError as error:
-        problems.append(Problem(file, 0, "", f"invalid YAML: {error}"))
+        problems.append(Problem(file, 0, "", f"invalid YAML: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"))
         return None
     except _TooLarge:
         problems.append(Problem(file, 0, "", f"document expands to more than {MAX_NODES} nodes (aliases?)"))

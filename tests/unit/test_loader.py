@@ -618,6 +618,14 @@ def test_non_utf8_bytes_are_a_located_problem(tmp_path):
     assert (problem.file, problem.line, problem.message) == (str(file), 3, "not UTF-8 text")
 
 
+def test_a_control_character_is_a_located_problem_on_one_line(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts:\n  v:\n    description: a\x0cb\n", encoding="utf-8")
+    (problem,) = problems_of(path)
+    assert problem.line == 3
+    assert problem.message == "invalid YAML: character #x000c is not allowed (control characters are not allowed)"
+
+
 def test_utf8_text_and_byte_order_mark_are_fine(tmp_path):
     file = tmp_path / "bom.yaml"
     file.write_bytes("\ufeffvhosts:\n  café:\n    description: crème brûlée\n".encode("utf-8"))
