@@ -51,6 +51,7 @@ def validate(topology: Topology) -> None:
     """Raise :class:`ConfigError` with every semantic problem of ``topology``; keep what RabbitMQ
     accepts but is likely a mistake in :attr:`Topology.warnings`."""
     found = _Collector(topology)
+    _check_path_names(topology, found)
     for vhost in topology.vhosts.values():
         _check_vhost(vhost, found)
     for name, user in topology.users.items():
@@ -79,6 +80,28 @@ def validate(topology: Topology) -> None:
     topology.warnings = sorted(set(found.warnings))
     if found.problems:
         raise ConfigError(found.problems, topology.warnings)
+
+
+PATH_STEPS = (".", "..")
+"""Names the management HTTP API cannot address: in a URL they are path steps, which the broker
+resolves away even percent-encoded (``PUT /api/exchanges/v/%2E`` is answered as ``/api/exchanges/v``)."""
+
+
+def _check_path_names(topology: Topology, found: _Collector) -> None:
+    """Every name that goes into a management API path (vhosts, their objects, users, global
+    parameters) must be addressable there."""
+    message = ("the name {name!r} cannot be managed: the management HTTP API reads it as a path step, "
+               "so an object of that name can be neither read nor changed over HTTP")
+    named: list[tuple[str, Origin]] = [(name, vhost.origin) for name, vhost in topology.vhosts.items()]
+    for vhost in topology.vhosts.values():
+        for section in ("exchanges", "queues", "policies", "operator_policies", "shovels", "federation_upstreams",
+                        "federation_upstream_sets"):
+            named.extend((name, declared.origin) for name, declared in getattr(vhost, section).items())
+    named.extend((name, declared.origin) for name, declared in topology.users.items())
+    named.extend((name, declared.origin) for name, declared in topology.global_parameters.items())
+    for name, origin in named:
+        if name in PATH_STEPS:
+            found.add(origin, (), message.format(name=name))
 
 
 def _check_tests(topology: Topology, found: _Collector) -> None:

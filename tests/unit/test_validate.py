@@ -13,9 +13,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from topology.errors import ConfigError, Problem
-from topology.loader import load
+from topology.loader import load, load_valid
 from topology.model.arguments import argument_for, field_for
 from topology.state import queue_arguments
 from topology.validate import validate
@@ -1380,3 +1381,25 @@ def test_message_ttl_with_unit_in_policy_is_valid_and_problem_messages_are_reada
     [problem] = info.value.problems
     assert re.search(r"invalid duration '30 secs': use milliseconds", problem.message)
     assert str(problem).startswith(f"{file}:4: vhost 'v' policy 'p' definition.message-ttl: invalid duration")
+
+
+@pytest.mark.parametrize("section", ["exchanges", "queues", "policies"])
+@pytest.mark.parametrize("name", [".", ".."])
+def test_names_that_are_path_steps_are_refused(tmp_path, section, name):
+    body = {"exchanges": {"type": "direct"}, "queues": {}, "policies": {"pattern": "x", "definition": {"max-length": 1}}}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({"vhosts": {"v": {section: {name: body[section]}}}}), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_valid([str(path)])
+    (problem,) = info.value.problems
+    kind = {"exchanges": "exchange", "queues": "queue", "policies": "policy"}[section]
+    assert problem.line == 4 and problem.location == f"vhost 'v' {kind} {name!r}"
+    assert f"the name {name!r} cannot be managed" in problem.message
+
+
+def test_a_vhost_named_like_a_path_step_is_refused(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts:\n  ..:\n    queues: {q: {}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_valid([str(path)])
+    assert [p.line for p in info.value.problems] == [2]
