@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 import html
 import queue
+import time
 import re
 import threading
 from urllib.parse import quote, urlsplit
@@ -24,6 +25,15 @@ from topology.errors import BrokerError
 
 DEFAULT_URL = "http://127.0.0.1:15672"
 DEFAULT_TIMEOUT = 30.0
+
+ATTEMPTS = 3
+"""Tries of one request that failed on the way (see ``ManagementClient._send``)."""
+
+BACKOFF = (0.5, 1.5)
+"""Seconds waited before the second and the third try."""
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+"""Answers that say the request did not get through (a proxy, a node starting): tried again."""
 
 READERS = 4
 """Threads (and connections) that read ahead at most."""
@@ -196,7 +206,25 @@ class ManagementClient:
         return self._send(method, segments, params, body, accept_any, timeout)
 
     def _send(self, method: str, segments: tuple[str, ...], params: dict[str, str] | None, body: Any,
-              accept_any: bool, timeout: float | None) -> Any:
+              accept_any: bool, timeout: float | None, retry: bool = True) -> Any:
+        """One request, tried up to :data:`ATTEMPTS` times when it failed on the way: reads after a
+        lost connection, a timeout or a 502/503/504; writes (every write this client makes is
+        idempotent: a declaration, a deletion, a binding) after a lost connection or a 502/503/504,
+        never after a timeout (the broker may still be making the change: the next run finishes it)."""
+        attempts = ATTEMPTS if retry else 1
+        for attempt in range(attempts):
+            try:
+                return self._send_once(method, segments, params, body, accept_any, timeout)
+            except _Transient as failure:
+                may = method == "GET" or failure.kind != "timeout"
+                if attempt + 1 >= attempts or not may:
+                    more = f" (tried {attempt + 1} times)" if attempt else ""
+                    raise BrokerError(f"{failure.error}{more}") from None
+                time.sleep(BACKOFF[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_once(self, method: str, segments: tuple[str, ...], params: dict[str, str] | None, body: Any,
+                   accept_any: bool, timeout: float | None) -> Any:
         path = "/api/" + "/".join(_segment(s) for s in segments)
         with self._counting:
             self.requests_made[method] += 1
@@ -206,13 +234,13 @@ class ManagementClient:
                                             verify=self.verify, cert=self.cert,
                                             headers={"accept": "*/*"} if accept_any else None)
         except requests.exceptions.Timeout:
-            raise BrokerError(f"the management API at {self.url} did not answer {method} {path} within {timeout:g}s") from None
+            raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
+                                        f"within {timeout:g}s") from None
         except requests.exceptions.SSLError as error:
             raise BrokerError(f"TLS error talking to {self.url}: {_tls_reason(error)}") from None
         except requests.exceptions.ConnectionError:
-            raise BrokerError(
-                f"cannot reach the management API at {self.url} (is RabbitMQ running with rabbitmq_management enabled?)"
-            ) from None
+            raise _Transient("connection", f"cannot reach the management API at {self.url} (is RabbitMQ running with "
+                                           f"rabbitmq_management enabled?) on {method} {path}") from None
         except requests.exceptions.RequestException as error:
             raise BrokerError(f"request to {self.url} failed: {_first_line(error)}") from None
         except OSError as error:  # requests raises it for an unreadable CA bundle or client certificate
@@ -221,7 +249,10 @@ class ManagementClient:
         if status == 401:
             raise BrokerError(f"the broker at {self.url} refused the credentials of user {self.user!r} (HTTP 401)")
         if status >= 500:
-            raise BrokerError(f"the broker at {self.url} failed on {method} {path}: HTTP {status} {_reason(response)}")
+            text = f"the broker at {self.url} failed on {method} {path}: HTTP {status} {_reason(response)}".rstrip()
+            if status in RETRY_STATUSES:
+                raise _Transient("unavailable", text)
+            raise BrokerError(text)
         if status >= 400:
             raise RequestRefused(status, _reason(response))
         if not response.content:
@@ -352,7 +383,8 @@ class ManagementClient:
 
         The broker skips objects that already exist, whatever their settings, and some failures
         (a binding to a missing queue) without a word: what it made must be checked after."""
-        self.request("POST", "definitions", vhost, body=document, timeout=max(self.timeout, timeout or 0.0, IMPORT_TIMEOUT))
+        self._send("POST", ("definitions", vhost), None, document, False,
+                   max(self.timeout, timeout or 0.0, IMPORT_TIMEOUT), retry=False)  # a failed import is redone object by object
 
     def delete_vhost(self, vhost: str) -> None:
         self.request("DELETE", "vhosts", vhost)
@@ -444,6 +476,16 @@ class ManagementClient:
     def shovels(self, vhost: str) -> list[dict[str, Any]]:
         """The status of the vhost's shovels (the shovel management plugin)."""
         return self.get("shovels", vhost)
+
+
+class _Transient(Exception):
+    """A failure on the way that another attempt may not meet: ``kind`` is ``connection``,
+    ``timeout`` or ``unavailable`` (502, 503, 504); ``error`` the one line to report."""
+
+    def __init__(self, kind: str, error: str):
+        super().__init__(error)
+        self.kind = kind
+        self.error = error
 
 
 class _Prefetch:
