@@ -69,6 +69,7 @@ def export_definitions(definitions: dict[str, Any], vhosts: list[str] | None = N
     ``/`` when it holds objects and is the only one). ``users``: also the users, their
     permissions and the global parameters."""
     result = Export()
+    definitions = _addressable(definitions, result)
     grouped = _by_vhost(definitions, default_vhost)
     known = sorted({v.get("name") for v in definitions.get("vhosts") or () if isinstance(v, dict)} | set(grouped))
     if vhosts is None:
@@ -92,6 +93,33 @@ def export_definitions(definitions: dict[str, Any], vhosts: list[str] | None = N
         if cluster:
             result.files["cluster.yaml"] = cluster
     return result
+
+
+def _addressable(definitions: dict[str, Any], result: Export) -> dict[str, Any]:
+    """``definitions`` without what is named ``.`` or ``..`` (made over AMQP): the management API
+    cannot address such names, so validation refuses them; each is reported as skipped."""
+    from topology.validate import PATH_STEPS
+
+    why = "the management HTTP API cannot address this name"
+    kept = dict(definitions)
+    labels = {"vhosts": "vhost", "users": "user", "global_parameters": "global parameter", "exchanges": "exchange",
+              "queues": "queue", "policies": "policy", "operator_policies": "operator policy", "parameters": "parameter",
+              "bindings": "binding", "permissions": "permission", "topic_permissions": "topic permission"}
+    for kind, label in labels.items():
+        if kind not in definitions or not isinstance(definitions[kind], list):
+            continue
+        entries = []
+        for entry in definitions[kind]:
+            names = [entry.get(k) for k in ("name", "vhost", "source", "destination", "user")] if isinstance(entry, dict) else []
+            if any(isinstance(n, str) and n in PATH_STEPS for n in names):
+                what = " -> ".join(str(entry.get(k)) for k in ("source", "destination")) if kind == "bindings" else \
+                    repr(entry.get("name", entry.get("user")))
+                result.skipped.append(f"{label} {what} (vhost {entry.get('vhost')!r}): {why}" if "vhost" in entry
+                                      else f"{label} {what}: {why}")
+                continue
+            entries.append(entry)
+        kept[kind] = entries
+    return kept
 
 
 def _by_vhost(definitions: dict[str, Any], default_vhost: str) -> dict[str, dict[str, list[dict[str, Any]]]]:

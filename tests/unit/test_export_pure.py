@@ -169,3 +169,30 @@ def test_export_from_a_definitions_file_on_the_command_line(run, tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2", encoding="utf-8")
     bad = run("export", "--from-definitions", str(tmp_path / "bad.json"), "--out", str(out))
     assert bad.code == 1 and bad.err.count("\n") == 1 and "is not a JSON definitions document" in bad.err
+
+
+def test_names_the_management_api_cannot_address_are_skipped_and_the_files_load(tmp_path):
+    """Objects named '.' or '..' (declared over AMQP) are left out with a note: the files validate."""
+    from topology.loader import load_valid
+
+    definitions = {
+        "vhosts": [{"name": "v"}, {"name": ".."}],
+        "exchanges": [{"name": ".", "vhost": "v", "type": "direct"}, {"name": "x", "vhost": "v", "type": "direct"}],
+        "queues": [{"name": "..", "vhost": "v", "durable": True, "arguments": {}},
+                   {"name": "q", "vhost": "v", "durable": True, "arguments": {}},
+                   {"name": "q", "vhost": "..", "durable": True, "arguments": {}}],
+        "bindings": [{"source": ".", "destination": "q", "destination_type": "queue", "vhost": "v", "routing_key": "k"},
+                     {"source": "x", "destination": "q", "destination_type": "queue", "vhost": "v", "routing_key": "k"}],
+        "policies": [{"name": ".", "vhost": "v", "pattern": "q", "definition": {"max-length": 1}, "priority": 0}],
+    }
+    result = export_definitions(definitions, users=False)
+    assert list(result.files) == [vhost_file_name("v")]
+    data = result.files[vhost_file_name("v")]["vhosts"]["v"]
+    assert list(data["exchanges"]) == ["x"] and list(data["queues"]) == ["q"] and "policies" not in data
+    assert [(b["source"], b["destination"]) for b in data["bindings"]] == [("x", "q")]
+    skipped = "\n".join(result.skipped)
+    for what in ("vhost '..'", "exchange '.'", "queue '..'", "binding . -> q", "policy '.'"):
+        assert what in skipped, skipped
+    path = tmp_path / "v.yaml"
+    path.write_text(render_file(result.files[vhost_file_name("v")], "a test"), encoding="utf-8")
+    load_valid([str(path)])
