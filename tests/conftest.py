@@ -177,3 +177,33 @@ def load_problems(tmp_path, text: str, environment: dict[str, str] | None = None
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def restart_broker_during(victim, after: float) -> str:
+    """Stop the broker's application ``after`` seconds into the ``victim`` process (text pipes),
+    wait for it to end, start the application again; return the victim's stderr."""
+    import subprocess
+    import time
+
+    time.sleep(after)
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+    try:
+        _, err = victim.communicate(timeout=120)
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+        subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+    return err
+
+
+def run_until_it_succeeds(command: list[str], within: float = 60.0):
+    """Run ``command`` (in the project's root) until it exits 0 or ``within`` seconds pass (the
+    management API may still be starting after a restart); return the last run."""
+    import subprocess
+    import time
+
+    deadline = time.monotonic() + within
+    while True:
+        finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        if finished.returncode == 0 or time.monotonic() > deadline:
+            return finished
+        time.sleep(1)

@@ -153,9 +153,8 @@ class Applier:
         self.pending: list[Change] = []
         """The last run's imported changes, not yet checked on the broker (nor reported done):
         :func:`topology.engine.apply_plan` checks them with the rest."""
-        self.counted: tuple[int, int] | None = None
-        """(changes applied before, changes in all) when this applies what another plan left: the
-        progress that errors report."""
+        self.applied: list[Change] = []
+        """What :meth:`apply` has applied so far (:meth:`settle` adds to it)."""
         self._pool: ThreadPoolExecutor | None = None
         self.handlers: dict[tuple[str, str], Callable[[Change], None]] = {
             ("vhost", CREATE): self._put_vhost,
@@ -205,6 +204,7 @@ class Applier:
             self._guard(change, applied, plan, lambda c=change: self._preflight(c))
             if (change.kind, change.action) not in self.handlers:
                 raise ApplyError(f"no way to {change.action} a {change.kind} ({change.vhost}/{change.name})")
+        self.applied = applied
         runs = list(self._runs(plan.changes))
         try:
             for index, (how, run) in enumerate(runs):
@@ -350,12 +350,21 @@ class Applier:
         if not imported:
             return
         live = read_live(self.client, sorted({change.vhost for change in imported}))
-        missing = {id(change) for change in unfinished(Plan(changes=tuple(imported)), live)}
+        missing = {change.key for change in unfinished(Plan(changes=tuple(imported)), live)}
+        self.settle(imported, missing, plan, report)
+
+    def settle(self, imported: list[Change], missing: set[tuple[Any, ...]], plan: Plan,
+               report: Report | None = None) -> None:
+        """Imported changes, once checked: those whose object is not ``missing`` are applied; the
+        others are made one request at a time, where the broker says exactly what it refuses (and
+        the error counts what the whole plan had applied)."""
+        report = report or (lambda change, event: None)
         for change in imported:
-            if id(change) not in missing:
-                applied.append(change)
+            if change.key not in missing:
+                self.applied.append(change)
                 report(change, "done")
-        self._one_by_one([change for change in imported if id(change) in missing], applied, plan,
+        skipped = [change for change in imported if change.key in missing]
+        self._one_by_one(skipped, self.applied, plan,
                          lambda change, event: report(change, event) if event == "done" else None)
 
     def _run(self, handler: Callable[[Change], None], change: Change) -> None:
@@ -408,10 +417,9 @@ class Applier:
         except (RequestRefused, Unsafe, MigrationRefused, BrokerError) as failure:
             why = f"{failure.reason} (HTTP {failure.status})" if isinstance(failure, RequestRefused) else str(failure)
             done = {id(c) for c in applied}
-            before, total = self.counted or (0, len(plan.changes))
             raise ApplyError(
                 f"{change.title} failed: {why}; "
-                f"{before + len(applied)} of {total} change(s) had been applied, re-run to finish once the cause is fixed",
+                f"{len(applied)} of {len(plan.changes)} change(s) had been applied, re-run to finish once the cause is fixed",
                 not_applied=[c.title for c in plan.changes if id(c) not in done],
             ) from None
 

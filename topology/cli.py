@@ -66,16 +66,22 @@ def _progress(label: str, total: int | None = None) -> Any:
     return Progress(label, total, show="off" if getattr(_output, "buffer", None) is not None else None)
 
 
-def _load_reading(job: Any, gate: Any = None) -> tuple[Any, Any]:
-    """Load a job's files while its broker is read: the overview and vhost list at once, each
-    vhost's definitions as soon as the files name it (after ``gate`` opens, when given: an apply
-    reads only once it holds the lock). Returns the topology and the client. A problem in the
-    files is reported before one with the connection settings."""
+def _client(job: Any) -> Any:
+    """The job's management client; a problem in the files is reported before one with the
+    connection settings."""
     try:
-        client = job.client()
+        return job.client()
     except TopologyError:
         _load(job)
         raise
+
+
+def _load_reading(job: Any, gate: Any = None, client: Any = None) -> tuple[Any, Any]:
+    """Load a job's files while its broker is read (through ``client``, made here when not given):
+    the overview and vhost list at once, each vhost's definitions as soon as the files name it
+    (after ``gate`` opens, when given: an apply reads only once it holds the lock). Returns the
+    topology and the client."""
+    client = client or _client(job)
     client.gate = gate
     client.read_ahead()
     try:
@@ -138,20 +144,6 @@ class _LockWaiter:
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None
-
-
-class _Using:
-    """A job whose management client is already made."""
-
-    def __init__(self, job: Any, client: Any):
-        self._job = job
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._job, name)
-
-    def client(self) -> Any:
-        return self._client
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -1116,15 +1108,11 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
             topology, client = _load_reading(job)
         else:
             # the lock is taken while the files load; the broker is read once it is held
-            try:
-                client = job.client()
-            except TopologyError:
-                _load(job)
-                raise
+            client = _client(job)
             gate = threading.Event()
             waiter = _LockWaiter(job, client, lock_timeout, gate)
             try:
-                topology, client = _load_reading(_Using(job, client), gate)
+                topology, client = _load_reading(job, gate, client)
             except BaseException:
                 waiter.abandon()
                 raise

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace as replace_options
 from typing import Any
 
 from topology.apply import Applier, ApplyOptions, Report
@@ -209,20 +208,13 @@ def apply_plan(
     if applier.pending:
         # the last run went through a definitions import, which skips some objects without a word
         # (one made meanwhile with other settings, a binding the broker refused...): what the
-        # broker shows is applied, the rest is created one request at a time, where the broker
-        # says exactly what it refuses
+        # broker shows is applied, the rest is created one request at a time
         differs = {change.key for change in left}
-        skipped = [change for change in applier.pending if change.key in differs]
-        for change in applier.pending:
-            if change.key not in differs:
-                applied.append(change)
-                (report or (lambda c, e: None))(change, "done")
+        skipped = any(change.key in differs for change in applier.pending)
         if skipped:
-            stage(f"creating {len(skipped)} object(s) the import skipped, one at a time")
-            again = Applier(client, replace_options(options, bulk_min=None))
-            again.counted = (len(applied), len(plan.changes))
-            applied.extend(again.apply(Plan(changes=tuple(skipped), vhosts=plan.vhosts, broker=plan.broker,
-                                            prune=plan.prune), report))
+            stage("creating what the import skipped, one at a time")
+        applier.settle(applier.pending, differs, plan, report)
+        if skipped:
             left = _left(plan, client, topology)
     if left:
         titles = [change.title for change in left]

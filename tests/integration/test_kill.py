@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, restart_broker_during, run_until_it_succeeds
 
 pytestmark = pytest.mark.broker
 
@@ -60,25 +60,14 @@ def test_an_apply_killed_at_random_points_is_finished_by_the_next_run(tmp_path, 
 def test_the_broker_restarting_mid_apply_ends_in_one_line_and_the_next_run_finishes(tmp_path, vhost):
     path = tmp_path / "v1.yaml"
     path.write_text(files(vhost, 1), encoding="utf-8")
-    victim = subprocess.Popen([sys.executable, "-m", "topology", "apply", str(path), "--auto-approve"], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
-    try:
-        _, err = victim.communicate(timeout=120)
-    finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
-        subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+    command = [sys.executable, "-m", "topology", "apply", str(path), "--auto-approve"]
+    victim = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = restart_broker_during(victim, after=0.8)
     if victim.returncode != 0:  # it may also have finished before the broker stopped
         lines = err.strip().splitlines()
         assert lines[-1].startswith("error:") and "Traceback" not in err, err
         assert all(line.startswith(("not applied: ", "error: ")) for line in lines), err
-    deadline = time.monotonic() + 60
-    while True:
-        finished = topology("apply", str(path), "--auto-approve")
-        if finished.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(1)  # the management API may still be starting
+    finished = run_until_it_succeeds(command)
     assert finished.returncode == 0, finished.stderr
     plan = topology("plan", str(path), "--format", "json")
     assert json.loads(plan.stdout)["changes"] == []

@@ -15,7 +15,7 @@ from collections import Counter
 import pika
 import pytest
 
-from tests.conftest import ROOT, connect, message_count
+from tests.conftest import ROOT, connect, message_count, restart_broker_during, run_until_it_succeeds
 
 pytestmark = pytest.mark.broker
 
@@ -343,21 +343,10 @@ def test_a_broker_restart_during_a_migration_leaves_nothing_the_next_run_cannot_
     path = files(write, vhost, "{message_ttl: 1h}", "changed.yaml")
     command = [sys.executable, "-m", "topology", "apply", path, "--auto-approve", "--migrate-messages"]
     victim = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.2)
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
-    try:
-        _, err = victim.communicate(timeout=120)
-    finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
-        subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+    err = restart_broker_during(victim, after=1.2)
     if victim.returncode != 0:  # it may also have finished before the broker stopped
         assert err.strip().splitlines()[-1].startswith("error:") and "Traceback" not in err, err
-    deadline = time.monotonic() + 60
-    while True:
-        finish = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        if finish.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(1)  # the management API may still be starting
+    finish = run_until_it_succeeds(command)
     assert finish.returncode == 0, finish.stderr
     got = {body for body, _ in read_all(vhost, "work")}
     assert got >= {body for body, _ in sent}
