@@ -1,4 +1,7 @@
-"""Shared fixtures. Integration tests use the real broker at TOPOLOGY_URL, each in its own vhost."""
+"""Shared fixtures. Integration tests use the real broker at TOPOLOGY_URL (management) and
+TOPOLOGY_AMQP_URL (AMQP; default: the management host, port 5672), each in its own vhost; nothing
+else names the broker's address, so ``eval "$(scripts/brokers.sh start 4.3)"`` points the whole
+suite at another broker."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import textwrap
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -16,6 +19,17 @@ from topology.cli import main
 
 BROKER_URL = os.environ.get("TOPOLOGY_URL", "http://127.0.0.1:15672").rstrip("/")
 BROKER_AUTH = (os.environ.get("TOPOLOGY_USER", "guest"), os.environ.get("TOPOLOGY_PASSWORD", "guest"))
+_AMQP = urlsplit(os.environ.get("TOPOLOGY_AMQP_URL") or f"amqp://{urlsplit(BROKER_URL).hostname}:5672/")
+AMQP_HOST = _AMQP.hostname or "127.0.0.1"
+AMQP_PORT = _AMQP.port or 5672
+AMQP_ADDRESS = f"{AMQP_HOST}:{AMQP_PORT}"
+"""The test broker's AMQP listener, ``host:port``: for URIs the tests write (shovels, --amqp-url)."""
+
+
+def amqp_uri(vhost: str = "", user: str | None = None, password: str | None = None) -> str:
+    """An AMQP URI of the test broker for ``vhost`` (with credentials when ``user`` is given)."""
+    credentials = f"{user}:{password}@" if user is not None else ""
+    return f"amqp://{credentials}{AMQP_ADDRESS}/{quote(vhost, safe='')}"
 
 
 @dataclass
@@ -81,7 +95,15 @@ class Api:
         return self.session.delete(self.url(*segments), timeout=30).status_code
 
     def definitions(self, vhost: str) -> dict:
-        return self.get("definitions", vhost)
+        """The vhost's definitions export; from the whole broker's where the vhost's own fails
+        (RabbitMQ 4.0.5 answers HTTP 500 for a vhost whose name is not ASCII)."""
+        response = self.session.get(self.url("definitions", vhost), timeout=30)
+        if response.status_code != 500:
+            response.raise_for_status()
+            return response.json()
+        whole = self.get("definitions")
+        return {kind: [e for e in whole.get(kind, []) if e.get("vhost") == vhost]
+                for kind in ("exchanges", "queues", "bindings", "policies", "parameters")}
 
     def queue(self, vhost: str, name: str) -> dict:
         return next(q for q in self.definitions(vhost)["queues"] if q["name"] == name)
@@ -95,6 +117,45 @@ def api() -> Api:
     except requests.RequestException as error:
         pytest.fail(f"the broker's management API at {BROKER_URL} does not answer ({error}); run scripts/test.sh")
     return client
+
+
+def _version(text: str) -> tuple[int, ...]:
+    from topology.versions import parse_version
+
+    return parse_version(text)
+
+
+@pytest.fixture(scope="session")
+def broker_version(api: Api) -> tuple[int, ...]:
+    """The test broker's RabbitMQ version, ``(4, 0, 5)``: for assertions that differ by version
+    (asserted per version, never skipped without naming the version rule)."""
+    return _version(api.get("overview")["rabbitmq_version"])
+
+
+def needs_classic_mirroring(version: tuple[int, ...]) -> None:
+    """Skip a test that makes mirrored classic queues on a broker without them, naming the rule."""
+    from topology.validate import VERSION_RULES
+
+    if not _has_mirroring(version):
+        rule = next(r for r in VERSION_RULES if r.rule.startswith("classic queue mirroring"))
+        pytest.skip(f"version rule: {rule.rule} {rule.refuses(version)} (the broker runs {'.'.join(map(str, version))})")
+
+
+def _has_mirroring(version: tuple[int, ...]) -> bool:
+    from topology.versions import has_classic_mirroring
+
+    return has_classic_mirroring(version)
+
+
+def pytest_report_header(config) -> str:
+    """Which broker the integration tests run against, in the header of every run."""
+    try:
+        overview = requests.get(BROKER_URL + "/api/overview", auth=BROKER_AUTH, timeout=5).json()
+        flags = requests.get(BROKER_URL + "/api/feature-flags", auth=BROKER_AUTH, timeout=5).json()
+    except (requests.RequestException, ValueError):
+        return f"broker: {BROKER_URL} does not answer"
+    store = "khepri" if any(f.get("name") == "khepri_db" and f.get("state") == "enabled" for f in flags) else "mnesia"
+    return f"broker: RabbitMQ {overview.get('rabbitmq_version')} ({store}) at {BROKER_URL}, AMQP {AMQP_ADDRESS}"
 
 
 @pytest.fixture
@@ -113,11 +174,26 @@ def other_vhost(api: Api):
     api.delete("vhosts", name)
 
 
+def management_client():
+    """The tool's own management client, pointed at the test broker."""
+    from topology.broker.client import ManagementClient
+
+    return ManagementClient(BROKER_URL, *BROKER_AUTH)
+
+
 def connect(vhost: str):
     """A blocking AMQP connection to the test broker's ``vhost``."""
     import pika
 
-    return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials(*BROKER_AUTH)))
+    return pika.BlockingConnection(pika.ConnectionParameters(AMQP_HOST, AMQP_PORT, vhost, pika.PlainCredentials(*BROKER_AUTH)))
+
+
+def connect_as(vhost: str, user: str, password: str, **options):
+    """A blocking AMQP connection to the test broker's ``vhost`` as ``user``."""
+    import pika
+
+    return pika.BlockingConnection(pika.ConnectionParameters(AMQP_HOST, AMQP_PORT, vhost, pika.PlainCredentials(user, password),
+                                                             **options))
 
 
 def publish(vhost: str, queue: str, bodies: list[bytes]) -> None:
@@ -179,19 +255,28 @@ def load_problems(tmp_path, text: str, environment: dict[str, str] | None = None
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def broker_ctl(*args: str) -> None:
+    """``rabbitmqctl ARGS`` against the test broker's node (scripts/brokers.sh finds it from
+    TOPOLOGY_URL: one of its brokers, or the machine's own on port 15672)."""
+    import subprocess
+
+    finished = subprocess.run([str(ROOT / "scripts" / "brokers.sh"), "ctl", BROKER_URL, *args], capture_output=True, text=True)
+    if finished.returncode != 0:
+        pytest.fail(f"rabbitmqctl {' '.join(args)} on the broker at {BROKER_URL} failed: {finished.stderr.strip()}")
+
+
 def restart_broker_during(victim, after: float) -> str:
     """Stop the broker's application ``after`` seconds into the ``victim`` process (text pipes),
     wait for it to end, start the application again; return the victim's stderr."""
-    import subprocess
     import time
 
     time.sleep(after)
-    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+    broker_ctl("stop_app")
     try:
         _, err = victim.communicate(timeout=120)
     finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
-        subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+        broker_ctl("start_app")
+        broker_ctl("await_startup")
     return err
 
 
