@@ -1,6 +1,7 @@
 """A generated broker: a RabbitMQ definitions document with every object kind the tool manages,
 random names (slashes, percent signs, spaces, dollars, non-ASCII letters) and random settings,
-from a seed. Used by the round-trip tests; everything in it loads into RabbitMQ 3.10+ as it is."""
+from a seed. Used by the round-trip tests; everything in it loads as it is into a broker of the
+version it is made for (no classic mirroring from 4.0 on)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from topology.passwords import SHA256, password_hash
+from topology.versions import OLDEST_SUPPORTED, has_classic_mirroring
 
 # characters a name may hold besides letters and digits (no leading or trailing space: the
 # management UI trims them, and so would a reviewer)
@@ -22,6 +24,7 @@ class Generator:
         self.random = random.Random(seed)
         self.prefix = prefix
         self.names: set[str] = set()
+        self.version: tuple[int, ...] = OLDEST_SUPPORTED
 
     def name(self, stem: str) -> str:
         """A new name: ``stem``, then random characters, some of them odd."""
@@ -40,10 +43,11 @@ class Generator:
         return self.random.random() < chance
 
 
-def definitions(seed: int, prefix: str) -> tuple[dict[str, Any], dict[str, str]]:
+def definitions(seed: int, prefix: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> tuple[dict[str, Any], dict[str, str]]:
     """A definitions document whose vhosts, users and global parameter are all named
-    ``prefix...``, and the password of each user that has one."""
+    ``prefix...``, and the password of each user that has one, for a broker of ``version``."""
     g = Generator(seed, prefix)
+    g.version = version
     document: dict[str, Any] = {key: [] for key in (
         "users", "vhosts", "permissions", "topic_permissions", "parameters", "policies", "queues", "exchanges",
         "bindings")}
@@ -183,6 +187,8 @@ def _vhost(g: Generator, document: dict[str, Any], vhost: str, vhosts: list[str]
             "exchanges": {"alternate-exchange": alternates[0]},
             "all": {"message-ttl": 45_000, "alternate-exchange": alternates[0], "max-length-bytes": 10**8},
         }[apply_to]
+        if not has_classic_mirroring(g.version):
+            keys.pop("ha-mode", None)
         for key in g.some(sorted(keys), 1):
             definition[key] = keys[key]
         if definition.get("ha-mode") == "all" and g.maybe():

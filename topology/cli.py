@@ -22,6 +22,7 @@ import click
 
 from topology import __version__
 from topology.errors import ConfigError, TopologyError
+from topology.versions import OLDEST_SUPPORTED, parse_given_version, version_text
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: LockHeld.exit_code
 EXIT_DRIFT = 2
@@ -369,10 +370,10 @@ def cli() -> None:
 def _broker_version(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
-    parts = value.strip().split(".")
-    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
-        raise click.BadParameter("a RabbitMQ version such as 3.13 or 4.0.5", ctx=ctx, param=param)
-    return tuple(int(p) for p in parts)
+    try:
+        return parse_given_version(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from None
 
 
 @cli.command()
@@ -396,7 +397,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...]
         if broker_version is not None:
             from topology.validate import check_broker_version
 
-            check_broker_version(topology, broker_version, ".".join(str(p) for p in broker_version), offline=True)
+            check_broker_version(topology, broker_version, version_text(broker_version), offline=True)
         objects = sum(
             len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) + len(v.operator_policies)
             + len(v.shovels) + len(v.federation_upstreams) + len(v.federation_upstream_sets)
@@ -802,7 +803,7 @@ def route(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], v
     state = desired_state(_load(job, offline=True))
     try:
         result = simulate(state, vhost, Message(exchange, routing_key, headers), dead_letter=dead_letter,
-                          version=broker_version or (3, 10, 8))
+                          version=broker_version or OLDEST_SUPPORTED)
     except RouteError as error:
         raise TopologyError(str(error)) from None
     if output_format == "json":
@@ -840,7 +841,7 @@ def explain(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...],
         raise click.UsageError("explain reads one topology: give --target NAME, not --all-targets")
     job = resolve_jobs(selection, paths, values, None, connects=False)[0]
     state = desired_state(_load(job, offline=True))
-    version = broker_version or (3, 10, 8)
+    version = broker_version or OLDEST_SUPPORTED
     try:
         network = Network(state, vhost, version)
     except RouteError as error:
@@ -978,7 +979,7 @@ def test_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
         finally:
             client.close()
     else:
-        outcomes = run_offline(topology, state, broker_version or (3, 10, 8))
+        outcomes = run_offline(topology, state, broker_version or OLDEST_SUPPORTED)
     failed = [o for o in outcomes if not o.passed]
     if output_format == "json":
         echo(json.dumps({"mode": "live" if live else "offline", "passed": len(outcomes) - len(failed),

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from topology.versions import OLDEST_SUPPORTED
 from topology.apply import Applier, ApplyOptions, Report
 from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, read_live
@@ -39,13 +40,27 @@ def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo |
     return _plan(topology, client, broker, prune=prune, stage=stage)[0]
 
 
+def _deprecated_feature_reader(client: ManagementClient) -> Callable[[str], bool | None]:
+    """Whether the broker permits a deprecated feature (``None``: it does not say), read once and
+    only when asked (only files that use such a feature cost the request)."""
+    states: list[dict[str, str] | None] = []
+
+    def permits(feature: str) -> bool | None:
+        if not states:
+            states.append(client.deprecated_features())
+        state = (states[0] or {}).get(feature)
+        return None if state is None else state == "permitted"
+
+    return permits
+
+
 def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *,
           prune: bool = False, stage: Stage | None = None) -> tuple[Plan, State, State]:
     """The plan, and the desired and live states it was made from."""
     stage = stage or (lambda what: None)
     stage("reading the broker")
     broker = broker or broker_info(client)
-    check_broker_version(topology, broker.version_tuple, broker.version)
+    check_broker_version(topology, broker.version_tuple, broker.version, permits=_deprecated_feature_reader(client))
     check_exchange_types(topology, broker.exchange_types)
     desired = desired_state(topology)
     vhosts = sorted(desired.vhosts)
@@ -97,7 +112,7 @@ def _queue_health(client: ManagementClient, broker: BrokerInfo | None, desired: 
     if not vhosts:
         return health
     every_node, running = client.nodes()
-    version = broker.version_tuple if broker is not None else (3, 10, 8)
+    version = broker.version_tuple if broker is not None else OLDEST_SUPPORTED
     for vhost in vhosts:
         policies = [r for r in desired.objects.values() if r.kind == "policy" and r.vhost == vhost]
         queues = [r.name for r in desired.objects.values() if isinstance(r, QueueState) and r.vhost == vhost]

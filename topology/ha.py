@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from topology.versions import OLDEST_SUPPORTED
 from topology.state import PolicyState, matching_ignore
 
 # Python's re warns about PCRE's POSIX classes ([[:alpha:]]); such patterns are the user's
@@ -66,7 +67,7 @@ UNSUPPORTED_CHANGES: tuple[tuple[tuple[int, ...], str, frozenset[str], frozenset
 )
 
 
-def unsupported_keys(queue_type: str, version: tuple[int, ...] = (3, 10, 8)) -> frozenset[str]:
+def unsupported_keys(queue_type: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> frozenset[str]:
     """The policy keys a queue type does not support on a broker of ``version``."""
     keys = set(UNSUPPORTED_POLICY_KEYS.get(queue_type, frozenset()))
     for since, kind, added, removed in UNSUPPORTED_CHANGES:
@@ -130,7 +131,7 @@ def matches(pattern: str, name: str) -> bool:
         return False
 
 
-def applies(policy: PolicyState, queue: str, queue_type: str, version: tuple[int, ...] = (3, 10, 8)) -> bool:
+def applies(policy: PolicyState, queue: str, queue_type: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> bool:
     """Whether RabbitMQ ``version`` would consider ``policy`` for a queue of this name and type."""
     if queue_type not in APPLY_TO_TYPES.get(policy.apply_to, frozenset()):
         return False
@@ -140,7 +141,7 @@ def applies(policy: PolicyState, queue: str, queue_type: str, version: tuple[int
 
 
 def winners(queue: str, queue_type: str, policies: Iterable[PolicyState],
-            version: tuple[int, ...] = (3, 10, 8)) -> list[PolicyState]:
+            version: tuple[int, ...] = OLDEST_SUPPORTED) -> list[PolicyState]:
     """The policies that may be in effect for the queue: those of the highest priority
     among the applicable ones (several on a tie; none when nothing applies)."""
     candidates = [p for p in policies if applies(p, queue, queue_type, version)]
@@ -160,7 +161,7 @@ def check_queues(
     live_policies: Iterable[PolicyState] | None = None,
     *,
     cluster_size: int | None = None,
-    version: tuple[int, ...] = (3, 10, 8),
+    version: tuple[int, ...] = OLDEST_SUPPORTED,
     ignore: Iterable[str] = (),
 ) -> QueueHealth:
     """Check the named ``queues`` (the declared ones) of one vhost (``entries``: ``GET /api/queues/{vhost}``

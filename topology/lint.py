@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from topology.versions import OLDEST_SUPPORTED
 from topology import ha, parameters
 from topology.model.topology import Origin, Topology
 from topology.route import Network, Route
@@ -104,7 +105,7 @@ class _Linter:
     def __init__(self, topology: Topology, state: State, options: Options) -> None:
         self.topology, self.state, self.options = topology, state, options
         self.findings: list[Finding] = []
-        self.version = options.version or (3, 10, 8)
+        self.version = options.version or OLDEST_SUPPORTED
         self._index: dict[tuple[str, type], list[Any]] = {}
         for resource in state.objects.values():
             self._index.setdefault((resource.vhost, type(resource)), []).append(resource)

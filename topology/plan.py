@@ -14,6 +14,7 @@ from typing import Any
 
 from topology import __version__, redact
 from topology.broker.live import BrokerInfo
+from topology.model.arguments import QUORUM_PRIORITIES_SINCE
 from topology.diff import ACTIONS, DELETE, REPLACE, RESUME, Change, Diff, FieldChange
 from topology.errors import PlanRefused, TopologyError
 from topology.state import (
@@ -350,15 +351,29 @@ def build(
             object.__setattr__(change, "fingerprint", fingerprint(live, change))
         changes.append(change)
     changes.sort(key=_order)
+    notes = list(found.notes) + _priority_notes(changes, broker)
     return Plan(
         changes=tuple(changes),
         unmanaged=tuple(found.unmanaged),
-        notes=tuple(dict.fromkeys(found.notes)),
+        notes=tuple(dict.fromkeys(notes)),
         vhosts=tuple(sorted(vhosts)),
         broker=broker,
         protected=dict(found.protected),
         prune=prune,
     )
+
+
+def _priority_notes(changes: list[Change], broker: BrokerInfo | None) -> list[str]:
+    """A note for each classic queue that becomes a quorum queue on a broker whose quorum queues
+    serve message priorities (:data:`QUORUM_PRIORITIES_SINCE`): consumers then get messages in another order."""
+    if broker is None or broker.version_tuple < QUORUM_PRIORITIES_SINCE:
+        return []
+    return [f"queue {c.vhost}/{c.name}: quorum queues on RabbitMQ {broker.version} deliver messages that carry a "
+            "priority ahead of lower ones, where a classic queue without max_priority keeps the order of arrival: "
+            "consumers may see such messages, moved ones included, in another order"
+            for c in changes
+            if c.action == REPLACE and isinstance(c.before, QueueState) and isinstance(c.after, QueueState)
+            and c.before.type == "classic" and c.after.type == "quorum"]
 
 
 def _deletion_hazards(change: Change, facts: QueueFacts, hidden_bindings: dict[tuple[str, str], int]) -> tuple[str, ...]:

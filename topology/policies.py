@@ -14,6 +14,9 @@ The broker's rules (RabbitMQ 3.10 to 4.x):
 - The queue's own ``x-`` argument and the merged policy value then resolve per queue type
   (:data:`RESOLUTION`, from ``rabbit_amqqueue_process``, ``rabbit_quorum_queue`` and
   ``rabbit_stream_queue``): the smaller of the two, the argument, or the policy.
+- From RabbitMQ 4.0 a quorum queue's delivery limit is 20 when neither sets one, and a negative
+  one means no limit: of an argument and a policy value, the larger wins when either is negative
+  (``rabbit_quorum_queue:resolve_delivery_limit``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from topology.versions import OLDEST_SUPPORTED, version_text
 from topology import ha
+from topology.model.arguments import QUORUM_DEFAULT_DELIVERY_LIMIT, QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
 from topology.state import PolicyState
 
 SMALLEST = frozenset({"message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
@@ -62,7 +67,7 @@ class Setting:
     key: str
     value: Any
     source: str
-    """``argument``, ``policy <name>`` or ``operator policy <name>``."""
+    """``argument``, ``policy <name>``, ``operator policy <name>`` or ``the broker's default``."""
     detail: str = ""
     """How two values were resolved, when they were."""
 
@@ -120,7 +125,7 @@ def _merge(key: str, mine: tuple[Any, str, str], theirs: tuple[Any, str], versio
 
 
 def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: list[PolicyState],
-            operator_policies: list[PolicyState], version: tuple[int, ...] = (3, 10, 8)) -> Resolution:
+            operator_policies: list[PolicyState], version: tuple[int, ...] = OLDEST_SUPPORTED) -> Resolution:
     """Which of ``policies`` and ``operator_policies`` apply to the queue, which win, and the
     effective value of every setting its arguments and the winners give."""
     result = Resolution()
@@ -175,7 +180,16 @@ def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: li
         rule = rules.get(key)
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, argument))
         earlier = f"; {detail}" if detail else ""
-        if rule == MIN and numbers:
+        negative_limit = (key == "delivery-limit" and queue_type == "quorum" and numbers and min(value, argument) < 0
+                          and version >= QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE)
+        if negative_limit:
+            if value > argument:
+                result.settings[key] = Setting(key, value, source, f"the larger, as one of the two is negative: the "
+                                                                   f"argument {argument}{earlier}")
+            else:
+                result.settings[key] = Setting(key, argument, "argument", f"the larger, as one of the two is negative: "
+                                                                          f"{value} of {source}")
+        elif rule == MIN and numbers:
             if value < argument:
                 result.settings[key] = Setting(key, value, source, f"smaller than the argument {argument}{earlier}")
             else:
@@ -189,4 +203,10 @@ def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: li
             result.settings[key] = Setting(key, argument, "argument",
                                            f"{source} also sets {value!r}: which of the two the broker uses for this "
                                            "key is not modelled here")
+    if queue_type == "quorum" and "delivery-limit" not in result.settings and version >= QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE:
+        result.settings["delivery-limit"] = Setting(
+            "delivery-limit", QUORUM_DEFAULT_DELIVERY_LIMIT, "the broker's default",
+            f"RabbitMQ {version_text(QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE)} and later give a quorum queue without one this "
+            "limit; -1 sets none")
+    result.settings = dict(sorted(result.settings.items()))
     return result

@@ -39,6 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from topology.versions import OLDEST_SUPPORTED
 from topology import ha
 from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
 
@@ -159,7 +160,7 @@ class Message:
 class Network:
     """The exchanges, queues, bindings and policies of one vhost, indexed for routing."""
 
-    def __init__(self, state: State, vhost: str, version: tuple[int, ...] = (3, 10, 8)) -> None:
+    def __init__(self, state: State, vhost: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> None:
         if vhost not in state.vhosts:
             raise RouteError(f"vhost {vhost!r} is not declared in the files")
         self.vhost = vhost
@@ -404,7 +405,7 @@ SIMULATED_TYPES = frozenset(MATCHERS) | {"headers"}
 
 
 def route(state: State, vhost: str, message: Message, *, dead_letter: str | None = None,
-          version: tuple[int, ...] = (3, 10, 8), depth: int = 8) -> Route:
+          version: tuple[int, ...] = OLDEST_SUPPORTED, depth: int = 8) -> Route:
     """Where ``message`` goes in ``vhost``; with ``dead_letter`` (a reason of :data:`REASONS`),
     also where it goes from each queue if it dies there for that reason, and from there on."""
     network = Network(state, vhost, version)
@@ -417,12 +418,15 @@ def route(state: State, vhost: str, message: Message, *, dead_letter: str | None
 
 def can_die(network: Network, queue: QueueState, reason: str) -> bool:
     """Whether a message can be dead-lettered from ``queue`` for ``reason``: streams never
-    dead-letter; only quorum queues have a delivery limit; a queue that refuses publishes when
-    full (``overflow: reject-publish``) drops nothing for its length."""
+    dead-letter; only quorum queues have a delivery limit, and only when one is set (from 4.0
+    there is one, 20, unless a negative one sets none); a queue that refuses publishes when full
+    (``overflow: reject-publish``) drops nothing for its length."""
     if queue.type == "stream":
         return False
-    if reason == "delivery_limit":
-        return queue.type == "quorum"
+    if reason == "delivery_limit":  # a negative limit is none (4.0 on); before 4.0 none unless one is set
+        limit = network.queue_setting(queue, "delivery-limit")
+        return (queue.type == "quorum" and isinstance(limit, (int, float)) and not isinstance(limit, bool)
+                and limit >= 0)
     if reason == "maxlen":
         return network.queue_setting(queue, "overflow") != "reject-publish"
     return True

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from topology.versions import OLDEST_SUPPORTED
 from topology.model.topology import Origin, Topology
 from topology.route import Message, Route, RouteError, route
 from topology.state import BindingState, ExchangeState, PolicyState, QueueState, State
@@ -66,7 +67,7 @@ def _outcome(declared: Any) -> Outcome:
     return Outcome(describe(test), declared.origin, list(test.queues), test.refused)
 
 
-def run_offline(topology: Topology, state: State, version: tuple[int, ...] = (3, 10, 8)) -> list[Outcome]:
+def run_offline(topology: Topology, state: State, version: tuple[int, ...] = OLDEST_SUPPORTED) -> list[Outcome]:
     """Each test answered by the simulator (with the rules of RabbitMQ ``version``)."""
     outcomes = []
     for declared in topology.tests:

@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from topology.versions import OLDEST_SUPPORTED
 from topology import ha
 from topology.errors import TopologyError
 from topology.model.arguments import FIELD_TO_ARGUMENT, QUEUE_ARGUMENTS, QUORUM, argument_for
@@ -38,7 +39,6 @@ from topology.policies import resolve
 from topology.state import PolicyState
 
 _LOCATORS = {"client-local": "client-local", "min-masters": "balanced", "random": "balanced"}
-DEFAULT_VERSION = (3, 10, 8)
 
 
 @dataclass
@@ -47,13 +47,13 @@ class Transformed:
     """What the transform changed, one line each."""
 
 
-def to_quorum(files: dict[str, dict[str, Any]], version: tuple[int, ...] = DEFAULT_VERSION) -> Transformed:
+def to_quorum(files: dict[str, dict[str, Any]], version: tuple[int, ...] = OLDEST_SUPPORTED) -> Transformed:
     """Apply the ``quorum`` transform to exported files (changed in place). ``version``: of
     the broker the files came from, whose rules say which policy applies to which queue."""
     result = Transformed()
     for path in sorted(files):
         for vhost, data in (files[path].get("vhosts") or {}).items():
-            _vhost(vhost, data, version or DEFAULT_VERSION, result)
+            _vhost(vhost, data, version or OLDEST_SUPPORTED, result)
     return result
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from topology.versions import CLASSIC_MIRRORING_REMOVED, version_text
 from topology.errors import ConfigError, Problem
 from topology.model import Queue, friendly_queue_fields
 from topology.model.arguments import QUEUE_ARGUMENTS, argument_for, field_for
@@ -361,6 +362,8 @@ def _check_kind(kind: str, value: Any) -> str | None:
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if kind == "int":
         return None if is_int and value >= 0 else "must be a non-negative integer"
+    if kind == "limit":
+        return None if is_int else "must be an integer (-1: no limit)"
     if kind == "positive":
         return None if is_int and value > 0 else "must be a positive integer"
     if kind == "priority":
@@ -408,7 +411,7 @@ POLICY_KEYS: dict[str, str] = {
     "dead-letter-exchange": "str",
     "dead-letter-routing-key": "str",
     "dead-letter-strategy": "at-most-once|at-least-once",
-    "delivery-limit": "int",
+    "delivery-limit": "limit",
     "queue-mode": "default|lazy",
     "queue-version": "1|2",
     "queue-leader-locator": "client-local|balanced",
@@ -535,6 +538,10 @@ class VersionRule:
     found: Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]
     ranges: tuple[tuple[tuple[int, ...] | None, tuple[int, ...] | None], ...] = ()
     """Several ranges of versions that accept it, instead of :attr:`since` to :attr:`until`."""
+    deprecated_feature: str | None = None
+    """The broker's deprecated feature that governs it: where the broker says whether it permits
+    that feature (``GET /api/deprecated-features``, 3.13 and later), its word decides instead of the
+    version (a broker can permit a feature its version denies by default, or deny one it permits)."""
 
     def refuses(self, version: tuple[int, ...]) -> str | None:
         """Why ``version`` does not accept it (``needs ...``, ``is not supported ...``), or ``None``."""
@@ -543,12 +550,12 @@ class VersionRule:
             return None
         if len(ranges) > 1:
             return "is accepted only by RabbitMQ " + " and ".join(
-                f"from {_version_text(low)} on" if high is None else f"from {_version_text(low)} (before {_version_text(high)})"
+                f"from {version_text(low)} on" if high is None else f"from {version_text(low)} (before {version_text(high)})"
                 for low, high in ranges if low is not None)
         low, high = ranges[0]
         if low is not None and version < low:
-            return f"needs RabbitMQ {_version_text(low)} or later"
-        return f"is not supported from RabbitMQ {_version_text(high)} on"  # type: ignore[arg-type]
+            return f"needs RabbitMQ {version_text(low)} or later"
+        return f"is not supported from RabbitMQ {version_text(high)} on"  # type: ignore[arg-type]
 
 
 def _operator_policy_key(key: str) -> Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]:
@@ -606,6 +613,53 @@ def _policy_key(key: str) -> Callable[[VhostTopology], list[tuple[Origin, tuple[
     return found
 
 
+def _queue_argument_values(argument: str) -> Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...], str, Any]]]:
+    """Where the vhost's queues set ``argument`` (friendly field or raw): (origin, path, queue type, value)."""
+    field = field_for(argument)
+
+    def found(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...], str, Any]]:
+        places = []
+        for declared in vhost.queues.values():
+            spec = declared.spec
+            queue_type = queue_type_of(spec, vhost.default_queue_type)
+            if field is not None and getattr(spec, field, None) is not None:
+                places.append((declared.origin, (field,), queue_type, getattr(spec, field)))
+            if argument in spec.arguments:
+                places.append((declared.origin, ("arguments", argument), queue_type, spec.arguments[argument]))
+        return places
+
+    return found
+
+
+def _is_negative(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+
+
+def _argument_version_rules() -> tuple[VersionRule, ...]:
+    """The version rules of queue arguments (and their policy keys), from the argument table."""
+    rules: list[VersionRule] = []
+    for argument in QUEUE_ARGUMENTS.values():
+        places = _queue_argument_values(argument.name)
+        for queue_type, since in argument.types_since:
+            field = field_for(argument.name)
+            rules.append(VersionRule(
+                f"{argument.name}{f' ({field})' if field else ''} on a {queue_type} queue", since=since, until=None,
+                source="QUEUE_ARGUMENTS in topology/model/arguments.py",
+                found=lambda vhost, places=places, queue_type=queue_type: [
+                    (origin, path) for origin, path, kind, _ in places(vhost) if kind == queue_type]))
+        for value_kind, since, what in argument.values_since:
+            assert value_kind == "negative", value_kind
+            key = argument.name.removeprefix("x-")
+
+            def negative(vhost: VhostTopology, places=places, key=key) -> list[tuple[Origin, tuple[Any, ...]]]:
+                return [(origin, path) for origin, path, _, value in places(vhost) if _is_negative(value)] + [
+                    (d.origin, ("definition", key)) for d in _all_policies(vhost) if _is_negative(d.spec.definition.get(key))]
+
+            rules.append(VersionRule(what, since=since, until=None, source="QUEUE_ARGUMENTS in topology/model/arguments.py",
+                                     found=negative))
+    return tuple(rules)
+
+
 VERSION_RULES: tuple[VersionRule, ...] = (
     VersionRule(
         "policy key consumer-timeout",
@@ -638,7 +692,7 @@ VERSION_RULES: tuple[VersionRule, ...] = (
     VersionRule(
         "classic queue mirroring (ha-* policy keys); use quorum queues instead",
         since=None,
-        until=(4, 0),
+        until=CLASSIC_MIRRORING_REMOVED,
         source="RabbitMQ 4.0.0 release notes: classic queue mirroring was removed",
         found=_classic_mirroring,
     ),
@@ -648,8 +702,9 @@ VERSION_RULES: tuple[VersionRule, ...] = (
         since=None,
         until=(4, 3),
         source="rabbit_amqqueue in rabbitmq-server v4.3.0: deprecated feature transient_nonexcl_queues is "
-               "denied_by_default (permitted_by_default in 4.0 to 4.2)",
+               "denied_by_default (permitted_by_default in 4.0 to 4.2; 4.3.6 was seen to permit it by default)",
         found=lambda vhost: [(d.origin, ("durable",)) for d in vhost.queues.values() if not d.spec.durable],
+        deprecated_feature="transient_nonexcl_queues",
     ),
     VersionRule(
         "queue-master-locator (x-queue-master-locator or the policy key); use queue-leader-locator "
@@ -661,6 +716,7 @@ VERSION_RULES: tuple[VersionRule, ...] = (
         found=lambda vhost: _policy_key("queue-master-locator")(vhost) + [
             (d.origin, ("arguments", "x-queue-master-locator")) for d in vhost.queues.values()
             if "x-queue-master-locator" in d.spec.arguments],
+        deprecated_feature="queue_master_locator",
     ),
     VersionRule(
         "shovel source_predeclared or destination_predeclared",
@@ -698,27 +754,36 @@ VERSION_RULES: tuple[VersionRule, ...] = (
                 found=_operator_policy_key(key), ranges=ranges)
     for key, ranges in OPERATOR_POLICY_KEY_VERSIONS.items()
 )
+VERSION_RULES += _argument_version_rules()
 """Version rules, each with its source. Checked against the broker before planning."""
 
 
-def _version_text(version: tuple[int, ...]) -> str:
-    return ".".join(str(v) for v in version)
-
-
-def check_broker_version(topology: Topology, version: tuple[int, ...], version_text: str, *, offline: bool = False) -> None:
+def check_broker_version(topology: Topology, version: tuple[int, ...], version_text: str, *, offline: bool = False,
+                         permits: Callable[[str], bool | None] | None = None) -> None:
     """Raise :class:`ConfigError` for anything the files use that this broker version does not accept
-    (``offline``: the version was given to ``validate``, not read from a broker)."""
+    (``offline``: the version was given to ``validate``, not read from a broker). ``permits``: the
+    broker's word on a deprecated feature (``None``: it does not say), asked only for a feature the
+    files use."""
     if not version:
         return
     found = _Collector(topology)
     for rule in VERSION_RULES:
-        needs = rule.refuses(version)
+        places = [place for vhost in topology.vhosts.values() for place in rule.found(vhost)]
+        if not places:
+            continue
+        permitted = permits(rule.deprecated_feature) if permits and rule.deprecated_feature else None
+        if permitted is None:
+            needs = rule.refuses(version)
+            against = f"checked against {version_text} (--broker-version)" if offline else f"the broker runs {version_text}"
+        elif permitted:
+            needs = None
+        else:
+            needs = "is refused"
+            against = f"the broker ({version_text}) denies the deprecated feature {rule.deprecated_feature}"
         if needs is None:
             continue
-        for vhost in topology.vhosts.values():
-            for origin, path in rule.found(vhost):
-                against = f"checked against {version_text} (--broker-version)" if offline else f"the broker runs {version_text}"
-                found.add(origin, path, f"{rule.rule} {needs}; {against}")
+        for origin, path in places:
+            found.add(origin, path, f"{rule.rule} {needs}; {against}")
     if found.problems:
         raise ConfigError(found.problems)
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from topology.engine import load_valid
 from topology.policies import resolve
 from topology.state import OperatorPolicyState, PolicyState, QueueState, desired_state
+from topology.versions import has_classic_mirroring
 
 pytestmark = pytest.mark.broker
 
@@ -47,9 +48,10 @@ def policy_sets(draw, keys, count, apply_to):
           derandomize=os.environ.get("TOPOLOGY_ORACLE_RANDOM") is None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
-def test_explain_picks_the_policies_and_merged_definition_the_broker_applies(data, run, api, tmp_path):
+def test_explain_picks_the_policies_and_merged_definition_the_broker_applies(data, run, api, tmp_path, broker_version):
     queues = {name: {"type": data.draw(st.sampled_from(["classic", "classic", "quorum", "stream"]))} for name in NAMES}
-    policies = data.draw(policy_sets(KEYS, data.draw(st.integers(1, 5)), ["all", "queues", "exchanges"]))
+    keys = {k: v for k, v in KEYS.items() if has_classic_mirroring(broker_version) or not k.startswith("ha-")}
+    policies = data.draw(policy_sets(keys, data.draw(st.integers(1, 5)), ["all", "queues", "exchanges"]))
     operator = data.draw(policy_sets(OPERATOR_KEYS, data.draw(st.integers(0, 2)), ["queues"]))
     vhost = f"topology-test-{uuid.uuid4().hex[:10]}"
     topology = {"vhosts": {vhost: {"queues": queues, "policies": policies, "operator_policies": operator}}}
@@ -65,7 +67,7 @@ def test_explain_picks_the_policies_and_merged_definition_the_broker_applies(dat
         for name in NAMES:
             spec = state.objects[("queue", vhost, name)]
             assert isinstance(spec, QueueState)
-            found = resolve(name, spec.type, spec.arguments, users, ops)
+            found = resolve(name, spec.type, spec.arguments, users, ops, broker_version)
             user, op = found.winner(), found.winner(operator=True)
             expected[name] = (user.policy if user else None, op.policy if op else None, found.merged)
         deadline = time.monotonic() + 30

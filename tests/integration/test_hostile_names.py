@@ -68,3 +68,28 @@ def test_hostile_names_are_created_read_diffed_changed_and_deleted_exactly(run, 
     assert sorted(p["name"] for p in defs["policies"]) == sorted(kept)
     assert sorted(b["routing_key"] for b in defs["bindings"]) == sorted(kept)
     assert run("plan", pruned, "--prune", "--detailed-exitcode").code == 0
+    drift = run("drift", pruned, "--format", "json")
+    assert drift.code == 0, drift.err
+
+
+def test_a_vhost_named_in_non_ascii_text_plans_applies_and_drifts(run, write, api):
+    """RabbitMQ 4.0.5 answers HTTP 500 to the definitions export of such a vhost; the tool reads the
+    whole broker's export instead, on every version."""
+    vhost = f"topology-test-{uuid.uuid4().hex[:6]}-очередь-キュー"
+    try:
+        path = write(files(vhost, ["q", "é"], 1000))
+        applied = run("apply", path, "--auto-approve")
+        assert applied.code == 0, applied.err
+        assert sorted(q["name"] for q in api.definitions(vhost)["queues"]) == ["q", "é"]
+        assert run("plan", path, "--detailed-exitcode").code == 0
+        assert run("drift", path).code == 0
+        changed = write(files(vhost, ["q", "é"], 2000), "changed.yaml")
+        plan = run("plan", changed, "--format", "json")
+        assert plan.code == 0, plan.err
+        import json
+
+        assert sorted((c["action"], c["kind"], c["name"]) for c in json.loads(plan.out)["changes"]) == [
+            ("replace", "queue", "q"), ("replace", "queue", "é"), ("update", "policy", "q"), ("update", "policy", "é")]
+        assert run("drift", changed).code == 2
+    finally:
+        api.delete("vhosts", vhost)

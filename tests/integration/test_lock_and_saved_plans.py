@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from tests.conftest import BROKER_AUTH, BROKER_URL, ROOT
+from tests.conftest import BROKER_AUTH, BROKER_URL, ROOT, amqp_uri
 
 pytestmark = pytest.mark.broker
 
@@ -35,7 +35,7 @@ vhosts:
 def amqp():
     from topology.broker.amqp import Amqp
 
-    return Amqp("amqp://127.0.0.1:5672", *BROKER_AUTH, timeout=10)
+    return Amqp(amqp_uri(), *BROKER_AUTH, timeout=10)
 
 
 def held_lock():
@@ -107,7 +107,7 @@ def test_the_broker_releases_the_lock_of_a_killed_apply():
     holder = subprocess.Popen(
         [sys.executable, "-c", (
             "from topology.broker.amqp import Amqp, ApplyLock\n"
-            f"lock = ApplyLock(Amqp('amqp://127.0.0.1:5672', {BROKER_AUTH[0]!r}, {BROKER_AUTH[1]!r}))\n"
+            f"lock = ApplyLock(Amqp({amqp_uri()!r}, {BROKER_AUTH[0]!r}, {BROKER_AUTH[1]!r}))\n"
             "lock.acquire(30)\nprint('held', flush=True)\nimport time\ntime.sleep(600)\n"
         )],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,

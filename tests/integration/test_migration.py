@@ -16,6 +16,7 @@ import pika
 import pytest
 
 from tests.conftest import ROOT, connect, message_count, restart_broker_during, run_until_it_succeeds
+from topology.model.arguments import QUORUM_PRIORITIES_SINCE
 
 pytestmark = pytest.mark.broker
 
@@ -134,15 +135,27 @@ def test_ten_thousand_messages_survive_a_replacement(run, write, vhost, api):
     assert run("plan", changed, "--detailed-exitcode").code == 0
 
 
-def test_classic_to_quorum_keeps_transient_messages_transient(run, write, vhost, api):
+def test_classic_to_quorum_keeps_transient_messages_transient(run, write, vhost, api, broker_version):
     assert run("apply", files(write, vhost), "--auto-approve").code == 0
     sent = sample_messages(300, seed=11)
     publish_many(vhost, sent)
-    result = run("apply", files(write, vhost, "{type: quorum}", "quorum.yaml"), "--auto-approve", "--migrate-messages")
+    quorum = files(write, vhost, "{type: quorum}", "quorum.yaml")
+    plan = run("plan", quorum)
+    priorities = broker_version >= QUORUM_PRIORITIES_SINCE
+    assert ("quorum queues on RabbitMQ" in plan.out and "in another order" in plan.out) is priorities, plan.out
+    result = run("apply", quorum, "--auto-approve", "--migrate-messages")
     assert result.code == 0, result.err
     assert api.get("queues", vhost, "work")["type"] == "quorum"
     got = read_all(vhost, "work")
-    assert len(got) == 300 and all(same_message(s, g) for s, g in zip(sent, got))
+    if priorities:  # the quorum queue serves higher priorities first: each priority keeps its order
+        def by_priority(messages):
+            return {p: [m for m in messages if (m[1].priority or 0) == p] for p in range(10)}
+        assert len(got) == 300 and [m[0] for m in got] != [m[0] for m in sent]
+        for level, expected in by_priority(sent).items():
+            assert len(by_priority(got)[level]) == len(expected)
+            assert all(same_message(s, g) for s, g in zip(expected, by_priority(got)[level])), level
+    else:
+        assert len(got) == 300 and all(same_message(s, g) for s, g in zip(sent, got))
     assert bindings_of(api, vhost, "work") == {("orders", "order.#")}
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import uuid
 
-import pika
 import pytest
 import yaml
 
-from tests.conftest import BROKER_AUTH, message_count, publish
+from tests.conftest import BROKER_AUTH, amqp_uri, connect_as, message_count, needs_classic_mirroring, publish
 from tests.integration.test_export import load_definitions
 
 pytestmark = pytest.mark.broker
@@ -59,7 +58,7 @@ def test_rendered_definitions_with_substituted_variables_load_to_no_change(run, 
     assert rendered.code == 0, rendered.err
     assert "RENDER_USER_PASSWORD" in rendered.err and "RENDER_SRC_URI" in rendered.err
     password = f"pw-{uuid.uuid4().hex}"
-    uri = f"amqp://{BROKER_AUTH[0]}:{BROKER_AUTH[1]}@127.0.0.1:5672/{vhost}"
+    uri = amqp_uri(vhost, *BROKER_AUTH)
     text = rendered.out.replace("${RENDER_USER_PASSWORD}", password).replace("${RENDER_SRC_URI}", uri)
     response = load_definitions(api, json.loads(text))
     assert response.status_code < 400, response.text[:300]
@@ -71,9 +70,7 @@ def test_rendered_definitions_with_substituted_variables_load_to_no_change(run, 
     assert json.loads(plan.out)["changes"] == []
     assert api.get("operator-policies", vhost)[0]["name"] == "guard"
     # the password loaded is the one the variable held
-    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost,
-                                                                   pika.PlainCredentials(user, password)))
-    connection.close()
+    connect_as(vhost, user, password).close()
 
 
 def test_kubernetes_resources_render_from_the_same_files(run, write, vhost, user):
@@ -89,7 +86,9 @@ def test_kubernetes_resources_render_from_the_same_files(run, write, vhost, user
     assert refused.code == 1 and "--out" in refused.err
 
 
-def test_a_classic_mirrored_queue_exported_with_the_quorum_transform_becomes_quorum(run, vhost, api, tmp_path):
+def test_a_classic_mirrored_queue_exported_with_the_quorum_transform_becomes_quorum(run, vhost, api, tmp_path,
+                                                                                      broker_version):
+    needs_classic_mirroring(broker_version)
     api.put("vhosts", vhost, body={})
     api.put("permissions", vhost, BROKER_AUTH[0], body={"configure": ".*", "write": ".*", "read": ".*"})
     api.put("queues", vhost, "orders", body={"durable": True, "arguments": {"x-max-priority": 5,

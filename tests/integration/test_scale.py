@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_apply import EVERY_FIELD
+from tests.conftest import management_client
+from tests.integration.test_apply import every_field
 
 pytestmark = pytest.mark.broker
 
 
 def _client():
-    from topology.broker.client import ManagementClient
-
-    return ManagementClient()
+    return management_client()
 
 
-def test_creations_through_definitions_imports_match_the_files(write, vhost):
+def test_creations_through_definitions_imports_match_the_files(write, vhost, broker_version):
     """Every field of every kind, created through one import: the broker then shows exactly the files."""
     from topology.apply import ApplyOptions
     from topology.engine import apply_plan, load_valid, make_plan
 
-    topology = load_valid([write(EVERY_FIELD.format(vhost=vhost))])
+    topology = load_valid([write(every_field(vhost, broker_version))])
     client = _client()
     plan = make_plan(topology, client)
     creations = [c for c in plan.changes if c.kind in ("exchange", "queue", "binding", "policy")]

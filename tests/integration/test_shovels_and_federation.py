@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import connect, message_count, publish, wait_until
+from tests.conftest import AMQP_ADDRESS, amqp_uri, connect, message_count, publish, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -32,7 +32,7 @@ vhosts:
       mover:
         source_uri: "${{SRC_URI}}"
         source_queue: outbox
-        destination_uri: "amqp://{user}:${{SHOVEL_PASSWORD}}@127.0.0.1:5672/{destination}"
+        destination_uri: "amqp://{user}:${{SHOVEL_PASSWORD}}@{amqp}/{destination}"
         destination_queue: inbox
         ack_mode: on-confirm
         prefetch_count: {prefetch}
@@ -48,9 +48,9 @@ def test_a_shovel_moves_messages_changes_in_place_and_never_shows_its_password(
     for where in (vhost, other_vhost):
         api.put("vhosts", where)
         api.put("permissions", where, user, body={"configure": ".*", "write": ".*", "read": ".*"})
-    monkeypatch.setenv("SRC_URI", f"amqp://{user}:{password}@127.0.0.1:5672/{vhost}")
+    monkeypatch.setenv("SRC_URI", amqp_uri(vhost, user, password))
     monkeypatch.setenv("SHOVEL_PASSWORD", password)
-    path = write(SHOVEL.format(source=vhost, destination=other_vhost, user=user, prefetch=10))
+    path = write(SHOVEL.format(source=vhost, destination=other_vhost, user=user, prefetch=10, amqp=AMQP_ADDRESS))
 
     plan = run("plan", path)
     assert plan.code == 0, plan.err
@@ -58,8 +58,8 @@ def test_a_shovel_moves_messages_changes_in_place_and_never_shows_its_password(
     applied = run("apply", path, "--auto-approve")
     assert applied.code == 0, applied.err
     stored = api.get("parameters", "shovel", vhost, "mover")["value"]
-    assert stored["src-uri"] == f"amqp://{user}:{password}@127.0.0.1:5672/{vhost}"
-    assert stored["dest-uri"] == f"amqp://{user}:{password}@127.0.0.1:5672/{other_vhost}"
+    assert stored["src-uri"] == amqp_uri(vhost, user, password)
+    assert stored["dest-uri"] == amqp_uri(other_vhost, user, password)
     assert stored["src-prefetch-count"] == 10 and stored["ack-mode"] == "on-confirm"
     # the queue the shovel publishes to was declared first, as a quorum queue (a shovel declares a missing one as classic)
     assert api.queue(other_vhost, "inbox")["arguments"]["x-queue-type"] == "quorum"
@@ -72,7 +72,7 @@ def test_a_shovel_moves_messages_changes_in_place_and_never_shows_its_password(
     # a new password: exactly one change, which shows neither password
     new_password = f"pw-{uuid.uuid4().hex}"
     api.put("users", user, body={"password": new_password, "tags": ""})
-    monkeypatch.setenv("SRC_URI", f"amqp://{user}:{new_password}@127.0.0.1:5672/{vhost}")
+    monkeypatch.setenv("SRC_URI", amqp_uri(vhost, user, new_password))
     monkeypatch.setenv("SHOVEL_PASSWORD", new_password)
     outputs = [run("plan", path), run("plan", path, "--format", "json"), run("drift", path),
                run("drift", path, "--format", "json"), run("plan", path, "--out", str(tmp_path / "plan.json"))]
@@ -96,7 +96,7 @@ def test_a_shovel_moves_messages_changes_in_place_and_never_shows_its_password(
                timeout=20)
 
     # another setting: changed in place, the shovel keeps its name and work
-    faster = write(SHOVEL.format(source=vhost, destination=other_vhost, user=user, prefetch=50), name="faster.yaml")
+    faster = write(SHOVEL.format(source=vhost, destination=other_vhost, user=user, prefetch=50, amqp=AMQP_ADDRESS), name="faster.yaml")
     plan = run("plan", faster)
     assert "~ shovel mover" in plan.out and "value.src-prefetch-count: 10 -> 50" in plan.out
     assert run("apply", faster, "--auto-approve").code == 0

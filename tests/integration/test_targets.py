@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import BROKER_URL
+from tests.conftest import AMQP_HOST, AMQP_PORT, BROKER_URL
 
 pytestmark = pytest.mark.broker
 
@@ -224,7 +224,7 @@ class TlsProxy:
 @pytest.fixture
 def tls_project(tmp_path, certificates, monkeypatch, vhost):
     proxy = TlsProxy(certificates, require_client_certificate=True)
-    amqp = TlsProxy(certificates, require_client_certificate=True, backend=("127.0.0.1", 5672))
+    amqp = TlsProxy(certificates, require_client_certificate=True, backend=(AMQP_HOST, AMQP_PORT))
     (tmp_path / "shop.yaml").write_text(f"vhosts:\n  {vhost}:\n    queues:\n      q: {{}}\n", encoding="utf-8")
 
     def write(tls: str) -> str:
@@ -239,6 +239,8 @@ tls = {{{tls}}}
         return str(path)
 
     monkeypatch.chdir(tmp_path)
+    for variable in ("TOPOLOGY_URL", "TOPOLOGY_AMQP_URL"):  # the target's own URLs apply (else: a warning line)
+        monkeypatch.delenv(variable, raising=False)
     yield write
     proxy.close()
     amqp.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.conftest import BROKER_AUTH, BROKER_URL, ROOT, wait_until
+from tests.conftest import AMQP_ADDRESS, BROKER_AUTH, BROKER_URL, ROOT, connect_as, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -45,8 +45,7 @@ users:
 
 def can_log_in(vhost: str, user: str, password: str) -> bool:
     try:
-        pika.BlockingConnection(pika.ConnectionParameters(
-            "127.0.0.1", 5672, vhost, pika.PlainCredentials(user, password), connection_attempts=1)).close()
+        connect_as(vhost, user, password, connection_attempts=1).close()
         return True
     except pika.exceptions.ProbableAuthenticationError:
         return False
@@ -113,12 +112,10 @@ def test_a_user_limit_is_enforced_by_the_broker(run, write, vhost, user, monkeyp
     password = f"pw-{uuid.uuid4().hex}"
     monkeypatch.setenv("TEST_SVC_PASSWORD", password)
     assert run("apply", write(USER.format(vhost=vhost, user=user, connections=1)), "--auto-approve").code == 0
-    first = pika.BlockingConnection(pika.ConnectionParameters(
-        "127.0.0.1", 5672, vhost, pika.PlainCredentials(user, password), connection_attempts=1))
+    first = connect_as(vhost, user, password, connection_attempts=1)
     try:
         with pytest.raises(pika.exceptions.AMQPConnectionError):
-            pika.BlockingConnection(pika.ConnectionParameters(
-                "127.0.0.1", 5672, vhost, pika.PlainCredentials(user, password), connection_attempts=1))
+            connect_as(vhost, user, password, connection_attempts=1)
     finally:
         first.close()
 
@@ -233,8 +230,7 @@ def test_manage_all_users_prunes_undeclared_users_but_never_the_connected_one_no
         assert f"? user {stray}\n" in plan.out and f"? user {busy}\n" in plan.out
         assert f"? user {connected}  (never pruned: the user this tool is connected as)" in plan.out
 
-        connection = pika.BlockingConnection(pika.ConnectionParameters(
-            "127.0.0.1", 5672, vhost, pika.PlainCredentials(busy, "pw-" + busy)))
+        connection = connect_as(vhost, busy, "pw-" + busy)
         try:
             plan = json.loads(run("plan", path, "--prune", "--format", "json").out)
             deletions = {c["name"]: c for c in plan["changes"] if c["action"] == "delete"}
@@ -251,8 +247,7 @@ def test_manage_all_users_prunes_undeclared_users_but_never_the_connected_one_no
         queue_file = write(body.replace(f"{vhost}: {{}}", f"{vhost}: {{queues: {{late: {{}}}}}}")
                            + "manage_all_users: true\n", name="queue.yaml")
         assert run("plan", queue_file, "--prune", "--out", saved).code == 0
-        connection = pika.BlockingConnection(pika.ConnectionParameters(
-            "127.0.0.1", 5672, vhost, pika.PlainCredentials(busy, "pw-" + busy)))
+        connection = connect_as(vhost, busy, "pw-" + busy)
         try:
             refused = run("apply", "--plan", saved, "--auto-approve")
             assert refused.code == 1 and "1 connection(s) are open as this user; not deleted" in refused.err
@@ -285,7 +280,7 @@ def test_a_user_a_declared_shovel_connects_as_is_never_pruned(run, write, vhost,
                   q: {{}}
                 shovels:
                   s:
-                    source_uri: "amqp://{name}:${{MOVER_PASSWORD}}@127.0.0.1/{vhost}"
+                    source_uri: "amqp://{name}:${{MOVER_PASSWORD}}@{AMQP_ADDRESS}/{vhost}"
                     source_queue: q
                     destination_uri: amqp://
                     destination_queue: q2

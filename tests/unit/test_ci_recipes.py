@@ -1,4 +1,4 @@
-"""The CI recipes in examples/ci parse, and every topology command they run exists with those options."""
+"""The CI recipes in ci-recipes/ parse, and every topology command they run exists with those options."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 from topology.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = sorted((ROOT / "examples" / "ci").glob("*.y*ml")) + [ROOT / ".pre-commit-hooks.yaml"]
+RECIPES = sorted((ROOT / "ci-recipes").glob("*.y*ml")) + [ROOT / ".pre-commit-hooks.yaml"]
 COMMAND = re.compile(r"\btopology (validate|plan|apply|drift)\b([^\n;|>&]*)")
 
 
@@ -57,7 +57,7 @@ def test_every_topology_command_in_a_recipe_exists_with_its_options(recipe):
 
 
 def test_the_github_workflow_plans_on_pull_requests_applies_saved_plans_and_checks_drift_on_a_schedule():
-    workflow = yaml.safe_load((ROOT / "examples" / "ci" / "github-actions.yml").read_text(encoding="utf-8"))
+    workflow = yaml.safe_load((ROOT / "ci-recipes" / "github-actions.yml").read_text(encoding="utf-8"))
     triggers = workflow[True]  # YAML 1.1 reads the key "on" as a boolean
     assert {"pull_request", "push", "schedule"} <= set(triggers)
     steps = {job: " ".join(strings(spec)) for job, spec in workflow["jobs"].items()}

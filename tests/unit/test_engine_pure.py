@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from topology.broker.live import BrokerInfo, definitions_state, vhost_state
+from topology.broker.live import BrokerInfo, definitions_state, vhost_definitions, vhost_state
 from topology.diff import diff
 from topology.errors import PlanRefused
 from topology.loader import load
@@ -275,8 +275,29 @@ def test_empty_plan_text(write):
     assert text.splitlines()[-1] == "No changes. The broker matches the files."
 
 
+def test_one_vhost_is_cut_from_the_whole_brokers_export_in_the_shape_of_its_own():
+    whole = {
+        "vhosts": [{"name": "é"}, {"name": "other"}],
+        "queues": [{"name": "q", "vhost": "é", "durable": True, "arguments": {}},
+                   {"name": "q", "vhost": "other", "durable": False, "arguments": {}}],
+        "exchanges": [{"name": "x", "vhost": "é", "type": "topic"}],
+        "bindings": [{"source": "x", "vhost": "é", "destination": "q", "destination_type": "queue", "routing_key": "k",
+                      "arguments": {}}],
+        "policies": [{"name": "p", "vhost": "other", "pattern": ".*", "definition": {}}],
+        "users": [{"name": "guest"}],
+    }
+    cut = vhost_definitions(whole, "é")
+    assert cut == {"queues": [{"name": "q", "durable": True, "arguments": {}}], "exchanges": [{"name": "x", "type": "topic"}],
+                   "bindings": [{"source": "x", "destination": "q", "destination_type": "queue", "routing_key": "k",
+                                 "arguments": {}}], "policies": [], "parameters": []}
+    assert vhost_definitions(whole, "missing") is None
+    assert vhost_definitions({}, "é") is None
+
+
 def test_broker_version_parsing():
     assert BrokerInfo("u", "3.10.8", "c").version_tuple == (3, 10, 8)
+    assert BrokerInfo("u", "4.0", "c").version_tuple == (4, 0, 0)
+    assert BrokerInfo("u", "", "c").version_tuple == ()
     assert BrokerInfo("u", "3.13.0+rc.4", "c").version_tuple == (3, 13, 0)
     assert BrokerInfo("u", "4.1.0-beta.2", "c").version_tuple == (4, 1, 0)
     assert not BrokerInfo("u", "3.10.7", "c").stores_default_queue_type

@@ -111,3 +111,28 @@ def test_version_dependent_merges_and_ties(tmp_path):
     tied = resolve("q", "classic", {}, [policy("a", {"message-ttl": 1}, 1), policy("b", {"max-length": 2}, 1)], [])
     assert "a, b tie at priority 1" in tied.settings["message-ttl"].detail
     assert [c.tie for c in tied.candidates] == [True, True]
+
+
+def test_a_quorum_queues_delivery_limit_follows_the_rules_of_4_0():
+    from topology.policies import resolve
+    from topology.state import PolicyState
+
+    def policy(definition):
+        return PolicyState(vhost="v", policy="p", pattern=".*", apply_to="queues", priority=0, definition=definition)
+
+    def limit(arguments, definition, version):
+        found = resolve("q", "quorum", arguments, [policy(definition)] if definition else [], [], version)
+        setting = found.settings.get("delivery-limit")
+        return None if setting is None else (setting.value, setting.source)
+
+    # before 4.0: no limit unless one is set, and the smaller of two wins
+    assert limit({}, {}, (3, 13, 7)) is None
+    assert limit({"x-delivery-limit": 5}, {"delivery-limit": 3}, (3, 13, 7)) == (3, "policy p")
+    # from 4.0: 20 when none is set; when either is negative, the larger (rabbit_quorum_queue:resolve_delivery_limit)
+    assert limit({}, {}, (4, 0, 5)) == (20, "the broker's default")
+    assert limit({"x-delivery-limit": -1}, {}, (4, 0, 5)) == (-1, "argument")
+    assert limit({"x-delivery-limit": -1}, {"delivery-limit": 5}, (4, 0, 5)) == (5, "policy p")
+    assert limit({"x-delivery-limit": 7}, {"delivery-limit": -1}, (4, 3, 6)) == (7, "argument")
+    assert limit({"x-delivery-limit": 7}, {"delivery-limit": 3}, (4, 3, 6)) == (3, "policy p")
+    # classic queues have none, on every version
+    assert "delivery-limit" not in resolve("q", "classic", {}, [], [], (4, 3, 6)).settings

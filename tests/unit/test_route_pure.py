@@ -295,5 +295,30 @@ def test_dead_letters_only_for_deaths_that_can_happen(tmp_path):
             followed[(reason, queue)] = result.deliveries[0].dead_letter is not None
     assert followed == {("maxlen", "refusing"): False, ("maxlen", "dropping"): True, ("maxlen", "quorum"): True,
                         ("delivery_limit", "refusing"): False, ("delivery_limit", "dropping"): False,
-                        ("delivery_limit", "quorum"): True, ("rejected", "refusing"): True,
+                        ("delivery_limit", "quorum"): False, ("rejected", "refusing"): True,
                         ("rejected", "dropping"): True, ("rejected", "quorum"): True}
+    # 3.10 quorum queues have no delivery limit unless one is set; 4.0 gives them 20, and -1 sets none
+    assert route(state, "v", Message("", "quorum"), dead_letter="delivery_limit",
+                 version=(4, 0, 0)).deliveries[0].dead_letter is not None
+
+
+@pytest.mark.parametrize("limit, version, dies", [
+    (None, (3, 10, 8), False), (None, (4, 0, 0), True), (3, (3, 10, 8), True), (-1, (4, 0, 5), False),
+    (0, (4, 3, 6), True),
+])
+def test_a_quorum_queue_dies_of_its_delivery_limit_only_when_it_has_one(tmp_path, limit, version, dies):
+    path = tmp_path / "t.yaml"
+    field = "" if limit is None else f", delivery_limit: {limit}"
+    path.write_text(textwrap.dedent(f"""
+        vhosts:
+          v:
+            exchanges: {{dlx: {{type: fanout}}}}
+            queues:
+              work: {{type: quorum, dead_letter_exchange: dlx{field}}}
+              dead: {{}}
+            bindings:
+              - {{source: dlx, destination: dead}}
+        """), encoding="utf-8")
+    state = desired_state(load_valid([str(path)], offline=True))
+    result = route(state, "v", Message("", "work"), dead_letter="delivery_limit", version=version)
+    assert (result.deliveries[0].dead_letter is not None) is dies

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from topology import __version__
 from topology.schema import SCHEMA_PATH, render
 
@@ -156,6 +158,61 @@ def test_validate_checks_a_broker_version_offline(run, write):
     assert bad.code == 1 and "a RabbitMQ version such as" in bad.err
 
 
+@pytest.mark.parametrize("given, expected", [
+    ("4", (4, 0, 0)), ("4.0", (4, 0, 0)), ("4.x", (4, 0, 0)), ("4.X", (4, 0, 0)), ("3.13", (3, 13, 0)),
+    ("3.13.x", (3, 13, 0)), ("3.13.7", (3, 13, 7)), (" 4.3.6 ", (4, 3, 6)),
+])
+def test_a_short_broker_version_is_the_first_release_of_its_series(given, expected):
+    from topology.versions import parse_given_version
+
+    assert parse_given_version(given) == expected
+
+
+@pytest.mark.parametrize("given", ["latest", "", "4.", "x", "4.0.0.1", "v4", "4.0-rc1", "99999.0"])
+def test_a_broker_version_that_is_not_one_is_refused(given):
+    from topology.versions import parse_given_version
+
+    with pytest.raises(ValueError, match="a RabbitMQ version such as 4, 4.0, 4.x or 3.13.7"):
+        parse_given_version(given)
+
+
+def test_a_one_number_broker_version_gets_the_rules_of_its_series(run, write):
+    """`--broker-version 4` once compared below 4.0, so classic mirroring passed."""
+    path = write("vhosts:\n  v:\n    policies:\n      ha: {pattern: '.*', definition: {ha-mode: all}}\n")
+    for given in ("4", "4.x", "4.0"):
+        refused = run("validate", path, "--broker-version", given)
+        assert refused.code == 1 and "is not supported from RabbitMQ 4.0 on; checked against 4.0" in refused.err, given
+    assert run("validate", path, "--broker-version", "3").code == 0
+
+
+def test_a_classic_queue_leader_locator_needs_4_0(run, write):
+    path = write("vhosts:\n  v:\n    queues:\n      a: {leader_locator: balanced}\n"
+                 "      b: {arguments: {x-queue-leader-locator: client-local}}\n"
+                 "      q: {type: quorum, leader_locator: balanced}\n")
+    assert run("validate", path).code == 0
+    assert run("validate", path, "--broker-version", "4.0").code == 0
+    older = run("validate", path, "--broker-version", "3.13")
+    assert older.code == 1
+    assert "x-queue-leader-locator (leader_locator) on a classic queue needs RabbitMQ 4.0 or later" in older.err
+    assert older.err.count("needs RabbitMQ 4.0") == 2 and ":4:" in older.err and ":5:" in older.err  # a and b, not q
+    bad = run("validate", write("vhosts:\n  v:\n    queues:\n      a: {arguments: {x-queue-leader-locator: nearest}}\n"))
+    assert bad.code == 1 and "x-queue-leader-locator must be one of client-local, balanced" in bad.err
+
+
+def test_a_negative_delivery_limit_means_no_limit_from_4_0(run, write):
+    path = write("vhosts:\n  v:\n    queues:\n      a: {type: quorum, delivery_limit: -1}\n"
+                 "      b: {type: quorum, arguments: {x-delivery-limit: -1}}\n"
+                 "      c: {type: quorum, delivery_limit: 5}\n"
+                 "    policies:\n      p: {pattern: '^z', definition: {delivery-limit: -1}}\n"
+                 "    operator_policies:\n      o: {pattern: '^z', definition: {delivery-limit: -1}}\n")
+    assert run("validate", path).code == 0
+    assert run("validate", path, "--broker-version", "4.0.5").code == 0
+    older = run("validate", path, "--broker-version", "3.13.7")
+    assert older.code == 1 and older.err.count("a negative delivery limit (no limit) needs RabbitMQ 4.0 or later") == 4
+    bad = run("validate", write("vhosts:\n  v:\n    policies:\n      p: {pattern: '^z', definition: {delivery-limit: x}}\n"))
+    assert bad.code == 1 and "delivery-limit must be an integer (-1: no limit)" in bad.err
+
+
 def test_operator_policy_keys_are_checked_per_version(run, write):
     path = write("vhosts:\n  v:\n    operator_policies:\n      cap: {pattern: '.*', definition: {queue-version: 2}}\n")
     for version, accepted in (("3.11.23", False), ("3.11.24", True), ("3.12.0", False), ("3.12.7", True), ("4.2", True)):
@@ -181,3 +238,38 @@ def test_delayed_retry_keys_are_checked(run, write):
     assert "delayed-retry-type must be one of all, failed, returned, disabled" in result.err
     assert "delayed-retry-min is required when delayed-retry-type is sometimes" in result.err
     assert "delayed-retry-max must not be smaller than delayed-retry-min" in result.err
+
+
+def test_the_brokers_word_on_a_deprecated_feature_decides_over_its_version(tmp_path):
+    """4.3.0 denies transient non-exclusive queues by default, 4.3.6 was seen to permit them: where
+    the broker says, its word counts; where it does not (before 3.13), the version rule does."""
+    from topology.errors import ConfigError
+    from topology.loader import load
+    from topology.validate import check_broker_version
+    from topology.variables import Variables
+
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts:\n  v:\n    queues:\n      t: {durable: false}\n      q: {}\n", encoding="utf-8")
+    topology = load([str(path)], Variables(environment={}))
+    asked = []
+
+    def broker(answer):
+        def permits(feature):
+            asked.append(feature)
+            return answer
+        return permits
+
+    check_broker_version(topology, (4, 3, 6), "4.3.6", permits=broker(True))
+    assert asked == ["transient_nonexcl_queues"]
+    with pytest.raises(ConfigError) as denied:
+        check_broker_version(topology, (4, 0, 5), "4.0.5", permits=broker(False))
+    assert "the broker (4.0.5) denies the deprecated feature transient_nonexcl_queues" in str(denied.value.problems[0])
+    with pytest.raises(ConfigError) as by_version:
+        check_broker_version(topology, (4, 3, 0), "4.3.0", permits=broker(None))
+    assert "is not supported from RabbitMQ 4.3 on; the broker runs 4.3.0" in str(by_version.value.problems[0])
+    check_broker_version(topology, (4, 2, 1), "4.2.1", permits=broker(None))
+    # a file that uses no deprecated feature never makes the broker be asked
+    asked.clear()
+    path.write_text("vhosts:\n  v:\n    queues:\n      q: {}\n", encoding="utf-8")
+    check_broker_version(load([str(path)], Variables(environment={})), (4, 3, 6), "4.3.6", permits=broker(False))
+    assert asked == []

@@ -51,6 +51,14 @@ class RequestRefused(Exception):
         self.reason = reason
 
 
+class BrokerFailed(BrokerError):
+    """The broker answered with a 5xx status it will answer again (not 502/503/504): a fault of its own."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 def ignore_missing(action: Callable[[], None]) -> None:
     """Run a deletion; an object already gone (404) is what was wanted."""
     try:
@@ -252,7 +260,7 @@ class ManagementClient:
             text = f"the broker at {self.url} failed on {method} {path}: HTTP {status} {_reason(response)}".rstrip()
             if status in RETRY_STATUSES:
                 raise _Transient("unavailable", text)
-            raise BrokerError(text)
+            raise BrokerFailed(text, status)
         if status >= 400:
             raise RequestRefused(status, _reason(response))
         if not response.content:
@@ -309,6 +317,21 @@ class ManagementClient:
     def definitions(self, vhost: str) -> dict[str, Any] | None:
         """The vhost's definitions export (exchanges, queues, bindings, policies, parameters)."""
         return self.get_or_none("definitions", vhost)
+
+    def deprecated_features(self) -> dict[str, str] | None:
+        """Each deprecated feature's state on the broker (``permitted`` or ``denied``); ``None`` where
+        the broker has no such endpoint (before 3.13)."""
+        try:
+            found = self.get("deprecated-features")
+        except RequestRefused:  # 3.10 answers 406 to a path it does not know, others 404
+            return None
+        if not isinstance(found, list):
+            return None
+        return {str(f["name"]): str(f.get("state", "")) for f in found if isinstance(f, dict) and "name" in f}
+
+    def all_definitions(self) -> dict[str, Any]:
+        """The whole broker's definitions export (every vhost's objects, each with its ``vhost``)."""
+        return self.get("definitions") or {}
 
     def queue_stats(self, vhost: str) -> list[dict[str, Any]]:
         """Message and consumer counts of every queue in the vhost (one request)."""

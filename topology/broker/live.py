@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from topology.broker.client import ManagementClient
+from topology.broker.client import BrokerFailed, ManagementClient
+from topology.versions import OLDEST_SUPPORTED, parse_version
 from topology.state import (
     GlobalParameterState,
     MIGRATION_ARGUMENT,
@@ -48,17 +49,13 @@ class BrokerInfo:
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
-        numbers = []
-        for part in self.version.split("+")[0].split("-")[0].split("."):
-            if not part.isdigit():
-                break
-            numbers.append(int(part))
-        return tuple(numbers)
+        """The version as three numbers, ``(4, 0, 5)``; ``()`` when the broker did not say."""
+        return parse_version(self.version)
 
     @property
     def stores_default_queue_type(self) -> bool:
         """RabbitMQ takes a vhost's default queue type when creating it from 3.10.8 on."""
-        return self.version_tuple >= (3, 10, 8)
+        return self.version_tuple >= OLDEST_SUPPORTED
 
     @property
     def updates_default_queue_type(self) -> bool:
@@ -235,8 +232,29 @@ def read_live(client: ManagementClient, vhosts: list[str], access: bool = False,
                 found = vhost_limits.get(entry["name"], {})
                 state.vhosts[entry["name"]] = replace(state.vhosts[entry["name"]], limits={
                     k: int(v) for k, v in sorted(found.items()) if isinstance(v, (int, float))})
+    whole: dict[str, Any] | None = None
     for name in sorted(state.vhosts):
-        definitions = client.definitions(name)
+        try:
+            definitions = client.definitions(name)
+        except BrokerFailed:
+            # RabbitMQ 4.0.5 fails (HTTP 500) on the export of a vhost whose name is not ASCII; the
+            # whole broker's export holds the same objects (read once per call, never kept)
+            whole = whole if whole is not None else client.all_definitions()
+            definitions = vhost_definitions(whole, name)
         if definitions is not None:
             definitions_state(state.vhosts[name], definitions, state)
     return state
+
+
+VHOST_KINDS = ("exchanges", "queues", "bindings", "policies", "parameters")
+"""The kinds of a vhost's definitions export that :func:`definitions_state` reads."""
+
+
+def vhost_definitions(whole: dict[str, Any], vhost: str) -> dict[str, Any] | None:
+    """One vhost's part of the whole broker's definitions export, in the shape of that vhost's own
+    export (entries without their ``vhost``); ``None`` when the export has no such vhost."""
+    if not any(isinstance(v, dict) and v.get("name") == vhost for v in whole.get("vhosts") or ()):
+        return None
+    return {kind: [{k: v for k, v in entry.items() if k != "vhost"}
+                   for entry in whole.get(kind) or () if isinstance(entry, dict) and entry.get("vhost") == vhost]
+            for kind in VHOST_KINDS}

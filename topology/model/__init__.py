@@ -118,7 +118,9 @@ class Queue(_Strict):
     )
     max_priority: int | None = Field(None, ge=0, le=255, description="x-max-priority (classic queues): 0 to 255.")
     single_active_consumer: bool | None = Field(None, description="x-single-active-consumer.")
-    delivery_limit: int | None = Field(None, ge=0, description="x-delivery-limit (quorum queues).")
+    delivery_limit: int | None = Field(
+        None, description="x-delivery-limit (quorum queues): deliveries before a message is dead-lettered or dropped; "
+                          "-1: no limit (RabbitMQ 4.0 and later, where the default is 20).")
     initial_group_size: int | None = Field(
         None, ge=1, description="x-quorum-initial-group-size (quorum) or x-initial-cluster-size (stream)."
     )
@@ -127,7 +129,8 @@ class Queue(_Strict):
     )
     queue_mode: Literal["default", "lazy"] | None = Field(None, description="x-queue-mode (classic queues).")
     leader_locator: Literal["client-local", "balanced"] | None = Field(
-        None, description="x-queue-leader-locator (quorum and stream queues)."
+        None, description="x-queue-leader-locator: where the queue's leader is placed (quorum and stream queues; "
+                          "classic queues from RabbitMQ 4.0 on)."
     )
     arguments: dict[str, Any] = Field(default_factory=dict, description="Raw x-arguments, always allowed.")
 

@@ -20,7 +20,13 @@ class QueueArgument:
     field: str | None
     queue_types: frozenset[str]
     kind: str
-    """Value kind checked on raw arguments: ``int`` (non-negative), ``positive``, ``bool``, ``str`` or a ``|``-list of choices."""
+    """Value kind checked on raw arguments: ``int`` (non-negative), ``positive``, ``limit`` (any integer; a
+    negative one means no limit), ``bool``, ``str`` or a ``|``-list of choices."""
+    types_since: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """Queue types (of :attr:`queue_types`) that accept the argument only from a RabbitMQ version on."""
+    values_since: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+    """Values accepted, or meaning what they say, only from a version on: (value kind, version, what
+    it is); the kind ``negative`` is any integer below zero."""
 
 
 QUEUE_ARGUMENTS: dict[str, QueueArgument] = {
@@ -36,19 +42,34 @@ QUEUE_ARGUMENTS: dict[str, QueueArgument] = {
         QueueArgument("x-dead-letter-strategy", "dead_letter_strategy", frozenset({QUORUM}), "at-most-once|at-least-once"),
         QueueArgument("x-max-priority", "max_priority", frozenset({CLASSIC}), "priority"),
         QueueArgument("x-single-active-consumer", "single_active_consumer", frozenset({CLASSIC, QUORUM}), "bool"),
-        QueueArgument("x-delivery-limit", "delivery_limit", frozenset({QUORUM}), "int"),
+        QueueArgument("x-delivery-limit", "delivery_limit", frozenset({QUORUM}), "limit",
+                      # 4.0 gave quorum queues a default limit of 20 and made a negative one mean none
+                      # (rabbit_quorum_queue in v4.0.0); 3.10.8 refuses it in a policy
+                      values_since=(("negative", (4, 0), "a negative delivery limit (no limit)"),)),
         QueueArgument("x-quorum-initial-group-size", None, frozenset({QUORUM}), "positive"),
         QueueArgument("x-initial-cluster-size", None, frozenset({STREAM}), "positive"),
         QueueArgument("x-max-age", "max_age", frozenset({STREAM}), "max-age"),
         QueueArgument("x-stream-max-segment-size-bytes", None, frozenset({STREAM}), "positive"),
         QueueArgument("x-queue-mode", "queue_mode", frozenset({CLASSIC}), "default|lazy"),
         QueueArgument("x-queue-version", None, frozenset({CLASSIC}), "1|2"),
-        QueueArgument("x-queue-leader-locator", "leader_locator", frozenset({QUORUM, STREAM}), "client-local|balanced"),
+        QueueArgument("x-queue-leader-locator", "leader_locator", ALL_TYPES, "client-local|balanced",
+                      # rabbit_queue_location, with the queue_master_locator deprecation: 3.10.8 refuses
+                      # it on a classic queue ("invalid arg"), 4.0.5 takes it and checks the value
+                      types_since=((CLASSIC, (4, 0)),)),
         QueueArgument("x-queue-master-locator", None, frozenset({CLASSIC}), "min-masters|client-local|random"),
         QueueArgument("x-max-in-memory-length", None, frozenset({QUORUM}), "int"),
         QueueArgument("x-max-in-memory-bytes", None, frozenset({QUORUM}), "int"),
     )
 }
+
+QUORUM_DEFAULT_DELIVERY_LIMIT = 20
+QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE = (4, 0)
+"""Quorum queues without a delivery limit get this one from RabbitMQ 4.0 on (none before)."""
+
+QUORUM_PRIORITIES_SINCE = (4, 0)
+"""From RabbitMQ 4.0 quorum queues serve messages that carry a priority ahead of lower ones (seen:
+4.0.5 favours priority 5 and above two to one; 4.3.6 delivers strictly by priority); before, they
+ignore it."""
 
 FIELD_TO_ARGUMENT: dict[str, str] = {a.field: a.name for a in QUEUE_ARGUMENTS.values() if a.field}
 """Friendly queue field → x-argument (``initial_group_size`` depends on the type: see :func:`argument_for`)."""

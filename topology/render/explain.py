@@ -7,16 +7,13 @@ from typing import Any
 
 from topology.policies import Resolution
 from topology.state import QueueState
-
-
-def _version(version: tuple[int, ...]) -> str:
-    return ".".join(str(p) for p in version)
+from topology.versions import version_text
 
 
 def explain_dict(queue: QueueState, found: Resolution, version: tuple[int, ...]) -> dict[str, Any]:
     return {
         "vhost": queue.vhost, "queue": queue.queue, "type": queue.type, "durable": queue.durable,
-        "auto_delete": queue.auto_delete, "rules_of": _version(version), "arguments": queue.arguments,
+        "auto_delete": queue.auto_delete, "rules_of": version_text(version), "arguments": queue.arguments,
         "policies": [{"name": c.policy.policy, "operator": c.operator, "priority": c.policy.priority,
                       "apply_to": c.policy.apply_to, "pattern": c.policy.pattern, "definition": c.policy.definition,
                       "applies": c.applies, **({"why_not": c.why_not} if c.why_not else {}), "wins": c.wins,
@@ -30,7 +27,7 @@ def explain_dict(queue: QueueState, found: Resolution, version: tuple[int, ...])
 def explain_text(queue: QueueState, found: Resolution, version: tuple[int, ...]) -> str:
     flags = ", ".join(f for f, on in (("durable", queue.durable), ("auto-delete", queue.auto_delete)) if on)
     lines = [f"queue {queue.queue!r} in vhost {queue.vhost!r}: {queue.type}{', ' + flags if flags else ''} "
-             f"(rules of RabbitMQ {_version(version)})", "", "declared arguments:"]
+             f"(rules of RabbitMQ {version_text(version)})", "", "declared arguments:"]
     lines += [f"  {k}: {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(queue.arguments.items())] or ["  none"]
     for operator, title in ((False, "policies"), (True, "operator policies")):
         lines += ["", f"{title} whose pattern matches the name:"]
