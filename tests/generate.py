@@ -25,6 +25,7 @@ class Generator:
         self.prefix = prefix
         self.names: set[str] = set()
         self.version: tuple[int, ...] = OLDEST_SUPPORTED
+        self.amqp = "127.0.0.1:5672"
 
     def name(self, stem: str) -> str:
         """A new name: ``stem``, then random characters, some of them odd."""
@@ -43,11 +44,14 @@ class Generator:
         return self.random.random() < chance
 
 
-def definitions(seed: int, prefix: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> tuple[dict[str, Any], dict[str, str]]:
+def definitions(seed: int, prefix: str, version: tuple[int, ...] = OLDEST_SUPPORTED,
+                amqp: str = "127.0.0.1:5672") -> tuple[dict[str, Any], dict[str, str]]:
     """A definitions document whose vhosts, users and global parameter are all named
-    ``prefix...``, and the password of each user that has one, for a broker of ``version``."""
+    ``prefix...``, and the password of each user that has one, for a broker of ``version`` whose
+    AMQP listener is ``amqp`` (host:port: shovel and upstream URIs name it)."""
     g = Generator(seed, prefix)
     g.version = version
+    g.amqp = amqp
     document: dict[str, Any] = {key: [] for key in (
         "users", "vhosts", "permissions", "topic_permissions", "parameters", "policies", "queues", "exchanges",
         "bindings")}
@@ -209,7 +213,7 @@ def _vhost(g: Generator, document: dict[str, Any], vhost: str, vhosts: list[str]
     classic = [n for n, k in queues if k == "classic"] or [g.name("q-src")]
     for _ in range(g.random.randint(1, 2)):
         source_uri = g.random.choice([f"amqp:///{quote(vhost, safe='')}",
-                                      f"amqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}"])
+                                      f"amqp://guest:guest@{g.amqp}/{quote(vhost, safe='')}"])
         value: dict[str, Any] = {"src-protocol": "amqp091", "src-uri": source_uri, "src-queue": g.random.choice(classic),
                                  "dest-protocol": "amqp091", "dest-uri": f"amqp:///{quote(other, safe='')}"}
         if g.maybe():
@@ -230,7 +234,7 @@ def _vhost(g: Generator, document: dict[str, Any], vhost: str, vhosts: list[str]
     for _ in range(g.random.randint(1, 2)):
         name = g.name("up-")
         value = {"uri": g.random.choice([f"amqp:///{quote(other, safe='')}",
-                                         f"amqp://guest:guest@localhost/{quote(other, safe='')}"])}
+                                         f"amqp://guest:guest@{g.amqp.replace('127.0.0.1', 'localhost')}/{quote(other, safe='')}"])}
         for key, make in {"max-hops": lambda: g.random.randint(1, 3), "expires": lambda: 3_600_000,
                           "message-ttl": lambda: 600_000, "prefetch-count": lambda: 100,
                           "ack-mode": lambda: "on-confirm", "trust-user-id": lambda: g.maybe(),

@@ -367,6 +367,18 @@ def cli() -> None:
     """Topology as code for RabbitMQ: validate, plan and apply YAML topology files."""
 
 
+def _offline_version(given: tuple[int, ...] | None, job: Any, *, quiet: bool = False) -> tuple[int, ...]:
+    """The broker version an offline command uses: --broker-version, else the project target's
+    broker_version, else the oldest supported (said on stderr unless ``quiet``)."""
+    version = given or getattr(job, "broker_version", None)
+    if version is not None:
+        return version
+    if not quiet:
+        echo(f"note: rules of RabbitMQ {version_text(OLDEST_SUPPORTED)}, the oldest supported version (give "
+             "--broker-version, or broker_version in the project's target)", err=True)
+    return OLDEST_SUPPORTED
+
+
 def _broker_version(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
@@ -394,10 +406,12 @@ def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...]
 
     def work(job: Any) -> tuple[int, Any]:
         topology = _load(job, offline=True)
-        if broker_version is not None:
+        version = broker_version or job.broker_version
+        if version is not None:
             from topology.validate import check_broker_version
 
-            check_broker_version(topology, broker_version, version_text(broker_version), offline=True)
+            check_broker_version(topology, version, version_text(version), offline=True,
+                                 source="--broker-version" if broker_version else f"target {job.target}")
         objects = sum(
             len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) + len(v.operator_policies)
             + len(v.shovels) + len(v.federation_upstreams) + len(v.federation_upstream_sets)
@@ -803,7 +817,7 @@ def route(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], v
     state = desired_state(_load(job, offline=True))
     try:
         result = simulate(state, vhost, Message(exchange, routing_key, headers), dead_letter=dead_letter,
-                          version=broker_version or OLDEST_SUPPORTED)
+                          version=_offline_version(broker_version, job))
     except RouteError as error:
         raise TopologyError(str(error)) from None
     if output_format == "json":
@@ -841,7 +855,7 @@ def explain(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...],
         raise click.UsageError("explain reads one topology: give --target NAME, not --all-targets")
     job = resolve_jobs(selection, paths, values, None, connects=False)[0]
     state = desired_state(_load(job, offline=True))
-    version = broker_version or OLDEST_SUPPORTED
+    version = _offline_version(broker_version, job, quiet=True)  # its output names the version
     try:
         network = Network(state, vhost, version)
     except RouteError as error:
@@ -891,7 +905,8 @@ def lint_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
         raise click.UsageError(f"no such rule: {', '.join(unknown)} (the rules: {', '.join(sorted(RULES))})")
     job = resolve_jobs(selection, paths, values, None, connects=False)[0]
     topology = _load(job, offline=True)
-    found = lint(topology, desired_state(topology), Options(broker_version, cluster_size, frozenset(ignored)))
+    found = lint(topology, desired_state(topology), Options(broker_version or job.broker_version, cluster_size,
+                                                            frozenset(ignored)))
     failing = [f for f in found if f.severity == ERROR or (strict and f.severity != INFO)]
     if output_format == "json":
         echo(json.dumps({"findings": [f.to_dict() for f in found], "failing": len(failing)}, indent=2,
@@ -979,7 +994,7 @@ def test_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
         finally:
             client.close()
     else:
-        outcomes = run_offline(topology, state, broker_version or OLDEST_SUPPORTED)
+        outcomes = run_offline(topology, state, _offline_version(broker_version, job))
     failed = [o for o in outcomes if not o.passed]
     if output_format == "json":
         echo(json.dumps({"mode": "live" if live else "offline", "passed": len(outcomes) - len(failed),
@@ -998,10 +1013,14 @@ def test_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
 
 def _live_definitions(client: Any) -> dict[str, Any]:
     """The broker's definitions, with what its export leaves out: operator policies, vhost limits,
-    tracing, and (before RabbitMQ 3.11) the vhosts' description, tags and default queue type."""
+    tracing, internal exchanges (4.3.6), and (before RabbitMQ 3.11) the vhosts' description, tags
+    and default queue type."""
+    from topology.broker.live import with_internal_exchanges
+
     document = client.get("definitions")
     if not isinstance(document, dict):
         raise TopologyError("the broker's definitions export is not a JSON object")
+    document = with_internal_exchanges(document, client.exchanges(None), whole=True)
     vhosts = {v.get("name"): v for v in client.vhosts()}
     for entry in document.get("vhosts") or []:
         live = vhosts.get(entry.get("name"), {})

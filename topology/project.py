@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from topology.errors import TopologyError
 from topology.variables import NAME_RE
+from topology.versions import parse_given_version
 
 PROJECT_FILE = "topology.toml"
 TARGET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -62,6 +63,16 @@ class _Shared(_Strict):
     password_env: str | None = Field(None, description="Environment variable holding the password.")
     timeout: float | None = Field(None, gt=0, le=3600, description="Seconds to wait for each request.")
     tls: TlsSettings | None = None
+    broker_version: str | None = Field(
+        None, description="The RabbitMQ version the target runs (4.0, 4.x, 3.13.7): what the offline commands "
+                          "(validate, route, explain, lint, test) check against unless --broker-version is given.")
+
+    @field_validator("broker_version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_given_version(value)  # its ValueError names the accepted forms
+        return value
 
     @field_validator("user_env", "password_env")
     @classmethod
@@ -96,6 +107,8 @@ class Target:
     password_env: str | None
     timeout: float | None
     tls: TlsSettings
+    broker_version: tuple[int, ...] | None = None
+    """The version the project file says the target runs (offline commands check against it)."""
 
     def credentials(self, environment: dict[str, str] | None = None) -> tuple[str | None, str | None]:
         """(user, password) from the environment variables the target names (``None`` where it names none)."""
@@ -218,5 +231,5 @@ def _target(name: str, spec: TargetSettings, defaults: _Shared, base: Path, path
     return Target(
         name=name, url=spec.url, amqp_url=spec.amqp_url, files=resolve(pick("files")), values=resolve(pick("values")),
         user=pick("user"), user_env=pick("user_env"), password_env=pick("password_env"), timeout=pick("timeout"),
-        tls=tls,
+        tls=tls, broker_version=parse_given_version(pick("broker_version")) if pick("broker_version") else None,
     )

@@ -58,6 +58,8 @@ class Job:
     secret_names: frozenset[str] = frozenset()
     problem: str | None = None
     """Why this target cannot run (a credential or TLS file missing); the others still can."""
+    broker_version: tuple[int, ...] | None = None
+    """The RabbitMQ version the project file says the target runs."""
 
     @property
     def insecure(self) -> bool:
@@ -118,7 +120,7 @@ def resolve_jobs(
             target=name, paths=tuple(files), values=target.values + tuple(values), url=target.url,
             user=base.user, password=base.password,
             timeout=base.timeout if base.timeout_given or target.timeout is None else target.timeout,
-            amqp_url=target.amqp_url, tls=target.tls, secret_names=project.secrets,
+            amqp_url=target.amqp_url, tls=target.tls, secret_names=project.secrets, broker_version=target.broker_version,
         )
         try:
             if needs_paths and not files:

@@ -540,7 +540,7 @@ class VersionRule:
     """Several ranges of versions that accept it, instead of :attr:`since` to :attr:`until`."""
     deprecated_feature: str | None = None
     """The broker's deprecated feature that governs it: where the broker says whether it permits
-    that feature (``GET /api/deprecated-features``, 3.13 and later), its word decides instead of the
+    that feature (``GET /api/deprecated-features`` gives its state on 4.3.6), its word decides instead of the
     version (a broker can permit a feature its version denies by default, or deny one it permits)."""
 
     def refuses(self, version: tuple[int, ...]) -> str | None:
@@ -759,9 +759,9 @@ VERSION_RULES += _argument_version_rules()
 
 
 def check_broker_version(topology: Topology, version: tuple[int, ...], version_text: str, *, offline: bool = False,
-                         permits: Callable[[str], bool | None] | None = None) -> None:
+                         permits: Callable[[str], bool | None] | None = None, source: str = "--broker-version") -> None:
     """Raise :class:`ConfigError` for anything the files use that this broker version does not accept
-    (``offline``: the version was given to ``validate``, not read from a broker). ``permits``: the
+    (``offline``: the version was given to ``validate``, by ``source``, not read from a broker). ``permits``: the
     broker's word on a deprecated feature (``None``: it does not say), asked only for a feature the
     files use."""
     if not version:
@@ -774,7 +774,7 @@ def check_broker_version(topology: Topology, version: tuple[int, ...], version_t
         permitted = permits(rule.deprecated_feature) if permits and rule.deprecated_feature else None
         if permitted is None:
             needs = rule.refuses(version)
-            against = f"checked against {version_text} (--broker-version)" if offline else f"the broker runs {version_text}"
+            against = f"checked against {version_text} ({source})" if offline else f"the broker runs {version_text}"
         elif permitted:
             needs = None
         else:

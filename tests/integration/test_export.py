@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import generate
-from tests.conftest import BROKER_AUTH, amqp_uri, wait_until
+from tests.conftest import AMQP_ADDRESS, BROKER_AUTH, amqp_uri, wait_until
 from topology.export import variable_name
 from topology.parameters import SHOVEL_OLD_KEYS
 from topology.versions import has_classic_mirroring
@@ -314,7 +314,8 @@ def test_every_real_world_file_round_trips_through_the_broker(name, run, api, mo
 def test_a_generated_broker_with_every_object_kind_round_trips(seed, run, api, monkeypatch, tmp_path, broker_version):
     """A broker generated from ``seed`` (tests/generate.py): every kind of object and setting the
     tool manages, names with slashes, percent signs, spaces, dollars and non-ASCII letters."""
-    source, passwords = generate.definitions(seed, f"topology-test-{uuid.uuid4().hex[:6]}", broker_version)
+    source, passwords = generate.definitions(seed, f"topology-test-{uuid.uuid4().hex[:6]}", broker_version,
+                                              AMQP_ADDRESS)
     vhosts = {v["name"]: v["name"] for v in source["vhosts"]}
     try:
         round_trip(run, api, monkeypatch, tmp_path, source, vhosts, {u["name"]: u["name"] for u in source["users"]},

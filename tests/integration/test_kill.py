@@ -42,10 +42,16 @@ def test_an_apply_killed_at_random_points_is_finished_by_the_next_run(tmp_path, 
         path.write_text(files(vhost, version), encoding="utf-8")
         paths.append(str(path))
     killed = 0
-    for path in [paths[0], paths[0], paths[1], paths[1]]:
+    runs = [(paths[0], 0.4, 2.5), (paths[0], 0.4, 2.5), (paths[1], 0.4, 2.5), (paths[1], 0.4, 2.5)]
+    # a faster broker (4.x imports) can finish every apply before its kill: then more runs, killed
+    # sooner, each with changes to make (the files alternate), until one is killed mid-way
+    runs += [(paths[i % 2], 0.1, 0.8) for i in range(8)]
+    for index, (path, low, high) in enumerate(runs):
+        if index >= 4 and killed:
+            break
         process = subprocess.Popen([sys.executable, "-m", "topology", "apply", path, "--auto-approve", "--prune"],
                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.4, 2.5))
+        time.sleep(rng.uniform(low, high))
         if process.poll() is None:
             process.kill()
             killed += 1

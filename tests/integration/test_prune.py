@@ -154,9 +154,15 @@ def test_an_exchange_bound_to_a_connected_clients_exclusive_queue_is_not_pruned(
         channel = connection.channel()
         mine = channel.queue_declare("", exclusive=True).method.queue
         channel.queue_bind(mine, "client.replies", "reply")
+        # 3.10 and 4.0 leave bindings to exclusive queues out of the definitions export, 4.3.6 shows them
+        shown = any(b["destination"] == mine for b in api.definitions(vhost)["bindings"])
         result = run("apply", path, "--prune", "--auto-approve")
     finally:
         connection.close()
-    assert result.code == 1
-    assert "REFUSED: 1 binding(s) to exclusive queues of connected clients would be dropped" in result.out
+    if shown:  # the binding is the client's (a server-named queue): kept, and so is its exchange
+        assert result.code == 0, result.err
+        assert f"client.replies -> queue {mine}" in result.out and "No changes" in result.out
+    else:  # hidden from the export: counted before the deletion, which is refused
+        assert result.code == 1
+        assert "REFUSED: 1 binding(s) to exclusive queues of connected clients would be dropped" in result.out
     assert "client.replies" in names(api, "exchanges", vhost)

@@ -301,3 +301,15 @@ def test_broker_version_parsing():
     assert BrokerInfo("u", "3.13.0+rc.4", "c").version_tuple == (3, 13, 0)
     assert BrokerInfo("u", "4.1.0-beta.2", "c").version_tuple == (4, 1, 0)
     assert not BrokerInfo("u", "3.10.7", "c").stores_default_queue_type
+
+
+def test_internal_exchanges_the_export_leaves_out_are_taken_from_the_exchange_list():
+    from topology.broker.live import with_internal_exchanges
+
+    listed = [{"vhost": "v", "name": n, "type": "direct", "durable": True, "auto_delete": False, "internal": i,
+               "arguments": {}} for n, i in (("", False), ("amq.rabbitmq.trace", True), ("shown", False),
+                                             ("inner", True), ("x", False))]
+    one = with_internal_exchanges({"exchanges": [{"name": "shown", "type": "direct"}]}, listed)
+    assert [e["name"] for e in one["exchanges"]] == ["shown", "inner"] and "vhost" not in one["exchanges"][1]
+    whole = with_internal_exchanges({"exchanges": [{"vhost": "v", "name": "inner", "internal": True}]}, listed, whole=True)
+    assert [e["name"] for e in whole["exchanges"]] == ["inner"]  # already shown (4.0.5): not twice

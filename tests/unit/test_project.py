@@ -223,3 +223,30 @@ def test_target_passwords_are_masked_but_never_written_into_saved_plans_as_varia
     document = saved_plan(Plan(changes=(Change("create", None, queue, {}, "new"),), vhosts=("v",)))
     assert document["changes"][0]["name"] == "guest.events" and document["secrets"] == []
     redact.forget_all()
+
+
+def test_a_targets_broker_version_is_what_the_offline_commands_check_against(tmp_path, run, monkeypatch):
+    (tmp_path / "t.yaml").write_text(
+        "vhosts:\n  v:\n    queues:\n      q: {type: quorum, dead_letter_exchange: dlx}\n      dead: {}\n"
+        "    exchanges:\n      dlx: {type: fanout}\n    bindings:\n      - {source: dlx, destination: dead}\n"
+        "    policies:\n      ha: {pattern: '^z', definition: {ha-mode: all}}\n", encoding="utf-8")
+    project_file(tmp_path, '[defaults]\nfiles = ["t.yaml"]\nbroker_version = "3.13"\n'
+                           '[targets.old]\nurl = "http://h:15672"\n'
+                           '[targets.new]\nurl = "http://h:15672"\nbroker_version = "4.x"\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_project("topology.toml").target("new").broker_version == (4, 0, 0)
+    assert load_project("topology.toml").target("old").broker_version == (3, 13, 0)
+    assert run("validate", "--target", "old").code == 0
+    refused = run("validate", "--target", "new")
+    assert refused.code == 1 and "not supported from RabbitMQ 4.0 on; checked against 4.0 (target new)" in refused.err
+    assert run("validate", "--target", "new", "--broker-version", "3.13").code == 0  # the option wins
+    # route and test: the target's version, else the oldest supported, said on stderr
+    routed = run("route", "--target", "new", "--vhost", "v", "--exchange", "", "--routing-key", "q",
+                 "--dead-letter", "delivery_limit")
+    assert routed.code == 0 and "dead" in routed.out and "note:" not in routed.err  # 4.0: a limit of 20 by default
+    plain = run("route", "t.yaml", "--vhost", "v", "--exchange", "", "--routing-key", "q", "--dead-letter", "delivery_limit")
+    assert plain.code == 0 and "note: rules of RabbitMQ 3.10.8, the oldest supported version" in plain.err
+    assert "dead" not in plain.out.split("\n", 1)[1]  # 3.10: no limit, so no dead-lettering for it
+    bad = project_file(tmp_path, '[targets.x]\nurl = "http://h:15672"\nbroker_version = "newest"\n')
+    with pytest.raises(ProjectError, match="a RabbitMQ version such as 4, 4.0, 4.x or 3.13.7"):
+        load_project(bad)

@@ -52,7 +52,8 @@ class RequestRefused(Exception):
 
 
 class BrokerFailed(BrokerError):
-    """The broker answered with a 5xx status it will answer again (not 502/503/504): a fault of its own."""
+    """The broker failed on a request in a way it will again: a 5xx status other than 502/503/504, or
+    an answer that is not JSON (``status`` 200: seen cut short in the middle by 4.3.6)."""
 
     def __init__(self, message: str, status: int):
         super().__init__(message)
@@ -268,7 +269,7 @@ class ManagementClient:
         try:
             return response.json()
         except ValueError:
-            raise BrokerError(f"the broker at {self.url} sent a non-JSON answer to {method} {path}") from None
+            raise BrokerFailed(f"the broker at {self.url} sent a non-JSON answer to {method} {path}", status) from None
 
     def get(self, *segments: str, params: dict[str, str] | None = None) -> Any:
         """GET, mapping 403 to a clear error (reads must be allowed for the tool to work)."""
@@ -318,16 +319,23 @@ class ManagementClient:
         """The vhost's definitions export (exchanges, queues, bindings, policies, parameters)."""
         return self.get_or_none("definitions", vhost)
 
+    def exchanges(self, vhost: str | None) -> list[dict[str, Any]]:
+        """The vhost's exchanges (``None``: every vhost's, each with its ``vhost``) as the exchange
+        list shows them, built-in and internal ones included."""
+        return self.get_or_none(*(("exchanges",) if vhost is None else ("exchanges", vhost)), params={
+            "columns": "vhost,name,type,durable,auto_delete,internal,arguments"}) or []
+
     def deprecated_features(self) -> dict[str, str] | None:
-        """Each deprecated feature's state on the broker (``permitted`` or ``denied``); ``None`` where
-        the broker has no such endpoint (before 3.13)."""
+        """Each deprecated feature's state on the broker (``permitted`` or ``denied``), for those
+        whose state it gives; ``None`` where the broker has no such endpoint (before 3.13)."""
         try:
             found = self.get("deprecated-features")
         except RequestRefused:  # 3.10 answers 406 to a path it does not know, others 404
             return None
         if not isinstance(found, list):
             return None
-        return {str(f["name"]): str(f.get("state", "")) for f in found if isinstance(f, dict) and "name" in f}
+        # 4.0.5 gives only each feature's deprecation phase, not its state: nothing said
+        return {str(f["name"]): str(f["state"]) for f in found if isinstance(f, dict) and "name" in f and "state" in f}
 
     def all_definitions(self) -> dict[str, Any]:
         """The whole broker's definitions export (every vhost's objects, each with its ``vhost``)."""

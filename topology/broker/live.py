@@ -203,12 +203,15 @@ def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
 
 
 def read_live(client: ManagementClient, vhosts: list[str], access: bool = False, limits: bool = False,
-              parameters: bool = False, operator_policies: Iterable[str] = ()) -> State:
+              parameters: bool = False, operator_policies: Iterable[str] = (),
+              internal_exchanges: Iterable[str] = ()) -> State:
     """The live state of the named vhosts (those missing on the broker are simply absent);
     with ``access``, also every user, permission and topic permission (three requests);
     with ``limits``, the vhosts' limits; with ``parameters``, the global parameters; with
     ``operator_policies``, the operator policies of those vhosts (one request each: the
-    vhosts where the files declare some). Each is read only when the files declare such objects."""
+    vhosts where the files declare some); with ``internal_exchanges``, the exchange list of those
+    vhosts (one request each), for the internal exchanges the definitions export of RabbitMQ 4.3.6
+    leaves out. Each is read only when the files declare such objects."""
     state = State()
     wanted = set(vhosts)
     if access:
@@ -233,17 +236,40 @@ def read_live(client: ManagementClient, vhosts: list[str], access: bool = False,
                 state.vhosts[entry["name"]] = replace(state.vhosts[entry["name"]], limits={
                     k: int(v) for k, v in sorted(found.items()) if isinstance(v, (int, float))})
     whole: dict[str, Any] | None = None
+    internal = set(internal_exchanges)
     for name in sorted(state.vhosts):
         try:
             definitions = client.definitions(name)
         except BrokerFailed:
-            # RabbitMQ 4.0.5 fails (HTTP 500) on the export of a vhost whose name is not ASCII; the
-            # whole broker's export holds the same objects (read once per call, never kept)
+            # RabbitMQ fails on the export of a vhost whose name is not ASCII (4.0.5: HTTP 500; 4.3.6:
+            # JSON cut short); the whole broker's export holds the same objects (read once per call)
             whole = whole if whole is not None else client.all_definitions()
             definitions = vhost_definitions(whole, name)
         if definitions is not None:
+            if name in internal:
+                definitions = with_internal_exchanges(definitions, client.exchanges(name))
             definitions_state(state.vhosts[name], definitions, state)
     return state
+
+
+def with_internal_exchanges(definitions: dict[str, Any], listed: list[dict[str, Any]], *,
+                            whole: bool = False) -> dict[str, Any]:
+    """A definitions export with the internal exchanges of the exchange list ``listed`` that it
+    leaves out (4.3.6 leaves out every internal exchange; 4.0.5 shows them). ``whole``: the whole
+    broker's export, whose entries name their vhost; else one vhost's, whose entries do not."""
+    def key(entry: dict[str, Any]) -> Any:
+        return (entry.get("vhost"), entry.get("name")) if whole else entry.get("name")
+
+    shown = {key(e) for e in definitions.get("exchanges", ())}
+    missing = [e if whole else {k: v for k, v in e.items() if k != "vhost"} for e in listed
+               if e.get("internal") and isinstance(e.get("name"), str) and e["name"] != ""
+               and not e["name"].startswith("amq.") and key(e) not in shown]
+    return {**definitions, "exchanges": [*definitions.get("exchanges", ()), *missing]} if missing else definitions
+
+
+def internal_exchange_vhosts(resources: Iterable[Any]) -> list[str]:
+    """The vhosts where one of ``resources`` is an internal exchange (see :func:`read_live`)."""
+    return sorted({r.vhost for r in resources if isinstance(r, ExchangeState) and r.internal})
 
 
 VHOST_KINDS = ("exchanges", "queues", "bindings", "policies", "parameters")
