@@ -344,13 +344,13 @@ class Applier:
         """Read the imported objects' vhosts back (one definitions export each): what the broker
         shows as declared is applied; the rest is created one request at a time, so a refusal
         stops the apply here, before any later change relies on it."""
-        from topology.broker.live import internal_exchange_vhosts, read_live
+        from topology.broker.live import internal_exchanges, read_live
         from topology.plan import unfinished
 
         if not imported:
             return
         live = read_live(self.client, sorted({change.vhost for change in imported}),
-                         internal_exchanges=internal_exchange_vhosts(change.resource for change in imported))
+                         internal_exchanges=internal_exchanges(change.resource for change in imported))
         missing = {change.key for change in unfinished(Plan(changes=tuple(imported)), live)}
         self.settle(imported, missing, plan, report)
 

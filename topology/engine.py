@@ -12,7 +12,7 @@ from typing import Any
 from topology.versions import OLDEST_SUPPORTED
 from topology.apply import Applier, ApplyOptions, Report
 from topology.broker.client import ManagementClient
-from topology.broker.live import BrokerInfo, broker_info, internal_exchange_vhosts, read_live
+from topology.broker.live import BrokerInfo, broker_info, internal_exchanges, read_live
 from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
 from topology.drift import DriftReport, build_report
 from topology.errors import ApplyError, StalePlan
@@ -70,7 +70,7 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
                      parameters=topology.global_parameters_named,
                      operator_policies=[v.name for v in topology.vhosts.values()
                                         if "operator_policies" in v.declared_sections],
-                     internal_exchanges=internal_exchange_vhosts(desired.objects.values()))
+                     internal_exchanges=internal_exchanges(desired.objects.values()))
     client.drop_read_ahead()  # what was read ahead is for this plan only
     stage("comparing")
     resolve_passwords(desired, live)
@@ -191,7 +191,7 @@ def _reads_for(plan: Plan) -> dict[str, Any]:
         "limits": any(c.kind == "vhost" and "limits" in c.resource.props() for c in plan.changes),
         "parameters": "global_parameter" in kinds,
         "operator_policies": sorted({c.vhost for c in plan.changes if c.kind == "operator_policy"}),
-        "internal_exchanges": internal_exchange_vhosts(r for c in plan.changes for r in (c.before, c.after) if r),
+        "internal_exchanges": internal_exchanges(r for c in plan.changes for r in (c.before, c.after) if r),
     }
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from topology.versions import OLDEST_SUPPORTED
 from topology import ha, parameters
+from topology.model.arguments import QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
+from topology.policies import DEFAULT_SOURCE, Setting
 from topology.model.topology import Origin, Topology
 from topology.route import Network, Route
 from topology.state import (
@@ -69,6 +71,10 @@ RULES = {rule.id: rule for rule in (
     Rule("TOP013", "lazy-has-no-effect", INFO,
          "queue-mode lazy has no effect from RabbitMQ 3.12 on (classic queues keep messages on disk anyway) "
          "and none on quorum queues or streams."),
+    Rule("TOP014", "default-delivery-limit-drops", WARNING,
+         "From RabbitMQ 4.0 a quorum queue without a delivery limit gets one of 20: with no dead-letter exchange, "
+         "a message returned 20 times (a consumer that rejects it or crashes on it) is dropped. Set "
+         "dead_letter_exchange to keep such messages, or delivery_limit (-1: no limit)."),
 )}
 """Every rule, by id."""
 
@@ -130,6 +136,7 @@ def lint(topology: Topology, state: State, options: Options | None = None,
         _mirroring(linter, vhost)
         _durability_and_reach(linter, network)
         _ties(linter, network)
+        _default_delivery_limit(linter, network)
     _passwords(linter)
     found = [f for f in linter.findings if f.rule not in options.ignore and not _suppressed(f, topology, lines)]
     return sorted(set(found), key=lambda f: (f.origin.file, f.origin.line, f.rule, f.subject))
@@ -326,6 +333,28 @@ def _lazy(linter: _Linter, key: tuple[Any, ...], where: str) -> None:
         return
     when = "" if version is not None else " (when the broker is 3.12 or later; give --broker-version to know)"
     linter.add("TOP013", key, where, f"queue-mode lazy has no effect{when}")
+
+
+def _default_delivery_limit(linter: _Linter, network: Network) -> None:
+    """TOP014: quorum queues that take 4.0's default delivery limit and have nowhere to dead-letter."""
+    from topology.policies import resolve
+
+    known = linter.options.version
+    if known is not None and known < QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE:
+        return
+    version = known or QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
+    when = "" if known is not None else " (when the broker is 4.0 or later; give --broker-version to know)"
+    for queue in sorted(network.queues.values(), key=lambda q: q.queue):
+        if queue.type != "quorum":
+            continue
+        found = resolve(queue.queue, queue.type, queue.arguments, network.policies, network.operator_policies, version)
+        limit = found.settings.get("delivery-limit")
+        if limit is None or limit.source != DEFAULT_SOURCE or isinstance(
+                found.settings.get("dead-letter-exchange", Setting("", None, "")).value, str):
+            continue
+        linter.add("TOP014", queue.key, f"vhost {network.vhost!r} queue {queue.queue!r}",
+                   f"a message returned {limit.value} times is dropped: the queue has the default delivery limit and "
+                   f"no dead-letter exchange{when}")
 
 
 def _durability_and_reach(linter: _Linter, network: Network) -> None:

@@ -35,6 +35,8 @@ SMALLEST = frozenset({"message-ttl", "max-length", "max-length-bytes", "max-in-m
 """Keys of both a policy and an operator policy where the smaller value wins."""
 
 MIN, ARGUMENT, POLICY = "smaller", "argument", "policy"
+DEFAULT_SOURCE = "the broker's default"
+"""The source of a setting the broker gives when neither argument nor policy does."""
 RESOLUTION: dict[str, dict[str, str]] = {
     "classic": {"expires": MIN, "dead-letter-exchange": ARGUMENT, "dead-letter-routing-key": ARGUMENT,
                 "message-ttl": MIN, "max-length": MIN, "max-length-bytes": MIN, "overflow": ARGUMENT,
@@ -205,7 +207,7 @@ def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: li
                                            "key is not modelled here")
     if queue_type == "quorum" and "delivery-limit" not in result.settings and version >= QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE:
         result.settings["delivery-limit"] = Setting(
-            "delivery-limit", QUORUM_DEFAULT_DELIVERY_LIMIT, "the broker's default",
+            "delivery-limit", QUORUM_DEFAULT_DELIVERY_LIMIT, DEFAULT_SOURCE,
             f"RabbitMQ {version_text(QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE)} and later give a quorum queue without one this "
             "limit; -1 sets none")
     result.settings = dict(sorted(result.settings.items()))

@@ -141,6 +141,33 @@ def test_a_definitions_file_loaded_into_a_broker_exports_to_no_change(run, api, 
     assert "type: stream" in text and "shovels:" in text and "alternate-exchange: sda.dead" in text
 
 
+def test_a_4x_broker_with_no_delivery_limit_and_a_classic_leader_locator_is_adopted(run, api, vhost, tmp_path,
+                                                                                       broker_version):
+    """4.0 made a negative delivery limit mean none (and quorum queues default to 20), and took
+    x-queue-leader-locator on classic queues. A broker holding them exports to files that validate
+    and plan to no change; on 3.x, where -1 drops a message the first time it is returned, the
+    plan refuses it with the version rule."""
+    four = broker_version >= (4, 0)
+    api.put("vhosts", vhost)
+    api.put("queues", vhost, "unlimited", body={"durable": True, "arguments": {"x-queue-type": "quorum",
+                                                                              "x-delivery-limit": -1}})
+    if four:
+        api.put("queues", vhost, "placed", body={"durable": True, "arguments": {"x-queue-leader-locator": "balanced"}})
+        api.put("policies", vhost, "no-limit", body={"pattern": "^unl", "apply-to": "quorum_queues",
+                                                     "definition": {"delivery-limit": -1}})
+    out = tmp_path / "exported"
+    exported = run("export", "--vhost", vhost, "--no-users", "--out", str(out))
+    assert exported.code == 0, exported.err
+    assert run("validate", str(out)).code == 0
+    plan = run("plan", str(out), "--prune", "--format", "json")
+    if four:
+        assert plan.code == 0 and json.loads(plan.out)["changes"] == [], plan.err
+        text = (out / f"vhosts/{vhost}.yaml").read_text()
+        assert "x-queue-leader-locator: balanced" in text or "leader_locator: balanced" in text
+    else:
+        assert plan.code == 1 and "a negative delivery limit (no limit) needs RabbitMQ 4.0 or later" in plan.err
+
+
 FILES = sorted(p.name for p in REALWORLD.glob("*.json"))
 # more generated brokers: TOPOLOGY_TEST_SEEDS=1-200 (a range) or 7,19 (a list)
 SEEDS = [int(x) for part in os.environ.get("TOPOLOGY_TEST_SEEDS", "1-3").split(",")

@@ -46,3 +46,17 @@ def test_every_broker_has_its_own_ports_a_known_store_and_a_series():
     for row in rows:
         assert row["store"] in ("mnesia", "khepri") and row["ci"] in ("yes", "no")
         assert re.fullmatch(r"[0-9]+\.[0-9]+", row["series"]) and row["name"].startswith(row["series"])
+
+
+def test_the_script_reads_the_same_table():
+    import subprocess
+
+    script = str(ROOT / "scripts" / "brokers.sh")
+    names = subprocess.run([script, "names"], capture_output=True, text=True, check=True).stdout.split()
+    ci = subprocess.run([script, "names", "--ci"], capture_output=True, text=True, check=True).stdout.split()
+    assert names == [row["name"] for row in brokers()] and ci == [row["name"] for row in brokers() if row["ci"] == "yes"]
+    for row in brokers():
+        lines = subprocess.run([script, "env", row["name"]], capture_output=True, text=True, check=True).stdout
+        assert lines == f"TOPOLOGY_URL=http://127.0.0.1:{row['http']}\nTOPOLOGY_AMQP_URL=amqp://127.0.0.1:{row['amqp']}/\n"
+    unknown = subprocess.run([script, "env", "9.9"], capture_output=True, text=True)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("brokers: unknown broker '9.9' (known: ")

@@ -141,6 +141,28 @@ def test_top013_lazy_mode_by_version(tmp_path):
     assert only(tmp_path, "TOP013", text, version=(3, 11)) == []
 
 
+def test_top014_the_default_delivery_limit_of_4_0_drops_without_a_dead_letter_exchange(tmp_path):
+    text = base("jobs: {type: quorum}\ndead: {type: quorum, dead_letter_exchange: dlx}\n"
+                "limited: {type: quorum, delivery_limit: 5}\nunlimited: {type: quorum, delivery_limit: -1}\n"
+                "classic: {}")
+    assert only(tmp_path, "TOP014", text, version=(4, 0, 5)) == ["vhost 'v' queue 'jobs'"]
+    assert only(tmp_path, "TOP014", text, version=(3, 13, 7)) == []
+    unknown = [f for f in findings_of(tmp_path, text) if f.rule == "TOP014"]
+    assert [f.subject for f in unknown] == ["vhost 'v' queue 'jobs'"]
+    assert "returned 20 times is dropped" in unknown[0].message and "when the broker is 4.0 or later" in unknown[0].message
+    # a policy's dead-letter exchange or delivery limit counts too
+    policy = base("jobs: {type: quorum}\ndead: {}", more="    policies:\n      dl: {pattern: '^jobs$', "
+                                                          "definition: {dead-letter-exchange: dlx}}")
+    assert only(tmp_path, "TOP014", policy, version=(4, 0, 5)) == []
+
+
+def findings_of(tmp_path, text: str, **options):
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    topology = load_valid([str(path)], offline=True)
+    return lint(topology, desired_state(topology), Options(**options))
+
+
 def test_a_comment_suppresses_a_rule_for_one_object_and_ignore_for_all(tmp_path):
     text = base("""
         jobs: {durable: false}  # lint: ignore TOP008

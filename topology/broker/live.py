@@ -204,14 +204,15 @@ def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
 
 def read_live(client: ManagementClient, vhosts: list[str], access: bool = False, limits: bool = False,
               parameters: bool = False, operator_policies: Iterable[str] = (),
-              internal_exchanges: Iterable[str] = ()) -> State:
+              internal_exchanges: Iterable[tuple[str, str]] = ()) -> State:
     """The live state of the named vhosts (those missing on the broker are simply absent);
     with ``access``, also every user, permission and topic permission (three requests);
     with ``limits``, the vhosts' limits; with ``parameters``, the global parameters; with
     ``operator_policies``, the operator policies of those vhosts (one request each: the
-    vhosts where the files declare some); with ``internal_exchanges``, the exchange list of those
-    vhosts (one request each), for the internal exchanges the definitions export of RabbitMQ 4.3.6
-    leaves out. Each is read only when the files declare such objects."""
+    vhosts where the files declare some); with ``internal_exchanges`` ((vhost, exchange) pairs),
+    the exchange list of a vhost whose export lacks one of them (one request: the export of
+    RabbitMQ 4.3.6 leaves out every internal exchange). Each is read only when the files declare
+    such objects."""
     state = State()
     wanted = set(vhosts)
     if access:
@@ -236,7 +237,9 @@ def read_live(client: ManagementClient, vhosts: list[str], access: bool = False,
                 state.vhosts[entry["name"]] = replace(state.vhosts[entry["name"]], limits={
                     k: int(v) for k, v in sorted(found.items()) if isinstance(v, (int, float))})
     whole: dict[str, Any] | None = None
-    internal = set(internal_exchanges)
+    internal: dict[str, set[str]] = {}
+    for vhost, exchange in internal_exchanges:
+        internal.setdefault(vhost, set()).add(exchange)
     for name in sorted(state.vhosts):
         try:
             definitions = client.definitions(name)
@@ -246,7 +249,8 @@ def read_live(client: ManagementClient, vhosts: list[str], access: bool = False,
             whole = whole if whole is not None else client.all_definitions()
             definitions = vhost_definitions(whole, name)
         if definitions is not None:
-            if name in internal:
+            shown = {e.get("name") for e in definitions.get("exchanges", ())}
+            if internal.get(name, set()) - shown:  # an internal exchange the export may leave out
                 definitions = with_internal_exchanges(definitions, client.exchanges(name))
             definitions_state(state.vhosts[name], definitions, state)
     return state
@@ -267,9 +271,9 @@ def with_internal_exchanges(definitions: dict[str, Any], listed: list[dict[str, 
     return {**definitions, "exchanges": [*definitions.get("exchanges", ()), *missing]} if missing else definitions
 
 
-def internal_exchange_vhosts(resources: Iterable[Any]) -> list[str]:
-    """The vhosts where one of ``resources`` is an internal exchange (see :func:`read_live`)."""
-    return sorted({r.vhost for r in resources if isinstance(r, ExchangeState) and r.internal})
+def internal_exchanges(resources: Iterable[Any]) -> list[tuple[str, str]]:
+    """(vhost, name) of each of ``resources`` that is an internal exchange (see :func:`read_live`)."""
+    return sorted({(r.vhost, r.exchange) for r in resources if isinstance(r, ExchangeState) and r.internal})
 
 
 VHOST_KINDS = ("exchanges", "queues", "bindings", "policies", "parameters")

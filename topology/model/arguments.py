@@ -44,7 +44,8 @@ QUEUE_ARGUMENTS: dict[str, QueueArgument] = {
         QueueArgument("x-single-active-consumer", "single_active_consumer", frozenset({CLASSIC, QUORUM}), "bool"),
         QueueArgument("x-delivery-limit", "delivery_limit", frozenset({QUORUM}), "limit",
                       # 4.0 gave quorum queues a default limit of 20 and made a negative one mean none
-                      # (rabbit_quorum_queue in v4.0.0); 3.10.8 refuses it in a policy
+                      # (rabbit_quorum_queue in v4.0.0); 3.10.8 refuses it in a policy, and its queues drop a
+                      # message the first time it is returned (seen)
                       values_since=(("negative", (4, 0), "a negative delivery limit (no limit)"),)),
         QueueArgument("x-quorum-initial-group-size", None, frozenset({QUORUM}), "positive"),
         QueueArgument("x-initial-cluster-size", None, frozenset({STREAM}), "positive"),
