@@ -32,11 +32,14 @@ _output = threading.local()
 """Per thread, where :func:`echo` writes: a buffer while a target runs beside others."""
 
 
-def echo(message: Any = "", err: bool = False) -> None:
-    """Print a line, with every secret redacted: all output goes through here."""
+def echo(message: Any = "", err: bool = False, *, styled: bool = False) -> None:
+    """Print a line, with every secret redacted and control characters made visible: all output
+    goes through here. ``styled``: the text holds the plan's colours, added to text already made
+    visible (topology.render.text)."""
     from topology.redact import redact
+    from topology.terminal import visible
 
-    text = redact(str(message))
+    text = redact(str(message)) if styled else visible(redact(str(message)))
     buffer = getattr(_output, "buffer", None)
     if buffer is not None:
         buffer.append((text, err))
@@ -496,7 +499,7 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
         else:
             from topology.render.text import render_plan
 
-            echo(render_plan(the_plan, colour=_colour()))
+            echo(render_plan(the_plan, colour=_colour()), styled=True)
             if target_out is not None:
                 echo(f"\nSaved the plan to {target_out}. Apply exactly this plan with: topology apply --plan {target_out}")
         return (EXIT_CHANGES if detailed_exitcode and not the_plan.empty else EXIT_OK), the_plan
@@ -1139,7 +1142,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
         try:
             if dry_run:
                 the_plan = _current_plan(topology, saved, client, prune)
-                echo(_render(the_plan))
+                echo(_render(the_plan), styled=True)
                 echo("\nDry run: nothing was changed.")
                 return EXIT_OK, the_plan
             if waiter is not None:
@@ -1256,7 +1259,7 @@ def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve
     from topology.engine import apply_plan
     from topology.render.text import SYMBOLS
 
-    echo(_render(the_plan))
+    echo(_render(the_plan), styled=True)
     if the_plan.empty:
         return []
     # refuse before asking anyone to type yes

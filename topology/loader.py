@@ -446,22 +446,34 @@ def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(
-                str(p)
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in (".yaml", ".yml")
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not found:
+            found, broken = [], 0
+            for entry in sorted(path.rglob("*")):
+                if entry.suffix.lower() not in (".yaml", ".yml") or entry.is_dir() or any(
+                        part.startswith(".") for part in entry.relative_to(path).parts):
+                    continue
+                if entry.is_file():
+                    found.append(str(entry))
+                else:  # skipping it would make --prune delete what it declares
+                    problems.append(Problem(str(entry), 0, "", _not_a_file(entry)))
+                    broken += 1
+            if not found and not broken:
                 problems.append(Problem(given, 0, "", "directory holds no *.yaml or *.yml file"))
             files.extend(found)
         elif path.is_file():
             files.append(str(path))
         else:
-            problems.append(Problem(given, 0, "", "no such file or directory"))
+            problems.append(Problem(given, 0, "", _not_a_file(path)))
     unique = list(dict.fromkeys(files))
     return unique, problems
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a path that should be a topology file is not one."""
+    if path.is_symlink() and not path.exists():
+        return f"a link to nothing ({os.readlink(path)}): a topology file that is not there cannot be read"
+    if path.exists():
+        return "not a regular file (a pipe, socket or device): a topology file must be one"
+    return "no such file or directory"
 
 
 def _pydantic_problems(document: Document, error: ValidationError) -> list[Problem]:

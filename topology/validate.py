@@ -17,7 +17,7 @@ from typing import Any
 from topology.versions import CLASSIC_MIRRORING_REMOVED, version_text
 from topology.errors import ConfigError, Problem
 from topology.model import Queue, friendly_queue_fields
-from topology.model.arguments import QUEUE_ARGUMENTS, argument_for, field_for
+from topology.model.arguments import MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for
 from topology.model.topology import Origin, Topology, VhostTopology, location
 from topology.model.values import parse_duration, parse_size
 from topology.state import canonical, matching_ignore, queue_type_of
@@ -88,6 +88,10 @@ PATH_STEPS = (".", "..")
 resolves away even percent-encoded (``PUT /api/exchanges/v/%2E`` is answered as ``/api/exchanges/v``)."""
 
 
+STRIPPED_FROM_NAMES = frozenset("\r\n")
+"""Characters RabbitMQ (3.10.8 and 4.3.6, seen) removes from a name given over the management API."""
+
+
 def _check_path_names(topology: Topology, found: _Collector) -> None:
     """Every name that goes into a management API path (vhosts, their objects, users, global
     parameters) must be addressable there."""
@@ -103,6 +107,10 @@ def _check_path_names(topology: Topology, found: _Collector) -> None:
     for name, origin in named:
         if name in PATH_STEPS:
             found.add(origin, (), message.format(name=name))
+        elif STRIPPED_FROM_NAMES & set(name):
+            found.add(origin, (), f"the name {name!r} holds a line break (CR or LF), which the broker removes from "
+                                  "names: it would make another object than the one declared, and apply would never "
+                                  "finish")
 
 
 def _check_tests(topology: Topology, found: _Collector) -> None:
@@ -308,6 +316,9 @@ def _check_queue(
         found.add(origin, (), "a queue name cannot be empty")
     elif name.startswith("amq."):
         found.add(origin, (), "names starting with 'amq.' are reserved by the broker")
+    elif len(name.encode("utf-8")) > MAX_QUEUE_NAME_BYTES:
+        found.add(origin, (), f"a queue name is at most {MAX_QUEUE_NAME_BYTES} bytes (UTF-8); this one has "
+                              f"{len(name.encode('utf-8'))}: the broker refuses it")
     raw_type = spec.arguments.get("x-queue-type")
     if raw_type is not None and raw_type not in ("classic", "quorum", "stream"):
         found.add(origin, ("arguments", "x-queue-type"), "x-queue-type must be classic, quorum or stream")
@@ -327,6 +338,9 @@ def _check_queue(
         rule = QUEUE_ARGUMENTS.get(argument)
         if rule and queue_type not in rule.queue_types:
             found.add(origin, (field_name,), f"{field_name} ({argument}) is not supported by {queue_type} queues")
+        elif rule and rule.maximum is not None and isinstance(friendly[field_name], int) \
+                and friendly[field_name] > rule.maximum:
+            found.add(origin, (field_name,), _above_maximum(argument, rule.maximum))
     if spec.overflow == "reject-publish-dlx" and queue_type == "quorum":
         found.add(origin, ("overflow",), "quorum queues do not support overflow reject-publish-dlx")
     if spec.expires == 0:
@@ -346,13 +360,24 @@ def _check_queue(
         message = _check_kind(rule.kind, value)
         if message:
             found.add(origin, path, f"{argument} {message}")
+        elif rule.maximum is not None and isinstance(value, (int, float)) and value > rule.maximum:
+            found.add(origin, path, _above_maximum(argument, rule.maximum))
         if argument == "x-overflow" and value == "reject-publish-dlx" and queue_type == "quorum":
             found.add(origin, path, "quorum queues do not support overflow reject-publish-dlx")
 
     dead_letter = spec.dead_letter_exchange if spec.dead_letter_exchange is not None else spec.arguments.get("x-dead-letter-exchange")
+    if dead_letter is None and (spec.dead_letter_routing_key is not None or "x-dead-letter-routing-key" in spec.arguments):
+        path = ("dead_letter_routing_key",) if spec.dead_letter_routing_key is not None else (
+            "arguments", "x-dead-letter-routing-key")
+        found.add(origin, path, "a dead-letter routing key needs the queue's own dead_letter_exchange (the broker "
+                                "refuses it without one, even when a policy gives the exchange)")
     if isinstance(dead_letter, str) and dead_letter and not exchange_exists(dead_letter):
         path = ("dead_letter_exchange",) if spec.dead_letter_exchange is not None else ("arguments", "x-dead-letter-exchange")
         found.warn(origin, path, f"dead-letter exchange {dead_letter!r} is not declared in vhost {vhost.name!r}{_DROPPED}")
+
+
+def _above_maximum(argument: str, maximum: int) -> str:
+    return f"{argument} is at most {maximum} ms (ten years): the broker refuses more"
 
 
 def _check_kind(kind: str, value: Any) -> str | None:

@@ -3,6 +3,7 @@ diffed to nothing, changed, and deleted, each exactly the object named (issue: h
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -93,3 +94,35 @@ def test_a_vhost_named_in_non_ascii_text_plans_applies_and_drifts(run, write, ap
         assert run("drift", changed).code == 2
     finally:
         api.delete("vhosts", vhost)
+
+
+def test_control_characters_in_names_never_reach_the_terminal_raw(run, write, api, vhost):
+    """Any AMQP client can make a queue whose name holds an escape sequence or a NUL: plan, drift
+    (JUnit too), graph and errors print it made visible, and the JUnit report stays valid XML."""
+    import xml.etree.ElementTree as ElementTree
+
+    from tests.conftest import connect
+
+    evil = "evil\x1b]0;owned\x07\x1b[2J\x00end"
+    path = write(f"vhosts:\n  {vhost}:\n    queues:\n      kept: {{}}\n")
+    assert run("apply", path, "--auto-approve").code == 0
+    connection = connect(vhost)
+    try:
+        connection.channel().queue_declare(evil, durable=True)
+    finally:
+        connection.close()
+    evil = next(q["name"] for q in api.get("queues", vhost) if q["name"].startswith("evil"))  # as the broker keeps it
+    outputs = [run("plan", path, "--prune"), run("plan", path, "--prune", "--format", "markdown"),
+               run("drift", path), run("drift", path, "--format", "junit"), run("graph", path)]
+    seen = run("plan", path, "--prune", "--format", "json")
+    assert evil in [c["name"] for c in json.loads(seen.out)["changes"]]  # JSON keeps the exact name
+    for result in outputs:
+        assert not set(result.out + result.err) & {"\x1b", "\x07", "\x00"}, repr(result.out)
+    assert "evil\\u001b]0;owned\\u0007" in outputs[0].out and "\\u0000end" in outputs[0].out
+    ElementTree.fromstring(outputs[3].out)  # valid XML
+    api.delete("queues", vhost, evil)
+
+
+def test_a_name_with_a_line_break_is_refused_before_the_broker_strips_it(run, write):
+    result = run("validate", write('vhosts:\n  v:\n    queues:\n      "a\\rb": {}\n      "c\\nd": {}\n'))
+    assert result.code == 1 and result.err.count("holds a line break (CR or LF)") == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -166,3 +167,25 @@ def test_an_exchange_bound_to_a_connected_clients_exclusive_queue_is_not_pruned(
         assert result.code == 1
         assert "REFUSED: 1 binding(s) to exclusive queues of connected clients would be dropped" in result.out
     assert "client.replies" in names(api, "exchanges", vhost)
+
+
+def test_a_topology_file_that_cannot_be_read_stops_prune_before_anything_is_deleted(run, tmp_path, vhost, api):
+    """A dangling *.yaml link or a pipe in a PATHS folder once vanished without a word: validate
+    said Valid and apply --prune deleted what the missing file declared."""
+    folder = tmp_path / "topology"
+    folder.mkdir()
+    (folder / "vhost.yaml").write_text(f"vhosts:\n  {vhost}:\n    exchanges:\n      kept: {{type: fanout}}\n",
+                                       encoding="utf-8")
+    declared = folder / "queues.yaml"
+    declared.write_text(f"vhosts:\n  {vhost}:\n    queues:\n      precious: {{}}\n", encoding="utf-8")
+    assert run("apply", str(folder), "--auto-approve").code == 0
+    declared.unlink()
+    declared.symlink_to(tmp_path / "moved-away.yaml")
+    for command in (("validate",), ("plan", "--prune"), ("apply", "--prune", "--auto-approve")):
+        result = run(*command, str(folder))
+        assert result.code == 1 and f"{declared}: a link to nothing" in result.err, (command, result.err)
+    declared.unlink()
+    os.mkfifo(declared)
+    result = run("apply", str(folder), "--prune", "--auto-approve")
+    assert result.code == 1 and "not a regular file" in result.err
+    assert "precious" in names(api, "queues", vhost)  # nothing was deleted

@@ -313,3 +313,21 @@ def test_internal_exchanges_the_export_leaves_out_are_taken_from_the_exchange_li
     assert [e["name"] for e in one["exchanges"]] == ["shown", "inner"] and "vhost" not in one["exchanges"][1]
     whole = with_internal_exchanges({"exchanges": [{"vhost": "v", "name": "inner", "internal": True}]}, listed, whole=True)
     assert [e["name"] for e in whole["exchanges"]] == ["inner"]  # already shown (4.0.5): not twice
+
+
+def test_control_characters_in_names_are_made_visible_and_only_the_plans_own_colours_stay():
+    import re
+
+    from topology.diff import CREATE, Change
+    from topology.plan import Plan
+    from topology.state import QueueState
+    from topology.terminal import visible
+
+    assert visible("a\x1b[2Jb\x00\x07\tc\nd\x7f\x85é") == "a\\u001b[2Jb\\u0000\\u0007\tc\nd\\u007f\\u0085é"
+    assert json.loads(visible(json.dumps("x\x7f\x85", ensure_ascii=False))) == "x\x7f\x85"  # same JSON value
+    plan = Plan(changes=(Change(CREATE, None, QueueState(vhost="v", queue="q\x1b[2J\x1b]0;t\x07", type="classic")),),
+                vhosts=("v",))
+    coloured = render_text(plan, colour=True)
+    assert re.sub(r"\x1b\[\d+m", "", coloured) == render_text(plan)  # nothing but colours added
+    assert "\x07" not in coloured and "q\\u001b[2J\\u001b]0;t\\u0007" in coloured
+    assert coloured.count("\x1b[") == 2  # the head's colour and its reset

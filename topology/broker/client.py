@@ -327,7 +327,7 @@ class ManagementClient:
 
     def deprecated_features(self) -> dict[str, str] | None:
         """Each deprecated feature's state on the broker (``permitted`` or ``denied``), for those
-        whose state it gives; ``None`` where the broker has no such endpoint (before 3.13)."""
+        whose state it gives; ``None`` where the broker has no such endpoint (3.10 has none)."""
         try:
             found = self.get("deprecated-features")
         except RequestRefused:  # 3.10 answers 406 to a path it does not know, others 404

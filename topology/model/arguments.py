@@ -24,16 +24,25 @@ class QueueArgument:
     negative one means no limit), ``bool``, ``str`` or a ``|``-list of choices."""
     types_since: tuple[tuple[str, tuple[int, ...]], ...] = ()
     """Queue types (of :attr:`queue_types`) that accept the argument only from a RabbitMQ version on."""
+    maximum: int | None = None
+    """The largest value the broker accepts (it refuses the declaration above)."""
     values_since: tuple[tuple[str, tuple[int, ...], str], ...] = ()
     """Values accepted, or meaning what they say, only from a version on: (value kind, version, what
     it is); the kind ``negative`` is any integer below zero."""
 
 
+MAX_EXPIRY_MS = 315_360_000_000
+"""The largest x-message-ttl and x-expires (ten years, in ms): above it RabbitMQ 3.10.8 and 4.3.6
+refuse the queue ({value_too_large, ...}; found by bisection over HTTP)."""
+
+MAX_QUEUE_NAME_BYTES = 255
+"""A queue name is at most 255 bytes of UTF-8 (an AMQP short string): the broker refuses a longer one."""
+
 QUEUE_ARGUMENTS: dict[str, QueueArgument] = {
     a.name: a
     for a in (
-        QueueArgument("x-message-ttl", "message_ttl", frozenset({CLASSIC, QUORUM}), "int"),
-        QueueArgument("x-expires", "expires", frozenset({CLASSIC, QUORUM}), "positive"),
+        QueueArgument("x-message-ttl", "message_ttl", frozenset({CLASSIC, QUORUM}), "int", maximum=MAX_EXPIRY_MS),
+        QueueArgument("x-expires", "expires", frozenset({CLASSIC, QUORUM}), "positive", maximum=MAX_EXPIRY_MS),
         QueueArgument("x-max-length", "max_length", frozenset({CLASSIC, QUORUM}), "int"),
         QueueArgument("x-max-length-bytes", "max_length_bytes", ALL_TYPES, "int"),
         QueueArgument("x-overflow", "overflow", frozenset({CLASSIC, QUORUM}), "drop-head|reject-publish|reject-publish-dlx"),

@@ -40,8 +40,8 @@ def summary_line(plan: Plan) -> str:
     )
 
 
-def render_change(change: Change, style: Any = None) -> list[str]:
-    """The lines for one change; ``style(text, action)`` may colour the first."""
+def render_change(change: Change) -> list[str]:
+    """The lines for one change (its first names the action, kind and object)."""
     symbol = SYMBOLS[change.action]
     head = f"  {symbol} {change.kind} {change.name}"
     if change.action == CREATE and change.kind in ("exchange", "queue"):
@@ -50,8 +50,6 @@ def render_change(change: Change, style: Any = None) -> list[str]:
         head += f"  ({', '.join(extras)})"
     elif change.action == CREATE and change.kind in ("shovel", "federation_upstream", "federation_upstream_set"):
         head += f"  ({parameter_summary(change.after.props().get('value') if change.after else None)})"
-    if style:
-        head = style(head, change.action)
     lines = [head]
     if change.action in (UPDATE, REPLACE, RESUME):
         for name, field in change.fields.items():
@@ -81,11 +79,24 @@ def render_change(change: Change, style: Any = None) -> list[str]:
 
 
 def render_plan(plan: Plan, colour: bool = False) -> str:
-    """The whole plan as text, ending with the summary line."""
+    """The whole plan as text, ending with the summary line, control characters in names made
+    visible (:func:`topology.terminal.visible`); with ``colour``, each change's first line is then
+    coloured by its action. The result is printed as it is."""
+    from topology.terminal import visible
+
+    if not colour:
+        return visible(_plan_text(plan))
     import click
 
-    def style(text: str, action: str) -> str:
-        return click.style(text, fg=COLOURS[action]) if colour else text
+    heads = {f"  {symbol} ": action for action, symbol in SYMBOLS.items()}
+    lines = []
+    for line in visible(_plan_text(plan)).split("\n"):
+        action = next((a for prefix, a in heads.items() if line.startswith(prefix)), None)
+        lines.append(click.style(line, fg=COLOURS[action]) if action else line)
+    return "\n".join(lines)
+
+
+def _plan_text(plan: Plan) -> str:
 
     sections: list[list[str]] = []
     header: list[str] = []
@@ -100,7 +111,7 @@ def render_plan(plan: Plan, colour: bool = False) -> str:
         if change.vhost != current:
             current = change.vhost
             body.append(f"vhost {current}:" if current else "cluster-wide:")
-        body.extend(render_change(change, style))
+        body.extend(render_change(change))
     sections.append(body)
     if plan.unmanaged:
         unmanaged = [f"Unmanaged: {len(plan.unmanaged)} object(s) in managed vhosts that no file declares (left alone):"]
