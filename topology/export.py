@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -53,11 +54,17 @@ def variable_name(*parts: str) -> str:
     return name if name and not name[0].isdigit() else f"V_{name}"
 
 
-def vhost_file_name(vhost: str) -> str:
-    """The file of a vhost: its name made safe for a path (``/`` is ``default``)."""
-    if vhost == DEFAULT_VHOST:
-        return "vhosts/default.yaml"
-    return f"vhosts/{quote(vhost, safe='-_.')}.yaml".replace("%", "_")
+def vhost_file_name(vhost: str, taken: Iterable[str] = ()) -> str:
+    """The file of a vhost: its name made safe for a path (``/`` is ``default``), and not one of
+    ``taken``: two names that read the same there (``x/y`` and ``x_2Fy``, ``/`` and ``default``)
+    get ``+2``, ``+3``... (a ``+`` is always escaped in a name, so no name reads like that)."""
+    stem = "default" if vhost == DEFAULT_VHOST else quote(vhost, safe="-_.").replace("%", "_")
+    taken = set(taken)
+    name, number = f"vhosts/{stem}.yaml", 1
+    while name in taken:
+        number += 1
+        name = f"vhosts/{stem}+{number}.yaml"
+    return name
 
 
 def export_definitions(definitions: dict[str, Any], vhosts: list[str] | None = None, *,
@@ -87,7 +94,7 @@ def export_definitions(definitions: dict[str, Any], vhosts: list[str] | None = N
     entries = {v.get("name"): v for v in definitions.get("vhosts") or () if isinstance(v, dict)}
     for name in sorted(chosen):
         data = _vhost(name, entries.get(name, {}), grouped.get(name, {}), result)
-        result.files[vhost_file_name(name)] = {"vhosts": {name: data}}
+        result.files[vhost_file_name(name, result.files)] = {"vhosts": {name: data}}
     if users:
         cluster = _cluster(definitions, set(chosen), result)
         if cluster:

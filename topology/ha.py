@@ -14,6 +14,7 @@ statistics, which lag a few seconds behind changes (see :data:`STATISTICS_WAIT`)
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from collections.abc import Iterable
@@ -22,6 +23,12 @@ from typing import Any
 
 from topology.versions import OLDEST_SUPPORTED
 from topology.state import PolicyState, matching_ignore
+
+try:  # the parser behind re, to look at a pattern's structure (Python 3.11 on)
+    from re import _constants as _sre, _parser as _sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import sre_constants as _sre  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 # Python's re warns about PCRE's POSIX classes ([[:alpha:]]); such patterns are the user's
 warnings.filterwarnings("ignore", message="Possible nested set", category=FutureWarning)
@@ -124,11 +131,57 @@ class QueueHealth:
 
 def matches(pattern: str, name: str) -> bool:
     """Whether a policy pattern matches a name (Python ``re`` standing in for PCRE; a
-    pattern it cannot compile counts as not matching)."""
+    pattern it cannot evaluate, see :func:`pattern_match`, counts as not matching)."""
+    return pattern_match(pattern, name) is True
+
+
+def pattern_match(pattern: str, name: str) -> bool | None:
+    """Whether a policy pattern matches a name; ``None`` when this tool cannot say: Python cannot
+    compile the pattern, or it nests unbounded repeats (``^(a+)+$``), whose matching time doubles
+    with each character of a name that almost matches (RabbitMQ's PCRE gives up past its match
+    limit; Python's ``re`` would not return)."""
+    compiled = _compiled(pattern)
+    return None if compiled is None else compiled.search(name) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
-        return re.search(pattern, name) is not None
-    except re.error:
+        compiled = re.compile(pattern)
+    except (re.error, OverflowError, RecursionError):
+        return None
+    return None if explosive(pattern) else compiled
+
+
+def explosive(pattern: str) -> bool:
+    """Whether ``pattern`` repeats without bound something that itself repeats without bound
+    (``(a+)+``, ``(a*)*``, ``(.*x)+``): such a pattern can take exponential time to match."""
+    try:
+        parsed = _sre_parse.parse(pattern)
+    except Exception:  # noqa: BLE001 - not compilable: compile() reports it
         return False
+
+    def walk(items: Any, inside_unbounded: bool) -> bool:
+        for op, av in items:
+            if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", None)):
+                low, high, body = av
+                unbounded = high == _sre.MAXREPEAT or high > 1000
+                if unbounded and inside_unbounded:
+                    return True
+                if walk(body, inside_unbounded or unbounded):
+                    return True
+            elif op == _sre.SUBPATTERN:
+                if walk(av[-1], inside_unbounded):
+                    return True
+            elif op == _sre.BRANCH:
+                if any(walk(branch, inside_unbounded) for branch in av[1]):
+                    return True
+            elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
+                if walk(av[1], inside_unbounded):
+                    return True
+        return False
+
+    return walk(parsed, False)
 
 
 def applies(policy: PolicyState, queue: str, queue_type: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> bool:

@@ -22,10 +22,10 @@ message in the queue or in the temporary queue, and the next run finishes the jo
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
+from topology import ha
 from topology.broker.amqp import MessageMover, is_seal, stash, unstash
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
 from topology.broker.live import binding_state, queue_state
@@ -61,16 +61,12 @@ def exact_pattern(name: str) -> str:
 def winning_policies(queue: str, policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The policies that would apply to a classic queue named ``queue``: those of the
     highest priority among the matching ones (several when tied; a pattern this tool
-    cannot compile counts as matching, to be safe)."""
+    cannot evaluate counts as matching, to be safe)."""
     matching = []
     for policy in policies:
         if policy.get("apply-to", "all") not in ("all", "queues", "classic_queues"):
             continue
-        try:
-            matches = re.search(str(policy.get("pattern", "")), queue) is not None
-        except re.error:
-            matches = True
-        if matches:
+        if ha.pattern_match(str(policy.get("pattern", "")), queue) is not False:  # unknown counts, to be safe
             matching.append(policy)
     if not matching:
         return []

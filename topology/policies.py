@@ -21,7 +21,6 @@ The broker's rules (RabbitMQ 3.10 to 4.x):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,13 +89,6 @@ class Resolution:
         return next((c.policy for c in self.candidates if c.wins and c.operator == operator), None)
 
 
-def _matches(pattern: str, name: str) -> bool | None:
-    """Whether a policy pattern matches (``None``: Python cannot compile it)."""
-    try:
-        return re.search(pattern, name) is not None
-    except re.error:
-        return None
-
 
 def _merge(key: str, mine: tuple[Any, str, str], theirs: tuple[Any, str], version: tuple[int, ...]) -> tuple[Any, str, str]:
     """A key both the winning policy (``mine``: value, source, detail) and the winning operator
@@ -137,7 +129,7 @@ def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: li
         kind = "operator policy" if operator else "policy"
         found = []
         for policy in sorted(group, key=lambda p: (-p.priority, p.policy)):
-            matched = _matches(policy.pattern, queue)
+            matched = ha.pattern_match(policy.pattern, queue)
             if matched is None:
                 result.unreadable.append(f"{kind} {policy.policy}")
                 continue

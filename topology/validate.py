@@ -503,6 +503,14 @@ def _check_policy(
         found.add(origin, ("pattern",), f"invalid regular expression: {error}")
     except (OverflowError, RecursionError):
         found.add(origin, ("pattern",), "invalid regular expression: too large or nested too deeply")
+    else:
+        from topology.ha import explosive
+
+        if explosive(pattern):
+            found.warn(origin, ("pattern",), "the pattern repeats something that itself repeats without bound: matching "
+                       "it can take time that doubles with each character of a name (RabbitMQ gives up past its match "
+                       "limit, and then the policy does not apply); lint, explain, graph and drift cannot say which "
+                       "names it matches. Write it without the nested repeat (^(a+)+$ is ^a+$)")
     if not definition:
         found.add(origin, ("definition",), "a policy definition cannot be empty")
     for key, value in definition.items():

@@ -406,3 +406,22 @@ def round_trip(run, api, monkeypatch, tmp_path, source: dict, vhosts: dict[str, 
     assert response.status_code < 400, response.text[:300]
     assert settled(api, vhosts, source) == loaded
     assert vhost_settings(api, vhosts) == settings
+
+
+def test_two_vhosts_whose_names_read_the_same_as_files_are_both_exported(run, api, tmp_path):
+    prefix = f"topology-test-{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-x/y", f"{prefix}-x_2Fy"]
+    try:
+        for index, name in enumerate(names):
+            api.put("vhosts", name)
+            api.put("queues", name, f"q{index}", body={"durable": True})
+        out = tmp_path / "exported"
+        exported = run("export", *[a for n in names for a in ("--vhost", n)], "--no-users", "--out", str(out))
+        assert exported.code == 0, exported.err
+        assert len(list((out / "vhosts").glob("*.yaml"))) == 2
+        plan = run("plan", str(out), "--format", "json")
+        assert plan.code == 0 and json.loads(plan.out)["changes"] == [], plan.out + plan.err
+        assert sorted(json.loads(plan.out)["vhosts"]) == sorted(names)
+    finally:
+        for name in names:
+            api.delete("vhosts", name)

@@ -136,3 +136,31 @@ def test_a_quorum_queues_delivery_limit_follows_the_rules_of_4_0():
     assert limit({"x-delivery-limit": 7}, {"delivery-limit": 3}, (4, 3, 6)) == (3, "policy p")
     # classic queues have none, on every version
     assert "delivery-limit" not in resolve("q", "classic", {}, [], [], (4, 3, 6)).settings
+
+
+def test_a_pattern_with_nested_repeats_is_never_evaluated(tmp_path):
+    """^(a+)+$ against a name of forty a's and a b takes Python's re longer than anyone waits: lint,
+    explain, graph and route finish, saying the pattern cannot be evaluated; validate warns."""
+    import subprocess
+    import sys
+
+    from topology.ha import explosive, pattern_match
+
+    assert explosive("^(a+)+$") and explosive("(x*)*") and explosive("^(.*a)+$") and explosive("((ab)+c)*")
+    assert not explosive("^orders\\.") and not explosive("^(a|b)+$") and not explosive("(ab){2,5}") and not explosive(".*")
+    name = "a" * 40 + "b"
+    assert pattern_match("^(a+)+$", name) is None and pattern_match("^a+$", name) is False
+    path = tmp_path / "t.yaml"
+    path.write_text(f"vhosts:\n  v:\n    queues:\n      {name}: {{}}\n    exchanges:\n      x: {{type: fanout}}\n"
+                    f"    bindings:\n      - {{source: x, destination: {name}}}\n"
+                    "    policies:\n      bomb: {pattern: '^(a+)+$', definition: {max-length: 1}}\n", encoding="utf-8")
+    commands = [["validate"], ["lint"], ["graph"], ["explain", "--vhost", "v", "--queue", name],
+                ["route", "--vhost", "v", "--exchange", "x"]]
+    for command in commands:  # a guard against hanging, not a speed measurement
+        done = subprocess.run([sys.executable, "-m", "topology", command[0], str(path), *command[1:]],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode in (0, 2), (command, done.stderr)
+        if command[0] == "validate":
+            assert "warning" in done.stderr and "repeats something that itself repeats without bound" in done.stderr
+        if command[0] == "explain":
+            assert "patterns Python cannot evaluate" in done.stdout and "bomb" in done.stdout

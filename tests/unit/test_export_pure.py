@@ -152,6 +152,20 @@ def test_secrets_become_variables_and_are_never_written(tmp_path):
 def test_names_of_files_and_variables():
     assert vhost_file_name("/") == "vhosts/default.yaml"
     assert vhost_file_name("a/b c") == "vhosts/a_2Fb_20c.yaml"
+    assert vhost_file_name("x_2Fy", ["vhosts/x_2Fy.yaml"]) == "vhosts/x_2Fy+2.yaml"
+
+
+def test_vhosts_whose_names_read_the_same_as_a_file_each_get_their_own():
+    """x/y and x_2Fy, / and default once wrote one file: one vhost vanished, with exit 0."""
+    names = ["x/y", "x_2Fy", "/", "default", "a+2"]
+    result = export_definitions({"vhosts": [{"name": n} for n in names],
+                                 "queues": [{"vhost": n, "name": f"q-{i}", "durable": True, "arguments": {}}
+                                            for i, n in enumerate(names)]}, names, users=False)
+    assert len(result.files) == 5
+    held = {vhost: file for file, data in result.files.items() for vhost in data["vhosts"]}
+    assert sorted(held) == sorted(names) and len(set(held.values())) == 5
+    assert held["/"] == "vhosts/default.yaml" and held["default"] == "vhosts/default+2.yaml"
+    assert held["a+2"] == "vhosts/a_2B2.yaml"  # a '+' in a name is escaped: never read as a suffix
     assert variable_name("orders.svc", "PASSWORD") == "ORDERS_SVC_PASSWORD"
     assert variable_name("1st", "URI") == "V_1ST_URI"
 
