@@ -18,7 +18,8 @@ from tests.conftest import BROKER_URL
 @dataclass
 class Rule:
     how: str
-    """``drop`` (close without an answer), ``503``, or ``delay`` (``seconds`` long, then pass)."""
+    """``drop`` (close without an answer), ``503``, ``400`` (a refusal, as the broker words one), or
+    ``delay`` (``seconds`` long, then pass)."""
     method: str | None = None
     path: str | None = None
     """Matched against the request's path as sent (percent-encoded), as a substring."""
@@ -53,9 +54,10 @@ class FaultProxy:
                 if rule is not None and rule.how == "drop":
                     self.close_connection = True
                     return
-                if rule is not None and rule.how == "503":
-                    payload = b'{"error":"unavailable","reason":"injected by the test proxy"}'
-                    self.send_response(503)
+                if rule is not None and rule.how in ("503", "400"):
+                    payload = (b'{"error":"unavailable","reason":"injected by the test proxy"}' if rule.how == "503" else
+                               b'{"error":"bad_request","reason":"inequivalent arg: refusal injected by the test proxy"}')
+                    self.send_response(int(rule.how))
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(payload)))
                     self.end_headers()

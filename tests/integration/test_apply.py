@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import quote
 
 import pytest
 
 from tests.conftest import ROOT, connect, management_client, message_count, publish
+from tests.faults import FaultProxy, Rule
 from topology.versions import has_classic_mirroring
 
 pytestmark = pytest.mark.broker
@@ -444,10 +446,13 @@ def test_a_refused_new_declaration_restores_the_old_object_and_its_bindings(run,
         """
     assert run("apply", write(template.format(vhost=vhost, ttl="1m")), "--auto-approve").code == 0
     api.post("bindings", vhost, "e", "amq.direct", "q", "q", body={"routing_key": "app"})
-    # longer than the broker's limit for x-message-ttl (about ten years): the broker refuses it
-    changed = write(template.format(vhost=vhost, ttl="5000d"), "changed.yaml")
-    result = run("apply", changed, "--auto-approve", "--allow-replace")
-    assert result.code == 1
+    # validation refuses whatever the broker is known to refuse: the refusal of the new
+    # declaration is injected in front of the real broker
+    changed = write(template.format(vhost=vhost, ttl="2m"), "changed.yaml")
+    with FaultProxy() as proxy:
+        proxy.add(Rule("400", "PUT", f"/api/queues/{quote(vhost, safe='')}/q", times=1))
+        result = run("apply", changed, "--auto-approve", "--allow-replace", "--url", proxy.url)
+    assert result.code == 1, result.err
     assert "the old one and its bindings were restored" in result.err
     assert api.queue(vhost, "q")["arguments"]["x-message-ttl"] == 60000
     keys = {(b["source"], b["routing_key"]) for b in api.get("queues", vhost, "q", "bindings") if b["source"]}

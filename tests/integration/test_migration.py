@@ -11,11 +11,13 @@ import sys
 import threading
 import time
 from collections import Counter
+from urllib.parse import quote
 
 import pika
 import pytest
 
 from tests.conftest import ROOT, connect, message_count, restart_broker_during, run_until_it_succeeds
+from tests.faults import FaultProxy, Rule
 from topology.model.arguments import QUORUM_PRIORITIES_SINCE
 
 pytestmark = pytest.mark.broker
@@ -322,9 +324,13 @@ def test_a_refused_new_queue_gives_back_the_old_one_with_messages_and_bindings(r
     api.post("bindings", vhost, "e", "amq.direct", "q", "work", body={"routing_key": "legacy"})
     sent = sample_messages(60)
     publish_many(vhost, sent)
-    # 5000 days is more than the broker accepts as a message TTL
-    result = run("apply", files(write, vhost, "{message_ttl: 5000d}", "bad.yaml"), "--auto-approve", "--migrate-messages")
-    assert result.code == 1
+    # validation refuses what the broker is known to refuse: the broker's refusal of the new queue
+    # is injected in front of it
+    with FaultProxy() as proxy:
+        proxy.add(Rule("400", "PUT", f"/api/queues/{quote(vhost, safe='')}/work", times=1))
+        result = run("apply", files(write, vhost, "{message_ttl: 5000s}", "bad.yaml"), "--auto-approve",
+                     "--migrate-messages", "--url", proxy.url)
+    assert result.code == 1, result.err
     assert "the old queue was restored with its 60 message(s) and its bindings" in result.err
     assert "x-message-ttl" not in api.get("queues", vhost, "work")["arguments"]
     assert bindings_of(api, vhost, "work") == {("orders", "order.#"), ("amq.direct", "legacy")}
