@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import ROOT, connect, management_client, message_count, publish
+from tests.conftest import connect, management_client, message_count, publish
 from tests.faults import FaultProxy, Rule
 from topology.versions import has_classic_mirroring
 
