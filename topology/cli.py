@@ -1020,9 +1020,7 @@ def _live_definitions(client: Any) -> dict[str, Any]:
     and default queue type."""
     from topology.broker.live import with_internal_exchanges
 
-    document = client.get("definitions")
-    if not isinstance(document, dict):
-        raise TopologyError("the broker's definitions export is not a JSON object")
+    document = client.all_definitions()
     document = with_internal_exchanges(document, client.exchanges(None), whole=True)
     vhosts = {v.get("name"): v for v in client.vhosts()}
     for entry in document.get("vhosts") or []:

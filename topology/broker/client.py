@@ -21,6 +21,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from topology.broker import shapes
+from topology.broker.shapes import shape_problem
 from topology.errors import BrokerError
 
 DEFAULT_URL = "http://127.0.0.1:15672"
@@ -42,8 +44,9 @@ IMPORT_TIMEOUT = 120.0
 """Seconds a definitions import may take at least (the broker answers only once every object is made)."""
 
 
-class RequestRefused(Exception):
-    """The broker answered a request with a 4xx status; ``reason`` is its own explanation."""
+class RequestRefused(BrokerError):
+    """The broker answered a request with a 4xx status; ``reason`` is its own explanation. Callers
+    that expect one catch it; one that reaches the command line is one error line like any other."""
 
     def __init__(self, status: int, reason: str):
         super().__init__(f"HTTP {status}: {reason}")
@@ -271,21 +274,31 @@ class ManagementClient:
         except ValueError:
             raise BrokerFailed(f"the broker at {self.url} sent a non-JSON answer to {method} {path}", status) from None
 
-    def get(self, *segments: str, params: dict[str, str] | None = None) -> Any:
-        """GET, mapping 403 to a clear error (reads must be allowed for the tool to work)."""
+    def get(self, *segments: str, params: dict[str, str] | None = None, shape: Any = "any") -> Any:
+        """GET, mapping 403 to a clear error (reads must be allowed for the tool to work), and
+        checking that the answer has ``shape`` (:mod:`topology.broker.shapes`): one clear error
+        where it has not, before anything relies on it."""
         try:
-            return self.request("GET", *segments, params=params)
+            answer = self.request("GET", *segments, params=params)
         except RequestRefused as refused:
             if refused.status == 403:
                 raise BrokerError(
                     f"user {self.user!r} may not read /api/{'/'.join(segments)} on {self.url}: {refused.reason}"
                 ) from None
             raise
+        if answer is None:  # an empty body, or null: a GET RabbitMQ answers always has a value
+            problem = None if shape == "any" else "the answer is empty"
+        else:
+            problem = shape_problem(answer, shape)
+        if problem:
+            raise BrokerError(f"the broker at {self.url} answered GET /api/{'/'.join(segments)} with something RabbitMQ "
+                              f"does not send ({problem}): is that the management API of a RabbitMQ broker?")
+        return answer
 
-    def get_or_none(self, *segments: str, params: dict[str, str] | None = None) -> Any:
+    def get_or_none(self, *segments: str, params: dict[str, str] | None = None, shape: Any = "any") -> Any:
         """GET, with ``None`` for a 404."""
         try:
-            return self.get(*segments, params=params)
+            return self.get(*segments, params=params, shape=shape)
         except RequestRefused as refused:
             if refused.status == 404:
                 return None
@@ -294,10 +307,16 @@ class ManagementClient:
     # -- reads -------------------------------------------------------------
 
     def overview(self) -> dict[str, Any]:
-        return self.get("overview", params=_OVERVIEW)
+        try:
+            found = self.get("overview", params=_OVERVIEW, shape=shapes.OVERVIEW)
+        except RequestRefused as refused:
+            raise BrokerError(f"{self.url} does not answer as the RabbitMQ management API: GET /api/overview got "
+                              f"HTTP {refused.status} {refused.reason}; give the URL the management UI is served at, "
+                              "without /api") from None
+        return found
 
     def vhosts(self) -> list[dict[str, Any]]:
-        return self.get("vhosts", params=_VHOSTS)
+        return self.get("vhosts", params=_VHOSTS, shape=[shapes.NAMED]) or []
 
     def read_ahead(self) -> None:
         """Start the reads every plan makes (the overview and the vhost list) in the background;
@@ -310,26 +329,26 @@ class ManagementClient:
 
     def vhost_limits(self) -> list[dict[str, Any]]:
         """Every vhost's limits: ``[{"vhost": ..., "value": {"max-queues": 10}}]``."""
-        return self.get("vhost-limits") or []
+        return self.get("vhost-limits", shape=[shapes.VHOST_LIMITS]) or []
 
     def global_parameters(self) -> list[dict[str, Any]]:
-        return self.get("global-parameters") or []
+        return self.get("global-parameters", shape=[shapes.GLOBAL_PARAMETER]) or []
 
     def definitions(self, vhost: str) -> dict[str, Any] | None:
         """The vhost's definitions export (exchanges, queues, bindings, policies, parameters)."""
-        return self.get_or_none("definitions", vhost)
+        return self.get_or_none("definitions", vhost, shape=shapes.DEFINITIONS)
 
     def exchanges(self, vhost: str | None) -> list[dict[str, Any]]:
         """The vhost's exchanges (``None``: every vhost's, each with its ``vhost``) as the exchange
         list shows them, built-in and internal ones included."""
         return self.get_or_none(*(("exchanges",) if vhost is None else ("exchanges", vhost)), params={
-            "columns": "vhost,name,type,durable,auto_delete,internal,arguments"}) or []
+            "columns": "vhost,name,type,durable,auto_delete,internal,arguments"}, shape=[shapes.EXCHANGE]) or []
 
     def deprecated_features(self) -> dict[str, str] | None:
         """Each deprecated feature's state on the broker (``permitted`` or ``denied``), for those
         whose state it gives; ``None`` where the broker has no such endpoint (3.10 has none)."""
         try:
-            found = self.get("deprecated-features")
+            found = self.get("deprecated-features", shape=[shapes.NAMED])
         except RequestRefused:  # 3.10 answers 406 to a path it does not know, others 404
             return None
         if not isinstance(found, list):
@@ -339,33 +358,33 @@ class ManagementClient:
 
     def all_definitions(self) -> dict[str, Any]:
         """The whole broker's definitions export (every vhost's objects, each with its ``vhost``)."""
-        return self.get("definitions") or {}
+        return self.get("definitions", shape=shapes.DEFINITIONS) or {}
 
     def queue_stats(self, vhost: str) -> list[dict[str, Any]]:
         """Message and consumer counts of every queue in the vhost (one request)."""
-        return self.get_or_none("queues", vhost, params={"columns": "name,messages,consumers"}) or []
+        return self.get_or_none("queues", vhost, params={"columns": "name,messages,consumers"}, shape=[shapes.NAMED]) or []
 
     def queue_details(self, vhost: str, name: str) -> dict[str, Any] | None:
         """A queue's declaration and counts (``None`` when it does not exist)."""
         return self.get_or_none("queues", vhost, name, params={"columns": (
             "name,type,durable,auto_delete,arguments,messages,message_bytes,messages_unacknowledged,consumers"
-        )})
+        )}, shape=shapes.QUEUE_DETAILS)
 
     def queues_health(self, vhost: str, columns: str) -> list[dict[str, Any]]:
         """The queues of a vhost with the given columns (policy, mirrors, members...; one request)."""
-        return self.get_or_none("queues", vhost, params={"columns": columns}) or []
+        return self.get_or_none("queues", vhost, params={"columns": columns}, shape=[shapes.NAMED]) or []
 
     def nodes(self) -> tuple[list[str], list[str]]:
         """Names of the cluster's nodes: all of them, and the running ones."""
-        nodes = self.get("nodes", params={"columns": "name,running"}) or []
+        nodes = self.get("nodes", params={"columns": "name,running"}, shape=[shapes.NAMED]) or []
         return sorted(str(n["name"]) for n in nodes), sorted(str(n["name"]) for n in nodes if n.get("running"))
 
     def users(self) -> list[dict[str, Any]]:
         """Every user, with its password hash, hashing algorithm, tags and limits (never printed)."""
-        return self.get("users") or []
+        return self.get("users", shape=[shapes.NAMED]) or []
 
     def get_user(self, name: str) -> dict[str, Any] | None:
-        return self.get_or_none("users", name)
+        return self.get_or_none("users", name, shape=shapes.NAMED)
 
     def delete_user(self, name: str) -> None:
         self.request("DELETE", "users", name)
@@ -373,35 +392,35 @@ class ManagementClient:
     def user_connections(self, user: str) -> int:
         """How many connections are open as ``user``, from the broker's connection tracking (not the
         statistics, which lag: a connection a second old counts)."""
-        return len(self.get_or_none("connections", "username", user) or [])
+        return len(self.get_or_none("connections", "username", user, shape=["object"]) or [])
 
     def permissions(self) -> list[dict[str, Any]]:
-        return self.get("permissions") or []
+        return self.get("permissions", shape=[shapes.PERMISSION]) or []
 
     def topic_permissions(self) -> list[dict[str, Any]]:
-        return self.get("topic-permissions") or []
+        return self.get("topic-permissions", shape=[shapes.PERMISSION]) or []
 
     def queue_bindings(self, vhost: str, name: str) -> list[dict[str, Any]]:
         """Every binding whose destination is the queue (the default exchange's included)."""
-        return self.get_or_none("queues", vhost, name, "bindings") or []
+        return self.get_or_none("queues", vhost, name, "bindings", shape=[shapes.BINDING]) or []
 
     def policies(self, vhost: str | None, operator: bool = False) -> list[dict[str, Any]]:
         """The policies (or operator policies) of a vhost; of every vhost with ``None`` (one request)."""
         segments = ("operator-policies" if operator else "policies",) + ((vhost,) if vhost is not None else ())
-        return self.get_or_none(*segments) or []
+        return self.get_or_none(*segments, shape=[shapes.POLICY]) or []
 
     def exclusive_queues(self, vhost: str) -> set[str]:
         """Names of the vhost's exclusive queues (those of connected clients)."""
-        queues = self.get_or_none("queues", vhost, params={"columns": "name,exclusive"}) or []
+        queues = self.get_or_none("queues", vhost, params={"columns": "name,exclusive"}, shape=[shapes.NAMED]) or []
         return {q["name"] for q in queues if q.get("exclusive")}
 
     def exchange_bindings(self, vhost: str, exchange: str) -> list[dict[str, Any]]:
         """Every binding whose source is the exchange, those to exclusive queues included."""
-        return self.get_or_none("exchanges", vhost, exchange, "bindings", "source") or []
+        return self.get_or_none("exchanges", vhost, exchange, "bindings", "source", shape=[shapes.BINDING]) or []
 
     def bindings_between(self, vhost: str, source: str, destination_type: str, destination: str) -> list[dict[str, Any]]:
         kind = "q" if destination_type == "queue" else "e"
-        return self.get_or_none("bindings", vhost, "e", source, kind, destination) or []
+        return self.get_or_none("bindings", vhost, "e", source, kind, destination, shape=[shapes.BINDING]) or []
 
     # -- writes ------------------------------------------------------------
 

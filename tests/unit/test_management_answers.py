@@ -1,0 +1,119 @@
+"""The management client facing answers of the wrong shape, from a bounded fake management API on
+127.0.0.1 (a real broker never sends these): every command ends in one error line and exit 1,
+never a traceback, a wrong plan or a false success."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from topology.broker.shapes import DEFINITIONS, OVERVIEW, shape_problem
+
+VALID = {
+    "/api/overview": {"rabbitmq_version": "3.13.7", "cluster_name": "fake", "exchange_types": [
+        {"name": t} for t in ("direct", "fanout", "topic", "headers")]},
+    "/api/vhosts": [{"name": "v", "tracing": False}],
+    "/api/definitions/v": {"exchanges": [{"name": "x", "type": "fanout", "durable": True, "auto_delete": False,
+                                          "internal": False, "arguments": {}}],
+                           "queues": [{"name": "q", "durable": True, "auto_delete": False, "arguments": {}}],
+                           "bindings": [], "policies": [], "parameters": []},
+}
+FILES = "vhosts:\n  v:\n    exchanges:\n      x: {type: fanout}\n    queues:\n      q: {}\n"
+
+
+class FakeApi:
+    """Answers ``answers[path]`` (status 200) to a GET, 404 to anything else."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = urlsplit(self.path).path
+                status, body = (200, json.dumps(api.answers[path]).encode()) if path in api.answers else (
+                    404, b'{"error":"Object Not Found","reason":"Not Found"}')
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> FakeApi:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def one_error_line(result) -> bool:
+    return result.code == 1 and result.err.count("\n") == 1 and result.err.startswith("error: ") \
+        and "Traceback" not in result.err and "internal error" not in result.err
+
+
+def test_the_valid_answers_plan(run, write):
+    with FakeApi(VALID) as fake:
+        result = run("plan", write(FILES), "--url", fake.url)
+    assert result.code == 0 and "No changes" in result.out, result.err
+
+
+@pytest.mark.parametrize("path, answer, said", [
+    ("/api/overview", [], "the answer is a list, not an object"),
+    ("/api/vhosts", {}, "the answer is an object, not a list"),
+    ("/api/vhosts", [{"tracing": True}], "[0].name is missing"),
+    ("/api/definitions/v", {**VALID["/api/definitions/v"], "queues": [{"durable": True}]}, "queues[0].name is missing"),
+    ("/api/definitions/v", {**VALID["/api/definitions/v"], "queues": [{"name": "q", "arguments": []}]},
+     "queues[0].arguments is a list, not an object"),
+    ("/api/definitions/v", {**VALID["/api/definitions/v"], "policies": [
+        {"name": "p", "pattern": ".*", "definition": {}, "priority": "1"}]}, "policies[0].priority is a string"),
+])
+def test_an_answer_of_the_wrong_shape_is_one_error_line(run, write, path, answer, said):
+    with FakeApi({**VALID, path: answer}) as fake:
+        for command in (("plan",), ("drift",)):  # apply plans the same way, after taking its lock
+            result = run(command[0], write(FILES), "--url", fake.url, *command[1:])
+            assert one_error_line(result) and said in result.err, (command, result.err)
+
+
+@pytest.mark.parametrize("url_path", ["/api", "/wrong"])
+def test_a_url_that_is_not_the_management_apis_is_one_error_line(run, write, url_path):
+    with FakeApi(VALID) as fake:
+        result = run("plan", write(FILES), "--url", fake.url + url_path)
+    assert one_error_line(result) and "does not answer as the RabbitMQ management API" in result.err, result.err
+    assert "without /api" in result.err
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+                        ["name", "queues", "arguments", "vhost", "source", "destination", "definition", "pattern",
+                         "priority", "type", "value", "component", "exchanges", "rabbitmq_version"]), inner, max_size=4),
+                    max_leaves=12)
+
+
+@settings(max_examples=int(os.environ.get("TOPOLOGY_ANSWER_EXAMPLES", "30")), deadline=None, database=None,
+          derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(sorted(VALID)), answer=JSON)
+def test_any_answer_is_a_plan_or_one_error_line(run, write, path, answer):
+    with FakeApi({**VALID, path: answer}) as fake:
+        result = run("plan", write(FILES), "--url", fake.url, "--format", "json")
+    fits = shape_problem(answer, {"/api/overview": OVERVIEW, "/api/vhosts": [{"name": "str"}],
+                                  "/api/definitions/v": DEFINITIONS}[path]) is None
+    if result.code in (0, 2):
+        assert fits and "changes" in json.loads(result.out), (answer, result.err)
+    else:
+        assert one_error_line(result), (answer, result.err)
