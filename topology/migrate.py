@@ -22,6 +22,7 @@ message in the queue or in the temporary queue, and the next run finishes the jo
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -120,6 +121,8 @@ class Migration:
     def __init__(self, client: ManagementClient, mover: MessageMover):
         self.client = client
         self.mover = mover
+        self.token = ""
+        """The running migration's token (:attr:`MigrationRecord.token`)."""
 
     def run(self, target: QueueState) -> None:
         """Replace the queue by ``target`` keeping its messages and bindings, or finish
@@ -129,16 +132,18 @@ class Migration:
         current = self._current(vhost, queue)
         fresh = self._bindings_of(vhost, queue) if current is not None else []
         record = self._interrupted(vhost, queue, temporary)
+        resumed = record is not None
         if record is None:
             if current is None or current.props() == target.props():
                 return  # nothing to move: the caller declares the queue
-            record = MigrationRecord(vhost, queue, target, tuple(fresh))
+            record = MigrationRecord(vhost, queue, target, tuple(fresh), token=secrets.token_hex(8))
             self._check_temporary(vhost, temporary)  # a resumption goes on: its messages are safer moved back
             self.client.put_queue(vhost, temporary, {
                 "durable": True, "auto_delete": False,
                 "arguments": {"x-queue-type": "classic", MIGRATION_ARGUMENT: record.to_argument()},
             })
-        else:
+        self.token = record.token
+        if resumed:
             self._unseal(vhost, temporary)  # a crash may have left the seal of a kept queue
             if current is not None and current.type != "classic" and current.props() == target.props():
                 # ... and seal messages in it: take everything out (they are dropped), it all comes back
@@ -166,7 +171,7 @@ class Migration:
                     ) from None
                 refused = error
                 self._declare(old)  # put the old queue back, then its messages and bindings
-        self.mover.move(vhost, temporary, queue, unstash)
+        self.mover.move(vhost, temporary, queue, self._unstash)
         for binding in record.bindings:
             self._bind(binding, queue)
         self._unbind(vhost, temporary)
@@ -237,7 +242,7 @@ class Migration:
         vhost, queue = old.vhost, old.queue
         if old.type != "classic":
             return self._seal_and_delete(old, temporary)
-        moved, deleted = self.mover.drain_and_delete(vhost, queue, temporary, stash, ATTEMPTS)
+        moved, deleted = self.mover.drain_and_delete(vhost, queue, temporary, self._stash, ATTEMPTS)
         if deleted:
             return moved
         raise self._keep_arriving(vhost, queue, temporary)
@@ -279,9 +284,9 @@ class Migration:
                         + f"; stop that and re-run (its messages wait safely in {temporary!r})"
                     )
                 if ready <= 1:
-                    seals += self.mover.offer(vhost, queue)
+                    seals += self.mover.offer(vhost, queue, self.token)
                 elif ready == seals:
-                    if self.mover.offer(vhost, queue):
+                    if self.mover.offer(vhost, queue, self.token):
                         seals += 1  # taken: the seal is not in force yet
                         continue
                     time.sleep(SEAL_SETTLE)
@@ -304,12 +309,17 @@ class Migration:
             self._unseal(vhost, temporary)
         raise self._keep_arriving(vhost, queue, temporary)
 
-    @staticmethod
-    def _without_seals(vhost: str, queue: str) -> Any:
+    def _without_seals(self, vhost: str, queue: str) -> Any:
         def transform(properties: Any) -> Any:
-            return None if is_seal(properties, vhost, queue) else stash(properties)
+            return None if is_seal(properties, vhost, queue, self.token) else stash(properties, self.token)
 
         return transform
+
+    def _stash(self, properties: Any) -> Any:
+        return stash(properties, self.token)
+
+    def _unstash(self, properties: Any) -> Any:
+        return unstash(properties, self.token)
 
     def _unseal(self, vhost: str, temporary: str) -> None:
         ignore_missing(lambda: self.client.delete_policy(vhost, temporary))
@@ -323,7 +333,7 @@ class Migration:
 
     def _finish(self, vhost: str, temporary: str, queue: str) -> None:
         for _ in range(ATTEMPTS):
-            self.mover.move(vhost, temporary, queue, unstash)
+            self.mover.move(vhost, temporary, queue, self._unstash)
             if self._delete_if_empty(vhost, temporary):
                 return
         raise MigrationRefused(f"messages keep arriving in {vhost}/{temporary}; re-run to move them to {queue!r}")

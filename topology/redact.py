@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from urllib.parse import quote, quote_plus
 from collections.abc import Callable
 from typing import Any
 
@@ -67,9 +68,32 @@ def _escaped_forms(value: str) -> set[str]:
         escape(value, {'"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}),
         html.escape(value),
         value.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'"),
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        "".join(c if c.isascii() and c.isalnum() else "".join(f"%{b:02X}" for b in c.encode()) for c in value),
+        "".join(c if c.isascii() and c.isalnum() else "".join(f"%{b:02x}" for b in c.encode()) for c in value),
+        *_base64_forms(value),
     }
     forms.discard(value)
     return {form for form in forms if form}
+
+
+def _base64_forms(value: str) -> set[str]:
+    """What ``value`` looks like inside any base64 text that encodes it (an echoed ``Basic``
+    header, a token): at each of the three alignments, the characters that only its own bytes
+    make (the stretch left when too short to be told apart from other text)."""
+    import base64
+
+    data, forms = value.encode("utf-8"), set()
+    for offset in range(3):
+        start = -(-4 * offset // 3)  # the first character made of the value's bytes alone
+        end = 4 * ((offset + len(data)) // 3)  # the last complete group
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            middle = encode(b"\0" * offset + data).decode("ascii")[start:end]
+            if len(middle) >= 8:
+                forms.add(middle)
+    return forms
 
 
 def register_url(url: str | None) -> None:

@@ -542,6 +542,9 @@ class MigrationRecord:
     queue: str
     target: QueueState
     bindings: tuple[BindingState, ...] = ()
+    token: str = ""
+    """A random value of this migration, in its seal messages and stash headers (so that no
+    publisher's header is taken for them); empty in records written before it existed."""
 
     @property
     def temporary(self) -> str:
@@ -555,6 +558,7 @@ class MigrationRecord:
             "bindings": [
                 {"source": b.source, "routing_key": b.routing_key, "arguments": b.arguments} for b in self.bindings
             ],
+            **({"token": self.token} if self.token else {}),
         })
 
     @classmethod
@@ -575,6 +579,7 @@ class MigrationRecord:
                                  arguments=canonical(dict(b["arguments"])))
                     for b in data["bindings"]
                 ),
+                token=str(data.get("token", "")),
             )
         except (TypeError, ValueError, KeyError, AttributeError):
             return None

@@ -117,3 +117,38 @@ def test_any_answer_is_a_plan_or_one_error_line(run, write, path, answer):
         assert fits and "changes" in json.loads(result.out), (answer, result.err)
     else:
         assert one_error_line(result), (answer, result.err)
+
+
+def test_a_server_that_echoes_the_password_in_any_encoding_never_gets_it_printed(run, write, monkeypatch):
+    """The management password comes back base64- (its Basic header) and URL-encoded in an error."""
+    import base64
+    from urllib.parse import quote
+
+    password = "s3cret-Pässw0rd/+="
+
+    class Echo(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps({"error": "internal", "reason": f"auth {self.headers.get('authorization')} for "
+                               f"user:{quote(password, safe='')} / {quote(password)} / "
+                               f"{base64.urlsafe_b64encode(password.encode()).decode()}"}).encode()
+            self.send_response(500)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TOPOLOGY_PASSWORD", password)
+        result = run("plan", write(FILES), "--url", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.code == 1 and "HTTP 500" in result.err, result.err
+    encoded = [base64.b64encode(f"guest:{password}".encode()).decode()[8:-4], quote(password, safe=""), quote(password),
+               base64.urlsafe_b64encode(password.encode()).decode()[:-4], password]
+    assert not [form for form in encoded if form in result.err], result.err

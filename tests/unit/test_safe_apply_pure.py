@@ -200,6 +200,27 @@ def test_stash_keeps_a_transient_message_its_own_properties():
     assert stash(persistent) is persistent and unstash(persistent) is persistent
 
 
+def test_a_publishers_own_stash_or_seal_header_is_never_taken_for_the_tools():
+    """A publisher can write any header: one named like the tool's stash header comes back as it
+    was, and a seal header is recognised only with the migration's own random token."""
+    from topology.broker.amqp import SEAL_HEADER, is_seal, seal_value
+
+    token = "5f3a9c"
+    forged = {"delivery-mode": 2, "headers": False}
+    for original in (pika.BasicProperties(delivery_mode=1, headers={STASH_HEADER: forged, "b": 2}),
+                     pika.BasicProperties(delivery_mode=2, headers={STASH_HEADER: "mine"}),
+                     pika.BasicProperties(delivery_mode=1, headers={STASH_HEADER: {"token": "", **forged}})):
+        moved = stash(original, token)
+        assert moved.delivery_mode == 2
+        back = unstash(moved, token)
+        assert (back.delivery_mode, back.headers) == (original.delivery_mode, original.headers)
+        assert unstash(original, token) is original  # never stashed by this migration: left alone
+    assert not is_seal(pika.BasicProperties(headers={SEAL_HEADER: seal_value("v", "q")}), "v", "q", token)
+    assert is_seal(pika.BasicProperties(headers={SEAL_HEADER: seal_value("v", "q", token)}), "v", "q", token)
+    record = MigrationRecord("v", "q", QueueState(vhost="v", queue="q", type="quorum"), token=token)
+    assert MigrationRecord.from_argument("v", record.to_argument()).token == token
+
+
 def test_the_winning_policy_decides_what_applies_to_the_temporary_queue():
     policies = [
         {"name": "ttl", "pattern": ".*", "apply-to": "all", "priority": 0, "definition": {"message-ttl": 1}},

@@ -359,7 +359,9 @@ class ApplyLock:
 
 STASH_HEADER = "x-topology-migrate"
 """Header that carries a transient message's own delivery mode while it waits in a
-temporary queue as a persistent message; removed when it is moved back."""
+temporary queue as a persistent message; removed when it is moved back. Its value names the
+migration (its random ``token``): a header of that name that a publisher wrote is never taken
+for this tool's, and comes back as it was."""
 
 _PROPERTIES = (
     "content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id", "reply_to",
@@ -367,31 +369,40 @@ _PROPERTIES = (
 )
 
 
-def stash(properties: Any) -> Any:
-    """The properties to publish a message with into a temporary queue: persistent,
-    with its own delivery mode (and whether it had headers) kept in a header."""
+def stash(properties: Any, token: str = "") -> Any:
+    """The properties to publish a message with into the temporary queue of migration ``token``:
+    persistent, with its own delivery mode (and whether it had headers, and its own header of
+    this name, if a publisher wrote one) kept in a header."""
     import pika
 
     values = {name: getattr(properties, name) for name in _PROPERTIES}
-    if values["delivery_mode"] == 2:
+    own = values["headers"] if isinstance(values["headers"], dict) else {}
+    if values["delivery_mode"] == 2 and STASH_HEADER not in own:
         return properties
-    headers = dict(values["headers"] or {})
-    headers[STASH_HEADER] = {"delivery-mode": values["delivery_mode"] or 0, "headers": values["headers"] is not None}
+    headers = dict(own)
+    saved: dict[str, Any] = {"token": token, "delivery-mode": values["delivery_mode"] or 0,
+                             "headers": values["headers"] is not None}
+    if STASH_HEADER in own:
+        saved["own"] = own[STASH_HEADER]
+    headers[STASH_HEADER] = saved
     values.update(headers=headers, delivery_mode=2)
     return pika.BasicProperties(**values)
 
 
-def unstash(properties: Any) -> Any:
-    """The message's own properties again (the inverse of :func:`stash`)."""
+def unstash(properties: Any, token: str = "") -> Any:
+    """The message's own properties again (the inverse of :func:`stash` with the same ``token``);
+    a message that this migration did not stash is left as it is."""
     import pika
 
     headers = properties.headers
-    if not isinstance(headers, dict) or STASH_HEADER not in headers:
+    saved = headers.get(STASH_HEADER) if isinstance(headers, dict) else None
+    if not isinstance(saved, dict) or saved.get("token", "") != token:
         return properties
     values = {name: getattr(properties, name) for name in _PROPERTIES}
     kept = dict(headers)
-    saved = kept.pop(STASH_HEADER)
-    saved = saved if isinstance(saved, dict) else {}
+    kept.pop(STASH_HEADER)
+    if "own" in saved:
+        kept[STASH_HEADER] = saved["own"]
     values["delivery_mode"] = saved.get("delivery-mode") or None
     values["headers"] = kept if (kept or saved.get("headers", True)) else None
     return pika.BasicProperties(**values)
@@ -403,13 +414,15 @@ keep the queue non-empty (and so refusing publishes) until the delete; its value
 the queue (:func:`seal_value`), and such a message is dropped rather than moved."""
 
 
-def seal_value(vhost: str, queue: str) -> str:
-    return f"topology migration of {vhost}/{queue}"
+def seal_value(vhost: str, queue: str, token: str = "") -> str:
+    """The seal header's value for migration ``token`` (a random value kept in its record): no
+    publisher can write it beforehand, so no message of theirs is ever taken for a seal."""
+    return f"topology migration of {vhost}/{queue}" + (f" {token}" if token else "")
 
 
-def is_seal(properties: Any, vhost: str, queue: str) -> bool:
+def is_seal(properties: Any, vhost: str, queue: str, token: str = "") -> bool:
     headers = properties.headers
-    return isinstance(headers, dict) and headers.get(SEAL_HEADER) == seal_value(vhost, queue)
+    return isinstance(headers, dict) and headers.get(SEAL_HEADER) == seal_value(vhost, queue, token)
 
 
 class MessageMover(QueueInspector):
@@ -542,16 +555,16 @@ class MessageMover(QueueInspector):
             _close_channel(consume)  # unacked messages return to the source
             _close_channel(publish)
 
-    def offer(self, vhost: str, queue: str) -> bool:
-        """Publish a seal message to ``queue`` on a new channel; whether the broker took
-        it (confirmed), as opposed to refusing it (nack) or finding no such queue."""
+    def offer(self, vhost: str, queue: str, token: str = "") -> bool:
+        """Publish a seal message of migration ``token`` to ``queue`` on a new channel; whether the
+        broker took it (confirmed), as opposed to refusing it (nack) or finding no such queue."""
         import pika
 
         channel = None
         try:
             channel = self._connection(vhost).channel()
             channel.confirm_delivery()
-            channel.basic_publish("", queue, b"", pika.BasicProperties(headers={SEAL_HEADER: seal_value(vhost, queue)}),
+            channel.basic_publish("", queue, b"", pika.BasicProperties(headers={SEAL_HEADER: seal_value(vhost, queue, token)}),
                                   mandatory=True)
             return True
         except (pika.exceptions.NackError, pika.exceptions.UnroutableError):
