@@ -152,3 +152,29 @@ def test_a_server_that_echoes_the_password_in_any_encoding_never_gets_it_printed
     encoded = [base64.b64encode(f"guest:{password}".encode()).decode()[8:-4], quote(password, safe=""), quote(password),
                base64.urlsafe_b64encode(password.encode()).decode()[:-4], password]
     assert not [form for form in encoded if form in result.err], result.err
+
+
+def test_a_redirect_is_not_followed(run, write):
+    """A management URL that redirects (to another host) would take the credentials along."""
+    seen = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.path)
+            self.send_response(302)
+            self.send_header("location", "http://elsewhere.invalid:15672" + self.path)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run("plan", write(FILES), "--url", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert one_error_line(result) and "redirected GET /api/overview to http://elsewhere.invalid:15672" in result.err
+    assert len(seen) == len(set(seen)) <= 3  # each read (some ahead) asked once: none followed, none tried again

@@ -243,7 +243,7 @@ class ManagementClient:
         timeout = timeout or self.timeout
         try:
             response = self._thread_session().request(method, self.url + path, params=params, json=body, timeout=timeout,
-                                            verify=self.verify, cert=self.cert,
+                                            verify=self.verify, cert=self.cert, allow_redirects=False,
                                             headers={"accept": "*/*"} if accept_any else None)
         except requests.exceptions.Timeout:
             raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
@@ -258,6 +258,11 @@ class ManagementClient:
         except OSError as error:  # requests raises it for an unreadable CA bundle or client certificate
             raise BrokerError(f"TLS error talking to {self.url}: cannot read a TLS file: {_first_line(error)}") from None
         status = response.status_code
+        if 300 <= status < 400:  # never followed: the credentials would go wherever it points
+            where = redact_url(response.headers.get("location", "")) or "nowhere"
+            raise BrokerError(f"the management API at {self.url} redirected {method} {path} to {where} (HTTP {status}); "
+                              "redirects are not followed, so that the credentials go nowhere else: give the URL it "
+                              "redirects to")
         if status == 401:
             raise BrokerError(f"the broker at {self.url} refused the credentials of user {self.user!r} (HTTP 401)")
         if status >= 500:
