@@ -16,13 +16,16 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from topology import __version__
 from topology.errors import ConfigError, TopologyError
 from topology.versions import OLDEST_SUPPORTED, parse_given_version, version_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: LockHeld.exit_code
 EXIT_DRIFT = 2
@@ -652,11 +655,7 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
     root = Path(out_dir)
     for path, data in sorted(result.files.items()):
         target = root / path
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render_file(data, source), encoding="utf-8")
-        except OSError as error:
-            raise TopologyError(f"cannot write {target}: {error.strerror or error}") from None
+        _write_new(target, render_file(data, source), 0o644, inside=root)
         echo(f"wrote {target}")
     for line in result.skipped:
         echo(f"skipped: {line}")
@@ -747,13 +746,9 @@ def render(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], 
                                 "it is not printed: give --out FILE")
         echo(text.rstrip("\n"))
     else:
-        try:
-            descriptor = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(descriptor, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as error:
-            raise TopologyError(f"cannot write {out_file}: {error.strerror or error}") from None
+        from pathlib import Path
+
+        _write_new(Path(out_file), text, 0o600)
         echo(f"wrote {out_file}", err=True)
     for line in result.unsupported:
         echo(f"skipped: {line}", err=True)
@@ -1038,6 +1033,24 @@ def _live_definitions(client: Any) -> dict[str, Any]:
             document.setdefault("parameters", []).append(
                 {"vhost": entry["vhost"], "component": "vhost-limits", "name": "limits", "value": entry["value"]})
     return document
+
+
+def _write_new(target: Path, text: str, mode: int, inside: Path | None = None) -> None:
+    """Write ``text`` to ``target`` (made, or emptied, with ``mode``), never through a link: a
+    symbolic link at ``target`` is refused, and so is a folder on the way that leads out of
+    ``inside`` (what a command writes goes where its --out says, secrets included)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if inside is not None and not target.parent.resolve().is_relative_to(inside.resolve()):
+            raise TopologyError(f"cannot write {target}: a link on the way leads out of {inside}")
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+        os.fchmod(descriptor, mode)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        if target.is_symlink():
+            raise TopologyError(f"cannot write {target}: it is a symbolic link (not written through)") from None
+        raise TopologyError(f"cannot write {target}: {error.strerror or error}") from None
 
 
 def _write_plan(the_plan: Any, path: str) -> None:

@@ -210,3 +210,40 @@ def test_names_the_management_api_cannot_address_are_skipped_and_the_files_load(
     path = tmp_path / "v.yaml"
     path.write_text(render_file(result.files[vhost_file_name("v")], "a test"), encoding="utf-8")
     load_valid([str(path)])
+
+
+def test_export_and_render_never_write_through_a_link(run, tmp_path):
+    """--out once followed links: an exported file, or a rendered one holding secrets, could land
+    anywhere a link in the target folder pointed."""
+    import json as json_module
+
+    source = tmp_path / "definitions.json"
+    source.write_text(json_module.dumps({"vhosts": [{"name": "v"}], "queues": [
+        {"vhost": "v", "name": "q", "durable": True, "auto_delete": False, "arguments": {}}]}), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "victim.yaml"
+    victim.write_text("untouched\n", encoding="utf-8")
+
+    out = tmp_path / "out"
+    (out / "vhosts").mkdir(parents=True)
+    (out / "vhosts" / "v.yaml").symlink_to(victim)
+    linked = run("export", "--from-definitions", str(source), "--vhost", "v", "--out", str(out))
+    assert linked.code == 1 and "it is a symbolic link (not written through)" in linked.err
+    away = tmp_path / "away"
+    away.mkdir()
+    (away / "vhosts").symlink_to(elsewhere)
+    led = run("export", "--from-definitions", str(source), "--vhost", "v", "--out", str(away))
+    assert led.code == 1 and "a link on the way leads out of" in led.err
+    assert victim.read_text(encoding="utf-8") == "untouched\n" and sorted(p.name for p in elsewhere.iterdir()) == [
+        "victim.yaml"]
+
+    topology = tmp_path / "t.yaml"
+    topology.write_text("vhosts:\n  v:\n    queues:\n      q: {}\n", encoding="utf-8")
+    rendered_link = tmp_path / "rendered.json"
+    rendered_link.symlink_to(victim)
+    refused = run("render", str(topology), "--format", "definitions", "--out", str(rendered_link))
+    assert refused.code == 1 and "symbolic link" in refused.err
+    assert victim.read_text(encoding="utf-8") == "untouched\n"
+    written = run("render", str(topology), "--format", "definitions", "--out", str(tmp_path / "plain.json"))
+    assert written.code == 0 and (tmp_path / "plain.json").stat().st_mode & 0o777 == 0o600
