@@ -38,6 +38,8 @@ run() {  # run LABEL COMMAND...: one pass, its result remembered
 
 run "the whole suite on the default broker" "$python" -m pytest -p no:cacheprovider
 for name in $matrix; do
+  # a fresh node each run: what an earlier run left (or broke) in its data does not carry over
+  "$root/scripts/brokers.sh" stop "$name" --purge >/dev/null 2>&1 || true
   if ! lines="$("$root/scripts/brokers.sh" start "$name")"; then
     results+=("RabbitMQ $name: FAILED (the broker did not start)")
     failed=1

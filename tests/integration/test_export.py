@@ -279,6 +279,14 @@ def remove(api, vhosts: dict[str, str], users: dict[str, str], source: dict | No
         if entry["vhost"] in vhosts.values():
             api.delete("parameters", "shovel", entry["vhost"], entry["name"])
     wait_until(lambda: not [s for s in api.get("shovels") if s.get("vhost") in vhosts.values()], "the shovels stopping")
+    # federation links likewise: RabbitMQ 4.3.6 on Khepri was seen to keep a broken exchange record
+    # when a vhost was deleted and made again while its links still ran (the node then failed to
+    # restart); the links stop with the policies that start them
+    for entry in api.get("policies"):
+        if entry["vhost"] in vhosts.values():
+            api.delete("policies", entry["vhost"], entry["name"])
+    wait_until(lambda: not [link for link in api.get("federation-links") if link.get("vhost") in vhosts.values()],
+               "the federation links stopping")
     for new in vhosts.values():
         api.delete("vhosts", new)
     for new in users.values():
