@@ -104,6 +104,8 @@ def register_url(url: str | None) -> None:
 
     for match in list(URL_PASSWORD_RE.finditer(url)) + list(QUERY_PASSWORD_RE.finditer(url)):
         password = match.group("password")
+        if REFERENCES_ONLY_RE.match(password):  # a URI as written in a file: the variable's name, no secret
+            continue
         register(password)
         register(unquote(password))
 

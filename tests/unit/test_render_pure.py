@@ -585,3 +585,15 @@ def test_render_options_that_do_not_fit_the_format_are_refused(arguments, messag
     assert exit_.value.code != 0
     out, err = capsys.readouterr()
     assert out == "" and message in err
+
+
+def test_template_mode_prints_a_shovel_uri_that_holds_a_variable(run, tmp_path):
+    """A ${VAR} in a shovel's URI was registered as if it were a password, and then the whole
+    output was refused as holding "a secret's value (a name, say)"."""
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts:\n  v:\n    queues:\n      q: {}\n    shovels:\n      s:\n"
+                    "        source_uri: \"amqp://user:${SRC_PASS}@host/v\"\n        source_queue: q\n"
+                    "        destination_uri: \"amqp://\"\n        destination_queue: q2\n", encoding="utf-8")
+    result = run("render", str(path), "--format", "definitions")
+    assert result.code == 0, result.err
+    assert '"src-uri": "amqp://user:${SRC_PASS}@host/v"' in result.out and "SRC_PASS: in src-uri of shovel v/s" in result.err
