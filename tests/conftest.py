@@ -145,16 +145,11 @@ def broker_version(api: Api) -> tuple[int, ...]:
 def needs_classic_mirroring(version: tuple[int, ...]) -> None:
     """Skip a test that makes mirrored classic queues on a broker without them, naming the rule."""
     from topology.validate import VERSION_RULES
+    from topology.versions import has_classic_mirroring, version_text
 
-    if not _has_mirroring(version):
+    if not has_classic_mirroring(version):
         rule = next(r for r in VERSION_RULES if r.rule.startswith("classic queue mirroring"))
-        pytest.skip(f"version rule: {rule.rule} {rule.refuses(version)} (the broker runs {'.'.join(map(str, version))})")
-
-
-def _has_mirroring(version: tuple[int, ...]) -> bool:
-    from topology.versions import has_classic_mirroring
-
-    return has_classic_mirroring(version)
+        pytest.skip(f"version rule: {rule.rule} {rule.refuses(version)} (the broker runs {version_text(version)})")
 
 
 def pytest_report_header(config) -> str:
