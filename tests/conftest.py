@@ -73,9 +73,18 @@ class Api:
     """Raw management API access for tests: how they look at the broker behind the tool's back."""
 
     def __init__(self) -> None:
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
         self.session = requests.Session()
         self.session.auth = BROKER_AUTH
         self.session.headers["content-type"] = "application/json"
+        # a keep-alive connection the broker closed just as it is used again ("Remote end closed
+        # connection without response") is tried once more: the tests' own requests are idempotent
+        retry = Retry(total=2, connect=2, read=2, status=0, other=0, allowed_methods=None, backoff_factor=0.1,
+                      raise_on_status=False)
+        self.session.mount("http://", HTTPAdapter(max_retries=retry))
+        self.session.mount("https://", HTTPAdapter(max_retries=retry))
 
     def url(self, *segments: str) -> str:
         return BROKER_URL + "/api/" + "/".join(quote(s, safe="") for s in segments)
