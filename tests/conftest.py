@@ -138,17 +138,13 @@ def api() -> Api:
     return client
 
 
-def _version(text: str) -> tuple[int, ...]:
-    from topology.versions import parse_version
-
-    return parse_version(text)
-
-
 @pytest.fixture(scope="session")
 def broker_version(api: Api) -> tuple[int, ...]:
     """The test broker's RabbitMQ version, ``(4, 0, 5)``: for assertions that differ by version
     (asserted per version, never skipped without naming the version rule)."""
-    return _version(api.get("overview")["rabbitmq_version"])
+    from topology.versions import parse_version
+
+    return parse_version(api.get("overview")["rabbitmq_version"])
 
 
 def needs_classic_mirroring(version: tuple[int, ...]) -> None:

@@ -376,7 +376,7 @@ def cli() -> None:
 def _offline_version(given: tuple[int, ...] | None, job: Any, *, quiet: bool = False) -> tuple[int, ...]:
     """The broker version an offline command uses: --broker-version, else the project target's
     broker_version, else the oldest supported (said on stderr unless ``quiet``)."""
-    version = given or getattr(job, "broker_version", None)
+    version = given or job.broker_version
     if version is not None:
         return version
     if not quiet:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from topology.versions import OLDEST_SUPPORTED
+from topology import loader
 from topology.apply import Applier, ApplyOptions, Report
 from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, internal_exchanges, read_live
@@ -17,13 +17,13 @@ from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
 from topology.drift import DriftReport, build_report
 from topology.errors import ApplyError, StalePlan
 from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
-from topology import loader
 from topology.model.topology import Topology
 from topology.parameters import resolve_credentials
 from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
 from topology.state import QueueState, State, desired_state
 from topology.validate import check_broker_version, check_exchange_types
+from topology.versions import OLDEST_SUPPORTED
 
 
 load_valid = loader.load_valid

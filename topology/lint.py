@@ -12,12 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from topology.versions import OLDEST_SUPPORTED
 from topology import ha, parameters
 from topology.model.arguments import QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
-from topology.policies import DEFAULT_SOURCE, Setting
 from topology.model.topology import Origin, Topology
+from topology.policies import DEFAULT_SOURCE
 from topology.route import Network, Route
+from topology.versions import OLDEST_SUPPORTED
 from topology.state import (
     ExchangeState,
     OperatorPolicyState,
@@ -348,9 +348,8 @@ def _default_delivery_limit(linter: _Linter, network: Network) -> None:
         if queue.type != "quorum":
             continue
         found = resolve(queue.queue, queue.type, queue.arguments, network.policies, network.operator_policies, version)
-        limit = found.settings.get("delivery-limit")
-        if limit is None or limit.source != DEFAULT_SOURCE or isinstance(
-                found.settings.get("dead-letter-exchange", Setting("", None, "")).value, str):
+        limit, dead_letter = found.settings.get("delivery-limit"), found.settings.get("dead-letter-exchange")
+        if limit is None or limit.source != DEFAULT_SOURCE or (dead_letter is not None and isinstance(dead_letter.value, str)):
             continue
         linter.add("TOP014", queue.key, f"vhost {network.vhost!r} queue {queue.queue!r}",
                    f"a message returned {limit.value} times is dropped: the queue has the default delivery limit and "

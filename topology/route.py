@@ -39,9 +39,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology.versions import OLDEST_SUPPORTED
 from topology import ha
 from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
+from topology.versions import OLDEST_SUPPORTED
 
 BUILT_IN_EXCHANGES = {
     "amq.direct": ("direct", False), "amq.fanout": ("fanout", False), "amq.topic": ("topic", False),

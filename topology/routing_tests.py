@@ -14,10 +14,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from topology.versions import OLDEST_SUPPORTED
 from topology.model.topology import Origin, Topology
 from topology.route import Message, Route, RouteError, route
 from topology.state import BindingState, ExchangeState, PolicyState, QueueState, State
+from topology.versions import OLDEST_SUPPORTED
 
 LIVE_PREFIX = "topology-test-"
 """The name of a live run's throw-away vhosts: this, then random letters."""

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from topology.versions import CLASSIC_MIRRORING_REMOVED, version_text
 from topology.errors import ConfigError, Problem
 from topology.model import Queue, friendly_queue_fields
 from topology.model.arguments import MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for
 from topology.model.topology import Origin, Topology, VhostTopology, location
 from topology.model.values import parse_duration, parse_size
 from topology.state import canonical, matching_ignore, queue_type_of
+from topology.versions import CLASSIC_MIRRORING_REMOVED, version_text
 
 BUILTIN_EXCHANGE_TYPES = frozenset({"direct", "fanout", "topic", "headers"})
 BUILTIN_EXCHANGES = frozenset(

@@ -249,8 +249,9 @@ def read_live(client: ManagementClient, vhosts: list[str], access: bool = False,
             whole = whole if whole is not None else client.all_definitions()
             definitions = vhost_definitions(whole, name)
         if definitions is not None:
-            shown = {e.get("name") for e in definitions.get("exchanges", ())}
-            if internal.get(name, set()) - shown:  # an internal exchange the export may leave out
+            declared = internal.get(name)
+            if declared and declared - {e.get("name") for e in definitions.get("exchanges", ())}:
+                # an internal exchange the export may leave out
                 definitions = with_internal_exchanges(definitions, client.exchanges(name))
             definitions_state(state.vhosts[name], definitions, state)
     return state
