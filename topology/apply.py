@@ -618,7 +618,10 @@ class Applier:
     def _migrate(self, change: Change) -> None:
         after = change.after
         assert isinstance(after, QueueState) and self.options.mover is not None
-        Migration(self.client, self.options.mover).run(after)
+        guard = self.options.lock.check if self.options.lock is not None else None
+        Migration(self.client, self.options.mover, guard=guard).run(after)
+        if guard is not None:
+            guard()
         if self.client.queue_details(after.vhost, after.queue) is None:
             self._declare(after)  # there was nothing to move
 

@@ -616,7 +616,9 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
     import json
     from pathlib import Path
 
-    from topology.export import export_definitions, render_file
+    from topology.export import export_definitions, hide_secret_values, render_file
+    from topology.targets import project_secrets
+    from topology.variables import is_secret_name
 
     if selection.all_targets:
         raise click.UsageError("export reads one broker: give --target NAME, not --all-targets")
@@ -630,6 +632,7 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
         if not isinstance(document, dict):
             raise TopologyError(f"{definitions_file} is not a JSON definitions document (not an object)")
         source = Path(definitions_file).name
+        password = os.environ.get("TOPOLOGY_PASSWORD", "guest")
     else:
         from topology.targets import resolve_jobs
 
@@ -641,7 +644,14 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
         finally:
             client.close()
         source = client.url
+        password = job.password
     result = export_definitions(document, list(vhosts) or None, users=not no_users)
+    # secret variables' values the broker holds become ${NAME}; the management password (never
+    # written as a variable, like "guest", the well-known default) stops the export instead
+    declared = project_secrets(selection.project)
+    hide_secret_values(result, {name: value for name, value in os.environ.items()
+                                if is_secret_name(name, declared) and value not in (password, "guest")},
+                       unnamed=[password] if password and password != "guest" else [])
     if not result.files:
         raise TopologyError("nothing to export: " + ("; ".join(result.skipped) or "the source holds no vhost"))
     changes: list[str] = []
@@ -1162,7 +1172,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
                 amqp = job.amqp()
                 lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
                 lock.acquire(lock_timeout)
-            mover = MessageMover(amqp)
+            mover = MessageMover(amqp, guard=lock.check)  # a lost lock stops a migration within a message
             options = ApplyOptions(
                 allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
                 mover=mover, lock=lock, amqp_user=amqp.user,

@@ -15,7 +15,7 @@ from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, internal_exchanges, read_live
 from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
 from topology.drift import DriftReport, build_report
-from topology.errors import ApplyError, StalePlan
+from topology.errors import ApplyError, BrokerError, StalePlan
 from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
 from topology.model.topology import Topology
 from topology.parameters import resolve_credentials
@@ -236,6 +236,11 @@ def apply_plan(
     if left:
         titles = [change.title for change in left]
         raise ApplyError(f"applied {len(applied)} change(s) but the broker still differs: {'; '.join(titles[:5])}")
+    if options.lock is not None:
+        try:  # lost at any moment, another apply may have run beside this one: never report success
+            options.lock.check()
+        except BrokerError as lost:
+            raise ApplyError(f"{lost} after applying {len(applied)} change(s); run plan to see where the broker stands") from None
     return applied
 
 

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from topology import parameters
 from topology.broker.live import tag_list
+from topology.errors import TopologyError
 from topology.model import Queue
 from topology.model.arguments import argument_for, field_for
 from topology.state import MIGRATION_ARGUMENT, MIGRATION_PREFIX, canonical
@@ -443,6 +444,67 @@ def _escaped(value: Any) -> Any:
     if isinstance(value, list):
         return (FlowList if isinstance(value, FlowList) else list)(_escaped(v) for v in value)
     return value
+
+
+SECRET_INSIDE_MIN = 8
+"""How long a secret must be to be looked for inside longer text (a routing key ``orders.<token>``);
+a shorter one counts only where a whole name or value equals it (``admin`` is no secret in
+``administrator``)."""
+
+
+def hide_secret_values(result: Export, secrets: dict[str, str], unnamed: Iterable[str] = ()) -> None:
+    """Write ``${NAME}`` in the files wherever the value of secret variable ``NAME`` (``secrets``:
+    name → value, from the environment) appears in what the source holds: a routing key, a name,
+    an argument, a value that a topology file filled from that variable. The files then plan to
+    no change with the variable set, and never hold the secret. A secret that no variable holds
+    (``unnamed``: the management password given on the command line) stops the export.
+
+    Raises :class:`TopologyError` (the secret itself never in it) when a secret cannot be written
+    as its variable: an ``unnamed`` one, or one right after a ``$`` (``$${`` reads as a literal)."""
+    known = {value: name for name, value in sorted(secrets.items()) if value}
+    hidden = [value for value in unnamed if value and value not in known]
+    if not known and not hidden:
+        return
+    inside = sorted((v for v in list(known) + hidden if len(v) >= SECRET_INSIDE_MIN), key=len, reverse=True)
+    finder = re.compile("|".join(re.escape(value) for value in inside)) if inside else None
+
+    def spans(value: str) -> list[tuple[int, int, str]]:
+        if value in known or value in hidden:
+            return [(0, len(value), value)]
+        return [(m.start(), m.end(), m.group(0)) for m in finder.finditer(value)] if finder is not None else []
+
+    def hide(value: Any) -> Any:
+        if isinstance(value, Reference):
+            return value  # a reference the exporter wrote already
+        if isinstance(value, str):
+            found = spans(value)
+            if not found:
+                return value
+            parts, end = [], 0
+            for start, stop, secret in found:
+                name = known.get(secret)
+                if name is None:
+                    raise TopologyError("not exporting: a name or value on the broker holds a secret that is in no "
+                                        "secret variable (the management password?); nothing was written")
+                before = value[end:start]
+                if before.endswith("$"):
+                    raise TopologyError(f"not exporting: a name or value on the broker holds '$' right before the value "
+                                        f"of secret variable {name}, which a topology file cannot write; nothing was "
+                                        "written")
+                parts.append(before.replace("${", "$${"))
+                parts.append(f"${{{name}}}")
+                result.variables.setdefault(name, "a secret variable: its value is on the broker (in a name, "
+                                                  "routing key, argument or value), written here as the variable")
+                end = stop
+            parts.append(value[end:].replace("${", "$${"))
+            return Reference("".join(parts))
+        if isinstance(value, dict):
+            return type(value)({hide(k): hide(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return type(value)(hide(v) for v in value)
+        return value
+
+    result.files = {path: hide(data) for path, data in result.files.items()}
 
 
 class Flow(dict):  # type: ignore[type-arg]

@@ -5,25 +5,35 @@ arguments record the migration (:class:`~topology.state.MigrationRecord`: the qu
 the declaration to make, every binding the queue had). The steps are the same whether
 a migration starts or resumes after a crash, and each can be repeated:
 
-1. bind the temporary queue as the queue is bound, then unbind the queue: a message
+1. move the queue's messages into the temporary queue while the queue is still bound,
+   so that messages published meanwhile land behind them;
+2. bind the temporary queue as the queue is bound, then unbind the queue: a message
    published meanwhile reaches one of the two (for an instant both: a duplicate,
    never a loss);
-2. move the queue's messages into the temporary queue and delete the queue, which
+3. move what is left into the temporary queue and delete the queue, which
    must be seen empty first (classic queues: by the broker itself, atomically;
    quorum queues, which have no such guard, are sealed first: see :meth:`Migration._seal_and_delete`);
-3. declare the new queue and move the messages back, in order;
-4. bind the new queue, unbind the temporary one, move what arrived meanwhile, and
+4. declare the new queue and move the messages back, in order;
+5. bind the new queue, unbind the temporary one, move what arrived meanwhile, and
    delete the temporary queue (the broker refuses while it holds a message).
+
+Order is kept except at the two switches of bindings (steps 2 and 5): a message that
+reached the queue being left in the instant before the switch is moved behind those that
+reached the other queue after it. A resumed run takes up where the last stopped (a new
+queue already declared holds the oldest messages, and the rest are moved in behind them).
 
 No message is acked at its source before the broker confirmed its copy (see
 :class:`~topology.broker.amqp.MessageMover`), so a crash at any point leaves every
 message in the queue or in the temporary queue, and the next run finishes the job.
+Every request and every message moved is preceded by a check of the apply lock: once
+it is lost the migration stops there, as after a kill.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from topology import ha
@@ -115,11 +125,34 @@ def preflight(details: dict[str, Any] | None, target: QueueState, counts: tuple[
                 )
 
 
-class Migration:
-    """Runs (or resumes) the migration of one queue through the management API and AMQP."""
+class _Guarded:
+    """The management client with ``guard`` called before each of its requests: a lost apply
+    lock stops a migration before its next step, and nothing is cleaned up without the lock
+    (another apply may have taken it over, seal and all)."""
 
-    def __init__(self, client: ManagementClient, mover: MessageMover):
-        self.client = client
+    def __init__(self, client: ManagementClient, guard: Callable[[], None]):
+        self._client = client
+        self._guard = guard
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            self._guard()
+            return attribute(*args, **kwargs)
+
+        return guarded
+
+
+class Migration:
+    """Runs (or resumes) the migration of one queue through the management API and AMQP.
+    ``guard`` (the apply lock's check) raises once going on is unsafe; it is called before
+    every management request and, through the mover's own guard, every message moved."""
+
+    def __init__(self, client: ManagementClient, mover: MessageMover, guard: Callable[[], None] | None = None):
+        self.client: Any = client if guard is None else _Guarded(client, guard)
         self.mover = mover
         self.token = ""
         """The running migration's token (:attr:`MigrationRecord.token`)."""
@@ -144,20 +177,26 @@ class Migration:
             })
         self.token = record.token
         if resumed:
+            sealed = self._sealed(vhost, temporary)
             self._unseal(vhost, temporary)  # a crash may have left the seal of a kept queue
-            if current is not None and current.type != "classic" and current.props() == target.props():
+            if sealed and current is not None and current.type != "classic" and current.props() == target.props():
                 # ... and seal messages in it: take everything out (they are dropped), it all comes back
+                # (without a seal, a queue of the new shape is the new queue, holding the oldest messages)
                 self.mover.move(vhost, queue, temporary, self._without_seals(vhost, queue))
         record = record.with_bindings(fresh)
 
-        for binding in record.bindings:
-            self._bind(binding, temporary)
         moved, old = 0, None
         if current is not None and current.props() != target.props():
             old = current
+            moved = self._move_backlog(old, temporary)  # while new messages still land behind it
+            for binding in record.bindings:
+                self._bind(binding, temporary)
             self._unbind(vhost, queue)
-            moved = self._drain_and_delete(old, temporary)
+            moved += self._drain_and_delete(old, temporary)
             current = None
+        else:
+            for binding in record.bindings:
+                self._bind(binding, temporary)
         refused: RequestRefused | None = None
         if current is None:
             self._unseal(vhost, temporary)  # a crash may have left it; it would seal the new queue
@@ -237,6 +276,24 @@ class Migration:
                 lambda e=entry: self.client.delete_binding(vhost, e["source"], "queue", queue, e["properties_key"])
             )
 
+    def _move_backlog(self, old: QueueState, temporary: str) -> int:
+        """Move the old queue's messages while it is still bound, so that what publishers send
+        meanwhile lands behind them: passes over what the queue holds, until a pass finds at most
+        one round of the mover's (what arrives during that last pass is all that can be overtaken
+        at the switch of bindings), or after :data:`ATTEMPTS` passes when publishers outpace it."""
+        vhost, queue = old.vhost, old.queue
+        transform = self._without_seals(vhost, queue)
+        moved = 0
+        for _ in range(ATTEMPTS):
+            counts = self.mover.counts(vhost, queue)
+            if not counts or not counts[0]:
+                break
+            taken, _ = self.mover.take(vhost, queue, temporary, transform, counts[0])
+            moved += taken
+            if counts[0] <= self.mover.PREFETCH:
+                break
+        return moved
+
     def _drain_and_delete(self, old: QueueState, temporary: str) -> int:
         """Move the old queue's messages out, then delete it once it is seen empty and unused."""
         vhost, queue = old.vhost, old.queue
@@ -301,12 +358,15 @@ class Migration:
                     taken, dropped = self.mover.take(vhost, queue, temporary, transform, ready - 1)
                     moved, seals = moved + taken, seals - dropped
         finally:
+            cleared = done
             if not done:  # stopped: take the seal messages out before consumers could see them
                 try:
                     moved += self.mover.move(vhost, queue, temporary, transform)
+                    cleared = True
                 except BrokerError:
-                    pass  # the next run drops them
-            self._unseal(vhost, temporary)
+                    pass  # the seal policy stays: it tells the next run to drop them
+            if cleared:
+                self._unseal(vhost, temporary)
         raise self._keep_arriving(vhost, queue, temporary)
 
     def _without_seals(self, vhost: str, queue: str) -> Any:
@@ -321,11 +381,26 @@ class Migration:
     def _unstash(self, properties: Any) -> Any:
         return unstash(properties, self.token)
 
+    def _sealed(self, vhost: str, temporary: str) -> bool:
+        """Whether the seal policy of this migration is in place (a crash while sealing)."""
+        return any(policy.get("name") == temporary for policy in self.client.policies(vhost))
+
     def _unseal(self, vhost: str, temporary: str) -> None:
         ignore_missing(lambda: self.client.delete_policy(vhost, temporary))
 
-    @staticmethod
-    def _keep_arriving(vhost: str, queue: str, temporary: str) -> MigrationRefused:
+    def _keep_arriving(self, vhost: str, queue: str, temporary: str) -> MigrationRefused:
+        """Why the old queue could not be seen empty and unused: a consumer that attached
+        meanwhile, or publishers that keep sending straight to it."""
+        try:
+            counts = self.mover.counts(vhost, queue)
+        except BrokerError:
+            counts = None
+        if counts is not None and counts[1]:
+            return MigrationRefused(
+                f"{counts[1]} consumer(s) attached to {vhost}/{queue} during the migration; stop them and re-run "
+                f"(the messages wait safely in {queue!r} and {temporary!r}; those a consumer holds come back "
+                "when it stops)"
+            )
         return MigrationRefused(
             f"messages keep arriving in {vhost}/{queue} straight through the default exchange; "
             f"stop its publishers and re-run (they wait safely in {temporary!r})"

@@ -172,6 +172,7 @@ def saved_plan(plan: Plan) -> dict[str, Any]:
     ``${VARIABLE}`` (listed under ``secrets``) and read back when the plan is applied."""
     document, secrets = redact.hide(plan.to_dict())
     document["secrets"] = secrets
+    document["secret_checks"] = redact.value_checks(secrets)
     document["digest"] = plan_digest(document)
     return document
 
@@ -195,6 +196,19 @@ def load_saved_plan(document: Any, source: str) -> Plan:
             raise TopologyError(
                 f"{source} needs the secret variable {missing.args[0]} in the environment (the plan file never holds secrets)"
             ) from None
+        checks = document.get("secret_checks")
+        if not isinstance(checks, dict) or set(checks) != set(secrets):
+            raise PlanRefused(f"{source} does not record which values of its secret variables it was made with "
+                              "(an older version of the tool wrote it): make the plan again")
+        try:
+            other = redact.check_values(checks)
+        except ValueError as error:
+            raise TopologyError(f"cannot apply {source}: {error}; make the plan again here") from None
+        if other is not None:
+            raise PlanRefused(
+                f"{source} was made with another value of the secret variable {other} than the environment holds "
+                "now; applying it would set a value nobody planned: make the plan again"
+            )
     try:
         broker = document["broker"]
         return Plan(

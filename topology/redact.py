@@ -171,6 +171,67 @@ def reveal(document: Any, variables: list[str], environment: dict[str, str] | No
     return _map_strings(document, reveal_in) if values else document
 
 
+CHECK_COST = {"n": 2 ** 14, "r": 8, "p": 1}
+"""scrypt's cost for :func:`value_checks`: tens of milliseconds and 16 MiB per guess."""
+
+CHECK_ITERATIONS = 600_000
+"""PBKDF2-SHA256 iterations, where Python's OpenSSL has no scrypt (some FIPS builds)."""
+
+
+def _check_of(value: str, salt: bytes, method: str) -> str:
+    import hashlib
+
+    if method == "scrypt":
+        return hashlib.scrypt(value.encode("utf-8"), salt=salt, **CHECK_COST).hex()
+    return hashlib.pbkdf2_hmac("sha256", value.encode("utf-8"), salt, CHECK_ITERATIONS).hex()
+
+
+def value_checks(variables: list[str]) -> dict[str, str]:
+    """For each secret variable registered with its value, ``<method>$<salt>$<hash>`` of the value
+    (scrypt, or PBKDF2-SHA256 where there is none), with a random salt: enough for
+    :func:`check_values` to notice another value later, and slow to guess from (it is not the
+    secret, nor a fast hash of it)."""
+    import hashlib
+    import secrets as random
+
+    method = "scrypt" if hasattr(hashlib, "scrypt") else "pbkdf2-sha256"
+    values = {variable: secret for secret, variable in _ordered() if variable}
+    checks = {}
+    for name in variables:
+        if name in values:
+            salt, used = random.token_bytes(16), method
+            try:
+                digest = _check_of(values[name], salt, used)
+            except ValueError:  # scrypt refused its memory here
+                used = "pbkdf2-sha256"
+                digest = _check_of(values[name], salt, used)
+            checks[name] = f"{used}${salt.hex()}${digest}"
+    return checks
+
+
+def check_values(checks: dict[str, Any], environment: dict[str, str] | None = None) -> str | None:
+    """The first variable whose value in the environment is not the one ``checks`` were made of.
+    Raises ``ValueError`` for a check this Python cannot make (scrypt missing)."""
+    import hashlib
+    import hmac
+
+    environment = dict(os.environ) if environment is None else environment
+    for name, check in sorted(checks.items()):
+        parts = str(check).split("$")
+        if len(parts) != 3 or parts[0] not in ("scrypt", "pbkdf2-sha256"):
+            return name
+        method, salt, expected = parts
+        if method == "scrypt" and not hasattr(hashlib, "scrypt"):
+            raise ValueError("the plan's secret checks use scrypt, which this Python's OpenSSL lacks")
+        try:
+            digest = _check_of(environment.get(name, ""), bytes.fromhex(salt), method)
+        except ValueError:  # not hexadecimal
+            return name
+        if not hmac.compare_digest(digest, expected):
+            return name
+    return None
+
+
 def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
     """A copy of a JSON document with ``change`` applied to every string, keys included."""
     if isinstance(value, str):

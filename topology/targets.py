@@ -102,7 +102,7 @@ def resolve_jobs(
     if not selection.uses_project:
         if needs_paths and not paths:
             raise TopologyError("give the topology files (PATHS), or a target of the project file with --target NAME")
-        secrets = _project_secrets(selection.project)
+        secrets = project_secrets(selection.project)
         job = Job(None, paths, values, base.url, base.user, base.password, base.timeout, amqp_url,
                   TlsSettings(verify=not base.insecure), secret_names=secrets)
         _register(job)
@@ -151,7 +151,7 @@ def _connectable(job: Job, target: Any, path: str, base: Connection) -> Job:
     return replace(job, user=user or base.user, password=password or base.password, tls=tls)
 
 
-def _project_secrets(given: str | None) -> frozenset[str]:
+def project_secrets(given: str | None) -> frozenset[str]:
     """The secret names of the project file: the one given, or one found here or above that
     loads (a file found by searching that is not a valid project file is not this tool's)."""
     if given is not None:

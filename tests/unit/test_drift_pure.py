@@ -12,7 +12,7 @@ from topology.broker.live import BrokerInfo
 from topology.diff import Change, FieldChange
 from topology.drift import build_report
 from topology.ha import check_queues, expected_mirrors, winners
-from topology.plan import Plan, load_saved_plan, saved_plan
+from topology.plan import Plan, load_saved_plan, plan_digest, saved_plan
 from topology.render.drift import render, render_many_junit
 from topology.state import BindingState, PolicyState, QueueState, State, VhostState
 
@@ -276,6 +276,30 @@ def test_saved_plans_name_the_secret_variable_and_read_it_back(secrets, monkeypa
 
     with pytest.raises(TopologyError, match="needs the secret variable HOOK_TOKEN"):
         load_saved_plan(document, "plan.json")
+
+
+def test_a_saved_plan_is_refused_under_another_value_or_without_checks(secrets, monkeypatch):
+    from topology.errors import PlanRefused
+
+    secrets.register("s3cr3t", "HOOK_TOKEN")
+    queue = QueueState(vhost="v", queue="q", type="classic", arguments={"x-note": "token=s3cr3t"})
+    plan = Plan(changes=(Change("create", None, queue, {}, "new"),), vhosts=("v",),
+                broker=BrokerInfo("http://b:15672", "3.10.8", "c"))
+    document = json.loads(json.dumps(saved_plan(plan)))
+    [check] = document["secret_checks"].values()
+    assert check.startswith(("scrypt$", "pbkdf2-sha256$")) and "s3cr3t" not in check
+    monkeypatch.setenv("HOOK_TOKEN", "s3cr3t-rotated")
+    with pytest.raises(PlanRefused, match="another value of the secret variable HOOK_TOKEN"):
+        load_saved_plan(document, "plan.json")
+    older = {k: v for k, v in document.items() if k != "secret_checks"}
+    older["digest"] = plan_digest(older)
+    with pytest.raises(PlanRefused, match="older version of the tool"):
+        load_saved_plan(older, "plan.json")
+    # the fallback where Python has no scrypt
+    salt = bytes(16)
+    pbkdf2 = {"HOOK_TOKEN": f"pbkdf2-sha256${salt.hex()}${redact._check_of('s3cr3t-rotated', salt, 'pbkdf2-sha256')}"}
+    assert redact.check_values(pbkdf2) is None
+    assert redact.check_values({"HOOK_TOKEN": "md5$00$00"}) == "HOOK_TOKEN"
 
 
 def test_escaped_forms_of_a_secret_are_masked_too(secrets):

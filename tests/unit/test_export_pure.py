@@ -17,8 +17,8 @@ import pytest
 from topology import redact
 from topology.broker.live import access_state, definitions_state, vhost_state
 from topology.diff import diff
-from topology.errors import ConfigError
-from topology.export import export_definitions, render_file, variable_name, vhost_file_name
+from topology.errors import ConfigError, TopologyError
+from topology.export import export_definitions, hide_secret_values, render_file, variable_name, vhost_file_name
 from topology.loader import load
 from topology.passwords import resolve_passwords
 from topology.state import GlobalParameterState, State, canonical, desired_state
@@ -147,6 +147,47 @@ def test_secrets_become_variables_and_are_never_written(tmp_path):
     assert result.files["cluster.yaml"]["users"]["orders-svc"] == {
         "password": "${ORDERS_SVC_PASSWORD}", "tags": ["management", "monitoring"],
         "permissions": {"v": {"configure": "", "write": ".*", "read": ".*"}}}
+
+
+SECRETIVE = {
+    "vhosts": [{"name": "v"}],
+    "queues": [{"name": n, "vhost": "v", "durable": True, "auto_delete": False, "arguments": {}}
+               for n in ("inbox.tok-1234567", "admin", "administrator", "lit${X}.tok-1234567")],
+    "exchanges": [{"name": "hooks", "vhost": "v", "type": "direct", "durable": True, "auto_delete": False,
+                   "internal": False, "arguments": {}}],
+    "bindings": [{"source": "hooks", "vhost": "v", "destination": "admin", "destination_type": "queue",
+                  "routing_key": "orders.tok-1234567", "arguments": {}}],
+}
+
+
+def test_secret_values_on_the_broker_are_written_as_their_variables(tmp_path):
+    """Inside longer text only secrets of 8 characters or more are looked for; a shorter one only as
+    a whole name or value. The files load back to the same names with the variables set."""
+    result = export_definitions(json.loads(json.dumps(SECRETIVE)))
+    hide_secret_values(result, {"HOOK_TOKEN": "tok-1234567", "SHORT_TOKEN": "admin"})
+    text = render_file(result.files["vhosts/v.yaml"], "x")
+    assert "tok-1234567" not in text
+    assert "inbox.${HOOK_TOKEN}" in text and "lit$${X}.${HOOK_TOKEN}" in text and "orders.${HOOK_TOKEN}" in text
+    assert "${SHORT_TOKEN}:" in text and "administrator" in text
+    assert set(result.variables) == {"HOOK_TOKEN", "SHORT_TOKEN"}
+    path = tmp_path / "v.yaml"
+    path.write_text(text, encoding="utf-8")
+    topology = load([str(path)], Variables(environment={"HOOK_TOKEN": "tok-1234567", "SHORT_TOKEN": "admin"}))
+    assert set(topology.vhosts["v"].queues) == {q["name"] for q in SECRETIVE["queues"]}
+
+
+@pytest.mark.parametrize("name, secrets, unnamed", [
+    ("pay$tok-1234567", {"HOOK_TOKEN": "tok-1234567"}, []),  # "$${" would read as a literal
+    ("q-management-pw", {}, ["management-pw"]),  # in no variable
+])
+def test_a_secret_that_cannot_be_written_as_a_variable_stops_the_export(name, secrets, unnamed):
+    definitions = {"vhosts": [{"name": "v"}], "queues": [
+        {"name": name, "vhost": "v", "durable": True, "auto_delete": False, "arguments": {}}]}
+    result = export_definitions(definitions)
+    with pytest.raises(TopologyError) as refused:
+        hide_secret_values(result, secrets, unnamed)
+    assert "nothing was written" in str(refused.value)
+    assert not any(value in str(refused.value) for value in [*secrets.values(), *unnamed])
 
 
 def test_names_of_files_and_variables():

@@ -29,7 +29,27 @@ VALID = {
 FILES = "vhosts:\n  v:\n    exchanges:\n      x: {type: fanout}\n    queues:\n      q: {}\n"
 
 
-class FakeApi:
+class LocalServer:
+    """An HTTP server on 127.0.0.1 serving ``self.server`` while in a ``with`` block."""
+
+    server: ThreadingHTTPServer
+    url: str
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeApi(LocalServer):
     """Answers ``answers[path]`` (status 200) to a GET, 404 to anything else."""
 
     def __init__(self, answers: dict[str, Any]) -> None:
@@ -50,16 +70,7 @@ class FakeApi:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> FakeApi:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 def one_error_line(result) -> bool:
@@ -178,3 +189,51 @@ def test_a_redirect_is_not_followed(run, write):
         server.server_close()
     assert one_error_line(result) and "redirected GET /api/overview to http://elsewhere.invalid:15672" in result.err
     assert len(seen) == len(set(seen)) <= 3  # each read (some ahead) asked once: none followed, none tried again
+
+
+class TricklingApi(LocalServer):
+    """Answers every GET slowly: the status line and headers at once (or, with ``headers``, one
+    byte at a time), then the body one byte every ``gap`` seconds: each wait is short, the whole
+    answer is not."""
+
+    def __init__(self, gap: float = 0.2, headers: bool = False) -> None:
+        api = self
+        self.gap, self.slow_headers = gap, headers
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                import time
+
+                body = json.dumps(VALID.get(urlsplit(self.path).path, {})).encode() * 50
+                head = (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+                        ).encode()
+                try:
+                    if api.slow_headers:
+                        for byte in head:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(api.gap)
+                    else:
+                        self.wfile.write(head)
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(api.gap)
+                except OSError:  # the client gave up
+                    pass
+
+        self.serve(Handler)
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["slow body", "slow headers"])
+def test_timeout_bounds_a_whole_answer_not_each_wait(run, write, headers):
+    """A server that sends a byte every 0.2 s never trips a per-read timeout of 1 s; --timeout 1
+    bounds each try of the whole request (three tries, 0.5 s and 1.5 s apart), so the plan ends in
+    one line about the timeout (before, it waited the whole answer out: half an hour here)."""
+    with TricklingApi(headers=headers) as fake:
+        result = run("plan", write(FILES), "--url", fake.url, "--timeout", "1")
+    assert one_error_line(result), result.err
+    assert "did not answer GET /api/overview within 1s" in result.err

@@ -432,11 +432,24 @@ class MessageMover(QueueInspector):
     the mandatory flag and a publisher confirm, and only then acked at the source. A
     crash at any point leaves every message in at least one of the two queues (a
     message confirmed but not yet acked is in both: a duplicate, never a loss).
-    Being a :class:`QueueInspector`, it also counts exactly."""
+    Being a :class:`QueueInspector`, it also counts exactly.
 
-    PREFETCH = 500
+    ``guard`` (the apply lock's :meth:`ApplyLock.check`) is called before every round: once
+    it raises, the mover stops there, with nothing delivered to it and not acked. (Stopping
+    within a round would hand deliveries back, which a quorum queue puts behind the others.)
+    It consumes as the queue's only consumer: exclusively (which classic queues enforce), and
+    it stops when a round's count shows another consumer (quorum queues ignore ``exclusive``)."""
+
+    PREFETCH = 100
+    """Messages per round: a kill leaves at most this many messages in both queues (moved,
+    not yet acked), duplicates that the next run moves with the rest; and a quorum queue
+    puts those it gets back behind the others."""
     QUIET = 1.0
     IDLE_ROUNDS = 5
+
+    def __init__(self, amqp: Amqp, guard: Callable[[], None] | None = None):
+        super().__init__(amqp)
+        self.guard = guard
 
     def move(
         self,
@@ -479,9 +492,16 @@ class MessageMover(QueueInspector):
             publish = connection.channel()
             publish.confirm_delivery()
             while True:
+                stopped = self._stopped()
+                if stopped is not None:  # between rounds: nothing delivered and not yet acked
+                    raise BrokerError(f"{stopped}; every message is in {source!r} or {destination!r}, "
+                                      "and the next run finishes the migration")
                 if consume is None or not consume.is_open:
                     consume = connection.channel()
-                remaining = consume.queue_declare(source, passive=True).method.message_count
+                counted = consume.queue_declare(source, passive=True).method
+                remaining = counted.message_count
+                if counted.consumer_count:
+                    self._alone(vhost, source, destination)
                 if limit is not None:
                     remaining = min(remaining, limit - moved - dropped)
                 # Rounds of at most PREFETCH messages, each delivered exactly: none is
@@ -523,7 +543,8 @@ class MessageMover(QueueInspector):
                     )
                 taken, last = 0, None
                 # take what the count promised, then count again (publishers may add more)
-                for method, properties, body in consume.consume(source, auto_ack=False, inactivity_timeout=1.0):
+                deliveries = consume.consume(source, auto_ack=False, exclusive=True, inactivity_timeout=1.0)
+                for method, properties, body in deliveries:
                     if method is None:
                         break
                     properties = transform(properties)
@@ -545,6 +566,10 @@ class MessageMover(QueueInspector):
         except pika.exceptions.NackError:
             raise BrokerError(f"queue {vhost}/{destination} refused a message (publisher nack)") from None
         except pika.exceptions.ChannelClosedByBroker as closed:
+            if closed.reply_code == 403 and "exclusive" in str(closed.reply_text):
+                self._alone(vhost, source, destination)  # raises while that consumer is there
+                raise BrokerError(f"another client consumed from {vhost}/{source} for a moment; stopped, every "
+                                  f"message is in {source!r} or {destination!r}: re-run") from None
             raise BrokerError(f"the broker stopped moving messages from {vhost}/{source}: {closed.reply_text}") from None
         except pika.exceptions.AMQPError as error:
             raise BrokerError(
@@ -555,11 +580,35 @@ class MessageMover(QueueInspector):
             _close_channel(consume)  # unacked messages return to the source
             _close_channel(publish)
 
+    def _alone(self, vhost: str, source: str, destination: str) -> None:
+        """Raise unless the consumer the count shows is this mover's own, just cancelled (a quorum
+        queue may count it for a moment). Quorum queues do not enforce an exclusive consumer, so a
+        consumer that attached meanwhile is found here."""
+        counts = self.settled_counts(vhost, source)
+        if counts is not None and counts[1]:
+            raise BrokerError(
+                f"another client consumes from {vhost}/{source} (an application, or another apply that lost "
+                f"the apply lock); stopped, every message is in {source!r} or {destination!r}: stop that "
+                "consumer and re-run"
+            )
+
+    def _stopped(self) -> BrokerError | None:
+        """Why moving must stop now (the guard's error), or ``None``."""
+        if self.guard is None:
+            return None
+        try:
+            self.guard()
+        except BrokerError as error:
+            return error
+        return None
+
     def offer(self, vhost: str, queue: str, token: str = "") -> bool:
         """Publish a seal message of migration ``token`` to ``queue`` on a new channel; whether the
         broker took it (confirmed), as opposed to refusing it (nack) or finding no such queue."""
         import pika
 
+        if self.guard is not None:
+            self.guard()
         channel = None
         try:
             channel = self._connection(vhost).channel()

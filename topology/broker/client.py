@@ -137,6 +137,8 @@ class ManagementClient:
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
+        session.mount("http://", _DeadlineAdapter())
+        session.mount("https://", _DeadlineAdapter())
         session.auth = (self.user.encode("utf-8"), self.password.encode("utf-8"))
         session.headers.update({"content-type": "application/json", "accept": "application/json"})
         return session
@@ -241,22 +243,24 @@ class ManagementClient:
         with self._counting:
             self.requests_made[method] += 1
         timeout = timeout or self.timeout
+        session = self._thread_session()  # made before the deadline starts
+        deadline = _Deadline(timeout)
         try:
-            response = self._thread_session().request(method, self.url + path, params=params, json=body, timeout=timeout,
-                                            verify=self.verify, cert=self.cert, allow_redirects=False,
-                                            headers={"accept": "*/*"} if accept_any else None)
-        except requests.exceptions.Timeout:
-            raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
-                                        f"within {timeout:g}s") from None
-        except requests.exceptions.SSLError as error:
-            raise BrokerError(f"TLS error talking to {self.url}: {_tls_reason(error)}") from None
-        except requests.exceptions.ConnectionError:
-            raise _Transient("connection", f"cannot reach the management API at {self.url} (is RabbitMQ running with "
-                                           f"rabbitmq_management enabled?) on {method} {path}") from None
+            response = session.request(method, self.url + path, params=params, json=body, timeout=timeout,
+                                       verify=self.verify, cert=self.cert, allow_redirects=False,
+                                       headers={"accept": "*/*"} if accept_any else None)
         except requests.exceptions.RequestException as error:
-            raise BrokerError(f"request to {self.url} failed: {_first_line(error)}") from None
+            if deadline.cut.is_set() or isinstance(error, requests.exceptions.Timeout):
+                raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
+                                            f"within {timeout:g}s") from None
+            raise self._failure(error, method, path) from None
         except OSError as error:  # requests raises it for an unreadable CA bundle or client certificate
+            if deadline.cut.is_set():
+                raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
+                                            f"within {timeout:g}s") from None
             raise BrokerError(f"TLS error talking to {self.url}: cannot read a TLS file: {_first_line(error)}") from None
+        finally:
+            deadline.stop()
         status = response.status_code
         if 300 <= status < 400:  # never followed: the credentials would go wherever it points
             where = redact_url(response.headers.get("location", "")) or "nowhere"
@@ -278,6 +282,15 @@ class ManagementClient:
             return response.json()
         except ValueError:
             raise BrokerFailed(f"the broker at {self.url} sent a non-JSON answer to {method} {path}", status) from None
+
+    def _failure(self, error: requests.exceptions.RequestException, method: str, path: str) -> BrokerError:
+        """The error to raise for a request that failed on the way (a lost connection is transient)."""
+        if isinstance(error, requests.exceptions.SSLError):
+            return BrokerError(f"TLS error talking to {self.url}: {_tls_reason(error)}")
+        if isinstance(error, requests.exceptions.ConnectionError):
+            return _Transient("connection", f"cannot reach the management API at {self.url} (is RabbitMQ running with "
+                                            f"rabbitmq_management enabled?) on {method} {path}")
+        return BrokerError(f"request to {self.url} failed: {_first_line(error)}")
 
     def get(self, *segments: str, params: dict[str, str] | None = None, shape: Any = "any") -> Any:
         """GET, mapping 403 to a clear error (reads must be allowed for the tool to work), and
@@ -550,6 +563,116 @@ class _Prefetch:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+# -- a deadline on the whole request -------------------------------------------------
+#
+# requests' timeout bounds each wait for the socket, not the request: a server that sends a
+# byte every few seconds never trips it. So every connection says, when it sends a request,
+# which deadline it serves (a thread-local), and the deadline's timer shuts that connection's
+# socket down when it passes: the blocked read fails at once, and the request is reported as
+# not answered in time.
+
+_serving = threading.local()
+
+
+class _Deadline:
+    """The deadline of one request, started now: ``timeout`` seconds for the whole answer."""
+
+    RECHECK = 0.05
+    """Seconds between looks for the socket once the deadline passed before there was one
+    (still connecting: the connect timeout bounds that wait, then the socket is cut)."""
+
+    def __init__(self, timeout: float):
+        self.cut = threading.Event()
+        self.connection: Any = None
+        self._guard = threading.Lock()
+        self._stopped = False
+        self._timer: threading.Timer | None = None
+        _serving.deadline = self
+        self._arm(timeout)
+
+    def _arm(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        import socket
+
+        with self._guard:
+            if self._stopped:
+                return
+            sock = getattr(self.connection, "sock", None)
+            if sock is None:  # not connected yet: look again shortly
+                self._arm(self.RECHECK)
+                return
+            self.cut.set()
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # closed meanwhile
+                pass
+
+    def serve(self, connection: Any) -> None:
+        with self._guard:
+            if not self._stopped:
+                self.connection = connection
+
+    def stop(self) -> None:
+        with self._guard:
+            self._stopped = True
+            self.connection = None
+            if self._timer is not None:
+                self._timer.cancel()
+        _serving.deadline = None
+
+
+def _serving_connection(base: type) -> type:
+    """``base`` (a urllib3 connection class) telling the request's deadline which connection serves
+    it, as soon as it connects (HTTPS connects before the request) and when it sends a request."""
+
+    class Serving(base):  # type: ignore[misc, valid-type]
+        def _serve(self) -> None:
+            deadline = getattr(_serving, "deadline", None)
+            if deadline is not None:
+                deadline.serve(self)
+
+        def connect(self) -> None:
+            self._serve()
+            super().connect()
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            self._serve()
+            return super().request(*args, **kwargs)
+
+    return Serving
+
+
+def _serving_pools() -> dict[str, type]:
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = _serving_connection(HTTPConnection)
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = _serving_connection(HTTPSConnection)
+
+    return {"http": Pool, "https": SecurePool}
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """The standard adapter, with connections that tell the request's deadline who they are
+    (through a proxy too)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _serving_pools()
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _serving_pools()
+        return manager
 
 
 def _read_key(segments: tuple[str, ...], params: dict[str, str] | None) -> tuple[Any, ...]:
