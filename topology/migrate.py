@@ -41,10 +41,8 @@ from topology.broker.amqp import MessageMover, is_seal, stash, unstash
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
 from topology.broker.live import binding_state, queue_state
 from topology.errors import BrokerError
+from topology.rules.policies import DROPPING_KEYS
 from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, QueueState, migration_queue_name
-
-UNSAFE_POLICY_KEYS = ("message-ttl", "expires", "max-length", "max-length-bytes")
-"""Policy keys that could drop messages waiting in the temporary queue."""
 
 ATTEMPTS = 10
 """How often to move stragglers (published straight to a queue meanwhile) before giving up."""
@@ -248,7 +246,7 @@ class Migration:
         found = []
         for operator in (False, True):
             for policy in winning_policies(temporary, self.client.policies(vhost, operator=operator)):
-                unsafe = sorted(k for k in policy.get("definition") or {} if k in UNSAFE_POLICY_KEYS)
+                unsafe = sorted(k for k in policy.get("definition") or {} if k in DROPPING_KEYS)
                 if unsafe:
                     kind = "operator policy" if operator else "policy"
                     found.append(f"{kind} {policy.get('name')!r} applies to the temporary queue {temporary!r} and sets "

@@ -41,13 +41,8 @@ from typing import Any
 
 from topology import ha
 from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
+from topology.rules.exchanges import built_in_exchanges
 from topology.versions import OLDEST_SUPPORTED
-
-BUILT_IN_EXCHANGES = {
-    "amq.direct": ("direct", False), "amq.fanout": ("fanout", False), "amq.topic": ("topic", False),
-    "amq.headers": ("headers", False), "amq.match": ("headers", False), "amq.rabbitmq.trace": ("topic", True),
-}
-"""The exchanges every vhost has: name → (type, internal)."""
 
 REASONS = ("rejected", "expired", "maxlen", "delivery_limit")
 """Why a message is dead-lettered (the ``x-death`` reason)."""
@@ -168,8 +163,8 @@ class Network:
         self.exact_headers = version >= (3, 13)
         """From 3.13 the headers exchange compares values with ``=:=`` (``10`` is not ``10.0``)."""
         self.exchanges: dict[str, ExchangeState] = {
-            name: ExchangeState(vhost=vhost, exchange=name, type=kind, internal=internal)
-            for name, (kind, internal) in BUILT_IN_EXCHANGES.items()}
+            name: ExchangeState(vhost=vhost, exchange=name, type=built_in.type, internal=built_in.internal)
+            for name, built_in in built_in_exchanges(vhost).items()}
         self.queues: dict[str, QueueState] = {}
         self.bindings: dict[str, list[BindingState]] = {}
         """By source exchange."""

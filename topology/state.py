@@ -19,6 +19,7 @@ from topology.model import Queue, friendly_queue_fields
 from topology.model.arguments import argument_for
 from topology.model.topology import Origin, Topology
 from topology.model.values import parse_duration, parse_size
+from topology.rules.policies import DURATION_KEYS, SIZE_KEYS
 
 KIND_ORDER = ("vhost", "global_parameter", "user", "exchange", "queue", "binding", "federation_upstream",
               "federation_upstream_set", "policy", "operator_policy", "permission", "topic_permission", "shovel")
@@ -591,20 +592,17 @@ class MigrationRecord:
         return replace(self, bindings=self.bindings + added) if added else self
 
 
-POLICY_DURATION_KEYS = frozenset({"message-ttl", "expires"})
-POLICY_SIZE_KEYS = frozenset({"max-length-bytes"})
-
 
 def canonical_policy_definition(definition: dict[str, Any]) -> dict[str, Any]:
     """A policy definition with durations and sizes given with units turned into integers."""
     result = {}
     for key, value in definition.items():
-        if isinstance(value, str) and key in POLICY_DURATION_KEYS:
+        if isinstance(value, str) and key in DURATION_KEYS:
             try:
                 value = parse_duration(value)
             except ValueError:
                 pass  # reported by validation
-        elif isinstance(value, str) and key in POLICY_SIZE_KEYS:
+        elif isinstance(value, str) and key in SIZE_KEYS:
             try:
                 value = parse_size(value)
             except ValueError:

@@ -20,13 +20,10 @@ from topology.model.arguments import MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argu
 from topology.model.topology import Origin, Topology, VhostTopology, location
 from topology.model.values import parse_duration, parse_size
 from topology.state import canonical, matching_ignore, queue_type_of
+from topology.rules.exchanges import EXCHANGE_TYPES, HEADERS_MATCH, built_in_exchanges
+from topology.rules.policies import OPERATOR_POLICY_KEY_VERSIONS, OPERATOR_POLICY_KEYS, POLICY_KEYS
 from topology.versions import CLASSIC_MIRRORING_REMOVED, version_text
 
-BUILTIN_EXCHANGE_TYPES = frozenset({"direct", "fanout", "topic", "headers"})
-BUILTIN_EXCHANGES = frozenset(
-    {"amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match", "amq.rabbitmq.trace", "amq.rabbitmq.log"}
-)
-X_MATCH = frozenset({"all", "any", "all-with-x", "any-with-x"})
 
 
 class _Collector:
@@ -115,15 +112,13 @@ def _check_path_names(topology: Topology, found: _Collector) -> None:
 
 def _check_tests(topology: Topology, found: _Collector) -> None:
     """Routing tests name a declared vhost, exchange and queues."""
-    from topology.route import BUILT_IN_EXCHANGES
-
     for declared in topology.tests:
         test = declared.spec
         vhost = topology.vhosts.get(test.vhost)
         if vhost is None:
             found.add(declared.origin, ("vhost",), f"vhost {test.vhost!r} is not declared")
             continue
-        if test.exchange and test.exchange not in vhost.exchanges and test.exchange not in BUILT_IN_EXCHANGES:
+        if test.exchange and test.exchange not in vhost.exchanges and test.exchange not in built_in_exchanges(test.vhost):
             found.add(declared.origin, ("exchange",), f"exchange {test.exchange!r} is not declared in vhost {test.vhost!r}")
         for index, queue in enumerate(test.queues):
             if queue not in vhost.queues:
@@ -241,8 +236,10 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
             found.add(vhost.attribute_origins.get("limits", vhost.origin), (limit,),
                       f"{limit} cannot be negative (leave it out for no limit)")
 
+    built_in = built_in_exchanges(vhost.name)
+
     def exchange_exists(name: str) -> bool:
-        return name in vhost.exchanges or name in BUILTIN_EXCHANGES
+        return name in vhost.exchanges or name in built_in
 
     _check_ignore(vhost, found)
 
@@ -252,7 +249,7 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
             found.add(origin, (), "an exchange name cannot be empty (the default exchange is built in)")
         elif name.startswith("amq."):
             found.add(origin, (), "names starting with 'amq.' are reserved by the broker")
-        if spec.type not in BUILTIN_EXCHANGE_TYPES and not spec.type.startswith("x-"):
+        if spec.type not in EXCHANGE_TYPES and not spec.type.startswith("x-"):
             found.add(
                 origin, ("type",),
                 f"unknown exchange type {spec.type!r}: use direct, fanout, topic, headers, or a plugin type (x-...)",
@@ -280,6 +277,8 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
             found.add(origin, ("source",), "the default exchange cannot be bound: every queue is bound to it by name")
         elif not exchange_exists(spec.source):
             found.add(origin, ("source",), f"source exchange {spec.source!r} is not declared in vhost {vhost.name!r}")
+        elif spec.source in built_in and built_in[spec.source].condition:
+            found.warn(origin, ("source",), f"exchange {spec.source!r} exists {built_in[spec.source].condition}")
         if spec.destination_type == "queue" and spec.destination not in vhost.queues:
             found.add(origin, ("destination",), f"destination queue {spec.destination!r} is not declared in vhost {vhost.name!r}")
         if spec.destination_type == "exchange" and not exchange_exists(spec.destination):
@@ -289,8 +288,8 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
         source = vhost.exchanges.get(spec.source)
         is_headers = (source is not None and source.spec.type == "headers") or spec.source in ("amq.headers", "amq.match")
         x_match = spec.arguments.get("x-match")
-        if x_match is not None and not (isinstance(x_match, str) and x_match in X_MATCH):
-            found.add(origin, ("arguments", "x-match"), f"x-match must be one of {', '.join(sorted(X_MATCH))}")
+        if x_match is not None and not (isinstance(x_match, str) and x_match in HEADERS_MATCH):
+            found.add(origin, ("arguments", "x-match"), f"x-match must be one of {', '.join(sorted(HEADERS_MATCH))}")
         if is_headers and spec.routing_key:
             found.add(origin, ("routing_key",), "a headers exchange ignores the routing key: match on arguments instead")
         identity = (spec.source, spec.destination_type, spec.destination, spec.routing_key, repr(canonical(spec.arguments)))
@@ -417,71 +416,6 @@ def _parse_problem(parse: Callable[[Any], int], value: Any) -> str | None:
         return str(error)
     return None
 
-
-POLICY_KEYS: dict[str, str] = {
-    # classic mirroring (removed in RabbitMQ 4.0)
-    "ha-mode": "all|exactly|nodes",
-    "ha-params": "special",
-    "ha-sync-mode": "manual|automatic",
-    "ha-sync-batch-size": "positive",
-    "ha-promote-on-shutdown": "when-synced|always",
-    "ha-promote-on-failure": "when-synced|always",
-    "queue-master-locator": "min-masters|client-local|random",
-    # queues
-    "message-ttl": "duration",
-    "expires": "duration",
-    "max-length": "int",
-    "max-length-bytes": "size",
-    "overflow": "drop-head|reject-publish|reject-publish-dlx",
-    "dead-letter-exchange": "str",
-    "dead-letter-routing-key": "str",
-    "dead-letter-strategy": "at-most-once|at-least-once",
-    "delivery-limit": "limit",
-    "queue-mode": "default|lazy",
-    "queue-version": "1|2",
-    "queue-leader-locator": "client-local|balanced",
-    "max-in-memory-length": "int",
-    "max-in-memory-bytes": "int",
-    "consumer-timeout": "int",
-    "target-group-size": "positive",
-    "delayed-retry-type": "all|failed|returned|disabled",
-    "delayed-retry-min": "positive",
-    "delayed-retry-max": "positive",
-    # streams
-    "max-age": "max-age",
-    "stream-max-segment-size-bytes": "positive",
-    "initial-cluster-size": "positive",
-    # exchanges
-    "alternate-exchange": "str",
-    # plugins
-    "federation-upstream": "str",
-    "federation-upstream-set": "str",
-}
-"""Policy keys and what their values must be (``special``: checked with its partner key)."""
-
-OPERATOR_POLICY_KEYS = frozenset({
-    # operator_policy_validator registrations in rabbitmq-server: every version from 3.10.8 on
-    "expires", "message-ttl", "max-length", "max-length-bytes", "max-in-memory-length", "max-in-memory-bytes",
-    "delivery-limit",
-    # later ones, each checked against the broker's version by OPERATOR_POLICY_KEY_VERSIONS
-    "queue-version", "overflow", "target-group-size", "ha-mode", "ha-params", "ha-sync-mode", "queue-master-locator",
-    "delayed-retry-type", "delayed-retry-min", "delayed-retry-max",
-})
-"""Keys RabbitMQ accepts in operator policies, in some version."""
-
-OPERATOR_POLICY_KEY_VERSIONS: dict[str, tuple[tuple[tuple[int, ...] | None, tuple[int, ...] | None], ...]] = {
-    "ha-mode": (((3, 11, 10), None),),
-    "ha-params": (((3, 11, 10), None),),
-    "ha-sync-mode": (((3, 11, 15), None),),
-    "queue-version": (((3, 11, 24), (3, 12)), ((3, 12, 7), None)),
-    "overflow": (((3, 12, 7), None),),
-    "queue-master-locator": (((4, 0), None),),
-}
-"""The versions whose broker registers each later operator policy key (``operator_policy_validator``
-in deps/rabbit/src, read at every tag from v3.10.0 to v4.3.5). queue-version came to 3.11.24 after
-3.12.0 was out, and to the 3.12 series only in 3.12.7. Upper bounds are the rules of their own:
-classic mirroring (4.0) and queue-master-locator (4.3); target-group-size and delayed-retry-* are
-policy key rules (they cover operator policies too)."""
 
 _MAX_AGE = re.compile(r"^[0-9]+(Y|M|D|h|m|s)$")
 

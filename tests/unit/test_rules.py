@@ -1,0 +1,66 @@
+"""The tables of broker knowledge in topology/rules, and that every reader agrees with them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import load_problems, load_text
+from topology.render.graph import build
+from topology.route import Network
+from topology.rules.exchanges import BUILT_IN_EXCHANGES, built_in_exchanges
+from topology.rules.policies import DURATION_KEYS, POLICY_KEYS, SIZE_KEYS
+from topology.state import canonical_policy_definition, desired_state
+
+BOUND = """
+vhosts:
+  "{vhost}":
+    queues:
+      q: {{}}
+    bindings:
+      - {{source: {exchange}, destination: q, {match}}}
+"""
+
+
+@pytest.mark.parametrize("vhost", ["/", "v"])
+@pytest.mark.parametrize("exchange", sorted(BUILT_IN_EXCHANGES))
+def test_validate_route_and_graph_agree_on_every_built_in_exchange(tmp_path, vhost, exchange):
+    """A binding from a built-in exchange validates exactly where the broker has it; route (and so lint)
+    and graph then know its type and whether it is internal; one that exists only under a condition is
+    a warning naming it."""
+    headers = BUILT_IN_EXCHANGES[exchange].type == "headers"
+    text = BOUND.format(vhost=vhost, exchange=exchange, match="arguments: {x-match: any, h: x}" if headers else "routing_key: k")
+    built_in = built_in_exchanges(vhost).get(exchange)
+    if built_in is None:
+        problems = load_problems(tmp_path, text)
+        assert any(f"source exchange {exchange!r} is not declared in vhost {vhost!r}" in p for p in problems)
+        return
+    topology = load_text(tmp_path, text)
+    warnings = [str(w) for w in topology.warnings]
+    assert bool(warnings) == bool(built_in.condition), warnings
+    assert all(built_in.condition in w for w in warnings)
+    state = desired_state(topology)
+    known = Network(state, vhost).exchanges[exchange]
+    assert (known.type, known.internal) == (built_in.type, built_in.internal)
+    labels = [label for _, kind, label in build(state).vhosts[vhost] if kind == "exchange"]
+    assert labels == [f"{exchange} ({built_in.type}{', internal' if built_in.internal else ''})"]
+
+
+def test_policy_keys_with_units_are_normalised_as_validation_reads_them(tmp_path):
+    """Every key the table says takes a duration or a size is validated with units and compared as the
+    number the broker stores (a key known to one and not the other showed as a phantom diff)."""
+    assert DURATION_KEYS == {k for k, kind in POLICY_KEYS.items() if kind == "duration"} and DURATION_KEYS
+    assert SIZE_KEYS and all(POLICY_KEYS[k] == "size" for k in SIZE_KEYS)
+    definition = {**{key: "30s" for key in DURATION_KEYS}, **{key: "2KiB" for key in SIZE_KEYS}}
+    assert canonical_policy_definition(definition) == {**{key: 30_000 for key in DURATION_KEYS},
+                                                       **{key: 2048 for key in SIZE_KEYS}}
+    lines = "\n".join(f"          {key}: {value}" for key, value in definition.items())
+    load_text(tmp_path, f"""
+vhosts:
+  v:
+    policies:
+      p:
+        pattern: "^q"
+        apply_to: queues
+        definition:
+{lines}
+""")
