@@ -142,7 +142,7 @@ def api() -> Api:
 def broker_version(api: Api) -> tuple[int, ...]:
     """The test broker's RabbitMQ version, ``(4, 0, 5)``: for assertions that differ by version
     (asserted per version, never skipped without naming the version rule)."""
-    from topology.versions import parse_version
+    from topology.rules.versions import parse_version
 
     return parse_version(api.get("overview")["rabbitmq_version"])
 
@@ -150,7 +150,7 @@ def broker_version(api: Api) -> tuple[int, ...]:
 def needs_classic_mirroring(version: tuple[int, ...]) -> None:
     """Skip a test that makes mirrored classic queues on a broker without them, naming the rule."""
     from topology.validate import VERSION_RULES
-    from topology.versions import has_classic_mirroring, version_text
+    from topology.rules.versions import has_classic_mirroring, version_text
 
     if not has_classic_mirroring(version):
         rule = next(r for r in VERSION_RULES if r.rule.startswith("classic queue mirroring"))

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from topology.passwords import SHA256, password_hash
-from topology.versions import OLDEST_SUPPORTED, has_classic_mirroring
+from topology.rules.versions import OLDEST_SUPPORTED, has_classic_mirroring
 
 # characters a name may hold besides letters and digits (no leading or trailing space: the
 # management UI trims them, and so would a reviewer)

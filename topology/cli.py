@@ -22,7 +22,7 @@ import click
 
 from topology import __version__
 from topology.errors import ConfigError, TopologyError
-from topology.versions import OLDEST_SUPPORTED, parse_given_version, version_text
+from topology.rules.versions import OLDEST_SUPPORTED, parse_given_version, version_text
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -23,7 +23,7 @@ from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
 from topology.state import QueueState, State, desired_state
 from topology.validate import check_broker_version, check_exchange_types
-from topology.versions import OLDEST_SUPPORTED
+from topology.rules.versions import OLDEST_SUPPORTED
 
 
 load_valid = loader.load_valid

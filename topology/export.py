@@ -27,7 +27,7 @@ from topology import parameters
 from topology.broker.live import tag_list
 from topology.errors import TopologyError
 from topology.model import Queue
-from topology.model.arguments import argument_for, field_for
+from topology.rules.queues import argument_for, field_for
 from topology.state import MIGRATION_ARGUMENT, MIGRATION_PREFIX, canonical
 
 DEFAULT_VHOST = "/"

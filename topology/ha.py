@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topology.state import PolicyState, matching_ignore
-from topology.versions import OLDEST_SUPPORTED
+from topology.rules.versions import OLDEST_SUPPORTED
 
 try:  # the parser behind re, to look at a pattern's structure (Python 3.11 on)
     from re import _constants as _sre, _parser as _sre_parse  # type: ignore[attr-defined]

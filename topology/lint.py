@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from topology import ha, parameters
-from topology.model.arguments import QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
+from topology.rules.queues import QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
 from topology.model.topology import Origin, Topology
 from topology.policies import DEFAULT_SOURCE
 from topology.route import Network, Route
-from topology.versions import OLDEST_SUPPORTED
+from topology.rules.versions import OLDEST_SUPPORTED
 from topology.state import (
     ExchangeState,
     OperatorPolicyState,

@@ -14,7 +14,7 @@ from typing import Any
 
 from topology import __version__, redact
 from topology.broker.live import BrokerInfo
-from topology.model.arguments import QUORUM_PRIORITIES_SINCE
+from topology.rules.queues import QUORUM_PRIORITIES_SINCE
 from topology.diff import ACTIONS, DELETE, REPLACE, RESUME, Change, Diff, FieldChange
 from topology.errors import PlanRefused, TopologyError
 from topology.state import (

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topology import ha
-from topology.model.arguments import QUORUM_DEFAULT_DELIVERY_LIMIT, QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
+from topology.rules.queues import QUORUM_DEFAULT_DELIVERY_LIMIT, QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
 from topology.state import PolicyState
-from topology.versions import OLDEST_SUPPORTED, version_text
+from topology.rules.versions import OLDEST_SUPPORTED, version_text
 
 SMALLEST = frozenset({"message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
                       "max-in-memory-bytes", "expires", "delivery-limit"})

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from topology.errors import TopologyError
 from topology.variables import NAME_RE
-from topology.versions import parse_given_version
+from topology.rules.versions import parse_given_version
 
 PROJECT_FILE = "topology.toml"
 TARGET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")

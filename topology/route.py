@@ -42,7 +42,7 @@ from typing import Any
 from topology import ha
 from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
 from topology.rules.exchanges import built_in_exchanges
-from topology.versions import OLDEST_SUPPORTED
+from topology.rules.versions import OLDEST_SUPPORTED
 
 REASONS = ("rejected", "expired", "maxlen", "delivery_limit")
 """Why a message is dead-lettered (the ``x-death`` reason)."""

@@ -17,7 +17,7 @@ from typing import Any
 from topology.model.topology import Origin, Topology
 from topology.route import Message, Route, RouteError, route
 from topology.state import BindingState, ExchangeState, PolicyState, QueueState, State
-from topology.versions import OLDEST_SUPPORTED
+from topology.rules.versions import OLDEST_SUPPORTED
 
 LIVE_PREFIX = "topology-test-"
 """The name of a live run's throw-away vhosts: this, then random letters."""

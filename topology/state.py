@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from topology.model import Queue, friendly_queue_fields
-from topology.model.arguments import argument_for
+from topology.rules.queues import argument_for
 from topology.model.topology import Origin, Topology
 from topology.model.values import parse_duration, parse_size
 from topology.rules.policies import DURATION_KEYS, SIZE_KEYS

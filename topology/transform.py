@@ -33,10 +33,10 @@ from typing import Any
 
 from topology import ha
 from topology.errors import TopologyError
-from topology.model.arguments import FIELD_TO_ARGUMENT, QUEUE_ARGUMENTS, QUORUM, argument_for
+from topology.rules.queues import FIELD_TO_ARGUMENT, QUEUE_ARGUMENTS, QUORUM, argument_for
 from topology.policies import resolve
 from topology.state import PolicyState
-from topology.versions import OLDEST_SUPPORTED
+from topology.rules.versions import OLDEST_SUPPORTED
 
 _LOCATORS = {"client-local": "client-local", "min-masters": "balanced", "random": "balanced"}
 

@@ -16,13 +16,13 @@ from typing import Any
 
 from topology.errors import ConfigError, Problem
 from topology.model import Queue, friendly_queue_fields
-from topology.model.arguments import MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for
+from topology.rules.queues import MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for
 from topology.model.topology import Origin, Topology, VhostTopology, location
 from topology.model.values import parse_duration, parse_size
 from topology.state import canonical, matching_ignore, queue_type_of
 from topology.rules.exchanges import EXCHANGE_TYPES, HEADERS_MATCH, built_in_exchanges
 from topology.rules.policies import OPERATOR_POLICY_KEY_VERSIONS, OPERATOR_POLICY_KEYS, POLICY_KEYS
-from topology.versions import CLASSIC_MIRRORING_REMOVED, version_text
+from topology.rules.versions import CLASSIC_MIRRORING_REMOVED, version_text
 
 
 

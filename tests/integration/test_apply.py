@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import connect, management_client, message_count, publish
 from tests.faults import FaultProxy, Rule
-from topology.versions import has_classic_mirroring
+from topology.rules.versions import has_classic_mirroring
 
 pytestmark = pytest.mark.broker
 

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from topology.model.arguments import MAX_EXPIRY_MS, MAX_QUEUE_NAME_BYTES
+from topology.rules.queues import MAX_EXPIRY_MS, MAX_QUEUE_NAME_BYTES
 
 pytestmark = pytest.mark.broker
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ROOT
-from topology.versions import has_classic_mirroring
+from topology.rules.versions import has_classic_mirroring
 
 pytestmark = pytest.mark.broker
 

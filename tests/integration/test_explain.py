@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from topology.engine import load_valid
 from topology.policies import resolve
 from topology.state import OperatorPolicyState, PolicyState, QueueState, desired_state
-from topology.versions import has_classic_mirroring
+from topology.rules.versions import has_classic_mirroring
 
 pytestmark = pytest.mark.broker
 

@@ -16,7 +16,7 @@ from tests import generate
 from tests.conftest import AMQP_ADDRESS, BROKER_AUTH, amqp_uri, wait_until
 from topology.export import variable_name
 from topology.parameters import SHOVEL_OLD_KEYS
-from topology.versions import has_classic_mirroring
+from topology.rules.versions import has_classic_mirroring
 
 pytestmark = pytest.mark.broker
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import ROOT, connect, message_count, restart_broker_during, run_until_it_succeeds
 from tests.faults import FaultProxy, Rule
-from topology.model.arguments import QUORUM_PRIORITIES_SINCE
+from topology.rules.queues import QUORUM_PRIORITIES_SINCE
 
 pytestmark = pytest.mark.broker
 

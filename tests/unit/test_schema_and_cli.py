@@ -163,14 +163,14 @@ def test_validate_checks_a_broker_version_offline(run, write):
     ("3.13.x", (3, 13, 0)), ("3.13.7", (3, 13, 7)), (" 4.3.6 ", (4, 3, 6)),
 ])
 def test_a_short_broker_version_is_the_first_release_of_its_series(given, expected):
-    from topology.versions import parse_given_version
+    from topology.rules.versions import parse_given_version
 
     assert parse_given_version(given) == expected
 
 
 @pytest.mark.parametrize("given", ["latest", "", "4.", "x", "4.0.0.1", "v4", "4.0-rc1", "99999.0"])
 def test_a_broker_version_that_is_not_one_is_refused(given):
-    from topology.versions import parse_given_version
+    from topology.rules.versions import parse_given_version
 
     with pytest.raises(ValueError, match="a RabbitMQ version such as 4, 4.0, 4.x or 3.13.7"):
         parse_given_version(given)

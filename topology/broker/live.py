@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from topology.broker.client import BrokerFailed, ManagementClient
-from topology.versions import OLDEST_SUPPORTED, parse_version
+from topology.rules.versions import OLDEST_SUPPORTED, parse_version
 from topology.state import (
     GlobalParameterState,
     MIGRATION_ARGUMENT,

@@ -7,7 +7,7 @@ from typing import Any
 
 from topology.policies import Resolution
 from topology.state import QueueState
-from topology.versions import version_text
+from topology.rules.versions import version_text
 
 
 def explain_dict(queue: QueueState, found: Resolution, version: tuple[int, ...]) -> dict[str, Any]:

@@ -4,7 +4,10 @@
   header-binding match modes.
 - :mod:`topology.rules.policies`: policy and operator-policy keys, the kind of value each takes,
   and the versions that know them.
+- :mod:`topology.rules.queues`: queue types and x-arguments (friendly fields, the types and
+  versions that take each, limits), quorum queue defaults.
+- :mod:`topology.rules.versions`: the oldest supported version, the version that removed
+  classic mirroring, how versions are read and compared.
 
-Queue arguments (:mod:`topology.model.arguments`) and versions (:mod:`topology.versions`) are
-the other two tables; they move here next.
+These modules import nothing else of the tool's, so anything may read them.
 """
