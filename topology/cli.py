@@ -9,25 +9,23 @@ by another run, 130 interrupted.
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from topology import __version__
-from topology.errors import ConfigError, TopologyError
+from topology.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, ConfigError, TopologyError
+from topology.targets import TargetResult, TargetsInterrupted, run_jobs
 from topology.rules.versions import OLDEST_SUPPORTED, parse_given_version, version_text
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: LockHeld.exit_code
 EXIT_DRIFT = 2
 
 
@@ -98,59 +96,6 @@ def _load_reading(job: Any, gate: Any = None, client: Any = None) -> tuple[Any, 
         client.close()
         raise
     return topology, client
-
-
-class _LockWaiter:
-    """Takes the apply lock in the background while the files are loaded, then opens ``gate``
-    (the broker is read only under the lock). :meth:`wait` hands over the lock, or raises why it
-    could not be taken; :meth:`abandon` gives it up (the files did not load)."""
-
-    def __init__(self, job: Any, client: Any, timeout: float, gate: threading.Event):
-        self.cancel = threading.Event()
-        self.done = threading.Event()
-        self.mutex = threading.Lock()
-        self.error: BaseException | None = None
-        self.amqp: Any = None
-        self.lock: Any = None
-        importlib.import_module("pika")  # here: imported by the waiting thread, it would fight the loading for the GIL
-
-        threading.Thread(target=self._run, args=(job, client, timeout, gate), name="topology-lock-wait",
-                         daemon=True).start()
-
-    def _run(self, job: Any, client: Any, timeout: float, gate: threading.Event) -> None:
-        from topology.broker.amqp import ApplyLock
-
-        try:
-            amqp = job.amqp()
-            lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
-            lock.acquire(timeout, cancel=self.cancel)
-            with self.mutex:
-                if self.cancel.is_set():
-                    lock.release()
-                else:
-                    self.amqp, self.lock = amqp, lock
-        except BaseException as error:  # raised by wait()
-            self.error = error
-            client.cancelled = True
-        finally:
-            gate.set()
-            self.done.set()
-
-    def wait(self) -> tuple[Any, Any]:
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
-        return self.amqp, self.lock
-
-    def abandon(self) -> None:
-        """Stop waiting (at once when another run holds the lock; a connection under way ends
-        first) and release the lock if it was taken."""
-        self.cancel.set()
-        self.done.wait(60)
-        with self.mutex:
-            if self.lock is not None:
-                self.lock.release()
-                self.lock = None
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -228,113 +173,28 @@ values_option = click.option(
          "the environment wins over all (see the README, Variables).",
 )
 
-MAX_PARALLEL_TARGETS = 4
-"""Targets run at once with --all-targets."""
-
-
-@dataclass
-class TargetResult:
-    """What one run printed and how it ended."""
-
-    job: Any
-    code: int = EXIT_OK
-    value: Any = None
-    """What the run produced (a plan, a drift report), for the combined JSON and JUnit documents."""
-    output: list[tuple[str, bool]] = field(default_factory=list)
-    error: str | None = None
-    details: list[str] = field(default_factory=list)
-    """The lines that explain the error: file problems, objects a stale plan found changed..."""
-
-    @property
-    def name(self) -> str:
-        return self.job.target or "(connection options)"
-
-
 def _run_jobs(jobs: list[Any], selection: Any, work: Callable[[Any], tuple[int, Any]],
               stop_on_error: bool | None = None, one_at_a_time: Callable[[Any], Any] | None = None) -> list[TargetResult]:
-    """Run ``work(job)`` for each job. One job (no ``--all-targets``) runs here, printing as it
-    goes, and its errors propagate. Several run in parallel threads (at most
-    :data:`MAX_PARALLEL_TARGETS` at once), each printing into its own buffer, and each error
-    is kept with its target; a failure stops the targets that have not started, unless
-    ``--continue-on-error`` (or ``stop_on_error`` False). Jobs for which ``one_at_a_time``
-    gives the same key run one after the other (applies to one broker share its lock).
+    """:func:`topology.targets.run_jobs`, printing through :func:`echo`: a target's output goes to its
+    own buffer while several run; Ctrl-C prints what ran, and exits 130."""
 
-    Ctrl-C starts no further target, lets the running ones finish (an apply is never cut
-    off by the tool itself), prints what ran, and exits 130."""
-    if stop_on_error is None:
-        stop_on_error = not selection.continue_on_error
-    if not selection.all_targets:
-        if jobs[0].problem:
-            raise TopologyError(jobs[0].problem)
-        code, value = work(jobs[0])
-        return [TargetResult(jobs[0], code, value)]
-    from concurrent.futures import ThreadPoolExecutor
-
-    stop = threading.Event()
-    interrupted = threading.Event()
-    done: list[TargetResult] = []
-
-    def one(job: Any) -> TargetResult:
-        result = TargetResult(job)
-        if stop.is_set():
-            result.code = EXIT_INTERRUPTED if interrupted.is_set() else EXIT_ERROR
-            result.error = ("not run: interrupted" if interrupted.is_set()
-                            else "not run: another target failed (use --continue-on-error to run every target)")
-            return result
-        _output.buffer = result.output
+    def user_work(job: Any) -> tuple[int, Any]:
         try:
-            if job.problem:
-                raise TopologyError(job.problem)
-            result.code, result.value = work(job)
-        except ConfigError as error:
-            result.details = [str(problem) for problem in error.problems]
-            result.code, result.error = error.exit_code, str(error)
-        except TopologyError as error:
-            result.details = list(error.details)
-            result.code, result.error = error.exit_code, str(error)
-        except click.ClickException as error:
-            result.code, result.error = EXIT_ERROR, error.format_message()
-        except Exception:  # a bug: keep it with its target, and let the others finish
-            import traceback
+            return work(job)
+        except click.ClickException as error:  # a usage error found while running a target
+            raise TopologyError(error.format_message()) from None
 
-            result.details = traceback.format_exc().rstrip().splitlines()
-            result.code, result.error = EXIT_ERROR, "internal error in topology (a bug: please report it with the traceback)"
-        finally:
-            _output.buffer = None
-        from topology.redact import redact
+    def capture(buffer: list[tuple[str, bool]] | None) -> None:
+        _output.buffer = buffer
 
-        # masked here, as text: once inside a JSON document, an escaped secret would no longer match
-        result.error = redact(result.error) if result.error else result.error
-        result.details = [redact(line) for line in result.details]
-        if result.code not in (EXIT_OK, EXIT_CHANGES) and stop_on_error:
-            stop.set()
-        return result
-
-    def group_runner(group: list[Any]) -> None:
-        for job in group:
-            done.append(one(job))
-
-    groups: dict[Any, list[Any]] = {}
-    for index, job in enumerate(jobs):
-        groups.setdefault(one_at_a_time(job) if one_at_a_time else index, []).append(job)
-    pool = ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_TARGETS))
-    futures = [pool.submit(group_runner, group) for group in groups.values()]
     try:
-        for future in futures:
-            future.result()
-    except KeyboardInterrupt:
-        interrupted.set()
-        stop.set()
-        echo("interrupted: no further target starts; waiting for the running ones to finish", err=True)
-        pool.shutdown(wait=True, cancel_futures=True)
-        ran = {id(result.job) for result in done}
-        _print_results(sorted(done, key=lambda r: jobs.index(r.job))
-                       + [TargetResult(job, EXIT_INTERRUPTED, error="not run: interrupted") for job in jobs
-                          if id(job) not in ran], lambda r: "finished")
-        raise
-    pool.shutdown(wait=True)
-    order = {id(job): index for index, job in enumerate(jobs)}
-    return sorted(done, key=lambda result: order[id(result.job)])
+        return run_jobs(jobs, selection, user_work, capture=capture, stop_on_error=stop_on_error,
+                        one_at_a_time=one_at_a_time,
+                        on_interrupt=lambda: echo("interrupted: no further target starts; waiting for the running "
+                                                  "ones to finish", err=True))
+    except TargetsInterrupted as interrupted:
+        _print_results(interrupted.results, lambda r: "finished")
+        raise KeyboardInterrupt from None
 
 
 def _print_results(results: list[TargetResult], outcome: Callable[[TargetResult], str]) -> int:
@@ -616,6 +476,7 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
     import json
     from pathlib import Path
 
+    from topology.broker.live import live_definitions
     from topology.export import export_definitions, hide_secret_values, render_file
     from topology.targets import project_secrets
     from topology.variables import is_secret_name
@@ -640,7 +501,7 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
         job = resolve_jobs(selection, (), (), connection, needs_paths=False)[0]
         client = job.client()
         try:
-            document = _live_definitions(client)
+            document = live_definitions(client)
         finally:
             client.close()
         source = client.url
@@ -1019,32 +880,6 @@ def test_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
         ctx.exit(EXIT_CHANGES)
 
 
-def _live_definitions(client: Any) -> dict[str, Any]:
-    """The broker's definitions, with what its export leaves out: operator policies, vhost limits,
-    tracing, internal exchanges (4.3.6), and (before RabbitMQ 3.11) the vhosts' description, tags
-    and default queue type."""
-    from topology.broker.live import with_internal_exchanges
-
-    document = client.all_definitions()
-    document = with_internal_exchanges(document, client.exchanges(None), whole=True)
-    vhosts = {v.get("name"): v for v in client.vhosts()}
-    for entry in document.get("vhosts") or []:
-        live = vhosts.get(entry.get("name"), {})
-        if live.get("tracing"):
-            entry["tracing"] = True
-        metadata = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
-        for key in ("description", "tags", "default_queue_type"):
-            if key not in entry and key not in metadata and live.get(key) not in (None, "", [], "undefined"):
-                entry[key] = live[key]
-    document["operator_policies"] = client.policies(None, operator=True)
-    present = {(p.get("vhost"), p.get("component")) for p in document.get("parameters") or []}
-    for entry in client.vhost_limits():
-        if (entry.get("vhost"), "vhost-limits") not in present and entry.get("value"):
-            document.setdefault("parameters", []).append(
-                {"vhost": entry["vhost"], "component": "vhost-limits", "name": "limits", "value": entry["value"]})
-    return document
-
-
 def _write_new(target: Path, text: str, mode: int, inside: Path | None = None) -> None:
     """Write ``text`` to ``target`` (made, or emptied, with ``mode``), never through a link: a
     symbolic link at ``target`` is refused, and so is a folder on the way that leads out of
@@ -1134,7 +969,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
     _check_target_options(ctx, selection)
     from topology import redact
     from topology.apply import ApplyOptions
-    from topology.broker.amqp import ApplyLock, MessageMover
+    from topology.broker.amqp import ApplyLock, LockWaiter, MessageMover
     from topology.targets import resolve_jobs
 
     redact.register_url(amqp_url)
@@ -1154,7 +989,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
             # the lock is taken while the files load; the broker is read once it is held
             client = _client(job)
             gate = threading.Event()
-            waiter = _LockWaiter(job, client, lock_timeout, gate)
+            waiter = LockWaiter(job.amqp, client, lock_timeout, gate)
             try:
                 topology, client = _load_reading(job, gate, client)
             except BaseException:

@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""The command line's exit codes besides the errors' own (:attr:`TopologyError.exit_code`; 3:
+:class:`LockHeld`): success, failure, changes present or drift found, interrupted (Ctrl-C)."""
+
+
 class TopologyError(Exception):
     """Root of the errors a user can cause; ``str(error)`` is the one line to print,
     after the lines of :attr:`details` (if any)."""

@@ -1,12 +1,9 @@
 """High-availability drift: what the broker says of each queue's policy, mirrors and
 members, against what the files' policies should give it (pure; no I/O).
 
-The policy a queue should have is resolved the way RabbitMQ does (``rabbit_policy:match``):
-among the vhost's policies whose ``apply-to`` covers queues of the queue's type, that
-are applicable to the queue's type (a policy holding one key the type does not support
-does not apply at all, so a lower one may win), and whose pattern matches the queue's
-name, the highest priority wins. Between equal priorities RabbitMQ's choice is not
-defined, so any of them is accepted (and the tie reported as a note).
+The policy a queue should have is resolved as RabbitMQ does, by :mod:`topology.matching`;
+between equal priorities any tied policy is accepted (and the tie reported as a note), and a
+queue that a policy with an undecided pattern could match is not checked (a note says so).
 
 The management API reports the policy in effect, mirrors and members from the queues'
 statistics, which lag a few seconds behind changes (see :data:`STATISTICS_WAIT`).
@@ -14,24 +11,13 @@ statistics, which lag a few seconds behind changes (see :data:`STATISTICS_WAIT`)
 
 from __future__ import annotations
 
-import functools
-import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from topology.matching import contest
 from topology.state import PolicyState, matching_ignore
 from topology.rules.versions import OLDEST_SUPPORTED
-
-try:  # the parser behind re, to look at a pattern's structure (Python 3.11 on)
-    from re import _constants as _sre, _parser as _sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    import sre_constants as _sre  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
-
-# Python's re warns about PCRE's POSIX classes ([[:alpha:]]); such patterns are the user's
-warnings.filterwarnings("ignore", message="Possible nested set", category=FutureWarning)
 
 STATISTICS_WAIT = 7.0
 """Seconds to wait for the statistics to confirm a finding (they are emitted every 5 s)."""
@@ -40,57 +26,6 @@ QUEUE_COLUMNS = (
     "name,type,arguments,exclusive,state,node,policy,operator_policy,effective_policy_definition,"
     "slave_nodes,synchronised_slave_nodes,members,online"
 )
-
-UNSUPPORTED_POLICY_KEYS: dict[str, frozenset[str]] = {
-    # rabbit_classic_queue / rabbit_quorum_queue / rabbit_stream_queue capabilities(), RabbitMQ 3.10.8
-    "classic": frozenset({
-        "max-age", "stream-max-segment-size-bytes", "queue-leader-locator", "initial-cluster-size",
-        "delivery-limit", "dead-letter-strategy",
-    }),
-    "quorum": frozenset({
-        "max-priority", "queue-mode", "single-active-consumer", "ha-mode", "ha-params", "ha-sync-mode",
-        "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator",
-        "max-age", "stream-max-segment-size-bytes", "initial-cluster-size",
-    }),
-    "stream": frozenset({
-        "expires", "message-ttl", "dead-letter-exchange", "dead-letter-routing-key", "max-length",
-        "max-in-memory-length", "max-in-memory-bytes", "max-priority", "overflow", "queue-mode",
-        "single-active-consumer", "delivery-limit", "ha-mode", "ha-params", "ha-sync-mode",
-        "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator", "dead-letter-strategy",
-    }),
-}
-"""Policy keys each queue type does not support in RabbitMQ 3.10.8; a policy holding one does
-not apply to a queue of that type. Later versions change them: :data:`UNSUPPORTED_CHANGES`."""
-
-UNSUPPORTED_CHANGES: tuple[tuple[tuple[int, ...], str, frozenset[str], frozenset[str]], ...] = (
-    # (from version, queue type, keys no longer supported, keys supported again): capabilities() of
-    # rabbit_classic_queue, rabbit_quorum_queue and rabbit_stream_queue at each tag
-    ((3, 12, 7), "classic", frozenset({"max-in-memory-length", "max-in-memory-bytes", "target-group-size"}), frozenset()),
-    ((3, 12, 7), "stream", frozenset({"target-group-size"}), frozenset()),
-    ((4, 0, 0), "classic", frozenset(), frozenset({"queue-leader-locator"})),
-    ((4, 2, 0), "quorum", frozenset(), frozenset({"single-active-consumer"})),
-    ((4, 2, 0), "stream", frozenset(), frozenset({"single-active-consumer"})),
-    ((4, 3, 0), "stream", frozenset({"selector-fields"}), frozenset()),
-)
-
-
-def unsupported_keys(queue_type: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> frozenset[str]:
-    """The policy keys a queue type does not support on a broker of ``version``."""
-    keys = set(UNSUPPORTED_POLICY_KEYS.get(queue_type, frozenset()))
-    for since, kind, added, removed in UNSUPPORTED_CHANGES:
-        if kind == queue_type and version >= since:
-            keys = (keys | added) - removed
-    return frozenset(keys)
-
-APPLY_TO_TYPES: dict[str, frozenset[str]] = {
-    "all": frozenset({"classic", "quorum", "stream"}),
-    "queues": frozenset({"classic", "quorum", "stream"}),
-    "classic_queues": frozenset({"classic"}),
-    "quorum_queues": frozenset({"quorum"}),
-    "streams": frozenset({"stream"}),
-    "exchanges": frozenset(),
-}
-"""Queue types each ``apply-to`` value covers (the last three exist from RabbitMQ 3.12 on)."""
 
 POLICY, MIRRORS, MEMBERS = "policy", "mirrors", "members"
 CHECKS = (POLICY, MIRRORS, MEMBERS)
@@ -129,81 +64,6 @@ class QueueHealth:
     them: statistics older than the last policy change (their findings may vanish)."""
 
 
-def matches(pattern: str, name: str) -> bool:
-    """Whether a policy pattern matches a name (Python ``re`` standing in for PCRE; a
-    pattern it cannot evaluate, see :func:`pattern_match`, counts as not matching)."""
-    return pattern_match(pattern, name) is True
-
-
-def pattern_match(pattern: str, name: str) -> bool | None:
-    """Whether a policy pattern matches a name; ``None`` when this tool cannot say: Python cannot
-    compile the pattern, or it nests unbounded repeats (``^(a+)+$``), whose matching time doubles
-    with each character of a name that almost matches (RabbitMQ's PCRE gives up past its match
-    limit; Python's ``re`` would not return)."""
-    compiled = _compiled(pattern)
-    return None if compiled is None else compiled.search(name) is not None
-
-
-@functools.lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
-    try:
-        compiled = re.compile(pattern)
-    except (re.error, OverflowError, RecursionError):
-        return None
-    return None if explosive(pattern) else compiled
-
-
-def explosive(pattern: str) -> bool:
-    """Whether ``pattern`` repeats without bound something that itself repeats without bound
-    (``(a+)+``, ``(a*)*``, ``(.*x)+``): such a pattern can take exponential time to match."""
-    try:
-        parsed = _sre_parse.parse(pattern)
-    except Exception:  # noqa: BLE001 - not compilable: compile() reports it
-        return False
-
-    def walk(items: Any, inside_unbounded: bool) -> bool:
-        for op, av in items:
-            if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", None)):
-                low, high, body = av
-                unbounded = high == _sre.MAXREPEAT or high > 1000
-                if unbounded and inside_unbounded:
-                    return True
-                if walk(body, inside_unbounded or unbounded):
-                    return True
-            elif op == _sre.SUBPATTERN:
-                if walk(av[-1], inside_unbounded):
-                    return True
-            elif op == _sre.BRANCH:
-                if any(walk(branch, inside_unbounded) for branch in av[1]):
-                    return True
-            elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
-                if walk(av[1], inside_unbounded):
-                    return True
-        return False
-
-    return walk(parsed, False)
-
-
-def applies(policy: PolicyState, queue: str, queue_type: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> bool:
-    """Whether RabbitMQ ``version`` would consider ``policy`` for a queue of this name and type."""
-    if queue_type not in APPLY_TO_TYPES.get(policy.apply_to, frozenset()):
-        return False
-    if unsupported_keys(queue_type, version) & set(policy.definition):
-        return False
-    return matches(policy.pattern, queue)
-
-
-def winners(queue: str, queue_type: str, policies: Iterable[PolicyState],
-            version: tuple[int, ...] = OLDEST_SUPPORTED) -> list[PolicyState]:
-    """The policies that may be in effect for the queue: those of the highest priority
-    among the applicable ones (several on a tie; none when nothing applies)."""
-    candidates = [p for p in policies if applies(p, queue, queue_type, version)]
-    if not candidates:
-        return []
-    top = max(p.priority for p in candidates)
-    return sorted((p for p in candidates if p.priority == top), key=lambda p: p.policy)
-
-
 def check_queues(
     vhost: str,
     entries: list[dict[str, Any]],
@@ -240,8 +100,9 @@ def check_queues(
             health.unknown.append((vhost, name))
             continue
         queue_type = str(entry.get("type") or "classic")
-        live_winners = [p.policy for p in winners(name, queue_type, live, version)] if live is not None else None
-        if live_winners is not None and (entry.get("policy") or None) not in (live_winners or [None]):
+        live_contest = contest(live, name, queue_type, version) if live is not None else None
+        if live_contest is not None and not live_contest.undecided and \
+                (entry.get("policy") or None) not in ([p.policy for p in live_contest.winners] or [None]):
             health.stale.append((vhost, name))
         health.findings.extend(
             _policy_findings(vhost, name, queue_type, entry, policies, declared, health.notes, version, ignore)
@@ -257,9 +118,17 @@ def _policy_findings(
     vhost: str, name: str, queue_type: str, entry: dict[str, Any], policies: list[PolicyState], declared: set[str],
     notes: list[str], version: tuple[int, ...], ignore: tuple[str, ...],
 ) -> list[Finding]:
-    expected = winners(name, queue_type, policies, version)
+    found = contest(policies, name, queue_type, version)
+    expected = found.winners
     actual = entry.get("policy") or None
     names = [p.policy for p in expected]
+    if found.undecided:
+        notes.append(
+            f"queue {vhost}/{name}: the pattern of {', '.join(p.policy for p in found.undecided)} cannot be evaluated "
+            "here (Python cannot compile it, or it nests unbounded repeats), so which policy the queue should have "
+            "is not checked"
+        )
+        return []
     if len(names) > 1:
         notes.append(
             f"queue {vhost}/{name}: policies {', '.join(names)} tie at priority {expected[0].priority}; "

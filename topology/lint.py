@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from topology import ha, parameters
+from topology import parameters
+from topology.matching import applies, contest
 from topology.rules.queues import QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
 from topology.model.topology import Origin, Topology
 from topology.policies import DEFAULT_SOURCE
@@ -385,8 +386,8 @@ def _durability_and_reach(linter: _Linter, network: Network) -> None:
                  & set(p.definition)]
     for queue in queues:
         where = f"vhost {vhost!r} queue {queue.queue!r}"
-        if any(ha.applies(p, queue.queue, queue.type, linter.version) for p in federated):
-            fed.add(queue.queue)  # queue federation fills it from its upstreams
+        if any(applies(p, queue.queue, queue.type, linter.version) is not False for p in federated):
+            fed.add(queue.queue)  # queue federation fills it from its upstreams (or may: undecided pattern)
         if not queue.durable:
             linter.add("TOP008", queue.key, where, "not durable: gone after a restart, with its messages")
         if queue.queue not in fed:
@@ -413,7 +414,7 @@ def _ties(linter: _Linter, network: Network) -> None:
         for kind, objects in (("queue", list(network.queues.values())), ("exchange", linter.of(vhost, ExchangeState))):
             for target in sorted(objects, key=lambda o: o.key):
                 if kind == "queue":
-                    winners = ha.winners(target.queue, target.type, policies, linter.version)
+                    winners = contest(policies, target.queue, target.type, linter.version).winners
                 elif label == "policies":
                     winners = network.exchange_policies(target.exchange)
                 else:

@@ -36,13 +36,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from topology import ha
 from topology.broker.amqp import MessageMover, is_seal, stash, unstash
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
 from topology.broker.live import binding_state, queue_state
 from topology.errors import BrokerError
 from topology.rules.policies import DROPPING_KEYS
-from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, QueueState, migration_queue_name
+from topology.matching import contest
+from topology.rules.queues import CLASSIC
+from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, PolicyState, QueueState, migration_queue_name
 
 ATTEMPTS = 10
 """How often to move stragglers (published straight to a queue meanwhile) before giving up."""
@@ -68,19 +69,15 @@ def exact_pattern(name: str) -> str:
 
 
 def winning_policies(queue: str, policies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The policies that would apply to a classic queue named ``queue``: those of the
-    highest priority among the matching ones (several when tied; a pattern this tool
-    cannot evaluate counts as matching, to be safe)."""
-    matching = []
-    for policy in policies:
-        if policy.get("apply-to", "all") not in ("all", "queues", "classic_queues"):
-            continue
-        if ha.pattern_match(str(policy.get("pattern", "")), queue) is not False:  # unknown counts, to be safe
-            matching.append(policy)
-    if not matching:
-        return []
-    top = max(int(p.get("priority", 0)) for p in matching)
-    return [p for p in matching if int(p.get("priority", 0)) == top]
+    """The policies (as the management API gives them) that may apply to a classic queue named
+    ``queue``: the winners, and to be safe those whose pattern is undecided and could win
+    (:mod:`topology.matching`)."""
+    states = [PolicyState(vhost="", policy=str(p.get("name")), pattern=str(p.get("pattern", "")),
+                          apply_to=str(p.get("apply-to", "all")), priority=int(p.get("priority", 0)),
+                          definition=dict(p.get("definition") or {})) for p in policies]
+    outcome = contest(states, queue, CLASSIC)
+    names = {policy.policy for policy in outcome.winners + outcome.undecided}
+    return [p for p in policies if str(p.get("name")) in names]
 
 
 class MigrationRefused(Exception):

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology import ha
+from topology.matching import contest, covers, pattern_match, refused_keys
 from topology.rules.queues import QUORUM_DEFAULT_DELIVERY_LIMIT, QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
 from topology.state import PolicyState
 from topology.rules.versions import OLDEST_SUPPORTED, version_text
@@ -123,29 +123,27 @@ def resolve(queue: str, queue_type: str, arguments: dict[str, Any], policies: li
     """Which of ``policies`` and ``operator_policies`` apply to the queue, which win, and the
     effective value of every setting its arguments and the winners give."""
     result = Resolution()
-    refused = ha.unsupported_keys(queue_type, version)
     merged: dict[str, tuple[Any, str, str]] = {}
     for operator, group in ((False, policies), (True, operator_policies)):
         kind = "operator policy" if operator else "policy"
+        outcome = contest(group, queue, queue_type, version)
+        result.unreadable.extend(f"{kind} {policy.policy}" for policy in outcome.undecided)
+        winners = {policy.policy for policy in outcome.winners}
         found = []
         for policy in sorted(group, key=lambda p: (-p.priority, p.policy)):
-            matched = ha.pattern_match(policy.pattern, queue)
-            if matched is None:
-                result.unreadable.append(f"{kind} {policy.policy}")
-                continue
-            if not matched:
-                continue
+            if pattern_match(policy.pattern, queue) is not True:
+                continue  # not matching, or undecided (listed above when it could decide)
             why = ""
-            if queue_type not in ha.APPLY_TO_TYPES.get(policy.apply_to, frozenset()):
+            refused = refused_keys(policy, queue_type, version)
+            if not covers(policy.apply_to, queue_type):
                 why = f"apply-to {policy.apply_to} does not cover {queue_type} queues"
-            elif refused & set(policy.definition):
-                keys = ", ".join(sorted(refused & set(policy.definition)))
-                why = f"it holds {keys}, which {queue_type} queues do not take, so the broker does not apply it"
+            elif refused:
+                why = f"it holds {', '.join(sorted(refused))}, which {queue_type} queues do not take, so the broker does not apply it"
             found.append(Candidate(policy, operator, not why, why))
-        top = max((c.policy.priority for c in found if c.applies), default=None)
-        tied = [c for c in found if c.applies and c.policy.priority == top]
+        tied = [c for c in found if c.policy.policy in winners]
+        top = tied[0].policy.priority if tied else None
         for candidate in found:
-            if candidate.applies and candidate.policy.priority == top:
+            if candidate.policy.policy in winners:
                 candidate = Candidate(candidate.policy, operator, True, wins=True, tie=len(tied) > 1)
             result.candidates.append(candidate)
         if tied:

@@ -39,8 +39,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology import ha
 from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
+from topology.matching import EXCHANGE, contest
 from topology.rules.exchanges import built_in_exchanges
 from topology.rules.versions import OLDEST_SUPPORTED
 
@@ -195,9 +195,7 @@ class Network:
     def exchange_policies(self, exchange: str) -> list[PolicyState]:
         """The policies that may apply to an exchange: the highest priority among those that
         apply to exchanges and match its name (several on a tie)."""
-        candidates = [p for p in self.policies if p.apply_to in ("all", "exchanges") and ha.matches(p.pattern, exchange)]
-        top = max((p.priority for p in candidates), default=None)
-        return sorted((p for p in candidates if p.priority == top), key=lambda p: p.policy)
+        return contest(self.policies, exchange, EXCHANGE).winners
 
     def exchange_setting(self, exchange: ExchangeState, key: str) -> Any:
         """An exchange's setting: its ``key`` argument, else the winning policy's key."""
@@ -257,6 +255,11 @@ class Network:
             exchange, path = work.popleft()
             destinations, unknown = self._matches(route, exchange, headers, keys)
             if not destinations and not unknown:
+                if "alternate-exchange" not in exchange.arguments:
+                    for policy in contest(self.policies, exchange.exchange, EXCHANGE).undecided:
+                        route.uncertain.append(
+                            f"policy {policy.policy!r} may give exchange {exchange.exchange!r} an alternate exchange: "
+                            "its pattern cannot be evaluated here")
                 alternate = self.exchange_setting(exchange, "alternate-exchange")
                 if isinstance(alternate, str):
                     destinations = [("exchange", alternate, Hop(exchange.exchange, "alternate-exchange"))]

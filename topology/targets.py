@@ -7,11 +7,14 @@ broker (URL, credentials, TLS). It makes the clients; it prints nothing.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from topology import redact
-from topology.errors import TopologyError
+from topology.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, ConfigError, TopologyError
 from topology.project import PROJECT_FILE, ProjectError, TlsSettings, find_project, load_project
 
 
@@ -168,3 +171,141 @@ def project_secrets(given: str | None) -> frozenset[str]:
 def _register(job: Job) -> None:
     redact.register_url(job.url)
     redact.register_url(job.amqp_url)
+
+
+# -- running several targets ------------------------------------------------------
+
+MAX_PARALLEL_TARGETS = 4
+"""Targets run at once with --all-targets."""
+
+
+@dataclass
+class TargetResult:
+    """What one run printed and how it ended."""
+
+    job: Any
+    code: int = EXIT_OK
+    value: Any = None
+    """What the run produced (a plan, a drift report), for the combined JSON and JUnit documents."""
+    output: list[tuple[str, bool]] = field(default_factory=list)
+    error: str | None = None
+    details: list[str] = field(default_factory=list)
+    """The lines that explain the error: file problems, objects a stale plan found changed..."""
+
+    @property
+    def name(self) -> str:
+        return self.job.target or "(connection options)"
+
+
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[list[bool]]:
+    """Within the block, Ctrl-C is noted in the list yielded instead of raised (in the main
+    thread; elsewhere Python delivers no signal anyway)."""
+    import signal
+
+    pressed: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, frame: pressed.append(True))
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class TargetsInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run of several targets, raised once the running ones finished: every
+    target's result, in order (those that did not run say so)."""
+
+    def __init__(self, results: list[TargetResult]):
+        super().__init__("interrupted")
+        self.results = results
+
+
+def run_jobs(jobs: list[Any], selection: Any, work: Callable[[Any], tuple[int, Any]], *,
+             capture: Callable[[list[tuple[str, bool]] | None], None] = lambda buffer: None,
+             on_interrupt: Callable[[], None] = lambda: None,
+             stop_on_error: bool | None = None, one_at_a_time: Callable[[Any], Any] | None = None) -> list[TargetResult]:
+    """Run ``work(job)`` for each job. One job (no ``--all-targets``) runs here, printing as it
+    goes, and its errors propagate. Several run in parallel threads (at most
+    :data:`MAX_PARALLEL_TARGETS` at once), each printing into its own buffer, and each error
+    is kept with its target; a failure stops the targets that have not started, unless
+    ``--continue-on-error`` (or ``stop_on_error`` False). Jobs for which ``one_at_a_time``
+    gives the same key run one after the other (applies to one broker share its lock).
+
+    ``capture(buffer)`` points the calling thread's output at a target's buffer (``None``: back to
+    the terminal). Ctrl-C starts no further target, calls ``on_interrupt``, lets the running ones
+    finish (an apply is never cut off by the tool itself), and raises :class:`TargetsInterrupted`."""
+    if stop_on_error is None:
+        stop_on_error = not selection.continue_on_error
+    if not selection.all_targets:
+        if jobs[0].problem:
+            raise TopologyError(jobs[0].problem)
+        code, value = work(jobs[0])
+        return [TargetResult(jobs[0], code, value)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()
+    interrupted = threading.Event()
+    done: list[TargetResult] = []
+
+    def one(job: Any) -> TargetResult:
+        result = TargetResult(job)
+        if stop.is_set():
+            result.code = EXIT_INTERRUPTED if interrupted.is_set() else EXIT_ERROR
+            result.error = ("not run: interrupted" if interrupted.is_set()
+                            else "not run: another target failed (use --continue-on-error to run every target)")
+            return result
+        capture(result.output)
+        try:
+            if job.problem:
+                raise TopologyError(job.problem)
+            result.code, result.value = work(job)
+        except ConfigError as error:
+            result.details = [str(problem) for problem in error.problems]
+            result.code, result.error = error.exit_code, str(error)
+        except TopologyError as error:
+            result.details = list(error.details)
+            result.code, result.error = error.exit_code, str(error)
+        except Exception:  # a bug: keep it with its target, and let the others finish
+            import traceback
+
+            result.details = traceback.format_exc().rstrip().splitlines()
+            result.code, result.error = EXIT_ERROR, "internal error in topology (a bug: please report it with the traceback)"
+        finally:
+            capture(None)
+        # masked here, as text: once inside a JSON document, an escaped secret would no longer match
+        result.error = redact.redact(result.error) if result.error else result.error
+        result.details = [redact.redact(line) for line in result.details]
+        if result.code not in (EXIT_OK, EXIT_CHANGES) and stop_on_error:
+            stop.set()
+        return result
+
+    def group_runner(group: list[Any]) -> None:
+        for job in group:
+            done.append(one(job))
+
+    groups: dict[Any, list[Any]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault(one_at_a_time(job) if one_at_a_time else index, []).append(job)
+    pool = ThreadPoolExecutor(max_workers=min(len(groups), MAX_PARALLEL_TARGETS))
+    with _ctrl_c_deferred() as pressed:  # every target handed over (and its thread known) first
+        futures = [pool.submit(group_runner, group) for group in groups.values()]
+    try:
+        if pressed:
+            raise KeyboardInterrupt
+        for future in futures:
+            future.result()
+    except KeyboardInterrupt:
+        interrupted.set()
+        stop.set()
+        on_interrupt()
+        pool.shutdown(wait=True, cancel_futures=True)
+        ran = {id(result.job) for result in done}
+        raise TargetsInterrupted(sorted(done, key=lambda r: jobs.index(r.job))
+                                 + [TargetResult(job, EXIT_INTERRUPTED, error="not run: interrupted") for job in jobs
+                                    if id(job) not in ran]) from None
+    pool.shutdown(wait=True)
+    order = {id(job): index for index, job in enumerate(jobs)}
+    return sorted(done, key=lambda result: order[id(result.job)])

@@ -27,12 +27,11 @@ line each, for the reviewer.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology import ha
 from topology.errors import TopologyError
+from topology.matching import contest, covers, pattern_match, refused_keys
 from topology.rules.queues import FIELD_TO_ARGUMENT, QUEUE_ARGUMENTS, QUORUM, argument_for
 from topology.policies import resolve
 from topology.state import PolicyState
@@ -89,19 +88,8 @@ def _states(vhost: str, policies: dict[str, Any], kind: str) -> list[PolicyState
 
 
 def _unreadable(queue: str, queue_type: str, policies: list[PolicyState], version: tuple[int, ...]) -> list[str]:
-    """Policies that could decide for this queue but whose pattern Python cannot evaluate."""
-    top = max((p.priority for p in ha.winners(queue, queue_type, policies, version)), default=None)
-    found = []
-    for policy in policies:
-        if top is not None and policy.priority < top:
-            continue
-        if queue_type not in ha.APPLY_TO_TYPES.get(policy.apply_to, frozenset()):
-            continue
-        try:
-            re.compile(policy.pattern)
-        except re.error:
-            found.append(policy.policy)
-    return found
+    """Policies that could decide for this queue but whose pattern is undecided (:mod:`topology.matching`)."""
+    return [policy.policy for policy in contest(policies, queue, queue_type, version).undecided]
 
 
 def _has_ha(names: tuple[str, ...], policies: list[PolicyState]) -> list[str]:
@@ -171,11 +159,10 @@ def _policy_changes(where: str, queue: str, before: _Effective, policies: list[P
                     operator: list[PolicyState], version: tuple[int, ...], result: Transformed) -> None:
     """List what changes for a converted queue in the policies RabbitMQ applies to it."""
     after = _Effective.of(queue, QUORUM, policies, operator, version)
-    refused = ha.unsupported_keys(QUORUM, version)
     for states, kind in ((policies, "policy"), (operator, "operator policy")):
         for policy in states:
-            keys = sorted(refused & set(policy.definition))
-            if keys and QUORUM in ha.APPLY_TO_TYPES.get(policy.apply_to, frozenset()) and ha.matches(policy.pattern, queue):
+            keys = sorted(refused_keys(policy, QUORUM, version))
+            if keys and covers(policy.apply_to, QUORUM) and pattern_match(policy.pattern, queue):
                 result.changes.append(f"{where}: {kind} {policy.policy!r} no longer applies to it: it holds "
                                       f"{', '.join(keys)}, which quorum queues do not take (review the policy)")
     for kind, old, new in (("policy", before.policies, after.policies),

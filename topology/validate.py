@@ -438,7 +438,7 @@ def _check_policy(
     except (OverflowError, RecursionError):
         found.add(origin, ("pattern",), "invalid regular expression: too large or nested too deeply")
     else:
-        from topology.ha import explosive
+        from topology.matching import explosive
 
         if explosive(pattern):
             found.warn(origin, ("pattern",), "the pattern repeats something that itself repeats without bound: matching "

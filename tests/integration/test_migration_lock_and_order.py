@@ -8,14 +8,13 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 
 import pika
 import pytest
 
-from tests.conftest import AMQP_HOST, BROKER_AUTH, ROOT, amqp_uri, connect, management_client
+from tests.conftest import BROKER_AUTH, ROOT, amqp_uri, connect, management_client
 from tests.integration.test_migration import Publisher, files, publish_many, read_all
 
 pytestmark = pytest.mark.broker

@@ -11,12 +11,17 @@ from topology import redact
 from topology.broker.live import BrokerInfo
 from topology.diff import Change, FieldChange
 from topology.drift import build_report
-from topology.ha import check_queues, expected_mirrors, winners
+from topology.ha import check_queues, expected_mirrors
+from topology.matching import contest
 from topology.plan import Plan, load_saved_plan, plan_digest, saved_plan
 from topology.render.drift import render, render_many_junit
 from topology.state import BindingState, PolicyState, QueueState, State, VhostState
 
 NODES = ["rabbit@a", "rabbit@b", "rabbit@c"]
+
+
+def winners(queue, queue_type, policies, version=(3, 10, 8)):
+    return contest(policies, queue, queue_type, version).winners
 
 
 def policy(name: str, pattern: str = ".*", priority: int = 0, apply_to: str = "all", **definition) -> PolicyState:

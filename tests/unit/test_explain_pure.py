@@ -144,7 +144,7 @@ def test_a_pattern_with_nested_repeats_is_never_evaluated(tmp_path):
     import subprocess
     import sys
 
-    from topology.ha import explosive, pattern_match
+    from topology.matching import explosive, pattern_match
 
     assert explosive("^(a+)+$") and explosive("(x*)*") and explosive("^(.*a)+$") and explosive("((ab)+c)*")
     assert not explosive("^orders\\.") and not explosive("^(a|b)+$") and not explosive("(ab){2,5}") and not explosive(".*")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import pytest
+
 from topology.cli import EXIT_CHANGES, _run_jobs, echo
 from topology.errors import TopologyError
 from topology.targets import Selection
@@ -90,3 +92,27 @@ def test_errors_are_masked_before_they_go_into_documents():
 
     assert "pa\\\\" not in json.dumps({"error": result.error})
     redact.forget_all()
+
+
+@pytest.mark.parametrize("after", [0.0, 0.2], ids=["as the targets start", "while they run"])
+def test_ctrl_c_starts_no_further_target_lets_the_running_one_finish_and_reports_each(capsys, after):
+    import os
+    import signal
+    import time
+
+    finished = []
+
+    def work(job):
+        if job.target == "a":
+            time.sleep(after)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while target a runs
+            time.sleep(0.3)
+        finished.append(job.target)
+        return 0, job.target
+
+    with pytest.raises(KeyboardInterrupt):
+        _run_jobs([FakeJob("a"), FakeJob("b")], ALL, work, one_at_a_time=lambda job: "one broker")
+    out, err = capsys.readouterr()
+    assert finished == ["a"]  # a finished, b never started
+    assert "interrupted: no further target starts; waiting for the running ones to finish" in err
+    assert "  a: finished" in out and "  b: error: not run: interrupted" in out

@@ -15,6 +15,7 @@ Three users of one connection factory (:class:`Amqp`):
 from __future__ import annotations
 
 import getpass
+import importlib
 import logging
 import os
 import socket
@@ -353,6 +354,57 @@ class ApplyLock:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+
+class LockWaiter:
+    """Takes the apply lock in the background while the files are loaded, then opens ``gate``
+    (the broker is read only under the lock). :meth:`wait` hands over the lock, or raises why it
+    could not be taken; :meth:`abandon` gives it up (the files did not load)."""
+
+    def __init__(self, connect: Callable[[], Amqp], client: Any, timeout: float, gate: threading.Event):
+        self.cancel = threading.Event()
+        self.done = threading.Event()
+        self.mutex = threading.Lock()
+        self.error: BaseException | None = None
+        self.amqp: Any = None
+        self.lock: Any = None
+        importlib.import_module("pika")  # here: imported by the waiting thread, it would fight the loading for the GIL
+
+        threading.Thread(target=self._run, args=(connect, client, timeout, gate), name="topology-lock-wait",
+                         daemon=True).start()
+
+    def _run(self, connect: Callable[[], Amqp], client: Any, timeout: float, gate: threading.Event) -> None:
+        try:
+            amqp = connect()
+            lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
+            lock.acquire(timeout, cancel=self.cancel)
+            with self.mutex:
+                if self.cancel.is_set():
+                    lock.release()
+                else:
+                    self.amqp, self.lock = amqp, lock
+        except BaseException as error:  # raised by wait()
+            self.error = error
+            client.cancelled = True
+        finally:
+            gate.set()
+            self.done.set()
+
+    def wait(self) -> tuple[Any, Any]:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.amqp, self.lock
+
+    def abandon(self) -> None:
+        """Stop waiting (at once when another run holds the lock; a connection under way ends
+        first) and release the lock if it was taken."""
+        self.cancel.set()
+        self.done.wait(60)
+        with self.mutex:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
 
 # -- moving messages -------------------------------------------------------------

@@ -289,3 +289,27 @@ def vhost_definitions(whole: dict[str, Any], vhost: str) -> dict[str, Any] | Non
     return {kind: [{k: v for k, v in entry.items() if k != "vhost"}
                    for entry in whole.get(kind) or () if isinstance(entry, dict) and entry.get("vhost") == vhost]
             for kind in VHOST_KINDS}
+
+
+def live_definitions(client: Any) -> dict[str, Any]:
+    """The broker's definitions, with what its export leaves out: operator policies, vhost limits,
+    tracing, internal exchanges (4.3.6), and (before RabbitMQ 3.11) the vhosts' description, tags
+    and default queue type."""
+    document = client.all_definitions()
+    document = with_internal_exchanges(document, client.exchanges(None), whole=True)
+    vhosts = {v.get("name"): v for v in client.vhosts()}
+    for entry in document.get("vhosts") or []:
+        live = vhosts.get(entry.get("name"), {})
+        if live.get("tracing"):
+            entry["tracing"] = True
+        metadata = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
+        for key in ("description", "tags", "default_queue_type"):
+            if key not in entry and key not in metadata and live.get(key) not in (None, "", [], "undefined"):
+                entry[key] = live[key]
+    document["operator_policies"] = client.policies(None, operator=True)
+    present = {(p.get("vhost"), p.get("component")) for p in document.get("parameters") or []}
+    for entry in client.vhost_limits():
+        if (entry.get("vhost"), "vhost-limits") not in present and entry.get("value"):
+            document.setdefault("parameters", []).append(
+                {"vhost": entry["vhost"], "component": "vhost-limits", "name": "limits", "value": entry["value"]})
+    return document

@@ -5,6 +5,8 @@ route, explain, migrations) takes its keys from here."""
 
 from __future__ import annotations
 
+from topology.rules.versions import OLDEST_SUPPORTED
+
 POLICY_KEYS: dict[str, str] = {
     # classic mirroring (removed in RabbitMQ 4.0)
     "ha-mode": "all|exactly|nodes",
@@ -79,3 +81,55 @@ SIZE_KEYS = frozenset(key for key, kind in POLICY_KEYS.items() if kind == "size"
 DROPPING_KEYS = ("message-ttl", "expires", "max-length", "max-length-bytes")
 """Keys with which a policy can make a queue drop messages (or itself): a migration refuses to
 park messages in a temporary queue that such a policy would match."""
+
+
+UNSUPPORTED_POLICY_KEYS: dict[str, frozenset[str]] = {
+    # rabbit_classic_queue / rabbit_quorum_queue / rabbit_stream_queue capabilities(), RabbitMQ 3.10.8
+    "classic": frozenset({
+        "max-age", "stream-max-segment-size-bytes", "queue-leader-locator", "initial-cluster-size",
+        "delivery-limit", "dead-letter-strategy",
+    }),
+    "quorum": frozenset({
+        "max-priority", "queue-mode", "single-active-consumer", "ha-mode", "ha-params", "ha-sync-mode",
+        "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator",
+        "max-age", "stream-max-segment-size-bytes", "initial-cluster-size",
+    }),
+    "stream": frozenset({
+        "expires", "message-ttl", "dead-letter-exchange", "dead-letter-routing-key", "max-length",
+        "max-in-memory-length", "max-in-memory-bytes", "max-priority", "overflow", "queue-mode",
+        "single-active-consumer", "delivery-limit", "ha-mode", "ha-params", "ha-sync-mode",
+        "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator", "dead-letter-strategy",
+    }),
+}
+"""Policy keys each queue type does not support in RabbitMQ 3.10.8; a policy holding one does
+not apply to a queue of that type. Later versions change them: :data:`UNSUPPORTED_CHANGES`."""
+
+UNSUPPORTED_CHANGES: tuple[tuple[tuple[int, ...], str, frozenset[str], frozenset[str]], ...] = (
+    # (from version, queue type, keys no longer supported, keys supported again): capabilities() of
+    # rabbit_classic_queue, rabbit_quorum_queue and rabbit_stream_queue at each tag
+    ((3, 12, 7), "classic", frozenset({"max-in-memory-length", "max-in-memory-bytes", "target-group-size"}), frozenset()),
+    ((3, 12, 7), "stream", frozenset({"target-group-size"}), frozenset()),
+    ((4, 0, 0), "classic", frozenset(), frozenset({"queue-leader-locator"})),
+    ((4, 2, 0), "quorum", frozenset(), frozenset({"single-active-consumer"})),
+    ((4, 2, 0), "stream", frozenset(), frozenset({"single-active-consumer"})),
+    ((4, 3, 0), "stream", frozenset({"selector-fields"}), frozenset()),
+)
+
+
+def unsupported_keys(queue_type: str, version: tuple[int, ...] = OLDEST_SUPPORTED) -> frozenset[str]:
+    """The policy keys a queue type does not support on a broker of ``version``."""
+    keys = set(UNSUPPORTED_POLICY_KEYS.get(queue_type, frozenset()))
+    for since, kind, added, removed in UNSUPPORTED_CHANGES:
+        if kind == queue_type and version >= since:
+            keys = (keys | added) - removed
+    return frozenset(keys)
+
+APPLY_TO_TYPES: dict[str, frozenset[str]] = {
+    "all": frozenset({"classic", "quorum", "stream"}),
+    "queues": frozenset({"classic", "quorum", "stream"}),
+    "classic_queues": frozenset({"classic"}),
+    "quorum_queues": frozenset({"quorum"}),
+    "streams": frozenset({"stream"}),
+    "exchanges": frozenset(),
+}
+"""Queue types each ``apply-to`` value covers (the last three exist from RabbitMQ 3.12 on)."""
