@@ -4,6 +4,7 @@ match a rule, a given number of times; everything else goes through to the broke
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -30,11 +31,13 @@ class Rule:
 
 class FaultProxy:
     """``with FaultProxy() as proxy:`` ... ``proxy.url`` to point the tool at; ``proxy.add(Rule(...))``;
-    ``proxy.seen`` lists (method, path, what happened) of every request."""
+    ``proxy.seen`` lists (method, path, what happened) of every request, ``proxy.bodies`` (method,
+    path, JSON body or ``None``) of every request that had one."""
 
     def __init__(self) -> None:
         self.rules: list[Rule] = []
         self.seen: list[tuple[str, str, str]] = []
+        self.bodies: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
         proxy = self
 
@@ -51,6 +54,11 @@ class FaultProxy:
                 what = rule.how if rule is not None else "pass"
                 with proxy.lock:
                     proxy.seen.append((self.command, self.path, what))
+                    if body:
+                        try:
+                            proxy.bodies.append((self.command, self.path, json.loads(body)))
+                        except ValueError:
+                            proxy.bodies.append((self.command, self.path, None))
                 if rule is not None and rule.how == "drop":
                     self.close_connection = True
                     return

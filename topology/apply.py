@@ -429,27 +429,16 @@ class Applier:
     def _declare(self, resource: Resource | None) -> None:
         """Create (or overwrite in place) one object."""
         if isinstance(resource, ExchangeState):
-            self.client.put_exchange(resource.vhost, resource.exchange, {
-                "type": resource.type, "durable": resource.durable, "auto_delete": resource.auto_delete,
-                "internal": resource.internal, "arguments": resource.arguments,
-            })
+            self.client.put_exchange(resource.vhost, resource.exchange, resource.body())
         elif isinstance(resource, QueueState):
-            self.client.put_queue(resource.vhost, resource.queue, {
-                "durable": resource.durable, "auto_delete": resource.auto_delete, "arguments": resource.declare_arguments(),
-            })
+            self.client.put_queue(resource.vhost, resource.queue, resource.body())
         elif isinstance(resource, BindingState):
             self.client.create_binding(resource.vhost, resource.source, resource.destination_type, resource.destination,
-                                       {"routing_key": resource.routing_key, "arguments": resource.arguments})
+                                       resource.body())
         elif isinstance(resource, OperatorPolicyState):
-            self.client.put_operator_policy(resource.vhost, resource.policy, {
-                "pattern": resource.pattern, "apply-to": resource.apply_to, "priority": resource.priority,
-                "definition": resource.definition,
-            })
+            self.client.put_operator_policy(resource.vhost, resource.policy, resource.body())
         elif isinstance(resource, PolicyState):
-            self.client.put_policy(resource.vhost, resource.policy, {
-                "pattern": resource.pattern, "apply-to": resource.apply_to, "priority": resource.priority,
-                "definition": resource.definition,
-            })
+            self.client.put_policy(resource.vhost, resource.policy, resource.body())
         elif isinstance(resource, PermissionState):
             self.client.put_permission(resource.vhost, resource.user, resource.props())
         elif isinstance(resource, TopicPermissionState):
@@ -706,23 +695,13 @@ def definitions_document(changes: list[Change]) -> dict[str, list[dict[str, Any]
     for change in changes:
         resource = change.after
         if isinstance(resource, ExchangeState):
-            document["exchanges"].append({
-                "name": resource.exchange, "type": resource.type, "durable": resource.durable,
-                "auto_delete": resource.auto_delete, "internal": resource.internal, "arguments": resource.arguments,
-            })
+            document["exchanges"].append(resource.entry())
         elif isinstance(resource, QueueState):
-            document["queues"].append({"name": resource.queue, "durable": resource.durable,
-                                       "auto_delete": resource.auto_delete, "arguments": resource.declare_arguments()})
+            document["queues"].append(resource.entry())
         elif isinstance(resource, BindingState):
-            document["bindings"].append({
-                "source": resource.source, "destination": resource.destination,
-                "destination_type": resource.destination_type, "routing_key": resource.routing_key,
-                "arguments": resource.arguments,
-            })
+            document["bindings"].append(resource.entry())
         elif isinstance(resource, PolicyState) and not isinstance(resource, OperatorPolicyState):
-            document["policies"].append({"name": resource.policy, "pattern": resource.pattern,
-                                         "apply-to": resource.apply_to, "priority": resource.priority,
-                                         "definition": resource.definition})
+            document["policies"].append(resource.entry())
         else:
             raise TypeError(f"cannot import {resource!r}")
     return {kind: entries for kind, entries in document.items() if entries}

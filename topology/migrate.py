@@ -255,9 +255,7 @@ class Migration:
             )
 
     def _declare(self, queue: QueueState) -> None:
-        self.client.put_queue(queue.vhost, queue.queue, {
-            "durable": queue.durable, "auto_delete": queue.auto_delete, "arguments": queue.declare_arguments(),
-        })
+        self.client.put_queue(queue.vhost, queue.queue, queue.body())
 
     def _bind(self, binding: BindingState, destination: str) -> None:
         self.client.create_binding(binding.vhost, binding.source, "queue", destination,

@@ -142,6 +142,14 @@ class ExchangeState(Resource):
             "arguments": self.arguments,
         }
 
+    def entry(self) -> dict[str, Any]:
+        """Its entry in a definitions document (without ``vhost``): the one broker body."""
+        return {"name": self.exchange, **self.props()}
+
+    def body(self) -> dict[str, Any]:
+        """The body of ``PUT /api/exchanges/{vhost}/{name}``."""
+        return {k: v for k, v in self.entry().items() if k != "name"}
+
 
 @dataclass(frozen=True)
 class QueueState(Resource):
@@ -168,6 +176,16 @@ class QueueState(Resource):
     def declare_arguments(self) -> dict[str, Any]:
         """The arguments sent to the broker: always with an explicit ``x-queue-type``."""
         return {**self.arguments, "x-queue-type": self.type}
+
+    def entry(self) -> dict[str, Any]:
+        """Its entry in a definitions document (without ``vhost``): the one broker body, whether
+        the queue is declared alone, imported in bulk, or made by a migration."""
+        return {"name": self.queue, "durable": self.durable, "auto_delete": self.auto_delete,
+                "arguments": self.declare_arguments()}
+
+    def body(self) -> dict[str, Any]:
+        """The body of ``PUT /api/queues/{vhost}/{name}``."""
+        return {k: v for k, v in self.entry().items() if k != "name"}
 
 
 @dataclass(frozen=True)
@@ -206,6 +224,15 @@ class BindingState(Resource):
     def props(self) -> dict[str, Any]:
         return {}
 
+    def entry(self) -> dict[str, Any]:
+        """Its entry in a definitions document (without ``vhost``): the one broker body."""
+        return {"source": self.source, "destination": self.destination, "destination_type": self.destination_type,
+                **self.body()}
+
+    def body(self) -> dict[str, Any]:
+        """The body of ``POST /api/bindings/{vhost}/e/{source}/{q|e}/{destination}``."""
+        return {"routing_key": self.routing_key, "arguments": self.arguments}
+
     def identity(self) -> dict[str, Any]:
         return {
             "vhost": self.vhost,
@@ -237,6 +264,15 @@ class PolicyState(Resource):
 
     def props(self) -> dict[str, Any]:
         return {"pattern": self.pattern, "apply_to": self.apply_to, "priority": self.priority, "definition": self.definition}
+
+    def entry(self) -> dict[str, Any]:
+        """Its entry in a definitions document (without ``vhost``): the one broker body."""
+        return {"name": self.policy, **self.body()}
+
+    def body(self) -> dict[str, Any]:
+        """The body of ``PUT /api/policies/{vhost}/{name}`` (and of an operator policy's)."""
+        return {"pattern": self.pattern, "apply-to": self.apply_to, "priority": self.priority,
+                "definition": self.definition}
 
 
 @dataclass(frozen=True)

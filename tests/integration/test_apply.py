@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import connect, management_client, message_count, publish
+from tests.conftest import BROKER_AUTH, connect, management_client, message_count, publish
 from tests.faults import FaultProxy, Rule
 from topology.rules.versions import has_classic_mirroring
 
@@ -525,3 +525,37 @@ def test_a_plugin_exchange_type_that_is_not_enabled_is_refused_before_planning(r
     result = run("plan", path)
     assert result.code == 1
     assert "exchange type 'x-not-a-plugin' is not enabled on the broker" in result.err
+
+
+def test_a_queue_is_sent_with_the_same_body_alone_in_bulk_and_by_a_migration(run, write, vhost, api):
+    """The three ways apply makes a queue (one request, a definitions import, a migration's new
+    queue) send one body, recorded on the way to the broker."""
+    from tests.faults import FaultProxy
+    from tests.integration.test_migration import publish_many, sample_messages
+    from topology.apply import ApplyOptions
+    from topology.broker.client import ManagementClient
+    from topology.engine import apply_plan, make_plan
+    from topology.loader import load_valid
+
+    queue = "{type: quorum, max_length: 500, message_ttl: 1h, dead_letter_exchange: dlx, arguments: {x-custom: 1}}"
+    text = f"vhosts:\n  {vhost}:\n    queues:\n      q: {queue}\n"
+    with FaultProxy() as proxy:
+        assert run("apply", write(text, "alone.yaml"), "--auto-approve", "--url", proxy.url).code == 0
+        api.delete("queues", vhost, "q")
+        topology = load_valid([write(text, "bulk.yaml")])
+        client = ManagementClient(proxy.url, *BROKER_AUTH)
+        try:
+            apply_plan(make_plan(topology, client), client, topology=topology, options=ApplyOptions(bulk_min=1))
+        finally:
+            client.close()
+        api.delete("queues", vhost, "q")
+        assert run("apply", write(text.replace("type: quorum", "type: classic"), "classic.yaml"), "--auto-approve").code == 0
+        publish_many(vhost, sample_messages(20), exchange="", routing_key="q")
+        migrated = run("apply", write(text, "migrated.yaml"), "--auto-approve", "--migrate-messages", "--url", proxy.url)
+        assert migrated.code == 0, migrated.err
+    puts = [body for method, path, body in proxy.bodies if method == "PUT" and path.endswith(f"/api/queues/{vhost}/q")]
+    [imported] = [body for method, path, body in proxy.bodies if method == "POST" and "/api/definitions/" in path]
+    [entry] = imported["queues"]
+    assert entry.pop("name") == "q"
+    assert len(puts) == 2 and puts[0] == puts[1] == entry, (puts, entry)
+    assert entry["arguments"]["x-queue-type"] == "quorum" and entry["arguments"]["x-custom"] == 1

@@ -178,25 +178,20 @@ def _add(resource: Any, document: dict[str, Any], secrets: Secrets, result: Rend
                                               "read": resource.read})
     elif isinstance(resource, OperatorPolicyState):
         document["parameters"].append({"vhost": resource.vhost, "component": "operator_policy", "name": resource.policy,
-                                       "value": _policy_value(resource)})
+                                       "value": resource.body()})
     elif isinstance(resource, PolicyState):
-        document["policies"].append({"vhost": resource.vhost, "name": resource.policy, **_policy_value(resource)})
+        document["policies"].append({"vhost": resource.vhost, **resource.entry()})
     elif isinstance(resource, GlobalParameterState):
         document["global_parameters"].append({"name": resource.parameter, "value": resource.value})
     elif isinstance(resource, tuple(PARAMETER_KINDS.values())):
         document["parameters"].append({"vhost": resource.vhost, "component": resource.component,
                                        "name": resource.parameter, "value": secrets.parameter_value(resource, result)})
     elif isinstance(resource, QueueState):
-        document["queues"].append({"name": resource.queue, "vhost": resource.vhost, "durable": resource.durable,
-                                   "auto_delete": resource.auto_delete, "arguments": resource.declare_arguments()})
+        document["queues"].append(_in_vhost(resource.entry(), resource.vhost))
     elif isinstance(resource, ExchangeState):
-        document["exchanges"].append({"name": resource.exchange, "vhost": resource.vhost, "type": resource.type,
-                                      "durable": resource.durable, "auto_delete": resource.auto_delete,
-                                      "internal": resource.internal, "arguments": resource.arguments})
+        document["exchanges"].append(_in_vhost(resource.entry(), resource.vhost))
     elif isinstance(resource, BindingState):
-        document["bindings"].append({"source": resource.source, "vhost": resource.vhost,
-                                     "destination": resource.destination, "destination_type": resource.destination_type,
-                                     "routing_key": resource.routing_key, "arguments": resource.arguments})
+        document["bindings"].append(_in_vhost(resource.entry(), resource.vhost))
     else:  # pragma: no cover - every kind of the desired state is handled above
         raise TypeError(f"cannot render {resource!r}")
 
@@ -229,9 +224,10 @@ def _password_keys(user: UserState, secrets: Secrets, result: Rendered) -> dict[
     return {"password": value} if kind == "password" else {"password_hash": value, "hashing_algorithm": algorithm}
 
 
-def _policy_value(policy: PolicyState) -> dict[str, Any]:
-    return {"pattern": policy.pattern, "apply-to": policy.apply_to, "definition": policy.definition,
-            "priority": policy.priority}
+def _in_vhost(entry: dict[str, Any], vhost: str) -> dict[str, Any]:
+    """A definitions entry of a whole-broker document: ``vhost`` second, after the name (or source)."""
+    first, *rest = entry.items()
+    return dict([first, ("vhost", vhost), *rest])
 
 
 def write_output(result: Rendered, output_format: str) -> str:
