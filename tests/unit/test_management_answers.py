@@ -237,3 +237,37 @@ def test_timeout_bounds_a_whole_answer_not_each_wait(run, write, headers):
         result = run("plan", write(FILES), "--url", fake.url, "--timeout", "1")
     assert one_error_line(result), result.err
     assert "did not answer GET /api/overview within 1s" in result.err
+
+
+class RefusingApi(FakeApi):
+    """:class:`FakeApi`, but ``refused[path]`` answers 401 with that reason (as RabbitMQ words it)."""
+
+    def __init__(self, answers: dict[str, Any], refused: dict[str, str]) -> None:
+        super().__init__(answers)
+        handler = self.server.RequestHandlerClass
+        answer = handler.do_GET
+
+        def do_get(request: BaseHTTPRequestHandler) -> None:
+            path = urlsplit(request.path).path
+            if path not in refused:
+                return answer(request)
+            body = json.dumps({"error": "not_authorised", "reason": refused[path]}).encode()
+            request.send_response(401)
+            request.send_header("content-type", "application/json")
+            request.send_header("content-length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+
+        handler.do_GET = do_get
+
+
+@pytest.mark.parametrize("reason, said", [
+    ("Access refused.", "refused GET /api/definitions/v to user 'guest': Access refused. (HTTP 401): the user lacks a "
+                        "permission in that vhost"),
+    ("Login failed", "refused the credentials of user 'guest' (HTTP 401)"),
+])
+def test_a_refused_permission_is_not_taken_for_refused_credentials(run, write, reason, said):
+    with RefusingApi(VALID, {"/api/definitions/v": reason}) as fake:
+        result = run("plan", write(FILES), "--url", fake.url)
+    assert one_error_line(result), result.err
+    assert said in result.err

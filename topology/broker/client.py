@@ -268,6 +268,13 @@ class ManagementClient:
                               "redirects are not followed, so that the credentials go nowhere else: give the URL it "
                               "redirects to")
         if status == 401:
+            reason = _reason(response)
+            if reason and "login" not in reason.lower():  # "Access refused.": logged in, not allowed there
+                raise BrokerError(
+                    f"the broker at {self.url} refused {method} {path} to user {self.user!r}: {reason} (HTTP 401): "
+                    "the user lacks a permission in that vhost (an apply stopped while it created the vhost "
+                    "leaves it without the permissions RabbitMQ gives a vhost's creator: set them, and re-run)"
+                )
             raise BrokerError(f"the broker at {self.url} refused the credentials of user {self.user!r} (HTTP 401)")
         if status >= 500:
             text = f"the broker at {self.url} failed on {method} {path}: HTTP {status} {_reason(response)}".rstrip()
