@@ -12,7 +12,7 @@ The broker's rules (RabbitMQ 3.10 to 4.x):
   ``max-length-bytes``, ``expires``, ``delivery-limit`` and ``max-in-memory-*``, and the
   operator policy's value otherwise (``rabbit_policies:merge_policy_value``).
 - The queue's own ``x-`` argument and the merged policy value then resolve per queue type
-  (:data:`RESOLUTION`, from ``rabbit_amqqueue_process``, ``rabbit_quorum_queue`` and
+  (:data:`topology.rules.policies.RESOLUTION`, from ``rabbit_amqqueue_process``, ``rabbit_quorum_queue`` and
   ``rabbit_stream_queue``): the smaller of the two, the argument, or the policy.
 - From RabbitMQ 4.0 a quorum queue's delivery limit is 20 when neither sets one, and a negative
   one means no limit: of an argument and a policy value, the larger wins when either is negative
@@ -25,28 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topology.matching import contest, covers, pattern_match, refused_keys
+from topology.rules.policies import ARGUMENT, MIN, POLICY, RESOLUTION, SMALLEST
 from topology.rules.queues import QUORUM_DEFAULT_DELIVERY_LIMIT, QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
 from topology.state import PolicyState
 from topology.rules.versions import OLDEST_SUPPORTED, version_text
 
-SMALLEST = frozenset({"message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
-                      "max-in-memory-bytes", "expires", "delivery-limit"})
-"""Keys of both a policy and an operator policy where the smaller value wins."""
-
-MIN, ARGUMENT, POLICY = "smaller", "argument", "policy"
 DEFAULT_SOURCE = "the broker's default"
 """The source of a setting the broker gives when neither argument nor policy does."""
-RESOLUTION: dict[str, dict[str, str]] = {
-    "classic": {"expires": MIN, "dead-letter-exchange": ARGUMENT, "dead-letter-routing-key": ARGUMENT,
-                "message-ttl": MIN, "max-length": MIN, "max-length-bytes": MIN, "overflow": ARGUMENT,
-                "queue-mode": ARGUMENT, "queue-version": ARGUMENT},
-    "quorum": {"max-length": MIN, "overflow": POLICY, "max-length-bytes": MIN, "max-in-memory-length": MIN,
-               "max-in-memory-bytes": MIN, "delivery-limit": MIN, "expires": POLICY, "message-ttl": MIN,
-               "dead-letter-exchange": ARGUMENT, "dead-letter-routing-key": ARGUMENT, "dead-letter-strategy": ARGUMENT},
-    "stream": {"max-length-bytes": POLICY, "max-age": POLICY, "stream-max-segment-size-bytes": POLICY,
-               "initial-cluster-size": POLICY},
-}
-"""For a setting both a queue argument and its policies give: which wins, per queue type."""
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,26 @@ APPLY_TO_TYPES: dict[str, frozenset[str]] = {
     "exchanges": frozenset(),
 }
 """Queue types each ``apply-to`` value covers (the last three exist from RabbitMQ 3.12 on)."""
+
+
+# -- arguments and policies together ---------------------------------------------------
+
+SMALLEST = frozenset({"message-ttl", "max-length", "max-length-bytes", "max-in-memory-length",
+                      "max-in-memory-bytes", "expires", "delivery-limit"})
+"""Keys of both a policy and an operator policy where the smaller value wins
+(``rabbit_policies:merge_policy_value``)."""
+
+MIN, ARGUMENT, POLICY = "smaller", "argument", "policy"
+RESOLUTION: dict[str, dict[str, str]] = {
+    "classic": {"expires": MIN, "dead-letter-exchange": ARGUMENT, "dead-letter-routing-key": ARGUMENT,
+                "message-ttl": MIN, "max-length": MIN, "max-length-bytes": MIN, "overflow": ARGUMENT,
+                "queue-mode": ARGUMENT, "queue-version": ARGUMENT},
+    "quorum": {"max-length": MIN, "overflow": POLICY, "max-length-bytes": MIN, "max-in-memory-length": MIN,
+               "max-in-memory-bytes": MIN, "delivery-limit": MIN, "expires": POLICY, "message-ttl": MIN,
+               "dead-letter-exchange": ARGUMENT, "dead-letter-routing-key": ARGUMENT, "dead-letter-strategy": ARGUMENT},
+    "stream": {"max-length-bytes": POLICY, "max-age": POLICY, "stream-max-segment-size-bytes": POLICY,
+               "initial-cluster-size": POLICY},
+}
+"""For a setting both a queue argument and its policies give: which wins, per queue type
+(``rabbit_amqqueue_process``, ``rabbit_quorum_queue``, ``rabbit_stream_queue``; from 4.0 a quorum
+queue's ``expires`` takes the smaller, which :mod:`topology.policies` applies by version)."""
