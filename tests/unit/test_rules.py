@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import load_problems, load_text
@@ -64,3 +66,35 @@ vhosts:
         definition:
 {lines}
 """)
+
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def readme_section(title: str) -> str:
+    start = README.index(f"\n### {title}\n")
+    return README[start:README.index("\n### ", start + 1)]
+
+
+def test_the_queue_fields_table_says_what_the_rules_say():
+    """Every friendly queue field is in the README's table with its x-argument and its queue types."""
+    from topology.rules.queues import ALL_TYPES, QUEUE_ARGUMENTS
+
+    rows = {row.split("|")[1].strip(" `"): row for row in readme_section("`queues.<name>`").splitlines()
+            if row.startswith("| `")}
+    for argument in QUEUE_ARGUMENTS.values():
+        if argument.field is None or argument.field == "initial_group_size":
+            continue
+        row = rows.get(argument.field)
+        assert row is not None, f"{argument.field} is missing from the README's queue table"
+        columns = [c.strip() for c in row.split("|")[1:-1]]
+        assert columns[1] == f"`{argument.name}`", row
+        types = "all" if argument.queue_types == ALL_TYPES and not argument.types_since else ", ".join(
+            t for t in ("classic", "quorum", "stream") if t in argument.queue_types and t not in dict(argument.types_since))
+        assert columns[2].startswith(types), (row, types)
+
+
+def test_the_policy_keys_list_names_every_key_the_rules_know():
+    section = readme_section("`policies.<name>`")
+    missing = [key for key in POLICY_KEYS if f"`{key}`" not in section]
+    assert missing == [], f"policy keys the README does not name: {missing}"
