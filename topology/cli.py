@@ -20,11 +20,12 @@ import click
 
 from topology import __version__
 from topology.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, ConfigError, TopologyError
-from topology.targets import TargetResult, TargetsInterrupted, run_jobs
 from topology.rules.versions import OLDEST_SUPPORTED, parse_given_version, version_text
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: `topology --version` and `--help` stay fast
     from pathlib import Path
+
+    from topology.targets import TargetResult
 
 EXIT_DRIFT = 2
 
@@ -177,6 +178,7 @@ def _run_jobs(jobs: list[Any], selection: Any, work: Callable[[Any], tuple[int, 
               stop_on_error: bool | None = None, one_at_a_time: Callable[[Any], Any] | None = None) -> list[TargetResult]:
     """:func:`topology.targets.run_jobs`, printing through :func:`echo`: a target's output goes to its
     own buffer while several run; Ctrl-C prints what ran, and exits 130."""
+    from topology.targets import TargetsInterrupted, run_jobs
 
     def user_work(job: Any) -> tuple[int, Any]:
         try:
@@ -195,6 +197,12 @@ def _run_jobs(jobs: list[Any], selection: Any, work: Callable[[Any], tuple[int, 
     except TargetsInterrupted as interrupted:
         _print_results(interrupted.results, lambda r: "finished")
         raise KeyboardInterrupt from None
+
+
+def _read_saved_plan(path: str) -> Any:
+    from topology.plan import read_saved_plan
+
+    return read_saved_plan(path)
 
 
 def _print_results(results: list[TargetResult], outcome: Callable[[TargetResult], str]) -> int:
@@ -348,7 +356,9 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
             progress.close()
         target_out = _per_target(out, job, selection)
         if target_out is not None:
-            _write_plan(the_plan, target_out)
+            from topology.plan import write_saved_plan
+
+            write_saved_plan(the_plan, target_out)
         if combined:
             pass  # printed with the other targets' plans
         elif output_format == "json":
@@ -898,37 +908,6 @@ def _write_new(target: Path, text: str, mode: int, inside: Path | None = None) -
         raise TopologyError(f"cannot write {target}: {error.strerror or error}") from None
 
 
-def _write_plan(the_plan: Any, path: str) -> None:
-    """Write the saved plan atomically (a reader never sees half a file)."""
-    import json
-
-    from topology.plan import saved_plan
-
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(saved_plan(the_plan), handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(temporary, path)
-    except OSError as error:
-        raise TopologyError(f"cannot write the plan to {path}: {error.strerror or error}") from None
-
-
-def _read_plan(path: str) -> Any:
-    import json
-
-    from topology.plan import load_saved_plan
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except OSError as error:
-        raise TopologyError(f"cannot read the plan {path}: {error.strerror or error}") from None
-    except ValueError:
-        raise TopologyError(f"{path} is not a plan file written by 'topology plan --out' (not JSON)") from None
-    return load_saved_plan(document, path)
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
@@ -979,7 +958,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
 
     def work(job: Any) -> tuple[int, Any]:
         target_plan = _per_target(plan_file, job, selection)
-        saved = checked.get(id(job)) or (_read_plan(target_plan) if target_plan else None)
+        saved = checked.get(id(job)) or (_read_saved_plan(target_plan) if target_plan else None)
         waiter = None
         if saved is not None:
             topology, client = None, job.client()
@@ -1056,7 +1035,7 @@ def _ready_to_apply(jobs: list[Any], selection: Any, prune: bool, allow_replace:
     def preflight(job: Any) -> tuple[int, Any]:
         target_plan = _per_target(plan_file, job, selection)
         topology = _load(job) if not target_plan else None
-        saved = _read_plan(target_plan) if target_plan else None
+        saved = _read_saved_plan(target_plan) if target_plan else None
         client = job.client()
         try:
             the_plan = _current_plan(topology, saved, client, prune)

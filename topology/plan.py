@@ -434,3 +434,29 @@ def _touches(binding: BindingState, resource: Resource) -> bool:
             binding.destination_type == "exchange" and binding.destination == resource.exchange
         )
     return False
+
+
+def write_saved_plan(plan: Plan, path: str) -> None:
+    """Write ``plan`` as a saved plan to ``path``, atomically (a reader never sees half a file)."""
+    import os
+
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(saved_plan(plan), handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(temporary, path)
+    except OSError as error:
+        raise TopologyError(f"cannot write the plan to {path}: {error.strerror or error}") from None
+
+
+def read_saved_plan(path: str) -> Plan:
+    """The plan saved in ``path`` (see :func:`load_saved_plan`)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as error:
+        raise TopologyError(f"cannot read the plan {path}: {error.strerror or error}") from None
+    except ValueError:
+        raise TopologyError(f"{path} is not a plan file written by 'topology plan --out' (not JSON)") from None
+    return load_saved_plan(document, path)

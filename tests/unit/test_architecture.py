@@ -79,3 +79,16 @@ def test_the_rules_import_nothing_else_of_the_tools():
     for module, imported in graph.items():
         if module.startswith("topology.rules"):
             assert {m for m in imported if not m.startswith("topology.rules")} == set(), module
+
+
+def test_the_command_line_starts_without_the_heavy_modules():
+    """`topology --version` and `--help` import only the command line itself (the benchmark measures
+    the time; this keeps the imports that cost it from creeping back in at module level)."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, topology.cli; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    heavy = {"pydantic", "requests", "pika", "yaml", "deepdiff", "topology.state", "topology.plan", "topology.targets"}
+    assert heavy & set(loaded) == set()
