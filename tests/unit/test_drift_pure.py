@@ -265,12 +265,18 @@ def test_redact_masks_registered_secrets_and_url_passwords(secrets):
     assert secrets.redact("it was p@ss") == "it was ***"
 
 
-def test_saved_plans_name_the_secret_variable_and_read_it_back(secrets, monkeypatch):
+def saved_with_secret(secrets) -> dict:
+    """A saved plan (as read back from its file) creating a queue whose argument holds the value of
+    secret variable HOOK_TOKEN, ``s3cr3t``."""
     secrets.register("s3cr3t", "HOOK_TOKEN")
     queue = QueueState(vhost="v", queue="q", type="classic", arguments={"x-note": "token=s3cr3t"})
     plan = Plan(changes=(Change("create", None, queue, {}, "new"),), vhosts=("v",),
                 broker=BrokerInfo("http://b:15672", "3.10.8", "c"))
-    document = json.loads(json.dumps(saved_plan(plan)))
+    return json.loads(json.dumps(saved_plan(plan)))
+
+
+def test_saved_plans_name_the_secret_variable_and_read_it_back(secrets, monkeypatch):
+    document = saved_with_secret(secrets)
     assert "s3cr3t" not in json.dumps(document) and document["secrets"] == ["HOOK_TOKEN"]
     assert document["changes"][0]["after"]["arguments"]["x-note"] == "token=${HOOK_TOKEN}"
     monkeypatch.setenv("HOOK_TOKEN", "s3cr3t")
@@ -286,11 +292,7 @@ def test_saved_plans_name_the_secret_variable_and_read_it_back(secrets, monkeypa
 def test_a_saved_plan_is_refused_under_another_value_or_without_checks(secrets, monkeypatch):
     from topology.errors import PlanRefused
 
-    secrets.register("s3cr3t", "HOOK_TOKEN")
-    queue = QueueState(vhost="v", queue="q", type="classic", arguments={"x-note": "token=s3cr3t"})
-    plan = Plan(changes=(Change("create", None, queue, {}, "new"),), vhosts=("v",),
-                broker=BrokerInfo("http://b:15672", "3.10.8", "c"))
-    document = json.loads(json.dumps(saved_plan(plan)))
+    document = saved_with_secret(secrets)
     [check] = document["secret_checks"].values()
     assert check.startswith(("scrypt$", "pbkdf2-sha256$")) and "s3cr3t" not in check
     monkeypatch.setenv("HOOK_TOKEN", "s3cr3t-rotated")
