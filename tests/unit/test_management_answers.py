@@ -264,7 +264,8 @@ class RefusingApi(FakeApi):
 @pytest.mark.parametrize("reason, said", [
     ("Access refused.", "refused GET /api/definitions/v to user 'guest': Access refused. (HTTP 401): the user lacks a "
                         "permission in that vhost"),
-    ("Login failed", "refused the credentials of user 'guest' (HTTP 401)"),
+    ("Login failed", "refused the credentials of user 'guest' (HTTP 401)"),  # RabbitMQ 3.x
+    ("Not_Authorized", "refused the credentials of user 'guest' (HTTP 401)"),  # RabbitMQ 4.x
 ])
 def test_a_refused_permission_is_not_taken_for_refused_credentials(run, write, reason, said):
     with RefusingApi(VALID, {"/api/definitions/v": reason}) as fake:

@@ -269,7 +269,8 @@ class ManagementClient:
                               "redirects to")
         if status == 401:
             reason = _reason(response)
-            if reason and "login" not in reason.lower():  # "Access refused.": logged in, not allowed there
+            if reason.lower().startswith("access refused"):  # logged in, not allowed there ("Login failed",
+                # "Not_Authorized": the credentials)
                 raise BrokerError(
                     f"the broker at {self.url} refused {method} {path} to user {self.user!r}: {reason} (HTTP 401): "
                     "the user lacks a permission in that vhost (an apply stopped while it created the vhost "
