@@ -38,12 +38,12 @@ from typing import Any
 
 from topology.broker.amqp import MessageMover, is_seal, stash, unstash
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
-from topology.broker.live import binding_state, queue_state
+from topology.broker.live import binding_state, policy_state, queue_state
 from topology.errors import BrokerError
 from topology.rules.policies import DROPPING_KEYS
 from topology.matching import contest
 from topology.rules.queues import CLASSIC
-from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, PolicyState, QueueState, migration_queue_name
+from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, QueueState, migration_queue_name
 
 ATTEMPTS = 10
 """How often to move stragglers (published straight to a queue meanwhile) before giving up."""
@@ -72,10 +72,7 @@ def winning_policies(queue: str, policies: list[dict[str, Any]]) -> list[dict[st
     """The policies (as the management API gives them) that may apply to a classic queue named
     ``queue``: the winners, and to be safe those whose pattern is undecided and could win
     (:mod:`topology.matching`)."""
-    states = [PolicyState(vhost="", policy=str(p.get("name")), pattern=str(p.get("pattern", "")),
-                          apply_to=str(p.get("apply-to", "all")), priority=int(p.get("priority", 0)),
-                          definition=dict(p.get("definition") or {})) for p in policies]
-    outcome = contest(states, queue, CLASSIC)
+    outcome = contest([policy_state("", p) for p in policies], queue, CLASSIC)
     names = {policy.policy for policy in outcome.winners + outcome.undecided}
     return [p for p in policies if str(p.get("name")) in names]
 
@@ -180,18 +177,14 @@ class Migration:
                 self.mover.move(vhost, queue, temporary, self._without_seals(vhost, queue))
         record = record.with_bindings(fresh)
 
-        moved, old = 0, None
-        if current is not None and current.props() != target.props():
-            old = current
-            moved = self._move_backlog(old, temporary)  # while new messages still land behind it
-            for binding in record.bindings:
-                self._bind(binding, temporary)
+        old = current if current is not None and current.props() != target.props() else None
+        moved = self._move_backlog(old, temporary) if old is not None else 0  # new messages still land behind it
+        for binding in record.bindings:
+            self._bind(binding, temporary)
+        if old is not None:
             self._unbind(vhost, queue)
             moved += self._drain_and_delete(old, temporary)
             current = None
-        else:
-            for binding in record.bindings:
-                self._bind(binding, temporary)
         refused: RequestRefused | None = None
         if current is None:
             self._unseal(vhost, temporary)  # a crash may have left it; it would seal the new queue

@@ -143,16 +143,14 @@ def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: Sta
     for entry in definitions.get("policies", ()):
         if entry["name"] in temporary:
             continue  # the seal of a quorum queue whose interrupted migration removes it
-        state.add(
-            PolicyState(
-                vhost=name,
-                policy=entry["name"],
-                pattern=entry.get("pattern", ""),
-                apply_to=entry.get("apply-to", "all"),
-                priority=int(entry.get("priority", 0)),
-                definition=canonical_policy_definition(entry.get("definition") or {}),
-            )
-        )
+        state.add(policy_state(name, entry))
+
+
+def policy_state(vhost: str, entry: dict[str, Any], kind: type[PolicyState] = PolicyState) -> PolicyState:
+    """A policy (or, with ``kind``, an operator policy) from the definitions export or ``GET /api/policies``."""
+    return kind(vhost=vhost, policy=str(entry["name"]), pattern=str(entry.get("pattern", "")),
+                apply_to=str(entry.get("apply-to", "all")), priority=int(entry.get("priority", 0)),
+                definition=canonical_policy_definition(entry.get("definition") or {}))
 
 
 def queue_state(vhost: str, entry: dict[str, Any], default_queue_type: str | None) -> QueueState:
@@ -220,11 +218,7 @@ def read_live(client: ManagementClient, vhosts: list[str], access: bool = False,
     if operator_policies:
         for name in sorted(set(operator_policies) & wanted):
             for entry in client.policies(name, operator=True):
-                state.add(OperatorPolicyState(
-                    vhost=name, policy=entry["name"], pattern=entry.get("pattern", ""),
-                    apply_to=entry.get("apply-to", "all"), priority=int(entry.get("priority", 0)),
-                    definition=canonical_policy_definition(entry.get("definition") or {}),
-                ))
+                state.add(policy_state(name, entry, OperatorPolicyState))
     if parameters:
         for entry in client.global_parameters():
             state.add(GlobalParameterState(parameter=entry["name"], value=canonical(entry.get("value"))))
