@@ -43,19 +43,14 @@ from topology.errors import ApplyError, BrokerError
 from topology.migrate import Migration, MigrationRefused, preflight
 from topology.plan import Plan
 from topology import passwords
-from topology.state import (
+from topology.kinds import (
+    KINDS,
+    PARAMETER_KINDS,
     PASSWORD_CHANGED,
     BindingState,
     ExchangeState,
-    GlobalParameterState,
-    OperatorPolicyState,
-    PARAMETER_KINDS,
-    ParameterState,
-    PermissionState,
-    PolicyState,
     QueueState,
     Resource,
-    TopicPermissionState,
     UserState,
     VhostState,
     canonical,
@@ -156,45 +151,26 @@ class Applier:
         self.applied: list[Change] = []
         """What :meth:`apply` has applied so far (:meth:`settle` adds to it)."""
         self._pool: ThreadPoolExecutor | None = None
-        self.handlers: dict[tuple[str, str], Callable[[Change], None]] = {
+        self.handlers: dict[tuple[str, str], Callable[[Change], None]] = {}
+        for kind in KINDS:  # what each kind does alone, then what apply does around some of them
+            if kind.declare is not Resource.declare:
+                self.handlers[(kind.kind, CREATE)] = self._declare_change
+                if not kind.replace_on_change:
+                    self.handlers[(kind.kind, UPDATE)] = self._declare_change
+            if kind.remove is not Resource.remove:
+                self.handlers[(kind.kind, DELETE)] = self._remove
+        self.handlers.update({
             ("vhost", CREATE): self._put_vhost,
             ("vhost", UPDATE): self._put_vhost,
-            ("exchange", CREATE): lambda c: self._declare(c.after),
             ("exchange", REPLACE): self._replace,
-            ("exchange", DELETE): lambda c: ignore_missing(lambda: self.client.delete_exchange(c.vhost, c.name)),
-            ("queue", CREATE): lambda c: self._declare(c.after),
             ("queue", REPLACE): self._migrate if self.options.migrate_messages else self._replace,
             ("queue", RESUME): self._migrate,
             ("queue", DELETE): self._delete_queue_change,
-            ("binding", CREATE): lambda c: self._declare(c.after),
             ("binding", DELETE): self._delete_binding,
-            ("policy", CREATE): lambda c: self._declare(c.after),
-            ("policy", UPDATE): lambda c: self._declare(c.after),
-            ("policy", DELETE): lambda c: ignore_missing(lambda: self.client.delete_policy(c.vhost, c.name)),
-            ("operator_policy", CREATE): lambda c: self._declare(c.after),
-            ("operator_policy", UPDATE): lambda c: self._declare(c.after),
-            ("operator_policy", DELETE): lambda c: ignore_missing(
-                lambda: self.client.delete_operator_policy(c.vhost, c.name)),
-            ("global_parameter", CREATE): self._put_global_parameter,
-            ("global_parameter", UPDATE): self._put_global_parameter,
-            ("global_parameter", DELETE): lambda c: ignore_missing(lambda: self.client.delete_global_parameter(c.name)),
             ("user", CREATE): self._put_user,
             ("user", UPDATE): self._put_user,
             ("user", DELETE): self._delete_user,
-            ("permission", CREATE): lambda c: self._declare(c.after),
-            ("permission", UPDATE): lambda c: self._declare(c.after),
-            ("permission", DELETE): lambda c: ignore_missing(
-                lambda: self.client.delete_permission(c.vhost, c.before.user)),  # type: ignore[union-attr]
-            ("topic_permission", CREATE): lambda c: self._declare(c.after),
-            ("topic_permission", UPDATE): lambda c: self._declare(c.after),
-            ("topic_permission", DELETE): lambda c: ignore_missing(lambda: self.client.delete_topic_permission(
-                c.vhost, c.before.user, c.before.exchange)),  # type: ignore[union-attr]
-        }
-        for kind in PARAMETER_KINDS:
-            self.handlers[(kind, CREATE)] = self._put_parameter
-            self.handlers[(kind, UPDATE)] = self._put_parameter
-            self.handlers[(kind, DELETE)] = lambda c: ignore_missing(lambda: self.client.delete_parameter(
-                c.before.component, c.vhost, c.name))  # type: ignore[union-attr]
+        })
 
     def apply(self, plan: Plan, report: Report | None = None) -> list[Change]:
         """Apply every change of ``plan``; return the changes applied. Raises :class:`ApplyError`."""
@@ -428,40 +404,23 @@ class Applier:
 
     def _declare(self, resource: Resource | None) -> None:
         """Create (or overwrite in place) one object."""
-        if isinstance(resource, ExchangeState):
-            self.client.put_exchange(resource.vhost, resource.exchange, resource.body())
-        elif isinstance(resource, QueueState):
-            self.client.put_queue(resource.vhost, resource.queue, resource.body())
-        elif isinstance(resource, BindingState):
-            self.client.create_binding(resource.vhost, resource.source, resource.destination_type, resource.destination,
-                                       resource.body())
-        elif isinstance(resource, OperatorPolicyState):
-            self.client.put_operator_policy(resource.vhost, resource.policy, resource.body())
-        elif isinstance(resource, PolicyState):
-            self.client.put_policy(resource.vhost, resource.policy, resource.body())
-        elif isinstance(resource, PermissionState):
-            self.client.put_permission(resource.vhost, resource.user, resource.props())
-        elif isinstance(resource, TopicPermissionState):
-            self.client.put_topic_permission(resource.vhost, resource.user, {"exchange": resource.exchange,
-                                                                              **resource.props()})
-        else:
-            raise TypeError(f"cannot declare {resource!r}")
+        if resource is None:
+            raise TypeError("nothing to declare")
+        resource.declare(self.client)
+
+    def _declare_change(self, change: Change) -> None:
+        self._declare(change.after)
+
+    def _remove(self, change: Change) -> None:
+        """Delete one object; one already gone is fine."""
+        before = change.before
+        assert before is not None
+        ignore_missing(lambda: before.remove(self.client))
 
     def _put_vhost(self, change: Change) -> None:
         vhost = change.after
         assert isinstance(vhost, VhostState)
-        body: dict[str, Any] = {}
-        if vhost.description is not None:
-            body["description"] = vhost.description
-        if vhost.tags is not None:
-            body["tags"] = ",".join(vhost.tags)
-        if vhost.default_queue_type is not None:
-            # 3.10.8 to 3.11.11 read "defaultqueuetype"; later versions "default_queue_type"
-            body["default_queue_type"] = vhost.default_queue_type
-            body["defaultqueuetype"] = vhost.default_queue_type
-        if vhost.tracing is not None:
-            body["tracing"] = vhost.tracing
-        self.client.put_vhost(vhost.vhost, body)
+        self.client.put_vhost(vhost.vhost, vhost.body())
         if vhost.limits is not None:
             before = (change.before.limits if isinstance(change.before, VhostState) else None) or {}
             _sync_limits(before, vhost.limits, lambda limit, value: self.client.put_vhost_limit(vhost.vhost, limit, value),
@@ -484,17 +443,6 @@ class Applier:
                 raise Unsafe("it is the user this tool is connected as: change its password by hand")
         elif change.kind in ("permission", "topic_permission"):
             raise Unsafe("it is a permission of the user this tool is connected as: change it by hand")
-
-    def _put_parameter(self, change: Change) -> None:
-        """Create or change a shovel or federation upstream in place, with its real URIs."""
-        parameter = change.after
-        assert isinstance(parameter, ParameterState)
-        self.client.put_parameter(parameter.component, parameter.vhost, parameter.parameter, parameter.secret_value)
-
-    def _put_global_parameter(self, change: Change) -> None:
-        parameter = change.after
-        assert isinstance(parameter, GlobalParameterState)
-        self.client.put_global_parameter(parameter.parameter, parameter.value)
 
     def _put_user(self, change: Change) -> None:
         """Create or update a user: tags, password as a hash made here (the broker's own hash is
@@ -694,14 +642,7 @@ def definitions_document(changes: list[Change]) -> dict[str, list[dict[str, Any]
     document: dict[str, list[dict[str, Any]]] = {"exchanges": [], "queues": [], "bindings": [], "policies": []}
     for change in changes:
         resource = change.after
-        if isinstance(resource, ExchangeState):
-            document["exchanges"].append(resource.entry())
-        elif isinstance(resource, QueueState):
-            document["queues"].append(resource.entry())
-        elif isinstance(resource, BindingState):
-            document["bindings"].append(resource.entry())
-        elif isinstance(resource, PolicyState) and not isinstance(resource, OperatorPolicyState):
-            document["policies"].append(resource.entry())
-        else:
+        if resource is None or resource.kind not in BULK_KINDS:
             raise TypeError(f"cannot import {resource!r}")
+        document[resource.section].append(resource.entry())
     return {kind: entries for kind, entries in document.items() if entries}

@@ -19,20 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topology.model.topology import value_at
-from topology.state import (
-    KIND_ORDER,
+from topology.rules.names import is_built_in_exchange, is_federation_link, is_reserved, why_reserved_queue
+from topology.kinds import (
     BindingState,
     GlobalParameterState,
+    KIND_ORDER,
     ParameterState,
     PermissionState,
     PolicyState,
     Resource,
-    State,
     TopicPermissionState,
     UserState,
     VhostState,
-    matching_ignore,
 )
+from topology.state import matching_ignore, State
 
 CREATE, UPDATE, REPLACE, RESUME, DELETE = "create", "update", "replace", "resume", "delete"
 ACTIONS = (CREATE, UPDATE, REPLACE, RESUME, DELETE)
@@ -258,7 +258,7 @@ def _undeclared(resource: Resource, why: str | None, prune: bool, result: Diff) 
 
 def _uri_users(desired: State) -> set[str]:
     """The user names in the URIs of the declared shovels and federation upstreams."""
-    from topology.parameters import users_of
+    from topology.kinds.parameter import users_of
 
     return {name for r in desired.objects.values() if isinstance(r, ParameterState)
             for name in users_of(r.component, r.secret_value)}
@@ -302,11 +302,11 @@ def _object_protection(kind: str, vhost: str, name: str, live: State, ignore: tu
     pattern = matching_ignore(name, ignore)
     if pattern is not None:
         return f"{IGNORED} (matches {pattern!r})"
-    if kind == "exchange" and (name == "" or name.startswith("amq.")):
+    if kind == "exchange" and is_built_in_exchange(name):
         return None if as_end else "built into the broker"
-    if kind == "queue" and name.startswith("amq."):
-        return "server-named" if name.startswith("amq.gen-") else "a reserved amq.* name"
-    if name.startswith("federation:"):
+    if kind == "queue" and is_reserved(name):
+        return why_reserved_queue(name)
+    if is_federation_link(name):
         return "used by federation"
     found = live.objects.get((kind, vhost, name))
     if found is not None and "x-internal-purpose" in getattr(found, "arguments", {}):

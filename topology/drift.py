@@ -16,7 +16,8 @@ from topology.broker.live import BrokerInfo
 from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
 from topology.ha import Finding, QueueHealth
 from topology.plan import Plan
-from topology.state import KIND_ORDER, State
+from topology.kinds import KIND_ORDER
+from topology.state import State
 
 REPORT_FORMAT_VERSION = 1
 

@@ -18,10 +18,11 @@ from topology.drift import DriftReport, build_report
 from topology.errors import ApplyError, BrokerError, StalePlan
 from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
 from topology.model.topology import Topology
-from topology.parameters import resolve_credentials
+from topology.kinds.parameter import resolve_credentials
 from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
-from topology.state import QueueState, State, desired_state
+from topology.kinds import QueueState
+from topology.state import desired_state, State
 from topology.validate import check_broker_version, check_exchange_types
 from topology.rules.versions import OLDEST_SUPPORTED
 

@@ -23,15 +23,17 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from topology import parameters
-from topology.broker.live import tag_list
+from topology.kinds import parameter as parameters
+from topology.kinds.vhost import tag_list
 from topology.errors import TopologyError
 from topology.model import Queue
-from topology.rules.queues import argument_for, field_for
-from topology.state import MIGRATION_ARGUMENT, MIGRATION_PREFIX, canonical
+from topology.rules.limits import USER_LIMITS, VHOST_LIMITS
+from topology.rules.names import is_built_in_exchange, is_federation_link, is_reserved, why_reserved_queue
+from topology.rules.queues import ALL_TYPES, argument_for, field_for
+from topology.kinds import canonical
+from topology.migration_record import MIGRATION_ARGUMENT, MIGRATION_PREFIX
 
 DEFAULT_VHOST = "/"
-QUEUE_TYPES = ("classic", "quorum", "stream")
 
 
 @dataclass
@@ -157,11 +159,11 @@ def _vhost(name: str, entry: dict[str, Any], objects: dict[str, list[dict[str, A
     if entry.get("tracing") is True:
         data["tracing"] = True
     default_type = entry.get("default_queue_type", metadata.get("default_queue_type"))
-    if default_type in QUEUE_TYPES:
+    if default_type in ALL_TYPES:
         data["default_queue_type"] = default_type
     where = f"vhost {name!r}"
     exchanges = _exchanges(objects.get("exchanges", []), where, result)
-    queues = _queues(objects.get("queues", []), default_type if default_type in QUEUE_TYPES else None, where, result)
+    queues = _queues(objects.get("queues", []), default_type if default_type in ALL_TYPES else None, where, result)
     skipped_names = {e["name"] for e in objects.get("exchanges", []) if e.get("name") not in exchanges} | {
         q["name"] for q in objects.get("queues", []) if q.get("name") not in queues}
     present = {("exchange", e.get("name")) for e in objects.get("exchanges", [])} | {
@@ -193,9 +195,9 @@ def _exchanges(entries: list[dict[str, Any]], where: str, result: Export) -> dic
     for entry in sorted(entries, key=lambda e: str(e.get("name"))):
         name = str(entry.get("name", ""))
         arguments = dict(entry.get("arguments") or {})
-        if name == "" or name.startswith("amq."):
+        if is_built_in_exchange(name):
             continue  # built into the broker: not even worth a line
-        if _internal(arguments) or name.startswith("federation:"):
+        if _internal(arguments) or is_federation_link(name):
             result.skipped.append(f"{where} exchange {name!r}: internal to a plugin ({arguments.get('x-internal-purpose', 'federation')})")
             continue
         data: dict[str, Any] = {"type": entry.get("type", "direct")}
@@ -221,10 +223,10 @@ def _queues(entries: list[dict[str, Any]], default_type: str | None, where: str,
     for entry in sorted(entries, key=lambda e: str(e.get("name"))):
         name = str(entry.get("name", ""))
         arguments = dict(entry.get("arguments") or {})
-        if name.startswith("amq."):
-            result.skipped.append(f"{where} queue {name!r}: " + ("server-named" if name.startswith("amq.gen-") else "a reserved amq.* name"))
+        if is_reserved(name):
+            result.skipped.append(f"{where} queue {name!r}: {why_reserved_queue(name)}")
             continue
-        if _internal(arguments) or name.startswith("federation:"):
+        if _internal(arguments) or is_federation_link(name):
             result.skipped.append(f"{where} queue {name!r}: internal to a plugin ({arguments.get('x-internal-purpose', 'federation')})")
             continue
         if name.startswith(MIGRATION_PREFIX) and MIGRATION_ARGUMENT in arguments:
@@ -276,7 +278,7 @@ def _bindings(entries: list[dict[str, Any]], skipped: set[str], present: set[tup
             result.skipped.append(f"{where} binding {source} -> {destination}: its other end was skipped")
             continue
         missing = [(kind, name) for kind, name in (("exchange", source), (destination_type, destination))
-                   if (kind, name) not in present and not (kind == "exchange" and name.startswith("amq."))]
+                   if (kind, name) not in present and not (kind == "exchange" and is_built_in_exchange(name))]
         if missing:
             kind, name = missing[0]
             result.skipped.append(f"{where} binding {source} -> {destination}: its {kind} {name!r} is not in the "
@@ -325,7 +327,7 @@ def _parameters(vhost: str, entries: list[dict[str, Any]], where: str, result: E
     for entry in sorted(entries, key=lambda e: (str(e.get("component")), str(e.get("name")))):
         component, name, value = entry.get("component"), str(entry.get("name")), entry.get("value")
         if component == "vhost-limits" and isinstance(value, dict):
-            limits.update({k: v for k, v in value.items() if k in ("max-connections", "max-queues")})
+            limits.update({k: v for k, v in value.items() if k in VHOST_LIMITS})
         elif component == parameters.SHOVEL and isinstance(value, dict):
             shovels[name] = _friendly(parameters.canonical_value(parameters.SHOVEL, value), _SHOVEL_FIELDS,
                                       (vhost, "shovel", name), result)
@@ -410,7 +412,7 @@ def _cluster(definitions: dict[str, Any], vhosts: set[str], result: Export) -> d
             user["tags"] = FlowList(sorted(tags))
         limits = entry.get("limits")
         if isinstance(limits, dict) and limits:
-            user["limits"] = {k: v for k, v in sorted(limits.items()) if k in ("max-connections", "max-channels")}
+            user["limits"] = {k: v for k, v in sorted(limits.items()) if k in USER_LIMITS}
         if name in permissions:
             user["permissions"] = dict(sorted(permissions[name].items()))
         if name in topic:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topology.matching import contest
-from topology.state import PolicyState, matching_ignore
+from topology.kinds import PolicyState
+from topology.state import matching_ignore
 from topology.rules.versions import OLDEST_SUPPORTED
 
 STATISTICS_WAIT = 7.0

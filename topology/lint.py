@@ -12,20 +12,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from topology import parameters
+from topology.kinds import parameter as parameters
 from topology.matching import applies, contest
 from topology.rules.queues import QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
 from topology.model.topology import Origin, Topology
 from topology.policies import DEFAULT_SOURCE
 from topology.route import Network, Route
 from topology.rules.versions import OLDEST_SUPPORTED
-from topology.state import (
-    ExchangeState,
-    OperatorPolicyState,
-    PolicyState,
-    ShovelState,
-    State,
-)
+from topology.kinds import ExchangeState, OperatorPolicyState, PolicyState, ShovelState
+from topology.state import State
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 

@@ -338,7 +338,7 @@ OPT_IN_SECTIONS = frozenset({"operator_policies", "shovels", "federation_upstrea
 
 def is_uri_path(path: Path_) -> bool:
     """Whether a YAML path is a shovel or federation upstream URI (or one URI of a list of them)."""
-    from topology.parameters import URI_FIELDS
+    from topology.kinds.parameter import URI_FIELDS
 
     return (len(path) in (5, 6) and path[0] == "vhosts" and path[2] in URI_FIELDS and path[4] in URI_FIELDS[path[2]]
             and (len(path) == 5 or isinstance(path[5], int)))
@@ -553,7 +553,7 @@ def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: I
 
 def _merge(topology: Topology, parsed: TopologyFile, document: Document, problems: list[Problem],
            variables: Variables) -> None:
-    from topology.model.topology import Declared, Origin, VhostTopology, location
+    from topology.model.topology import NAMED_SECTIONS, Declared, Origin, VhostTopology, location
 
     file = document.file
 
@@ -581,8 +581,7 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
                 continue
             setattr(merged, attribute, value)
             merged.attribute_origins[attribute] = here
-        for kind in ("exchanges", "queues", "policies", "operator_policies", "shovels", "federation_upstreams",
-                     "federation_upstream_sets"):
+        for kind in NAMED_SECTIONS:
             target = getattr(merged, kind)
             for name, spec in getattr(vhost, kind).items():
                 here = origin(*base, kind, name)
@@ -658,7 +657,7 @@ def _check_uris(vhost: Any, base: Path_, document: Document, topology: Topology,
     the document's data, where they carry their templates also through YAML aliases and merge keys."""
     from topology import redact
     from topology.model.topology import location, value_at
-    from topology.parameters import URI_FIELDS, uri_problem
+    from topology.kinds.parameter import URI_FIELDS, uri_problem
 
     for section, fields in URI_FIELDS.items():
         for name, spec in getattr(vhost, section).items():

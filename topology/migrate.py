@@ -38,12 +38,12 @@ from typing import Any
 
 from topology.broker.amqp import MessageMover, is_seal, stash, unstash
 from topology.broker.client import ManagementClient, RequestRefused, ignore_missing
-from topology.broker.live import binding_state, policy_state, queue_state
 from topology.errors import BrokerError
 from topology.rules.policies import DROPPING_KEYS
 from topology.matching import contest
 from topology.rules.queues import CLASSIC
-from topology.state import MIGRATION_ARGUMENT, BindingState, MigrationRecord, QueueState, migration_queue_name
+from topology.kinds import BindingState, PolicyState, QueueState
+from topology.migration_record import MIGRATION_ARGUMENT, migration_queue_name, MigrationRecord
 
 ATTEMPTS = 10
 """How often to move stragglers (published straight to a queue meanwhile) before giving up."""
@@ -72,7 +72,7 @@ def winning_policies(queue: str, policies: list[dict[str, Any]]) -> list[dict[st
     """The policies (as the management API gives them) that may apply to a classic queue named
     ``queue``: the winners, and to be safe those whose pattern is undecided and could win
     (:mod:`topology.matching`)."""
-    outcome = contest([policy_state("", p) for p in policies], queue, CLASSIC)
+    outcome = contest([PolicyState.from_definition(p, "") for p in policies], queue, CLASSIC)
     names = {policy.policy for policy in outcome.winners + outcome.undecided}
     return [p for p in policies if str(p.get("name")) in names]
 
@@ -224,11 +224,11 @@ class Migration:
 
     def _current(self, vhost: str, queue: str) -> QueueState | None:
         details = self.client.queue_details(vhost, queue)
-        return None if details is None else queue_state(vhost, details, None)
+        return None if details is None else QueueState.from_definition(details, vhost)
 
     def _bindings_of(self, vhost: str, queue: str) -> list[BindingState]:
         return [
-            binding_state(vhost, entry) for entry in self.client.queue_bindings(vhost, queue) if entry.get("source")
+            BindingState.from_definition(entry, vhost) for entry in self.client.queue_bindings(vhost, queue) if entry.get("source")
         ]
 
     def _check_temporary(self, vhost: str, temporary: str) -> None:
@@ -248,7 +248,7 @@ class Migration:
             )
 
     def _declare(self, queue: QueueState) -> None:
-        self.client.put_queue(queue.vhost, queue.queue, queue.body())
+        queue.declare(self.client)
 
     def _bind(self, binding: BindingState, destination: str) -> None:
         self.client.create_binding(binding.vhost, binding.source, "queue", destination,

@@ -15,7 +15,8 @@ import hmac
 import os
 from dataclasses import replace
 
-from topology.state import PASSWORD_CHANGED, PASSWORD_SET, State, UserState
+from topology.kinds import PASSWORD_CHANGED, PASSWORD_SET, UserState
+from topology.state import State
 
 SHA256, SHA512, MD5 = "rabbit_password_hashing_sha256", "rabbit_password_hashing_sha512", "rabbit_password_hashing_md5"
 ALGORITHMS = {SHA256: hashlib.sha256, SHA512: hashlib.sha512, MD5: hashlib.md5}

@@ -17,16 +17,9 @@ from topology.broker.live import BrokerInfo
 from topology.rules.queues import QUORUM_PRIORITIES_SINCE
 from topology.diff import ACTIONS, DELETE, REPLACE, RESUME, Change, Diff, FieldChange
 from topology.errors import PlanRefused, TopologyError
-from topology.state import (
-    KIND_ORDER,
-    BindingState,
-    ExchangeState,
-    QueueState,
-    Resource,
-    State,
-    migration_queue_name,
-    resource_from,
-)
+from topology.kinds import BindingState, ExchangeState, from_plan, KIND_ORDER, QueueState, Resource
+from topology.migration_record import migration_queue_name
+from topology.state import State
 
 PLAN_FORMAT_VERSION = 1
 """Version of the JSON plan format; bumped on any incompatible change."""
@@ -142,8 +135,8 @@ def change_from_dict(data: dict[str, Any]) -> Change:
     kind, identity = data["kind"], data["identity"]
     # the state before needs no real URIs: only the planned one is rebuilt from its templates
     before_identity = {k: v for k, v in identity.items() if k != "uris"}
-    before = resource_from(kind, before_identity, data["before"]) if data["before"] is not None else None
-    after = resource_from(kind, identity, data["after"]) if data["after"] is not None else None
+    before = from_plan(kind, before_identity, data["before"]) if data["before"] is not None else None
+    after = from_plan(kind, identity, data["after"]) if data["after"] is not None else None
     if data["action"] not in ACTIONS or (before is None and after is None):
         raise ValueError(f"bad change {data['action']!r}")
     return Change(
@@ -152,7 +145,7 @@ def change_from_dict(data: dict[str, Any]) -> Change:
         after=after,
         fields={name: FieldChange(f["before"], f["after"]) for name, f in data["diff"].items()},
         reason=data["reason"],
-        rebind=tuple(resource_from("binding", b, {}) for b in data.get("rebind", ())),  # type: ignore[misc]
+        rebind=tuple(from_plan("binding", b, {}) for b in data.get("rebind", ())),  # type: ignore[misc]
         messages=data.get("messages"),
         hazards=tuple(data.get("hazards", ())),
         fingerprint=data["fingerprint"],

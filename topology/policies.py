@@ -27,7 +27,7 @@ from typing import Any
 from topology.matching import contest, covers, pattern_match, refused_keys
 from topology.rules.policies import ARGUMENT, MIN, POLICY, RESOLUTION, SMALLEST
 from topology.rules.queues import QUORUM_DEFAULT_DELIVERY_LIMIT, QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
-from topology.state import PolicyState
+from topology.kinds import PolicyState
 from topology.rules.versions import OLDEST_SUPPORTED, version_text
 
 DEFAULT_SOURCE = "the broker's default"

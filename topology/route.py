@@ -39,7 +39,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology.state import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState, State
+from topology.kinds import BindingState, ExchangeState, OperatorPolicyState, PolicyState, QueueState
+from topology.state import State
 from topology.matching import EXCHANGE, contest
 from topology.rules.exchanges import built_in_exchanges
 from topology.rules.versions import OLDEST_SUPPORTED

@@ -16,7 +16,8 @@ from typing import Any
 
 from topology.model.topology import Origin, Topology
 from topology.route import Message, Route, RouteError, route
-from topology.state import BindingState, ExchangeState, PolicyState, QueueState, State
+from topology.kinds import BindingState, ExchangeState, PolicyState, QueueState
+from topology.state import State
 from topology.rules.versions import OLDEST_SUPPORTED
 
 LIVE_PREFIX = "topology-test-"

@@ -34,7 +34,7 @@ from topology.errors import TopologyError
 from topology.matching import contest, covers, pattern_match, refused_keys
 from topology.rules.queues import FIELD_TO_ARGUMENT, QUEUE_ARGUMENTS, QUORUM, argument_for
 from topology.policies import resolve
-from topology.state import PolicyState
+from topology.kinds import PolicyState
 from topology.rules.versions import OLDEST_SUPPORTED
 
 _LOCATORS = {"client-local": "client-local", "min-masters": "balanced", "random": "balanced"}

@@ -16,10 +16,13 @@ from typing import Any
 
 from topology.errors import ConfigError, Problem
 from topology.model import Queue, friendly_queue_fields
-from topology.rules.queues import MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for
-from topology.model.topology import Origin, Topology, VhostTopology, location
+from topology.rules.names import RESERVED_PREFIX, is_reserved
+from topology.rules.queues import ALL_TYPES, MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for
+from topology.model.topology import NAMED_SECTIONS, Origin, Topology, VhostTopology, location
 from topology.model.values import parse_duration, parse_size
-from topology.state import canonical, matching_ignore, queue_type_of
+from topology.kinds import canonical
+from topology.kinds.queue import queue_type_of
+from topology.state import matching_ignore
 from topology.rules.exchanges import EXCHANGE_TYPES, HEADERS_MATCH, built_in_exchanges
 from topology.rules.policies import OPERATOR_POLICY_KEY_VERSIONS, OPERATOR_POLICY_KEYS, POLICY_KEYS
 from topology.rules.versions import CLASSIC_MIRRORING_REMOVED, version_text
@@ -96,8 +99,7 @@ def _check_path_names(topology: Topology, found: _Collector) -> None:
                "so an object of that name can be neither read nor changed over HTTP")
     named: list[tuple[str, Origin]] = [(name, vhost.origin) for name, vhost in topology.vhosts.items()]
     for vhost in topology.vhosts.values():
-        for section in ("exchanges", "queues", "policies", "operator_policies", "shovels", "federation_upstreams",
-                        "federation_upstream_sets"):
+        for section in NAMED_SECTIONS:
             named.extend((name, declared.origin) for name, declared in getattr(vhost, section).items())
     named.extend((name, declared.origin) for name, declared in topology.users.items())
     named.extend((name, declared.origin) for name, declared in topology.global_parameters.items())
@@ -212,8 +214,7 @@ def _check_ignore(vhost: VhostTopology, found: _Collector) -> None:
     for declared in vhost.ignore:
         if not declared.spec.strip():
             found.add(declared.origin, (), "an ignore pattern cannot be empty")
-    for kind in ("exchanges", "queues", "policies", "operator_policies", "shovels", "federation_upstreams",
-                 "federation_upstream_sets"):
+    for kind in NAMED_SECTIONS:
         for name, object_declared in getattr(vhost, kind).items():
             pattern = matching_ignore(name, [d.spec for d in vhost.ignore])
             if pattern is not None:
@@ -247,8 +248,8 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
         spec, origin = declared.spec, declared.origin
         if not name:
             found.add(origin, (), "an exchange name cannot be empty (the default exchange is built in)")
-        elif name.startswith("amq."):
-            found.add(origin, (), "names starting with 'amq.' are reserved by the broker")
+        elif is_reserved(name):
+            found.add(origin, (), f"names starting with {RESERVED_PREFIX!r} are reserved by the broker")
         if spec.type not in EXCHANGE_TYPES and not spec.type.startswith("x-"):
             found.add(
                 origin, ("type",),
@@ -313,13 +314,13 @@ def _check_queue(
 ) -> None:
     if not name:
         found.add(origin, (), "a queue name cannot be empty")
-    elif name.startswith("amq."):
-        found.add(origin, (), "names starting with 'amq.' are reserved by the broker")
+    elif is_reserved(name):
+        found.add(origin, (), f"names starting with {RESERVED_PREFIX!r} are reserved by the broker")
     elif len(name.encode("utf-8")) > MAX_QUEUE_NAME_BYTES:
         found.add(origin, (), f"a queue name is at most {MAX_QUEUE_NAME_BYTES} bytes (UTF-8); this one has "
                               f"{len(name.encode('utf-8'))}: the broker refuses it")
     raw_type = spec.arguments.get("x-queue-type")
-    if raw_type is not None and raw_type not in ("classic", "quorum", "stream"):
+    if raw_type is not None and raw_type not in ALL_TYPES:
         found.add(origin, ("arguments", "x-queue-type"), "x-queue-type must be classic, quorum or stream")
         return
     queue_type = queue_type_of(spec, vhost.default_queue_type)
@@ -372,7 +373,8 @@ def _check_queue(
                                 "refuses it without one, even when a policy gives the exchange)")
     if isinstance(dead_letter, str) and dead_letter and not exchange_exists(dead_letter):
         path = ("dead_letter_exchange",) if spec.dead_letter_exchange is not None else ("arguments", "x-dead-letter-exchange")
-        found.warn(origin, path, f"dead-letter exchange {dead_letter!r} is not declared in vhost {vhost.name!r}{_DROPPED}")
+        found.warn(origin, path, f"dead-letter exchange {dead_letter!r} is not declared in vhost {vhost.name!r}{_DROPPED}"
+                                  " [lint: TOP001]")
 
 
 def _above_maximum(argument: str, maximum: int) -> str:
@@ -567,7 +569,7 @@ def _upstream_setting(vhost: VhostTopology, name: str, key: str) -> list[tuple[O
 def _shovel_setting(vhost: VhostTopology, names: tuple[str, ...],
                     matches: Callable[[Any], bool]) -> list[tuple[Origin, tuple[Any, ...]]]:
     """Where shovels set one of the fields ``names`` (or its raw key) to a value that ``matches``."""
-    from topology.parameters import SHOVEL_KEYS
+    from topology.kinds.parameter import SHOVEL_KEYS
 
     return [(d.origin, (name,)) for d in vhost.shovels.values() for name in names
             if matches(getattr(d.spec, name)) or matches(d.spec.parameters.get(SHOVEL_KEYS[name]))]

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from topology.engine import load_valid
 from topology.policies import resolve
-from topology.state import OperatorPolicyState, PolicyState, QueueState, desired_state
+from topology.kinds import OperatorPolicyState, PolicyState, QueueState
+from topology.state import desired_state
 from topology.rules.versions import has_classic_mirroring
 
 pytestmark = pytest.mark.broker

@@ -15,7 +15,7 @@ import pytest
 from tests import generate
 from tests.conftest import AMQP_ADDRESS, BROKER_AUTH, amqp_uri, wait_until
 from topology.export import variable_name
-from topology.parameters import SHOVEL_OLD_KEYS
+from topology.kinds.parameter import SHOVEL_OLD_KEYS
 from topology.rules.versions import has_classic_mirroring
 
 pytestmark = pytest.mark.broker

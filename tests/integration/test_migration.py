@@ -181,7 +181,8 @@ def test_a_loaded_queue_is_not_replaced_without_the_flag(run, write, vhost, api)
 def test_an_interrupted_migration_is_finished_by_the_next_run(run, write, vhost, api):
     """The state a crash leaves after the old queue was deleted: the messages and the
     record of the migration are only in the temporary queue."""
-    from topology.state import BindingState, MigrationRecord, QueueState, migration_queue_name
+    from topology.kinds import BindingState, QueueState
+    from topology.migration_record import migration_queue_name, MigrationRecord
 
     path = files(write, vhost, "{message_ttl: 1h}")
     assert run("apply", path, "--auto-approve", "--migrate-messages").code == 0
@@ -214,7 +215,8 @@ def test_a_seal_left_by_a_crash_is_removed_before_the_new_queue_is_declared(run,
     """The state a crash leaves after a quorum queue was sealed and deleted: the seal
     policy (which would also match the new queue) and the temporary queue."""
     from topology.migrate import SEAL_DEFINITION, exact_pattern
-    from topology.state import BindingState, MigrationRecord, QueueState, migration_queue_name
+    from topology.kinds import BindingState, QueueState
+    from topology.migration_record import migration_queue_name, MigrationRecord
 
     path = files(write, vhost, "{type: quorum, delivery_limit: 5}")
     assert run("apply", files(write, vhost, "{type: quorum}", "before.yaml"), "--auto-approve").code == 0
@@ -244,7 +246,8 @@ def test_a_seal_left_on_a_kept_queue_is_removed_with_its_seal_messages(run, writ
     and the seal policy and seal messages must go before messages are moved back."""
     from topology.broker.amqp import SEAL_HEADER, seal_value
     from topology.migrate import SEAL_DEFINITION, exact_pattern
-    from topology.state import BindingState, MigrationRecord, QueueState, migration_queue_name
+    from topology.kinds import BindingState, QueueState
+    from topology.migration_record import migration_queue_name, MigrationRecord
 
     path = files(write, vhost, "{type: quorum}")
     assert run("apply", path, "--auto-approve").code == 0

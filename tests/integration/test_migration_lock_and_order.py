@@ -153,7 +153,7 @@ def test_a_lost_lock_stops_the_migration_at_every_phase_and_the_next_run_finishe
         assert error is not None, f"lock lost at check {at} of {total}: the apply reported success"
         line = str(error)
         assert "lost the apply lock" in line and "\n" not in line, line
-        from topology.state import migration_queue_name
+        from topology.migration_record import migration_queue_name
 
         waiting = queue_bodies(vhost, "work") + queue_bodies(vhost, migration_queue_name("work"))
         assert sorted(set(waiting)) == sent, f"lock lost at check {at} of {total}: a message was lost"
@@ -177,7 +177,7 @@ def test_two_applies_after_a_lost_lock_never_both_move_messages(write, vhost, ap
     path = files(write, vhost, "{type: quorum}", "changed.yaml")
     command = [sys.executable, "-m", "topology", "apply", path, "--auto-approve", "--migrate-messages", "--lock-timeout", "60"]
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    from topology.state import migration_queue_name
+    from topology.migration_record import migration_queue_name
 
     temporary = migration_queue_name("work")
     deadline = time.monotonic() + 60
@@ -296,7 +296,7 @@ def test_a_consumer_that_attaches_during_a_migration_is_named_as_such(write, vho
     command = [sys.executable, "-m", "topology", "apply", files(write, vhost, f"{{type: {after}}}", "changed.yaml"),
                "--auto-approve", "--migrate-messages"]
     migrating = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    from topology.state import migration_queue_name
+    from topology.migration_record import migration_queue_name
 
     deadline = time.monotonic() + 60
     while not any(queue_bodies_count(vhost, migration_queue_name("work"))):

@@ -65,7 +65,7 @@ def test_a_refused_import_is_done_again_one_object_at_a_time(vhost, api):
     from topology.diff import CREATE, Change
     from topology.errors import ApplyError
     from topology.plan import Plan
-    from topology.state import ExchangeState, QueueState
+    from topology.kinds import ExchangeState, QueueState
 
     api.put("vhosts", vhost)
     good = [ExchangeState(vhost=vhost, exchange=f"x{i}", type="fanout") for i in range(3)]
@@ -111,7 +111,7 @@ def test_a_refusal_in_a_parallel_run_is_named_and_the_others_still_made(vhost, a
     from topology.diff import CREATE, Change
     from topology.errors import ApplyError
     from topology.plan import Plan
-    from topology.state import PolicyState
+    from topology.kinds import PolicyState
 
     api.put("vhosts", vhost)
     policies = [PolicyState(vhost=vhost, policy=f"p{i}", pattern=f"^q{i}$", definition={"max-length": i + 1})

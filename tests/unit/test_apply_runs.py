@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from topology.apply import Applier, ApplyOptions, definitions_document
 from topology.diff import CREATE, DELETE, REPLACE, UPDATE, Change
-from topology.state import (
+from topology.kinds import (
     BindingState,
     ExchangeState,
     OperatorPolicyState,

@@ -15,7 +15,8 @@ from topology.ha import check_queues, expected_mirrors
 from topology.matching import contest
 from topology.plan import Plan, load_saved_plan, plan_digest, saved_plan
 from topology.render.drift import render, render_many_junit
-from topology.state import BindingState, PolicyState, QueueState, State, VhostState
+from topology.kinds import BindingState, PolicyState, QueueState, VhostState
+from topology.state import State
 
 NODES = ["rabbit@a", "rabbit@b", "rabbit@c"]
 

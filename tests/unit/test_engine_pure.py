@@ -10,14 +10,15 @@ import json
 
 import pytest
 
-from topology.broker.live import BrokerInfo, definitions_state, vhost_definitions, vhost_state
+from topology.kinds import VhostState
+from topology.broker.live import BrokerInfo, definitions_state, vhost_definitions
 from topology.diff import diff
 from topology.errors import PlanRefused
 from topology.loader import load
 from topology.plan import QueueFacts, build
 from topology.render.json import render_plan as render_json
 from topology.render.text import render_plan as render_text
-from topology.state import State, desired_state
+from topology.state import desired_state, State
 
 BROKER = BrokerInfo(url="http://127.0.0.1:15672", version="3.13.7", cluster_name="test")
 
@@ -29,7 +30,7 @@ def desired(write, text: str) -> State:
 def live(definitions: dict, vhost: dict | None = None) -> State:
     state = State()
     entry = {"name": "v", "description": "", "tags": [], "default_queue_type": "undefined", **(vhost or {})}
-    state.vhosts["v"] = vhost_state(entry)
+    state.vhosts["v"] = VhostState.from_definition(entry)
     definitions_state(state.vhosts["v"], definitions, state)
     return state
 
@@ -320,7 +321,7 @@ def test_control_characters_in_names_are_made_visible_and_only_the_plans_own_col
 
     from topology.diff import CREATE, Change
     from topology.plan import Plan
-    from topology.state import QueueState
+    from topology.kinds import QueueState
     from topology.terminal import visible
 
     assert visible("a\x1b[2Jb\x00\x07\tc\nd\x7f\x85é") == "a\\u001b[2Jb\\u0000\\u0007\tc\nd\\u007f\\u0085é"

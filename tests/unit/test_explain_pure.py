@@ -85,7 +85,7 @@ def test_an_unknown_queue_is_one_error_line(explain):
 
 def test_version_dependent_merges_and_ties(tmp_path):
     from topology.policies import resolve
-    from topology.state import OperatorPolicyState, PolicyState
+    from topology.kinds import OperatorPolicyState, PolicyState
 
     def policy(name, definition, priority=0, operator=False):
         kind = OperatorPolicyState if operator else PolicyState
@@ -115,7 +115,7 @@ def test_version_dependent_merges_and_ties(tmp_path):
 
 def test_a_quorum_queues_delivery_limit_follows_the_rules_of_4_0():
     from topology.policies import resolve
-    from topology.state import PolicyState
+    from topology.kinds import PolicyState
 
     def policy(definition):
         return PolicyState(vhost="v", policy="p", pattern=".*", apply_to="queues", priority=0, definition=definition)

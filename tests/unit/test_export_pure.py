@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from topology import redact
-from topology.broker.live import access_state, definitions_state, vhost_state
+from topology.kinds import VhostState
+from topology.broker.live import access_state, definitions_state
 from topology.diff import diff
 from topology.errors import ConfigError, TopologyError
 from topology.export import export_definitions, hide_secret_values, render_file, variable_name, vhost_file_name
 from topology.loader import load
 from topology.passwords import resolve_passwords
-from topology.state import GlobalParameterState, State, canonical, desired_state
+from topology.kinds import canonical, GlobalParameterState
+from topology.state import desired_state, State
 from topology.validate import validate
 from topology.variables import Variables
 
@@ -40,7 +42,7 @@ def live_state(definitions: dict, vhosts: list[str]) -> State:
     state = State()
     entries = {v["name"]: v for v in definitions.get("vhosts", [])}
     for name in vhosts:
-        state.vhosts[name] = vhost_state(entries.get(name, {"name": name}))
+        state.vhosts[name] = VhostState.from_definition(entries.get(name, {"name": name}))
         per_vhost = {kind: [e for e in definitions.get(kind) or [] if e.get("vhost", "/") == name]
                      for kind in ("exchanges", "queues", "bindings", "policies", "parameters")}
         # a broker holds no binding to a missing queue or exchange (two files have one)

@@ -10,7 +10,8 @@ from topology.matching import EXCHANGE, applies, contest
 from topology.migrate import winning_policies
 from topology.policies import resolve
 from topology.route import Message, route
-from topology.state import ExchangeState, PolicyState, State, VhostState
+from topology.kinds import ExchangeState, PolicyState, VhostState
+from topology.state import State
 from topology.transform import _unreadable
 
 UNDECIDED = ["^(a+)+$", "^a(?P<x"]

@@ -12,7 +12,7 @@ from tests.conftest import load_text
 from topology import redact
 from topology.errors import ConfigError, TopologyError
 from topology.loader import load
-from topology.parameters import (
+from topology.kinds.parameter import (
     SHOVEL,
     UPSTREAM,
     canonical_value,
@@ -22,7 +22,8 @@ from topology.parameters import (
     resolve_credentials,
     uri_problem,
 )
-from topology.state import PASSWORD_CHANGED, PASSWORD_SET, ShovelState, State, desired_state, parameter_state, resource_from
+from topology.kinds import PASSWORD_CHANGED, PASSWORD_SET, ShovelState, from_plan
+from topology.state import desired_state, State
 from topology.validate import check_broker_version
 from topology.variables import Variables
 
@@ -170,9 +171,9 @@ def test_uri_passwords_come_from_the_environment_only(tmp_path):
 
 def states(desired_value: dict, live_value: dict | None) -> ShovelState:
     desired, live = State(), State()
-    desired.add(parameter_state(ShovelState, "v", "s", desired_value))
+    desired.add(ShovelState.of_value("v", "s", desired_value))
     if live_value is not None:
-        live.add(parameter_state(ShovelState, "v", "s", live_value))
+        live.add(ShovelState.of_value("v", "s", live_value))
     resolve_credentials(desired, live)
     return desired.objects[("shovel", "v", "s")]
 
@@ -192,14 +193,14 @@ def test_a_saved_plan_rebuilds_uris_from_the_environment(monkeypatch):
     props = {"value": {"src-uri": "amqp://u:***@h/v", "src-queue": "a", "dest-uri": "amqp://"}, "credentials": "changed"}
     identity = {"vhost": "v", "name": "s", "uris": {"src-uri": "amqp://u:${S_PASSWORD}@h/v"}}
     monkeypatch.setenv("S_PASSWORD", "from-env")
-    rebuilt = resource_from("shovel", identity, props)
+    rebuilt = from_plan("shovel", identity, props)
     assert rebuilt.secret_value["src-uri"] == "amqp://u:from-env@h/v" and rebuilt.value == props["value"]
     monkeypatch.delenv("S_PASSWORD")
     with pytest.raises(TopologyError, match="undefined variable S_PASSWORD"):
-        resource_from("shovel", identity, props)
+        from_plan("shovel", identity, props)
     monkeypatch.setenv("S_URI", "amqp://u:pw@elsewhere/v")
     with pytest.raises(TopologyError, match="holds another URI than when the plan was made"):
-        resource_from("shovel", {**identity, "uris": {"src-uri": "${S_URI}"}}, props)
+        from_plan("shovel", {**identity, "uris": {"src-uri": "${S_URI}"}}, props)
 
 
 def test_saved_plans_keep_uri_references_and_mask_literal_passwords():
@@ -212,7 +213,7 @@ def test_saved_plans_keep_uri_references_and_mask_literal_passwords():
 def test_a_masked_password_is_never_sent(monkeypatch):
     props = {"value": {"uri": "amqp://u:***@h/v"}, "credentials": "set"}
     with pytest.raises(TopologyError, match="masked in the plan file"):
-        resource_from("federation_upstream", {"vhost": "v", "name": "u", "uris": {"uri": "amqp://u:***@h/v"}}, props)
+        from_plan("federation_upstream", {"vhost": "v", "name": "u", "uris": {"uri": "amqp://u:***@h/v"}}, props)
 
 
 def test_a_saved_update_rebuilds_only_the_planned_uri(monkeypatch):
@@ -291,7 +292,7 @@ def test_declared_shovels_cannot_match_ignore_and_uri_values_are_not_echoed(tmp_
 
 
 def test_the_users_a_uri_connects_as():
-    from topology.parameters import users_of
+    from topology.kinds.parameter import users_of
 
     value = {"src-uri": ["amqp://mover:pw@h/v", "amqp://fallback%40x@h2"], "dest-uri": "amqp://", "src-queue": "q"}
     assert users_of(SHOVEL, value) == {"mover", "fallback@x"}

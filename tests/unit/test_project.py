@@ -211,7 +211,7 @@ def test_an_unrelated_topology_toml_above_does_not_break_plain_commands(run, tmp
 
 def test_target_passwords_are_masked_but_never_written_into_saved_plans_as_variables(tmp_path, monkeypatch):
     from topology.plan import Plan, saved_plan
-    from topology.state import QueueState
+    from topology.kinds import QueueState
     from topology.diff import Change
 
     redact.forget_all()

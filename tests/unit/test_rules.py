@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import load_problems, load_text
+from topology.lint import lint
 from topology.render.graph import build
 from topology.route import Network
 from topology.rules.exchanges import BUILT_IN_EXCHANGES, built_in_exchanges
 from topology.rules.policies import DURATION_KEYS, POLICY_KEYS, SIZE_KEYS
-from topology.state import canonical_policy_definition, desired_state
+from topology.kinds.policy import canonical_policy_definition
+from topology.state import desired_state
 
 BOUND = """
 vhosts:
@@ -45,6 +47,25 @@ def test_validate_route_and_graph_agree_on_every_built_in_exchange(tmp_path, vho
     assert (known.type, known.internal) == (built_in.type, built_in.internal)
     labels = [label for _, kind, label in build(state).vhosts[vhost] if kind == "exchange"]
     assert labels == [f"{exchange} ({built_in.type}{', internal' if built_in.internal else ''})"]
+
+
+DEAD_LETTERING = """
+vhosts:
+  "{vhost}":
+    queues:
+      q: {{dead_letter_exchange: {exchange}}}
+"""
+
+
+@pytest.mark.parametrize("vhost", ["/", "v"])
+@pytest.mark.parametrize("exchange", sorted(BUILT_IN_EXCHANGES))
+def test_validate_and_lint_agree_on_every_built_in_exchange_as_a_dead_letter_exchange(tmp_path, vhost, exchange):
+    """A built-in exchange as a queue's dead-letter exchange is missing for validate (a warning) exactly
+    where lint finds it missing (TOP001): where the broker does not have it."""
+    topology = load_text(tmp_path, DEAD_LETTERING.format(vhost=vhost, exchange=exchange))
+    missing_for_validate = any("is not declared" in str(w) for w in topology.warnings)
+    missing_for_lint = any(f.rule == "TOP001" for f in lint(topology, desired_state(topology)))
+    assert missing_for_validate == missing_for_lint == (built_in_exchanges(vhost).get(exchange) is None)
 
 
 def test_policy_keys_with_units_are_normalised_as_validation_reads_them(tmp_path):

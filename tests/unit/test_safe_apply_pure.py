@@ -9,20 +9,16 @@ import pika
 import pytest
 
 from topology.broker.amqp import STASH_HEADER, stash, unstash
-from topology.broker.live import BrokerInfo, definitions_state, vhost_state
+from topology.kinds import VhostState
+from topology.broker.live import BrokerInfo, definitions_state
 from topology.diff import diff
 from topology.errors import PlanRefused, TopologyError
 from topology.loader import load
 from topology.migrate import winning_policies
 from topology.plan import QueueFacts, build, load_saved_plan, saved_plan, stale_changes
-from topology.state import (
-    BindingState,
-    MigrationRecord,
-    QueueState,
-    State,
-    desired_state,
-    migration_queue_name,
-)
+from topology.kinds import BindingState, QueueState
+from topology.migration_record import migration_queue_name, MigrationRecord
+from topology.state import desired_state, State
 
 BROKER = BrokerInfo(url="http://127.0.0.1:15672", version="3.10.8", cluster_name="rabbit@test")
 
@@ -41,7 +37,7 @@ vhosts:
 
 def live(definitions: dict) -> State:
     state = State()
-    state.vhosts["v"] = vhost_state({"name": "v", "description": "", "tags": [], "default_queue_type": "undefined"})
+    state.vhosts["v"] = VhostState.from_definition({"name": "v", "description": "", "tags": [], "default_queue_type": "undefined"})
     definitions_state(state.vhosts["v"], definitions, state)
     return state
 

@@ -10,7 +10,8 @@ from tests.conftest import load_text
 from topology.errors import ConfigError
 from topology.loader import load
 from topology.passwords import MD5, SHA256, SHA512, matches, password_hash, resolve_passwords
-from topology.state import PASSWORD_CHANGED, PASSWORD_SET, State, UserState
+from topology.kinds import PASSWORD_CHANGED, PASSWORD_SET, UserState
+from topology.state import State
 from topology.variables import Variables
 
 # made by RabbitMQ 3.10.8 for the password "secret1" (PUT /api/users with a password, read back)
@@ -142,7 +143,7 @@ def test_a_password_from_a_values_file_is_refused(tmp_path):
 def test_the_connected_users_refusals_survive_a_saved_plan():
     from topology.diff import diff
     from topology.plan import Plan, load_saved_plan, saved_plan
-    from topology.state import PermissionState
+    from topology.kinds import PermissionState
 
     desired, live = State(), State()
     desired.add(UserState(user="me", tags=("monitoring",)))
@@ -185,7 +186,7 @@ def test_manage_all_users_is_set_once_and_ignore_users_never_matches_a_declared_
 
 def test_cluster_wide_objects_are_pruned_only_in_the_scope_the_files_own():
     from topology.diff import diff
-    from topology.state import GlobalParameterState
+    from topology.kinds import GlobalParameterState
 
     live = State()
     for name in ("cluster_name", "internal_cluster_id", "stray"):

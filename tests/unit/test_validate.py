@@ -18,7 +18,7 @@ import yaml
 from topology.errors import ConfigError, Problem
 from topology.loader import load, load_valid
 from topology.rules.queues import argument_for, field_for
-from topology.state import queue_arguments
+from topology.kinds.queue import queue_arguments
 from topology.validate import validate
 
 MARK = "# <- "

@@ -7,35 +7,27 @@ and one definitions export per managed vhost, never one request per object.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from topology.broker.client import BrokerFailed, ManagementClient
 from topology.rules.versions import OLDEST_SUPPORTED, parse_version
-from topology.state import (
+from topology.kinds import (
+    VHOST_KINDS,
     GlobalParameterState,
-    MIGRATION_ARGUMENT,
     OperatorPolicyState,
-    MIGRATION_PREFIX,
-    PASSWORD_SET,
     PermissionState,
-    TopicPermissionState,
-    UserState,
-    BindingState,
-    MigrationRecord,
-    PARAMETER_COMPONENTS,
-    parameter_state,
-    ExchangeState,
     PolicyState,
     QueueState,
-    State,
+    TopicPermissionState,
+    UserState,
     VhostState,
-    canonical,
-    canonical_policy_definition,
 )
-
-QUEUE_TYPES = ("classic", "quorum", "stream")
-
+from topology.kinds.base import without_vhost
+from topology.kinds.exchange import ExchangeState
+from topology.rules.names import is_built_in_exchange
+from topology.migration_record import MIGRATION_ARGUMENT, MIGRATION_PREFIX, MigrationRecord
+from topology.state import State
 
 @dataclass(frozen=True)
 class BrokerInfo:
@@ -76,107 +68,39 @@ def broker_info(client: ManagementClient) -> BrokerInfo:
     )
 
 
-def tag_list(tags: Any) -> list[str]:
-    """Tags as the broker gives them (a list, or one comma-separated text) as a list."""
-    if isinstance(tags, str):
-        return [t for t in tags.split(",") if t]
-    return list(tags or [])
-
-
-def vhost_state(entry: dict[str, Any]) -> VhostState:
-    """A vhost from ``GET /api/vhosts``."""
-    metadata = entry.get("metadata") or {}
-    tags = tag_list(entry.get("tags", metadata.get("tags")))
-    default_queue_type = entry.get("default_queue_type")
-    if default_queue_type not in QUEUE_TYPES:
-        default_queue_type = None  # "undefined" on brokers that do not keep it
-    return VhostState(
-        vhost=entry["name"],
-        description=entry.get("description", metadata.get("description")) or "",
-        tags=tuple(sorted(tags or ())),
-        default_queue_type=default_queue_type,
-        tracing=bool(entry.get("tracing", False)),
-    )
-
-
 def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: State) -> None:
-    """Add the objects of one vhost's definitions export to ``state``."""
+    """Add the objects of one vhost's definitions export to ``state``: every kind of
+    :data:`topology.kinds.VHOST_KINDS`, less what an interrupted migration holds (its temporary
+    queue, which carries the migration's record, with the bindings and the seal policy of that
+    queue)."""
     name = vhost.vhost
-    for entry in definitions.get("exchanges", ()):
-        if entry["name"] == "" or entry["name"].startswith("amq."):
-            continue
-        state.add(
-            ExchangeState(
-                vhost=name,
-                exchange=entry["name"],
-                type=entry.get("type", "direct"),
-                durable=bool(entry.get("durable", True)),
-                auto_delete=bool(entry.get("auto_delete", False)),
-                internal=bool(entry.get("internal", False)),
-                arguments=canonical(entry.get("arguments") or {}),
-            )
-        )
     for entry in definitions.get("queues", ()):
         arguments = entry.get("arguments") or {}
         if entry["name"].startswith(MIGRATION_PREFIX) and MIGRATION_ARGUMENT in arguments:
             record = MigrationRecord.from_argument(name, arguments[MIGRATION_ARGUMENT])
             if record is not None and record.temporary == entry["name"]:
                 state.migrations[(name, record.queue)] = record
-                continue
-        state.add(queue_state(name, entry, vhost.default_queue_type))
     temporary = {record.temporary for (v, _), record in state.migrations.items() if v == name}
-    for entry in definitions.get("bindings", ()):
-        if entry.get("source", "") == "":
-            continue  # the default exchange's implicit bindings
-        if entry.get("destination_type", "queue") == "queue" and entry.get("destination") in temporary:
-            continue  # part of an interrupted migration, which knows its bindings
-        state.add(binding_state(name, entry))
+    for kind in VHOST_KINDS:
+        for entry in definitions.get(kind.section, ()):
+            if kind is QueueState:
+                if entry["name"] in temporary:
+                    continue
+                resource: Any = QueueState.from_definition(entry, name, vhost.default_queue_type)
+            else:
+                resource = kind.from_definition(entry, name)
+            if resource is None:
+                continue
+            if (kind.kind == "binding" and resource.destination_type == "queue" and resource.destination in temporary
+                    or kind is PolicyState and resource.name in temporary):
+                continue  # part of an interrupted migration, which knows its bindings and removes its seal
+            state.add(resource)
     for entry in definitions.get("parameters", ()):
         value = entry.get("value")
-        kind = PARAMETER_COMPONENTS.get(str(entry.get("component")))
-        if kind is not None and isinstance(entry.get("name"), str):
-            state.add(parameter_state(kind, name, entry["name"], value))
         if entry.get("component") == "shovel" and isinstance(value, dict):
             for key in ("src-queue", "dest-queue", "src-exchange", "dest-exchange"):
                 if isinstance(value.get(key), str) and value[key]:
                     state.internal[(name, value[key])] = f"used by shovel {entry.get('name')!r}"
-    for entry in definitions.get("policies", ()):
-        if entry["name"] in temporary:
-            continue  # the seal of a quorum queue whose interrupted migration removes it
-        state.add(policy_state(name, entry))
-
-
-def policy_state(vhost: str, entry: dict[str, Any], kind: type[PolicyState] = PolicyState) -> PolicyState:
-    """A policy (or, with ``kind``, an operator policy) from the definitions export or ``GET /api/policies``."""
-    return kind(vhost=vhost, policy=str(entry["name"]), pattern=str(entry.get("pattern", "")),
-                apply_to=str(entry.get("apply-to", "all")), priority=int(entry.get("priority", 0)),
-                definition=canonical_policy_definition(entry.get("definition") or {}))
-
-
-def queue_state(vhost: str, entry: dict[str, Any], default_queue_type: str | None) -> QueueState:
-    """A queue from the definitions export or ``GET /api/queues/{vhost}/{name}``."""
-    arguments = dict(entry.get("arguments") or {})
-    queue_type = arguments.pop("x-queue-type", None) or entry.get("type") or default_queue_type or "classic"
-    return QueueState(
-        vhost=vhost,
-        queue=entry["name"],
-        type=str(queue_type),
-        durable=bool(entry.get("durable", True)),
-        auto_delete=bool(entry.get("auto_delete", False)),
-        arguments=canonical(arguments),
-    )
-
-
-def binding_state(vhost: str, entry: dict[str, Any]) -> BindingState:
-    """A binding from the definitions export or ``GET /api/bindings/...``."""
-    return BindingState(
-        vhost=vhost,
-        source=entry["source"],
-        destination=entry["destination"],
-        destination_type=entry.get("destination_type", "queue"),
-        routing_key=entry.get("routing_key", ""),
-        arguments=canonical(entry.get("arguments") or {}),
-    )
 
 
 def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
@@ -184,20 +108,12 @@ def access_state(users: list[dict[str, Any]], permissions: list[dict[str, Any]],
     """Add the users (with their password hashes kept apart), permissions and topic
     permissions from ``GET /api/users``, ``/api/permissions`` and ``/api/topic-permissions``."""
     for entry in users:
-        tags = tag_list(entry.get("tags"))
-        stored = str(entry.get("password_hash") or "")
-        state.password_hashes[entry["name"]] = (stored, entry.get("hashing_algorithm"))
-        limits = entry.get("limits") if isinstance(entry.get("limits"), dict) else {}
-        state.add(UserState(
-            user=entry["name"], tags=tuple(sorted(set(tags))), password=PASSWORD_SET if stored else None,
-            limits={k: int(v) for k, v in sorted(limits.items()) if isinstance(v, (int, float))},
-        ))
+        state.password_hashes[entry["name"]] = (str(entry.get("password_hash") or ""), entry.get("hashing_algorithm"))
+        state.add(UserState.from_definition(entry))
     for entry in permissions:
-        state.add(PermissionState(vhost=entry["vhost"], user=entry["user"], configure=entry.get("configure", ""),
-                                  write=entry.get("write", ""), read=entry.get("read", "")))
+        state.add(PermissionState.from_definition(entry))
     for entry in topic_permissions:
-        state.add(TopicPermissionState(vhost=entry["vhost"], user=entry["user"], exchange=entry.get("exchange", ""),
-                                       write=entry.get("write", ""), read=entry.get("read", "")))
+        state.add(TopicPermissionState.from_definition(entry))
 
 
 def read_live(client: ManagementClient, vhosts: list[str], access: bool = False, limits: bool = False,
@@ -218,18 +134,17 @@ def read_live(client: ManagementClient, vhosts: list[str], access: bool = False,
     if operator_policies:
         for name in sorted(set(operator_policies) & wanted):
             for entry in client.policies(name, operator=True):
-                state.add(policy_state(name, entry, OperatorPolicyState))
+                state.add(OperatorPolicyState.from_definition(entry, name))
     if parameters:
         for entry in client.global_parameters():
-            state.add(GlobalParameterState(parameter=entry["name"], value=canonical(entry.get("value"))))
+            state.add(GlobalParameterState.from_definition(entry))
     vhost_limits = {e.get("vhost"): e.get("value") or {} for e in client.vhost_limits()} if limits else {}
     for entry in client.vhosts():
         if entry.get("name") in wanted:
-            state.vhosts[entry["name"]] = vhost_state(entry)
+            state.add(VhostState.from_definition(entry))
             if limits:
                 found = vhost_limits.get(entry["name"], {})
-                state.vhosts[entry["name"]] = replace(state.vhosts[entry["name"]], limits={
-                    k: int(v) for k, v in sorted(found.items()) if isinstance(v, (int, float))})
+                state.vhosts[entry["name"]] = state.vhosts[entry["name"]].with_limits(found)
     whole: dict[str, Any] | None = None
     internal: dict[str, set[str]] = {}
     for vhost, exchange in internal_exchanges:
@@ -260,9 +175,9 @@ def with_internal_exchanges(definitions: dict[str, Any], listed: list[dict[str, 
         return (entry.get("vhost"), entry.get("name")) if whole else entry.get("name")
 
     shown = {key(e) for e in definitions.get("exchanges", ())}
-    missing = [e if whole else {k: v for k, v in e.items() if k != "vhost"} for e in listed
-               if e.get("internal") and isinstance(e.get("name"), str) and e["name"] != ""
-               and not e["name"].startswith("amq.") and key(e) not in shown]
+    missing = [e if whole else without_vhost(e) for e in listed
+               if e.get("internal") and isinstance(e.get("name"), str) and not is_built_in_exchange(e["name"])
+               and key(e) not in shown]
     return {**definitions, "exchanges": [*definitions.get("exchanges", ()), *missing]} if missing else definitions
 
 
@@ -271,8 +186,8 @@ def internal_exchanges(resources: Iterable[Any]) -> list[tuple[str, str]]:
     return sorted({(r.vhost, r.exchange) for r in resources if isinstance(r, ExchangeState) and r.internal})
 
 
-VHOST_KINDS = ("exchanges", "queues", "bindings", "policies", "parameters")
-"""The kinds of a vhost's definitions export that :func:`definitions_state` reads."""
+VHOST_SECTIONS = tuple(dict.fromkeys(kind.section for kind in VHOST_KINDS))
+"""The lists of a vhost's definitions export that :func:`definitions_state` reads."""
 
 
 def vhost_definitions(whole: dict[str, Any], vhost: str) -> dict[str, Any] | None:
@@ -280,9 +195,9 @@ def vhost_definitions(whole: dict[str, Any], vhost: str) -> dict[str, Any] | Non
     export (entries without their ``vhost``); ``None`` when the export has no such vhost."""
     if not any(isinstance(v, dict) and v.get("name") == vhost for v in whole.get("vhosts") or ()):
         return None
-    return {kind: [{k: v for k, v in entry.items() if k != "vhost"}
+    return {kind: [without_vhost(entry)
                    for entry in whole.get(kind) or () if isinstance(entry, dict) and entry.get("vhost") == vhost]
-            for kind in VHOST_KINDS}
+            for kind in VHOST_SECTIONS}
 
 
 def live_definitions(client: Any) -> dict[str, Any]:

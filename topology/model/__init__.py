@@ -14,11 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 from typing_extensions import Annotated
 
 from topology.model.values import Duration, Size
+from topology.rules.limits import USER_LIMITS, VHOST_LIMITS
+from topology.rules.policies import APPLY_TO_TYPES
+from topology.rules.queues import QUEUE_TYPES
 from topology.variables import Substituted, typed
 
-QueueType = Literal["classic", "quorum", "stream"]
-VhostLimit = Literal["max-connections", "max-queues"]
-ApplyTo = Literal["all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams"]
+QueueType = Literal[QUEUE_TYPES]  # type: ignore[valid-type]
+VhostLimit = Literal[VHOST_LIMITS]  # type: ignore[valid-type]
+ApplyTo = Literal[tuple(APPLY_TO_TYPES)]  # type: ignore[misc]
 
 _duration_schema = WithJsonSchema(
     {
@@ -288,7 +291,7 @@ class Vhost(_Strict):
 
 
 HashingAlgorithm = Literal["rabbit_password_hashing_sha256", "rabbit_password_hashing_sha512", "rabbit_password_hashing_md5"]
-UserLimit = Literal["max-connections", "max-channels"]
+UserLimit = Literal[USER_LIMITS]  # type: ignore[valid-type]
 
 
 class Permission(_Strict):

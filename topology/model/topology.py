@@ -23,6 +23,12 @@ class Origin:
         return f"{self.file}:{self.line}"
 
 
+NAMED_SECTIONS = {"exchanges": "exchange", "queues": "queue", "policies": "policy", "operator_policies": "operator policy",
+                  "shovels": "shovel", "federation_upstreams": "federation upstream",
+                  "federation_upstream_sets": "federation upstream set"}
+"""The sections of a vhost in the files that hold objects by name, with how one of them is called."""
+
+
 def location(path: Iterable[Any]) -> str:
     """A readable place in the format, e.g. ``vhost 'shop' queue 'orders.created' message_ttl``."""
     path = list(path)
@@ -30,9 +36,7 @@ def location(path: Iterable[Any]) -> str:
     if len(path) >= 2 and path[0] == "vhosts":
         parts.append(f"vhost {path[1]!r}")
         rest = path[2:]
-        singular = {"exchanges": "exchange", "queues": "queue", "policies": "policy", "bindings": "binding",
-                    "operator_policies": "operator policy", "shovels": "shovel",
-                    "federation_upstreams": "federation upstream", "federation_upstream_sets": "federation upstream set"}
+        singular = {**NAMED_SECTIONS, "bindings": "binding"}
         if len(rest) >= 2 and rest[0] in singular:
             name = f"#{rest[1] + 1}" if rest[0] == "bindings" and isinstance(rest[1], int) else repr(rest[1])
             parts.append(f"{singular[rest[0]]} {name}")

@@ -26,23 +26,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from topology import parameters
+from topology.kinds import ParameterState, UserState
+from topology.kinds import parameter as parameters
 from topology.passwords import DEFAULT_ALGORITHM, password_hash
+from topology.state import State
 from topology.variables import variable_names
-from topology.state import (
-    PARAMETER_KINDS,
-    BindingState,
-    ExchangeState,
-    GlobalParameterState,
-    OperatorPolicyState,
-    ParameterState,
-    PermissionState,
-    PolicyState,
-    QueueState,
-    State,
-    TopicPermissionState,
-    UserState,
-)
 
 TEMPLATE, RESOLVE = "template", "resolve"
 
@@ -133,22 +121,10 @@ def render_definitions(state: State, secrets: Secrets | None = None) -> Rendered
         "queues", "exchanges", "bindings")}
     for name in sorted(state.vhosts):
         vhost = state.vhosts[name]
-        entry: dict[str, Any] = {"name": name}
-        metadata: dict[str, Any] = {}
-        if vhost.description is not None:
-            entry["description"] = metadata["description"] = vhost.description
-        if vhost.tags is not None:
-            entry["tags"] = metadata["tags"] = list(vhost.tags)
-        if vhost.default_queue_type is not None:
-            metadata["default_queue_type"] = vhost.default_queue_type  # read only from metadata (rabbit_definitions)
-        if metadata:
-            entry["metadata"] = metadata
-        if vhost.tracing is not None:
-            entry["tracing"] = vhost.tracing
-        document["vhosts"].append(entry)
-        if vhost.limits:
-            document["parameters"].append({"vhost": name, "component": "vhost-limits", "name": "limits",
-                                           "value": dict(vhost.limits)})
+        document["vhosts"].append(vhost.to_definition())
+        limits = vhost.limits_definition()
+        if limits is not None:
+            document["parameters"].append(limits)
         elif vhost.limits is not None:
             result.notes.append(f"vhost {name}: 'limits: {{}}' removes the broker's limits when applied; a "
                                 "definitions import cannot remove them")
@@ -160,40 +136,17 @@ def render_definitions(state: State, secrets: Secrets | None = None) -> Rendered
 
 
 def _add(resource: Any, document: dict[str, Any], secrets: Secrets, result: Rendered) -> None:
+    """One object's entry: its kind's own, with what the secrets rule says of passwords and URIs."""
+    entry = resource.to_definition()
     if isinstance(resource, UserState):
-        user: dict[str, Any] = {"name": resource.user, **_password_keys(resource, secrets, result),
-                                "tags": list(resource.tags)}
-        if resource.limits:
-            user["limits"] = dict(resource.limits)
+        first, *rest = entry.items()
+        entry = dict([first, *_password_keys(resource, secrets, result).items(), *rest])
         if not resource.managed_password:
             result.notes.append(f"user {resource.user} has no password in the files: loading the document leaves it "
                                 "without one (RabbitMQ clears an existing user's password), where apply leaves it as it is")
-        document["users"].append(user)
-    elif isinstance(resource, PermissionState):
-        document["permissions"].append({"user": resource.user, "vhost": resource.vhost, "configure": resource.configure,
-                                        "write": resource.write, "read": resource.read})
-    elif isinstance(resource, TopicPermissionState):
-        document["topic_permissions"].append({"user": resource.user, "vhost": resource.vhost,
-                                              "exchange": resource.exchange, "write": resource.write,
-                                              "read": resource.read})
-    elif isinstance(resource, OperatorPolicyState):
-        document["parameters"].append({"vhost": resource.vhost, "component": "operator_policy", "name": resource.policy,
-                                       "value": resource.body()})
-    elif isinstance(resource, PolicyState):
-        document["policies"].append({"vhost": resource.vhost, **resource.entry()})
-    elif isinstance(resource, GlobalParameterState):
-        document["global_parameters"].append({"name": resource.parameter, "value": resource.value})
-    elif isinstance(resource, tuple(PARAMETER_KINDS.values())):
-        document["parameters"].append({"vhost": resource.vhost, "component": resource.component,
-                                       "name": resource.parameter, "value": secrets.parameter_value(resource, result)})
-    elif isinstance(resource, QueueState):
-        document["queues"].append(_in_vhost(resource.entry(), resource.vhost))
-    elif isinstance(resource, ExchangeState):
-        document["exchanges"].append(_in_vhost(resource.entry(), resource.vhost))
-    elif isinstance(resource, BindingState):
-        document["bindings"].append(_in_vhost(resource.entry(), resource.vhost))
-    else:  # pragma: no cover - every kind of the desired state is handled above
-        raise TypeError(f"cannot render {resource!r}")
+    elif isinstance(resource, ParameterState):
+        entry["value"] = secrets.parameter_value(resource, result)
+    document[resource.section].append(entry)
 
 
 def _shovel_notes(state: State, result: Rendered) -> None:
@@ -222,12 +175,6 @@ def _password_keys(user: UserState, secrets: Secrets, result: Rendered) -> dict[
         result.notes.append(f"user {user.user}: RabbitMQ hashes a password it imports with its own configured "
                             f"algorithm, not {user.hashing_algorithm}; --secrets resolve writes a hash made with it")
     return {"password": value} if kind == "password" else {"password_hash": value, "hashing_algorithm": algorithm}
-
-
-def _in_vhost(entry: dict[str, Any], vhost: str) -> dict[str, Any]:
-    """A definitions entry of a whole-broker document: ``vhost`` second, after the name (or source)."""
-    first, *rest = entry.items()
-    return dict([first, ("vhost", vhost), *rest])
 
 
 def write_output(result: Rendered, output_format: str) -> str:

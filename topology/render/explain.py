@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from topology.policies import Resolution
-from topology.state import QueueState
+from topology.kinds import QueueState
 from topology.rules.versions import version_text
 
 

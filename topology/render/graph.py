@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 from topology.route import Network
-from topology.state import BindingState, ExchangeState, State
+from topology.kinds import BindingState, ExchangeState
+from topology.state import State
 
 
 @dataclass

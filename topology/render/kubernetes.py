@@ -28,7 +28,7 @@ from typing import Any
 
 from topology.passwords import DEFAULT_ALGORITHM, SHA512
 from topology.render.definitions import Rendered, Secrets
-from topology.state import (
+from topology.kinds import (
     BindingState,
     ExchangeState,
     FederationUpstreamSetState,
@@ -40,10 +40,10 @@ from topology.state import (
     QueueState,
     Resource,
     ShovelState,
-    State,
     TopicPermissionState,
     UserState,
 )
+from topology.state import State
 
 API_VERSION = "rabbitmq.com/v1beta1"
 KIND_ORDER = ("Vhost", "Exchange", "Queue", "Binding", "Policy", "OperatorPolicy", "User", "Permission",

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
+from topology.kinds.parameter import PARAMETER_KINDS
 from topology.plan import Plan
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", RESUME: ">>", DELETE: "-"}
@@ -48,7 +49,7 @@ def render_change(change: Change) -> list[str]:
         props = change.after.props() if change.after else {}
         extras = [str(props.get("type"))] + [f"{k}={value(v)}" for k, v in sorted(props.get("arguments", {}).items())]
         head += f"  ({', '.join(extras)})"
-    elif change.action == CREATE and change.kind in ("shovel", "federation_upstream", "federation_upstream_set"):
+    elif change.action == CREATE and change.kind in PARAMETER_KINDS:
         head += f"  ({parameter_summary(change.after.props().get('value') if change.after else None)})"
     lines = [head]
     if change.action in (UPDATE, REPLACE, RESUME):

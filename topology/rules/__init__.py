@@ -2,6 +2,8 @@
 
 - :mod:`topology.rules.exchanges`: exchange types, the exchanges the broker declares itself,
   header-binding match modes.
+- :mod:`topology.rules.limits`: the limits of vhosts and users.
+- :mod:`topology.rules.names`: names the broker reserves or makes itself.
 - :mod:`topology.rules.policies`: policy and operator-policy keys, the kind of value each takes,
   and the versions that know them.
 - :mod:`topology.rules.queues`: queue types and x-arguments (friendly fields, the types and

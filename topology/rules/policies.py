@@ -127,10 +127,10 @@ def unsupported_keys(queue_type: str, version: tuple[int, ...] = OLDEST_SUPPORTE
 APPLY_TO_TYPES: dict[str, frozenset[str]] = {
     "all": frozenset({"classic", "quorum", "stream"}),
     "queues": frozenset({"classic", "quorum", "stream"}),
+    "exchanges": frozenset(),
     "classic_queues": frozenset({"classic"}),
     "quorum_queues": frozenset({"quorum"}),
     "streams": frozenset({"stream"}),
-    "exchanges": frozenset(),
 }
 """Queue types each ``apply-to`` value covers (the last three exist from RabbitMQ 3.12 on)."""
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLASSIC, QUORUM, STREAM = "classic", "quorum", "stream"
-ALL_TYPES = frozenset({CLASSIC, QUORUM, STREAM})
+QUEUE_TYPES = (CLASSIC, QUORUM, STREAM)
+"""The queue types, in the order the docs and the schema list them."""
+ALL_TYPES = frozenset(QUEUE_TYPES)
 
 
 @dataclass(frozen=True)

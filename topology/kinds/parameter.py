@@ -1,5 +1,7 @@
-"""Shovels and federation upstreams: the file's friendly fields → the broker's runtime
-parameter values, and the one way their URIs are shown (pure).
+"""Shovels, federation upstreams and upstream sets: vhost runtime parameters the tool manages.
+
+The file's friendly fields → the broker's runtime parameter values, and the one way their
+URIs are shown (pure).
 
 A shovel is the runtime parameter of component ``shovel``; a federation upstream of
 ``federation-upstream``; an upstream set of ``federation-upstream-set``. The broker
@@ -7,20 +9,21 @@ stores a value exactly as it was put, so the files' value and the live one are c
 after :func:`canonical_value`, which also reads the pre-3.7 shovel keys as their
 current names. URIs may carry a password: what is compared and shown is the URI with
 its password masked (:func:`mask_uri`), plus a ``credentials`` token (see
-:class:`topology.state.ParameterState`).
+:class:`ParameterState`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 from topology import redact
 from topology.errors import TopologyError
 from topology.model import FederationUpstream, Shovel, UpstreamSetMember
 from topology.redact import MASK, QUERY_PASSWORD_RE, REFERENCES_ONLY_RE, URL_PASSWORD_RE
-from topology.state import PASSWORD_CHANGED, ParameterState, canonical
+from topology.kinds.base import PASSWORD_CHANGED, PASSWORD_SET, Resource, canonical
 from topology.variables import Variables
 
 SHOVEL, UPSTREAM, UPSTREAM_SET = "shovel", "federation-upstream", "federation-upstream-set"
@@ -237,6 +240,147 @@ def uri_problem(template: str, uri: str) -> str | None:
     if "@" in before_query and "@" not in before_query.split("/", 1)[0]:
         return "a '/' before the '@' of the user information: encode it as %2F in the user name or password"
     return None
+
+
+@dataclass(frozen=True)
+class ParameterState(Resource):
+    """A vhost runtime parameter the tool manages: a shovel, federation upstream or upstream set.
+
+    :attr:`value` is the broker's value with every URI's password masked: what is compared
+    and shown. :attr:`credentials` is ``set`` when a URI holds a password, ``changed`` when a
+    declared one differs from the broker's (:func:`resolve_credentials`), ``None`` otherwise.
+    The real value is :attr:`secret_value`, never compared, printed or saved."""
+
+    kind: ClassVar[str] = ""
+    section: ClassVar[str] = "parameters"
+    component: ClassVar[str] = ""
+    files_section: ClassVar[str] = ""
+    """The vhost section of the files that declares this kind."""
+    parameter: str = ""
+    value: Any = field(default=None, hash=False)
+    credentials: str | None = None
+    secret_value: Any = field(default=None, compare=False, repr=False, hash=False)
+    templates: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    """Declared only: each URI key as written in the files, ``${...}`` included (saved plans)."""
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.kind, self.vhost, self.parameter)
+
+    @property
+    def name(self) -> str:
+        return self.parameter
+
+    def props(self) -> dict[str, Any]:
+        props = {"value": self.value}
+        if self.credentials is not None:
+            props["credentials"] = self.credentials
+        return props
+
+    def end_props(self) -> dict[str, Any]:
+        props = self.props()
+        if props.get("credentials") == PASSWORD_CHANGED:
+            props["credentials"] = PASSWORD_SET
+        return props
+
+    def identity(self) -> dict[str, Any]:
+        identity: dict[str, Any] = {"vhost": self.vhost, "name": self.parameter}
+        if self.templates:
+            identity["uris"] = self.templates
+        return identity
+
+    @classmethod
+    def of_value(cls, vhost: str, name: str, value: Any, templates: dict[str, Any] | None = None) -> ParameterState:
+        """A parameter object from its real value (declared or read from the broker)."""
+        value = canonical_value(cls.component, value)
+        return cls(vhost=vhost, parameter=name, value=masked(cls.component, value),
+                   credentials=PASSWORD_SET if has_password(cls.component, value) else None,
+                   secret_value=value, templates=templates)
+
+    @classmethod
+    def value_of(cls, spec: Any) -> Any:
+        """The broker's value for a declared one."""
+        raise NotImplementedError
+
+    @classmethod
+    def declared(cls, topology: Any) -> Iterator[tuple[ParameterState, Any]]:
+        keys = SECTION_KEYS[cls.files_section]
+        for vhost in topology.vhosts.values():
+            for name, declared in getattr(vhost, cls.files_section).items():
+                templates: dict[str, Any] = {}
+                for field_name in URI_FIELDS.get(cls.files_section, ()):
+                    written = getattr(declared.spec, field_name)
+                    path = declared.origin.path + (field_name,)
+                    if isinstance(written, str):
+                        template: Any = topology.templates.get(path, written)
+                    else:
+                        template = [topology.templates.get(path + (i,), uri) for i, uri in enumerate(written)]
+                    if template != written and keys[field_name] not in declared.spec.parameters:
+                        templates[keys[field_name]] = template
+                yield cls.of_value(vhost.name, name, cls.value_of(declared.spec), templates or None), declared.origin
+
+    @classmethod
+    def from_definition(cls, entry: dict[str, Any], vhost: str | None = None) -> ParameterState | None:
+        """A parameter of a definitions document; ``None`` for another component's."""
+        if entry.get("component") != cls.component or not isinstance(entry.get("name"), str):
+            return None
+        return cls.of_value(entry["vhost"] if vhost is None else vhost, entry["name"], entry.get("value"))
+
+    def to_definition(self) -> dict[str, Any]:
+        """Its definitions entry, with its real URIs (the caller decides what may be written)."""
+        return {"vhost": self.vhost, "component": self.component, "name": self.parameter, "value": self.secret_value}
+
+    @classmethod
+    def from_plan(cls, identity: dict[str, Any], props: dict[str, Any]) -> ParameterState:
+        return from_saved_plan(cls, identity["vhost"], identity["name"], identity.get("uris"), props)
+
+    def declare(self, client: Any) -> None:
+        """Create or change it in place, with its real URIs."""
+        client.put_parameter(self.component, self.vhost, self.parameter, self.secret_value)
+
+    def remove(self, client: Any) -> None:
+        client.delete_parameter(self.component, self.vhost, self.parameter)
+
+
+@dataclass(frozen=True)
+class ShovelState(ParameterState):
+    kind: ClassVar[str] = "shovel"
+    component: ClassVar[str] = SHOVEL
+    files_section: ClassVar[str] = "shovels"
+
+    @classmethod
+    def value_of(cls, spec: Any) -> Any:
+        return shovel_value(spec)
+
+
+@dataclass(frozen=True)
+class FederationUpstreamState(ParameterState):
+    kind: ClassVar[str] = "federation_upstream"
+    component: ClassVar[str] = UPSTREAM
+    files_section: ClassVar[str] = "federation_upstreams"
+
+    @classmethod
+    def value_of(cls, spec: Any) -> Any:
+        return upstream_value(spec)
+
+
+@dataclass(frozen=True)
+class FederationUpstreamSetState(ParameterState):
+    kind: ClassVar[str] = "federation_upstream_set"
+    component: ClassVar[str] = UPSTREAM_SET
+    files_section: ClassVar[str] = "federation_upstream_sets"
+
+    @classmethod
+    def value_of(cls, spec: Any) -> Any:
+        return upstream_set_value(spec)
+
+
+PARAMETER_KINDS: dict[str, type[ParameterState]] = {
+    cls.kind: cls for cls in (ShovelState, FederationUpstreamState, FederationUpstreamSetState)}
+"""The parameter kinds, by kind (their component is :attr:`ParameterState.component`)."""
+PARAMETER_COMPONENTS: dict[str, type[ParameterState]] = {cls.component: cls for cls in PARAMETER_KINDS.values()}
+SECTION_KEYS = {"shovels": SHOVEL_KEYS, "federation_upstreams": UPSTREAM_KEYS, "federation_upstream_sets": {}}
+"""The field → broker key table of each vhost section of the files."""
 
 
 def from_saved_plan(cls: type[ParameterState], vhost: str, name: str, templates: dict[str, Any] | None,
