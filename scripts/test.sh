@@ -46,7 +46,7 @@ for name in $matrix; do
     continue
   fi
   # shellcheck disable=SC2086  # lines: TOPOLOGY_URL=… TOPOLOGY_AMQP_URL=…, no spaces inside
-  run "broker-marked tests on RabbitMQ $name" env $lines "$python" -m pytest -p no:cacheprovider -m "broker and not cluster"
+  run "broker-marked tests on RabbitMQ $name" env $lines "$python" -m pytest -p no:cacheprovider -m "broker and not cluster and not packaging"
   "$root/scripts/brokers.sh" stop "$name" >/dev/null 2>&1 || true
 done
 

@@ -235,10 +235,36 @@ def _colour() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and getattr(_output, "buffer", None) is None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             invoke_without_command=True, epilog="Run 'topology help COMMAND' (or 'topology COMMAND --help') for "
+                                                 "a command's options and examples.")
 @click.version_option(__version__, "--version", prog_name="topology", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Topology as code for RabbitMQ: validate, plan and apply YAML topology files."""
+    if ctx.invoked_subcommand is None:
+        echo(ctx.get_help())
+
+
+@cli.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show the help of topology, or of one of its commands."""
+    parent = ctx.parent
+    assert parent is not None
+    if command is None:
+        echo(parent.get_help())
+        return
+    found = cli.get_command(parent, command)
+    if found is None:
+        import difflib
+
+        close = difflib.get_close_matches(command, list(cli.commands), n=1)
+        raise click.UsageError(f"no such command {command!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                               ctx)
+    with click.Context(found, info_name=command, parent=parent) as sub:
+        echo(found.get_help(sub))
 
 
 def _offline_version(given: tuple[int, ...] | None, job: Any, *, quiet: bool = False) -> tuple[int, ...]:
@@ -533,11 +559,16 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
 
         version = BrokerInfo("", str(document.get("rabbitmq_version") or document.get("rabbit_version") or ""), "")
         changes = to_quorum(result.files, version.version_tuple or None).changes
+    from topology.schema import SCHEMA_FILE_NAME, packaged
+
     root = Path(out_dir)
     for path, data in sorted(result.files.items()):
         target = root / path
-        _write_new(target, render_file(data, source), 0o644, inside=root)
+        schema = Path(os.path.relpath(root / SCHEMA_FILE_NAME, target.parent)).as_posix()
+        _write_new(target, render_file(data, source, schema), 0o644, inside=root)
         echo(f"wrote {target}")
+    _write_new(root / SCHEMA_FILE_NAME, packaged(), 0o644, inside=root)
+    echo(f"wrote {root / SCHEMA_FILE_NAME} (the files' JSON Schema, for editors)")
     for line in result.skipped:
         echo(f"skipped: {line}")
     for line in result.notes:
@@ -908,6 +939,27 @@ def _write_new(target: Path, text: str, mode: int, inside: Path | None = None) -
         raise TopologyError(f"cannot write {target}: {error.strerror or error}") from None
 
 
+@cli.command("schema")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the schema to this file instead of printing it.")
+def schema_command(out: str | None) -> None:
+    """Print the JSON Schema of the topology files, for editors and CI.
+
+    With the YAML language server (VS Code's YAML extension, Neovim, JetBrains IDEs), a first line
+    '# yaml-language-server: $schema=topology.schema.json' in a topology file completes and checks
+    it as you type; 'topology export' writes both.
+    """
+    from topology.schema import packaged
+
+    if out is None:
+        echo(packaged().rstrip("\n"))
+        return
+    from pathlib import Path
+
+    _write_new(Path(out), packaged(), 0o644)
+    echo(f"wrote {out}")
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
@@ -1131,6 +1183,37 @@ def _past(action: str) -> str:
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
     warn(f"{category.__name__}: {message}")
+
+
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "validate": ("topology validate examples/shop",
+                 "topology validate topology/ --values prod.yaml --broker-version 4.0"),
+    "plan": ("topology plan examples/shop --url http://rabbit:15672 --user admin",
+             "topology plan topology/ --format markdown --out plan.json   # for a pull request"),
+    "apply": ("topology apply examples/shop",
+              "topology apply --plan plan.json --auto-approve              # what the pull request showed"),
+    "drift": ("topology drift examples/shop",
+              "topology drift topology/ --format junit --fail-on-orphans > drift.xml"),
+    "export": ("topology export --out adopted/ --vhost shop",
+               "topology export --out adopted/ --from-definitions definitions.json --transform quorum"),
+    "render": ("topology render examples/shop --format definitions --out definitions.json",
+               "topology render examples/shop --format k8s --cluster-name rabbit --namespace messaging"),
+    "route": ("topology route examples/shop --vhost shop --exchange orders --routing-key order.created.eu",
+              "topology route examples/shop --vhost shop --exchange audit --header format=pdf"),
+    "explain": ("topology explain examples/shop --vhost shop --queue orders.created",),
+    "lint": ("topology lint examples/shop",
+             "topology lint examples/shop --strict --ignore TOP009 --broker-version 4.0"),
+    "graph": ("topology graph examples/shop --format mermaid",),
+    "test": ("topology test examples/shop",
+             "topology test examples/shop --live                       # on the broker, in throw-away vhosts"),
+    "schema": ("topology schema --out topology.schema.json",),
+    "help": ("topology help plan",),
+}
+"""One or two examples per command, shown at the end of its --help (the suite parses every one,
+and runs those that need no broker, from the project's root)."""
+
+for _name, _lines in EXAMPLES.items():
+    cli.commands[_name].epilog = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in _lines)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from topology.kinds import parameter as parameters
 from topology.kinds.vhost import tag_list
 from topology.errors import TopologyError
 from topology.model import Queue
+from topology.schema import modeline
 from topology.rules.limits import USER_LIMITS, VHOST_LIMITS
 from topology.rules.names import is_built_in_exchange, is_federation_link, is_reserved, why_reserved_queue
 from topology.rules.queues import ALL_TYPES, argument_for, field_for
@@ -517,8 +518,9 @@ class FlowList(list):  # type: ignore[type-arg]
     """A list written on one line (tags)."""
 
 
-def render_file(data: dict[str, Any], source: str) -> str:
-    """One exported file as YAML text, with a header naming where it came from."""
+def render_file(data: dict[str, Any], source: str, schema: str | None = None) -> str:
+    """One exported file as YAML text, with a header naming where it came from (and, with
+    ``schema``, the path of the JSON Schema from the file, for editors)."""
     import yaml
 
     class Dumper(yaml.SafeDumper):
@@ -528,4 +530,5 @@ def render_file(data: dict[str, Any], source: str) -> str:
     Dumper.add_representer(FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
     body = yaml.dump(_escaped(data), Dumper=Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
                      width=120)
-    return f"# Exported by 'topology export' from {source}.\n{body}"
+    head = modeline(schema) if schema is not None else ""
+    return f"{head}# Exported by 'topology export' from {source}.\n{body}"

@@ -9,12 +9,12 @@ import sys
 import pytest
 
 from topology import __version__
-from topology.schema import SCHEMA_PATH, render
+from topology.schema import SCHEMA_ID, SCHEMA_PATH, render
 
 
 def test_published_schema_is_up_to_date():
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), (
-        "schemas/topology.schema.json is stale: run python -m topology.schema"
+        "topology/topology.schema.json is stale: run python -m topology.schema"
     )
 
 
@@ -24,6 +24,46 @@ def test_schema_describes_the_format():
     assert queue["additionalProperties"] is False
     assert {"message_ttl", "max_length_bytes", "dead_letter_exchange", "arguments"} <= set(queue["properties"])
     assert schema["$defs"]["Exchange"]["required"] == ["type"]
+
+
+def test_the_schema_command_prints_the_packaged_schema_with_its_id(run, tmp_path):
+    """`topology schema` prints the schema shipped in the package (no model is loaded for it), which
+    has a stable $id; --out writes the same text."""
+    result = run("schema")
+    assert result.code == 0 and result.out == render()
+    assert json.loads(result.out)["$id"] == SCHEMA_ID
+    out = tmp_path / "schema.json"
+    assert run("schema", "--out", str(out)).code == 0
+    assert out.read_text(encoding="utf-8") == render()
+    code = ("import sys, topology.cli\ntry:\n    topology.cli.main(['schema'])\nexcept SystemExit:\n"
+            "    print('pydantic' in sys.modules, file=sys.stderr)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout == render() and loaded.stderr.strip() == "False"
+
+
+def test_the_schema_module_regenerates_and_checks_and_has_a_usage(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "topology.schema", "--check"], capture_output=True, text=True)
+    assert done.returncode == 0 and "up to date" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "topology.schema", "--help"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert done.returncode == 2 and "usage: python -m topology.schema" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # "--help" is not a file name
+
+
+def test_export_writes_the_schema_beside_the_files_and_points_each_file_at_it(run, tmp_path):
+    definitions = tmp_path / "definitions.json"
+    definitions.write_text(json.dumps({
+        "vhosts": [{"name": "shop"}], "users": [{"name": "svc", "tags": [], "password_hash": ""}],
+        "permissions": [{"user": "svc", "vhost": "shop", "configure": "", "write": ".*", "read": ".*"}],
+        "queues": [{"name": "q", "vhost": "shop", "durable": True, "auto_delete": False, "arguments": {}}]}))
+    out = tmp_path / "adopted"
+    result = run("export", "--out", str(out), "--from-definitions", str(definitions))
+    assert result.code == 0, result.err
+    assert (out / "topology.schema.json").read_text(encoding="utf-8") == render()
+    assert (out / "vhosts" / "shop.yaml").read_text().splitlines()[0] == \
+        "# yaml-language-server: $schema=../topology.schema.json"
+    assert (out / "cluster.yaml").read_text().splitlines()[0] == "# yaml-language-server: $schema=topology.schema.json"
+    assert run("validate", str(out)).code == 0
 
 
 def test_version(run):

@@ -28,6 +28,7 @@ _duration_schema = WithJsonSchema(
         "anyOf": [
             {"type": "integer", "minimum": 0},
             {"type": "string", "pattern": r"^\s*[0-9]+\s*(ms|s|m|h|d)?\s*$"},
+            {"type": "string", "pattern": r"\$\{", "description": "text with ${VARIABLES}: a duration once substituted"},
         ],
         "description": "Milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h, 1d.",
     }
@@ -37,6 +38,7 @@ _size_schema = WithJsonSchema(
         "anyOf": [
             {"type": "integer", "minimum": 0},
             {"type": "string", "pattern": r"^\s*[0-9]+\s*([bB]|[kKmMgGtT][iI]?[bB])?\s*$"},
+            {"type": "string", "pattern": r"\$\{", "description": "text with ${VARIABLES}: a size once substituted"},
         ],
         "description": "Bytes, or a number with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).",
     }
@@ -53,8 +55,11 @@ def _type_for(annotation: Any, value: Any) -> Any:
     """``value`` with its :class:`Substituted` parts typed for a field of type ``annotation``."""
     if isinstance(value, Substituted):
         return str(value) if value.text or _wants_text(annotation) else typed(value)
-    if isinstance(value, dict) and _any_values(annotation):
-        return {k: (str(v) if v.text else typed(v)) if isinstance(v, Substituted) else v for k, v in value.items()}
+    values = _map_values(annotation)
+    if isinstance(value, dict) and values is not None:
+        text = values is not Any and _wants_text(values)
+        return {k: (str(v) if v.text or text else typed(v)) if isinstance(v, Substituted) else v
+                for k, v in value.items()}
     return value
 
 
@@ -64,9 +69,13 @@ def _wants_text(annotation: Any) -> bool:
     return arguments == [str]
 
 
-def _any_values(annotation: Any) -> bool:
-    """Whether a field is a map whose values may be of any type (raw arguments, policy definitions)."""
-    return get_origin(annotation) is dict and get_args(annotation)[1:] == (Any,)
+def _map_values(annotation: Any) -> Any:
+    """The type of a map field's values (``Any`` for raw arguments and policy definitions; ``int``
+    for limits), or ``None`` when the field is no map (``dict[...] | None`` counts as a map)."""
+    arguments = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (Union, UnionType) else [annotation]
+    if len(arguments) == 1 and get_origin(arguments[0]) is dict:
+        return get_args(arguments[0])[1]
+    return None
 
 
 DurationField = Annotated[Duration, _duration_schema]
