@@ -171,7 +171,7 @@ paths_argument = click.argument("paths", nargs=-1, type=click.Path())
 values_option = click.option(
     "--values", "values", multiple=True, type=click.Path(dir_okay=False),
     help="A YAML map of variable names to values for ${VAR} in the files; repeatable, the later file wins; "
-         "the environment wins over all (see the README, Variables).",
+         "the environment wins over all (docs: guides/environments.md).",
 )
 
 def _run_jobs(jobs: list[Any], selection: Any, work: Callable[[Any], tuple[int, Any]],
@@ -329,7 +329,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...]
 
 prune_option = click.option(
     "--prune", is_flag=True,
-    help="Also delete objects in managed vhosts that no file declares (protected objects excepted; see the README).",
+    help="Also delete objects in managed vhosts that no file declares (protected objects excepted; docs: concepts/safety.md, Pruning).",
 )
 
 
@@ -348,7 +348,7 @@ def _check_per_target(path: str | None, option: str, selection: Any) -> None:
 @cli.command()
 @paths_argument
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text",
-              show_default=True, help="text for people, json for programs (see the README, The JSON plan), "
+              show_default=True, help="text for people, json for programs (docs: reference/plan-json.md), "
                                       "markdown for a pull-request comment.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -440,7 +440,7 @@ def _summary(the_plan: Any) -> str:
 @paths_argument
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown", "junit"]), default="text",
               show_default=True, help="text for people, json for programs, markdown for a pull-request comment, "
-                                      "junit for CI test reports (see the README, Drift).")
+                                      "junit for CI test reports (docs: reference/drift-report.md).")
 @click.option("--fail-on-orphans", is_flag=True,
               help="Count objects in the managed vhosts that no file declares as drift (they are always listed).")
 @values_option

@@ -110,7 +110,7 @@ class DriftReport:
         return {"objects": len(self.objects), **counts, "orphans": len(self.orphans), "ha_findings": len(self.ha_findings)}
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON form (see the README, "Drift report")."""
+        """The documented JSON form (docs/reference/drift-report.md)."""
         return {
             "format_version": REPORT_FORMAT_VERSION,
             "tool_version": __version__,

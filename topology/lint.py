@@ -1,6 +1,6 @@
 """``topology lint``: what RabbitMQ accepts but is likely to lose messages or surprise (pure).
 
-Each rule has an id, a severity and a reason (:data:`RULES`, documented in the README). A
+Each rule has an id, a severity and a reason (:data:`RULES`; the docs' lint reference is made from it). A
 finding is suppressed for one object by a comment on the object's line in the files,
 ``# lint: ignore TOP008`` (several ids separated by commas or spaces; ``# lint: ignore`` alone
 for every rule), and for all objects by ``--ignore TOP008``.
@@ -31,46 +31,58 @@ class Rule:
     name: str
     severity: str
     why: str
+    """Why it matters, in the docs' words (Markdown; ``{docs}`` is the docs' root): the lint
+    reference's table is made from it (``python -m topology.docs``)."""
 
 
 RULES = {rule.id: rule for rule in (
     Rule("TOP001", "dead-letter-exchange-missing", ERROR,
-         "A queue's dead-letter exchange is not declared: RabbitMQ drops every message that dies there."),
+         "A queue's dead-letter exchange (argument or policy) is not declared: RabbitMQ drops every message "
+         "that dies there."),
     Rule("TOP002", "dead-letters-routed-nowhere", WARNING,
-         "The dead-letter exchange exists but routes the queue's dead letters to no queue: they are dropped."),
+         "The dead-letter exchange exists but routes the queue's dead letters to no queue: they are dropped. "
+         "Simulated with the dead-letter routing key, or without one with every key the queue's messages can "
+         "carry (its name and the keys of the direct and topic bindings to it); when a fanout, headers or "
+         "wildcard binding leaves the key open, only \"no binding or alternate exchange leads to a queue\" is "
+         "reported. Headers and plugin exchanges on the way are not judged."),
     Rule("TOP003", "dead-letter-cycle-without-ttl", ERROR,
-         "Queues dead-letter into each other with no message TTL on the way: a message rejected there loops "
-         "at full speed for as long as consumers reject it (RabbitMQ stops only expiry cycles)."),
+         "Queues without a message TTL dead-letter into each other: a rejected message loops at full speed for "
+         "as long as consumers reject it. RabbitMQ stops expiry cycles, not rejection ones. The retry pattern "
+         "(a TTL on the retry queue) passes. Only dead-letter routes known exactly (as for `TOP002`) count, so "
+         "a loop through an open key is not reported."),
     Rule("TOP004", "classic-mirroring", WARNING,
-         "Classic queue mirroring (ha-* policy keys) is deprecated since RabbitMQ 3.9 and removed in 4.0: "
-         "the policy stops working on upgrade. Use quorum queues (topology export --transform quorum)."),
+         "`ha-*` policy keys: classic mirroring is deprecated since 3.9 and removed in 4.0. Use quorum queues "
+         "([the transform]({docs}guides/mirrored-to-quorum.md))."),
     Rule("TOP005", "ha-exactly-too-few", WARNING,
-         "ha-mode exactly with ha-params below 2 keeps no mirror: the queue has one copy."),
+         "`ha-mode: exactly` with `ha-params` below 2 keeps no mirror."),
     Rule("TOP006", "ha-sync-manual", WARNING,
-         "With ha-sync-mode manual (the default), a new mirror does not receive the messages already in the "
-         "queue: when the leader fails, an unsynchronised mirror is promoted and those messages are lost."),
+         "`ha-sync-mode: manual`, the default: a new mirror does not get the messages already queued, and when "
+         "the leader fails an unsynchronised mirror is promoted and they are lost."),
     Rule("TOP007", "quorum-group-larger-than-cluster", WARNING,
-         "A quorum queue's initial group size larger than the cluster cannot be met: the queue gets fewer "
-         "members than asked for."),
+         "`initial_group_size` larger than `--cluster-size`: the queue gets fewer members than asked for. Runs "
+         "only with `--cluster-size`."),
     Rule("TOP008", "not-durable", WARNING,
          "A non-durable queue or exchange disappears when its node restarts, with its messages and bindings."),
     Rule("TOP009", "queue-unreachable", INFO,
-         "No binding reaches the queue (nor a dead-letter route nor a shovel): only publishes straight to it "
-         "through the default exchange fill it."),
+         "No binding reaches the queue (nor a dead-letter route through the default exchange, nor a shovel "
+         "whose destination is in its vhost, nor queue federation): only publishes straight to it fill it."),
     Rule("TOP010", "exchange-drops-messages", WARNING,
-         "An exchange with no binding and no alternate exchange drops every message published to it."),
+         "An exchange with no binding, no alternate exchange (argument or policy) and no shovel consuming from "
+         "it drops every message published to it, unless applications bind queues to it at run time."),
     Rule("TOP011", "policy-tie", WARNING,
-         "Two policies of the same priority apply to the same queue or exchange: RabbitMQ applies either, and "
-         "which one is not defined."),
+         "Two policies (or two operator policies) of the same priority apply to the same queue or exchange: "
+         "RabbitMQ applies either, and which is not defined."),
     Rule("TOP012", "plaintext-password", ERROR,
-         "A password written in the files is readable by everyone who can read the repository."),
+         "`allow_literal_password: true` with the password written in the files, readable by everyone who can "
+         "read the repository."),
     Rule("TOP013", "lazy-has-no-effect", INFO,
-         "queue-mode lazy has no effect from RabbitMQ 3.12 on (classic queues keep messages on disk anyway) "
-         "and none on quorum queues or streams."),
+         "`queue-mode: lazy` has no effect from RabbitMQ 3.12 on (with `--broker-version` below 3.12 it is not "
+         "reported)."),
     Rule("TOP014", "default-delivery-limit-drops", WARNING,
-         "From RabbitMQ 4.0 a quorum queue without a delivery limit gets one of 20: with no dead-letter exchange, "
-         "a message returned 20 times (a consumer that rejects it or crashes on it) is dropped. Set "
-         "dead_letter_exchange to keep such messages, or delivery_limit (-1: no limit)."),
+         "From RabbitMQ 4.0 a quorum queue without a delivery limit gets one of 20; with no dead-letter "
+         "exchange, a message returned 20 times is dropped. Set `dead_letter_exchange`, or `delivery_limit` "
+         "(`-1`: none). Not reported with `--broker-version` below 4.0; without one, reported \"when the broker "
+         "is 4.0 or later\"."),
 )}
 """Every rule, by id."""
 

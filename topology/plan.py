@@ -90,7 +90,7 @@ class Plan:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The documented JSON form of the plan (see the README, "JSON plan")."""
+        """The documented JSON form of the plan (docs/reference/plan-json.md)."""
         summary = self.summary()
         summary["unmanaged"] = len(self.unmanaged)
         return {

@@ -30,10 +30,10 @@ def readme_table() -> str:
 
 
 def test_the_readme_table_is_the_brokers_file():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "reference" / "brokers.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- brokers table: [^\n]*-->\n(.*?)\n<!-- end of brokers table -->", text, re.S)
-    assert found, "the README has no brokers table"
-    assert found.group(1) == readme_table(), "the README's brokers table is stale; it should read:\n" + readme_table()
+    assert found, "docs/reference/brokers.md has no brokers table"
+    assert found.group(1) == readme_table(), "the brokers table is stale; it should read:\n" + readme_table()
 
 
 def test_every_broker_has_its_own_ports_a_known_store_and_a_series():

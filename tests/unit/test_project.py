@@ -129,8 +129,8 @@ def test_selection_errors(tmp_path, monkeypatch):
 
 
 def test_the_readme_example_project_file_loads(tmp_path):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    example = readme.split("### Targets (`topology.toml`)", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "environments.md").read_text(encoding="utf-8")
+    example = readme.split("## Targets (`topology.toml`)", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     project = load_project(project_file(tmp_path, example))
     assert set(project.targets) == {"dev", "prod"}
     assert project.target("dev").user == "deployer" and project.target("prod").user_env == "RABBIT_PROD_USER"

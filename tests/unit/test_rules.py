@@ -89,12 +89,13 @@ vhosts:
 """)
 
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+FORMAT = (Path(__file__).resolve().parents[2] / "docs" / "reference" / "file-format.md").read_text(encoding="utf-8")
 
 
 def readme_section(title: str) -> str:
-    start = README.index(f"\n### {title}\n")
-    return README[start:README.index("\n### ", start + 1)]
+    """A section of the file format's reference page."""
+    start = FORMAT.index(f"\n## {title}\n")
+    return FORMAT[start:FORMAT.index("\n## ", start + 1)]
 
 
 def test_the_queue_fields_table_says_what_the_rules_say():

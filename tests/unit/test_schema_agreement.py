@@ -1,7 +1,7 @@
 """The editor and the tool agree: a real JSON Schema validator (jsonschema), reading the files as an
 editor's YAML 1.2 does, accepts every file the tool accepts (the examples, a file of every tricky
 way of writing a value, the files export makes from real-world definitions and from generated
-brokers, the README's topology snippets, and mutations of them all), and rejects each file of
+brokers, the topology snippets of the README and the docs, and mutations of them all), and rejects each file of
 tests/fixtures/files/invalid, as the tool does."""
 
 from __future__ import annotations
@@ -84,24 +84,26 @@ def _variables(texts: Any) -> dict[str, str]:
     return {name: "amqp://user:secret-value@localhost/v" if "URI" in name else "value-1" for name in names}
 
 
-def _readme_snippets() -> list[tuple[str, str]]:
-    """The README's YAML blocks that are whole topology files (top-level keys of the format only)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def _doc_snippets() -> list[tuple[str, str]]:
+    """The YAML blocks of the README and the docs that are whole topology files (top-level keys of
+    the format only, vhosts among them)."""
     found = []
-    for index, block in enumerate(re.findall(r"```yaml\n(.*?)```", text, flags=re.S)):
-        try:
-            data = yaml.safe_load(block)
-        except yaml.YAMLError:
-            continue
-        if isinstance(data, dict) and data and set(data) <= set(SCHEMA["properties"]) and "vhosts" in data:
-            found.append((f"README yaml block {index}", block))
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for index, block in enumerate(re.findall(r"```yaml\n(.*?)```", text, flags=re.S)):
+            try:
+                data = yaml.safe_load(block)
+            except yaml.YAMLError:
+                continue
+            if isinstance(data, dict) and data and set(data) <= set(SCHEMA["properties"]) and "vhosts" in data:
+                found.append((f"docs {page.relative_to(ROOT)} yaml block {index}", block))
     return found
 
 
 PROJECTS = ([(str(p.relative_to(ROOT)), {p.name: p.read_text(encoding="utf-8")})
              for p in sorted((ROOT / "examples").rglob("*.yaml"))]
             + [("tests/fixtures/files/valid.yaml", {"valid.yaml": (FILES / "valid.yaml").read_text(encoding="utf-8")})]
-            + _exported() + [(name, {"snippet.yaml": text}) for name, text in _readme_snippets()])
+            + _exported() + [(name, {"snippet.yaml": text}) for name, text in _doc_snippets()])
 """Sets of files the tool accepts together, by where they come from."""
 
 
@@ -109,7 +111,7 @@ def test_the_corpus_is_broad():
     names = [name for name, _ in PROJECTS]
     assert sum(name.startswith("examples/") for name in names) >= 2
     assert sum(name.endswith(".json") for name in names) >= 10
-    assert sum(name.startswith("README") for name in names) >= 4
+    assert sum(name.startswith("docs ") for name in names) >= 4
 
 
 @pytest.mark.parametrize("name, files", PROJECTS, ids=[name for name, _ in PROJECTS])

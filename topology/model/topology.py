@@ -108,7 +108,7 @@ class Topology:
     global_parameters_named: bool = False
     """A file names ``global_parameters:`` (even empty): the broker's others are then listed and pruned."""
     manage_all_users: Declared[bool] | None = None
-    """Set: the files declare every user of the broker (see the README, users)."""
+    """Set: the files declare every user of the broker (docs/reference/file-format.md, users)."""
     ignore_users: list[Declared[str]] = field(default_factory=list)
     tests: list[Declared[Any]] = field(default_factory=list)
     """Routing tests (:class:`~topology.model.RoutingTest`), in file order."""

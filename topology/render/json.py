@@ -1,4 +1,4 @@
-"""The versioned JSON plan (documented in the README)."""
+"""The versioned JSON plan (documented in docs/reference/plan-json.md)."""
 
 from __future__ import annotations
 

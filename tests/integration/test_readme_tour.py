@@ -1,0 +1,66 @@
+"""The README's five-minute tour, run as written against the test broker (in a throw-away vhost):
+the file it shows is examples/quickstart/orders.yaml, and each command prints what the README
+shows (the broker's address and version lines aside, and where the README shortens with '...')."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.broker
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+TOUR = README.split("<!-- --8<-- [start:tour] -->", 1)[1].split("<!-- --8<-- [end:tour] -->", 1)[0]
+YAML = re.findall(r"```yaml\n(.*?)```", TOUR, flags=re.S)
+CONSOLE = re.findall(r"```console\n(.*?)```", TOUR, flags=re.S)
+
+
+def steps() -> list[tuple[list[str], list[str]]]:
+    """Each ``$ topology ...`` of the tour with the lines the README shows it printing."""
+    found: list[tuple[list[str], list[str]]] = []
+    for block in CONSOLE:
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                found.append((line[2:].split("#", 1)[0].split(), []))
+            elif found:
+                found[-1][1].append(line)
+    return found
+
+
+def test_the_tour_file_is_the_quickstart_example():
+    shown = YAML[0].split("\n", 1)[1]  # after its "# topology/orders.yaml" line
+    shipped = (ROOT / "examples" / "quickstart" / "orders.yaml").read_text(encoding="utf-8")
+    assert shipped.split("\n", 1)[1] == shown
+
+
+def test_the_tour_runs_as_the_readme_shows(run, tmp_path, api, vhost, monkeypatch):
+    folder = tmp_path / "topology"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def rename(text: str) -> str:
+        return text.replace("\n  orders:\n", f"\n  {vhost}:\n").replace("vhost orders", f"vhost {vhost}") \
+            .replace("binding orders/", f"binding {vhost}/")
+
+    orders = folder / "orders.yaml"
+    orders.write_text(rename("\n" + YAML[0].split("\n", 1)[1]).lstrip("\n"), encoding="utf-8")
+    tour = steps()
+    assert [words[:2] for words, _ in tour] == [["topology", "validate"], ["topology", "plan"], ["topology", "apply"],
+                                                 ["topology", "plan"], ["topology", "apply"], ["topology", "drift"]]
+    for index, (words, shown) in enumerate(tour):
+        if index == 3:  # the change the README makes next: the policy block, appended to the file
+            orders.write_text(orders.read_text(encoding="utf-8") + YAML[1], encoding="utf-8")
+        if index == 5:  # "someone deletes a binding by hand"
+            api.delete("bindings", vhost, "e", "orders.dlx", "q", "orders.dead", "~")
+        arguments = words[1:] + (["--auto-approve"] if words[1] == "apply" and "--auto-approve" not in words else [])
+        result = run(*arguments)
+        expected_code = 2 if words[1] == "drift" else 0
+        assert result.code == expected_code, (words, result.out, result.err)
+        printed = result.out.splitlines()
+        for line in shown:
+            if not line.strip() or line.strip() == "..." or line.startswith("Broker: "):
+                continue
+            assert rename(line) in printed, (words, rename(line), result.out)
