@@ -64,3 +64,32 @@ def test_the_github_workflow_plans_on_pull_requests_applies_saved_plans_and_chec
     assert "--format markdown" in steps["plan"] and "gh pr comment" in steps["plan"]
     assert "--plan plans/{target}.json" in steps["apply"].replace('"', "") and workflow["jobs"]["apply"]["environment"]
     assert "drift" in steps["drift"] and "--format junit" in steps["drift"]
+
+
+@pytest.mark.parametrize("recipe, schema", [("github-actions.yml", "vendor.github-workflows"),
+                                            ("gitlab-ci.yml", "vendor.gitlab-ci")])
+def test_the_recipes_pass_their_platforms_workflow_schemas(recipe, schema):
+    """check-jsonschema's copies of GitHub's and GitLab's own schemas (no network needed)."""
+    import subprocess
+    import sys
+
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    done = subprocess.run([str(checker), "--builtin-schema", schema, str(ROOT / "ci-recipes" / recipe)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_recipes_install_this_release_of_the_real_distribution():
+    """Every install line names the distribution (the Index's `topology` is another project), pinned
+    to this release."""
+    import tomllib
+
+    from topology import __version__
+
+    name = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    assert name == "rabbitmq-topology"
+    for recipe in ("github-actions.yml", "gitlab-ci.yml"):
+        text = (ROOT / "ci-recipes" / recipe).read_text(encoding="utf-8")
+        installs = re.findall(r"pip install ([^\n]+)", text)
+        assert installs and all(line.strip('"').startswith(f"{name}==") for line in installs), (recipe, installs)
+        assert re.search(rf'TOPOLOGY_VERSION: "{re.escape(__version__)}"', text), recipe
