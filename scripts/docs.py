@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -48,6 +49,93 @@ def lint_table() -> str:
     return "\n".join(rows)
 
 
+SECTIONS = {"vhost": "Vhost", "exchange": "Exchange", "queue": "Queue", "binding": "Binding", "policy": "Policy"}
+"""The file format's field tables made from the models: marker name → model."""
+
+
+def _type(node: dict, defs: dict) -> str:
+    """How the reference names a field's type, from its JSON Schema (before the schema is widened for
+    variables: every typed field also takes one ${VARIABLE})."""
+    if "$ref" in node:
+        return f"map ({node['$ref'].rsplit('/', 1)[-1]})"
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        if node.get("description", "").startswith("Milliseconds") or any(
+                b.get("description", "").startswith("Milliseconds") for b in branches):
+            return "duration"
+        if node.get("description", "").startswith("Bytes") or any(b.get("description", "").startswith("Bytes")
+                                                                     for b in branches):
+            return "size"
+        return " or ".join(_type(b, defs) for b in branches)
+    if "enum" in node:
+        values = [f"`{v}`" for v in node["enum"]]
+        return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+    kind = node.get("type")
+    if kind == "integer":
+        low, high = node.get("minimum"), node.get("maximum")
+        return f"integer, {low} to {high}" if low is not None and high is not None else (
+            f"integer ≥ {low}" if low is not None else "integer")
+    if kind == "array":
+        return f"list of {_type(node.get('items', {}), defs)}"
+    if kind == "object":
+        names = node.get("propertyNames", {}).get("enum")
+        values = node.get("additionalProperties")
+        inner = _type(values, defs) if isinstance(values, dict) else "any value"
+        return f"map of {', '.join(f'`{n}`' for n in names)} → {inner}" if names else f"map of {inner}"
+    if kind == "string":
+        return f"text matching `{node['pattern']}`" if "pattern" in node else "text"
+    return {"boolean": "boolean", "number": "number"}.get(kind, "any")
+
+
+def _default(field) -> str:
+    from pydantic_core import PydanticUndefined
+
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        return f"`{json.dumps(field.default_factory())}`"
+    if field.default is None or field.default is PydanticUndefined:
+        return ""
+    return f"`{json.dumps(field.default)}`"
+
+
+def field_table(model_name: str) -> str:
+    """The table of a model's fields: name, type, default, and its description; for queues also
+    the x-argument each sets and the queue types that take it (from topology.rules.queues)."""
+    import topology.model as models
+    from topology.rules.queues import ALL_TYPES, QUEUE_ARGUMENTS, QUEUE_TYPES
+
+    model = getattr(models, model_name)
+    schema = models.TopologyFile.model_json_schema(mode="validation")
+    properties = schema["$defs"][model_name]["properties"]
+    queue = model_name == "Queue"
+    head = "| field | x-argument | queue types | type | default | meaning |" if queue else \
+        "| field | type | default | meaning |"
+    rows = [head, "|---|---|---|---|---|---|" if queue else "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if field.exclude or name.startswith("_"):
+            continue
+        key = field.alias or name
+        cells = [f"`{key}`"]
+        if queue:
+            arguments = [a for a in QUEUE_ARGUMENTS.values() if a.field == name] or (
+                [a for a in QUEUE_ARGUMENTS.values() if a.name in ("x-quorum-initial-group-size", "x-initial-cluster-size")]
+                if name == "initial_group_size" else [])
+            names = ", ".join(f"`{a.name}`" for a in arguments) or ("`x-queue-type`" if name == "type" else "")
+            types = set().union(*(a.queue_types for a in arguments)) if arguments else set()
+            since = {t: v for a in arguments for t, v in a.types_since}
+            if types == ALL_TYPES and not since:
+                shown = "all"
+            else:
+                shown = ", ".join(t for t in QUEUE_TYPES if t in types and t not in since)
+                shown += "".join(f"; {t} from {'.'.join(map(str, v))}" for t, v in since.items())
+            cells += [names, shown]
+        description = (field.description or "").replace("|", "\\|")
+        cells += [_type(properties[key], schema["$defs"]).replace("|", "\\|"), _default(field), description]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def with_block(text: str, name: str, block: str) -> str:
     """``text`` with the part between the markers of ``name`` replaced by ``block``."""
     begin, end = BEGIN.format(name=name), END.format(name=name)
@@ -59,9 +147,13 @@ def with_block(text: str, name: str, block: str) -> str:
 
 def pages() -> dict[Path, str]:
     """Each generated file and the text it should have."""
-    lint = DOCS / "reference" / "lint.md"
+    lint, file_format = DOCS / "reference" / "lint.md", DOCS / "reference" / "file-format.md"
+    text = file_format.read_text(encoding="utf-8")
+    for name, model in SECTIONS.items():
+        text = with_block(text, f"{name} fields", field_table(model))
     return {DOCS / "reference" / "cli.md": cli_page(),
-            lint: with_block(lint.read_text(encoding="utf-8"), "lint rules", lint_table())}
+            lint: with_block(lint.read_text(encoding="utf-8"), "lint rules", lint_table()),
+            file_format: text}
 
 
 def main(argv: list[str]) -> int:

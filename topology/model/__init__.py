@@ -102,11 +102,13 @@ class _Strict(BaseModel):
 class Exchange(_Strict):
     """An exchange. Any property change needs the exchange to be replaced."""
 
-    type: str = Field(description="direct, fanout, topic, headers, or a plugin type such as x-delayed-message.")
+    type: str = Field(description="direct, fanout, topic, headers, or a plugin type starting with x- (x-delayed-message, "
+                                   "which also needs the x-delayed-type argument).")
     durable: bool = Field(True, description="Survives a broker restart.")
     auto_delete: bool = Field(False, description="Deleted when its last binding is removed.")
-    internal: bool = Field(False, description="Cannot be published to directly, only through exchange-to-exchange bindings.")
-    alternate_exchange: str | None = Field(None, description="Where messages that match no binding go (argument alternate-exchange).")
+    internal: bool = Field(False, description="Cannot be published to directly: only other exchanges publish to it.")
+    alternate_exchange: str | None = Field(None, description="Where messages that match no binding go (argument "
+                                             "alternate-exchange); declared in the vhost, or a built-in amq.* exchange.")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Raw exchange arguments.")
 
 
@@ -121,9 +123,11 @@ class Queue(_Strict):
     max_length: int | None = Field(None, ge=0, description="x-max-length: most messages held.")
     max_length_bytes: SizeField | None = Field(None, description="x-max-length-bytes: most bytes of message bodies held.")
     overflow: Literal["drop-head", "reject-publish", "reject-publish-dlx"] | None = Field(
-        None, description="x-overflow: what happens when a length limit is reached."
+        None, description="x-overflow: what happens when a length limit is reached (quorum queues ignore "
+                          "reject-publish-dlx, so it is refused there)."
     )
-    dead_letter_exchange: str | None = Field(None, description="x-dead-letter-exchange ('' is the default exchange).")
+    dead_letter_exchange: str | None = Field(None, description="x-dead-letter-exchange: an exchange declared in the vhost "
+                                               "('' is the default exchange).")
     dead_letter_routing_key: str | None = Field(None, description="x-dead-letter-routing-key (default: the message's own).")
     dead_letter_strategy: Literal["at-most-once", "at-least-once"] | None = Field(
         None, description="x-dead-letter-strategy (quorum queues)."
@@ -150,20 +154,24 @@ class Queue(_Strict):
 class Binding(_Strict):
     """A binding from an exchange to a queue or to another exchange."""
 
-    source: str = Field(description="The source exchange.")
-    destination: str = Field(description="The destination queue or exchange.")
+    source: str = Field(description="The source exchange: declared in the vhost, or a built-in amq.* exchange. The default "
+                                 "exchange cannot be bound.")
+    destination: str = Field(description="The destination queue or exchange, declared in the vhost.")
     destination_type: Literal["queue", "exchange"] = Field("queue", description="queue or exchange.")
-    routing_key: str = Field("", description="The binding key.")
-    arguments: dict[str, Any] = Field(default_factory=dict, description="Binding arguments (headers exchanges: x-match and the headers).")
+    routing_key: str = Field("", description="The binding key; a headers exchange ignores it, so one there is an error.")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Binding arguments; for headers exchanges, x-match "
+                                      "(all, any, all-with-x, any-with-x) and the headers to match.")
 
 
 class Policy(_Strict):
     """A policy; changed in place."""
 
     pattern: str = Field(description="Regular expression matched against object names.")
-    apply_to: ApplyTo = Field("all", description="Which objects the policy applies to.")
+    apply_to: ApplyTo = Field("all", description="Which objects the policy applies to; classic_queues, quorum_queues and "
+                                                 "streams from RabbitMQ 3.12 on.")
     priority: int = Field(0, description="The policy with the highest priority wins.")
-    definition: dict[str, Any] = Field(description="The policy keys, e.g. ha-mode, message-ttl, dead-letter-exchange.")
+    definition: dict[str, Any] = Field(description="The policy keys (not empty), e.g. ha-mode, message-ttl, "
+                                                "dead-letter-exchange: see the list below.")
 
 
 ShovelProtocol = Literal["amqp091", "amqp10", "local"]
@@ -273,17 +281,21 @@ class Vhost(_Strict):
     """A virtual host and the objects declared in it."""
 
     description: str | None = Field(None, description="Vhost metadata: a description.")
-    tags: list[str] | None = Field(None, description="Vhost metadata: tags.")
+    tags: list[str] | None = Field(None, description="Vhost metadata: tags (a tag cannot contain a comma).")
     default_queue_type: QueueType | None = Field(
-        None, description="Queue type for queues declared without one (RabbitMQ 3.11+ also stores it on the vhost)."
+        None, description="The type of the vhost's queues that declare none. The broker stores it when creating the vhost "
+                          "(3.10.8+); an existing vhost's is changed in place only on 3.11+ (older brokers: a note in the "
+                          "plan). Either way, queues declared without a type get it from the files."
     )
-    tracing: bool | None = Field(None, description="Message tracing (the firehose) on or off; left as it is when omitted.")
+    tracing: bool | None = Field(None, description="Message tracing (the firehose, amq.rabbitmq.trace) on or off; left as "
+                                              "it is when omitted.")
     limits: dict[VhostLimit, int] | None = Field(
-        None, description="max-connections, max-queues; a limit not listed is removed; all left as they are when omitted.")
-    exchanges: dict[str, Exchange] = Field(default_factory=dict)
-    queues: dict[str, Queue] = Field(default_factory=dict)
-    bindings: list[Binding] = Field(default_factory=list)
-    policies: dict[str, Policy] = Field(default_factory=dict)
+        None, description="max-connections, max-queues (integers ≥ 0), enforced by the broker; a limit not listed is "
+                          "removed; all left as they are when limits is omitted.")
+    exchanges: dict[str, Exchange] = Field(default_factory=dict, description="Exchanges, keyed by name.")
+    queues: dict[str, Queue] = Field(default_factory=dict, description="Queues, keyed by name.")
+    bindings: list[Binding] = Field(default_factory=list, description="Bindings (they have no name).")
+    policies: dict[str, Policy] = Field(default_factory=dict, description="Policies, keyed by name.")
     operator_policies: dict[str, Policy] = Field(
         default_factory=dict, description="Operator policies: limits that users' policies cannot override.")
     shovels: dict[str, Shovel] = Field(default_factory=dict, description="Dynamic shovels, keyed by name.")
@@ -293,9 +305,11 @@ class Vhost(_Strict):
         default_factory=dict, description="Federation upstream sets: a name and its upstreams.")
     ignore: list[str] = Field(
         default_factory=list,
-        description="Name patterns (* and ? wildcards, [abc] classes) of objects the tool leaves alone: never pruned, "
-        "not listed as unmanaged. Applies to exchanges, queues, policies, shovels and federation upstreams, and to "
-                    "bindings from or to such objects.",
+        description="Name patterns of objects the tool leaves alone: never pruned, not listed as unmanaged. "
+                    "Shell-style and case-sensitive (* any run of characters, ? one character, [abc] one of a set). "
+                    "Applies to exchange, queue, policy, shovel and federation upstream (and set) names, and to "
+                    "bindings from or to such objects; a declared object must not match one. Patterns from several "
+                    "files add up.",
     )
 
 
