@@ -155,7 +155,7 @@ class Applier:
         for kind in KINDS:  # what each kind does alone, then what apply does around some of them
             if kind.declare is not Resource.declare:
                 self.handlers[(kind.kind, CREATE)] = self._declare_change
-                if not kind.replace_on_change:
+                if kind.updates and not kind.replace_on_change:
                     self.handlers[(kind.kind, UPDATE)] = self._declare_change
             if kind.remove is not Resource.remove:
                 self.handlers[(kind.kind, DELETE)] = self._remove

@@ -30,7 +30,7 @@ from topology.model import Queue
 from topology.schema import modeline
 from topology.rules.limits import USER_LIMITS, VHOST_LIMITS
 from topology.rules.names import is_built_in_exchange, is_federation_link, is_reserved, why_reserved_queue
-from topology.rules.queues import ALL_TYPES, argument_for, field_for
+from topology.rules.queues import argument_for, field_for, is_queue_type
 from topology.kinds import canonical
 from topology.migration_record import MIGRATION_ARGUMENT, MIGRATION_PREFIX
 
@@ -160,11 +160,11 @@ def _vhost(name: str, entry: dict[str, Any], objects: dict[str, list[dict[str, A
     if entry.get("tracing") is True:
         data["tracing"] = True
     default_type = entry.get("default_queue_type", metadata.get("default_queue_type"))
-    if default_type in ALL_TYPES:
+    if is_queue_type(default_type):
         data["default_queue_type"] = default_type
     where = f"vhost {name!r}"
     exchanges = _exchanges(objects.get("exchanges", []), where, result)
-    queues = _queues(objects.get("queues", []), default_type if default_type in ALL_TYPES else None, where, result)
+    queues = _queues(objects.get("queues", []), default_type if is_queue_type(default_type) else None, where, result)
     skipped_names = {e["name"] for e in objects.get("exchanges", []) if e.get("name") not in exchanges} | {
         q["name"] for q in objects.get("queues", []) if q.get("name") not in queues}
     present = {("exchange", e.get("name")) for e in objects.get("exchanges", [])} | {

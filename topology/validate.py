@@ -17,7 +17,7 @@ from typing import Any
 from topology.errors import ConfigError, Problem
 from topology.model import Queue, friendly_queue_fields
 from topology.rules.names import RESERVED_PREFIX, is_reserved
-from topology.rules.queues import ALL_TYPES, MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for
+from topology.rules.queues import MAX_QUEUE_NAME_BYTES, is_queue_type, QUEUE_ARGUMENTS, argument_for, field_for
 from topology.model.topology import NAMED_SECTIONS, Origin, Topology, VhostTopology, location
 from topology.model.values import parse_duration, parse_size
 from topology.kinds import canonical
@@ -320,7 +320,7 @@ def _check_queue(
         found.add(origin, (), f"a queue name is at most {MAX_QUEUE_NAME_BYTES} bytes (UTF-8); this one has "
                               f"{len(name.encode('utf-8'))}: the broker refuses it")
     raw_type = spec.arguments.get("x-queue-type")
-    if raw_type is not None and raw_type not in ALL_TYPES:
+    if raw_type is not None and not is_queue_type(raw_type):
         found.add(origin, ("arguments", "x-queue-type"), "x-queue-type must be classic, quorum or stream")
         return
     queue_type = queue_type_of(spec, vhost.default_queue_type)

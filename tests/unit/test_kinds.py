@@ -176,3 +176,32 @@ def test_the_files_rendered_read_back_as_the_objects_they_declare(tmp_path, monk
     assert sorted(read.objects) == sorted(desired.objects)
     for key, resource in desired.objects.items():
         assert read.objects[key].props() == resource.props(), key
+
+
+def test_a_list_or_map_where_a_queue_type_goes_is_a_problem_not_a_crash(tmp_path):
+    """Anything a file or a broker gives where a queue type goes is compared as a value, never hashed."""
+    from tests.conftest import load_problems
+    from topology.export import export_definitions
+
+    problems = load_problems(tmp_path, "vhosts: {v: {queues: {q: {arguments: {x-queue-type: [quorum]}}}}}")
+    assert any("x-queue-type must be classic, quorum or stream" in p for p in problems)
+    assert VhostState.from_definition({"name": "v", "default_queue_type": ["quorum"]}).default_queue_type is None
+    assert VhostState.from_definition({"name": "v", "metadata": {"default_queue_type": {"a": 1}}}).default_queue_type \
+        is None
+    exported = export_definitions({"vhosts": [{"name": "v", "default_queue_type": ["quorum"]}],
+                                   "queues": [{"name": "q", "vhost": "v", "arguments": {}}]})
+    assert exported.files
+
+
+def test_apply_has_a_handler_for_exactly_the_changes_a_plan_can_hold():
+    from topology.apply import Applier
+
+    handlers = set(Applier(object()).handlers)  # type: ignore[arg-type]
+    expected = {("vhost", "create"), ("vhost", "update"), ("exchange", "create"), ("exchange", "replace"),
+                ("exchange", "delete"), ("queue", "create"), ("queue", "replace"), ("queue", "resume"),
+                ("queue", "delete"), ("binding", "create"), ("binding", "delete"), ("user", "create"),
+                ("user", "update"), ("user", "delete")}
+    for kind in ("policy", "operator_policy", "global_parameter", "permission", "topic_permission", "shovel",
+                 "federation_upstream", "federation_upstream_set"):
+        expected |= {(kind, "create"), (kind, "update"), (kind, "delete")}
+    assert handlers == expected

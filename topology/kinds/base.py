@@ -55,6 +55,9 @@ class Resource:
     """The list of a definitions document that holds this kind (``queues``, ``parameters``...)."""
     replace_on_change: ClassVar[bool] = False
     """True when the broker cannot change the object in place."""
+    updates: ClassVar[bool] = True
+    """Whether a change of this kind can be an update in place (not for a replaced kind, nor for a
+    binding, which has nothing to compare but its identity)."""
 
     vhost: str
 

@@ -15,6 +15,7 @@ class BindingState(Resource):
 
     kind: ClassVar[str] = "binding"
     section: ClassVar[str] = "bindings"
+    updates: ClassVar[bool] = False
     source: str = ""
     destination: str = ""
     destination_type: str = "queue"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from topology.kinds.base import Resource
-from topology.rules.queues import ALL_TYPES
+from topology.rules.queues import is_queue_type
 
 
 def tag_list(tags: Any) -> list[str]:
@@ -67,7 +67,7 @@ class VhostState(Resource):
         metadata = entry.get("metadata") or {}
         tags = tag_list(entry.get("tags", metadata.get("tags")))
         default_queue_type = entry.get("default_queue_type", metadata.get("default_queue_type"))
-        if default_queue_type not in ALL_TYPES:
+        if not is_queue_type(default_queue_type):
             default_queue_type = None  # "undefined" on brokers that do not keep it
         return cls(
             vhost=entry["name"],

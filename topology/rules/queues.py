@@ -14,6 +14,11 @@ QUEUE_TYPES = (CLASSIC, QUORUM, STREAM)
 ALL_TYPES = frozenset(QUEUE_TYPES)
 
 
+def is_queue_type(value: object) -> bool:
+    """Whether ``value`` (anything a file or a broker gave) names a queue type."""
+    return isinstance(value, str) and value in ALL_TYPES
+
+
 @dataclass(frozen=True)
 class QueueArgument:
     """An x-argument: the friendly field for it (if any) and the queue types that accept it."""
