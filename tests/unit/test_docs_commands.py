@@ -1,0 +1,47 @@
+"""Every `$ topology ...` command shown in a console block of the README or the docs that reads
+the shipped examples (and needs no broker) runs from the project's root and prints the lines the
+page shows (blank lines and '...' aside). The README's tour, which needs a broker, runs in
+tests/integration/test_readme_tour.py."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NEEDS_A_BROKER = {"plan", "apply", "drift", "export"}
+
+
+def shown_commands() -> list[tuple[str, list[str], list[str]]]:
+    """(page, the command's words, the lines the page shows it printing)."""
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for block in re.findall(r"```console\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S):
+            for line in block.splitlines():
+                if line.startswith("$ "):
+                    found.append((str(page.relative_to(ROOT)), shlex.split(line[2:], comments=True), []))
+                elif found and found[-1][0] == str(page.relative_to(ROOT)):
+                    found[-1][2].append(line)
+    return [(page, words, lines) for page, words, lines in found
+            if words[0] == "topology" and words[1] not in NEEDS_A_BROKER
+            and any(w.startswith("examples/") for w in words)]
+
+
+COMMANDS = shown_commands()
+
+
+def test_the_docs_show_commands_on_the_examples():
+    assert len(COMMANDS) >= 3
+
+
+@pytest.mark.parametrize("page, words, lines", COMMANDS, ids=[" ".join(w) for _, w, _ in COMMANDS])
+def test_a_command_the_docs_show_prints_what_they_show(page, words, lines, run, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = run(*words[1:])
+    printed = result.out.splitlines()
+    for line in lines:
+        if line.strip() and line.strip() != "...":
+            assert line in printed, f"{page}: {' '.join(words)}: {line!r} not printed\n{result.out}{result.err}"
