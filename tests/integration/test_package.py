@@ -1,6 +1,6 @@
 """The distribution as a user gets it: the wheel and the sdist built from the checkout, the wheel
-installed into a fresh virtual environment outside the checkout, and the installed command run
-from there: its version, its schema, and `validate` and `plan` of the shop example against the
+installed into a fresh virtual environment outside the checkout (and with pipx), and the installed
+command run from there: its version, its schema, and `validate` and `plan` of the shop example against the
 test broker. Marked `packaging`: it runs once per CI run (with the default broker), not on every
 broker of the matrix; it needs the package index for the build tools and the dependencies."""
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,11 @@ def test_the_built_wheel_installs_and_runs_outside_the_checkout(tmp_path, vhost)
     assert "Valid: 1 vhost(s)" in _run(topology, "validate", example, cwd=home, env=env).stdout
     planned = _run(topology, "plan", example, cwd=home, env=env).stdout
     assert f"+ vhost {vhost}" in planned and "to create" in planned
+
+    # pipx, as the docs say: its own environment, the command on PATH
+    pipx_env = {**env, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "pipx-bin"),
+                "PIPX_MAN_DIR": str(tmp_path / "pipx-man")}
+    _run(str(Path(sys.executable).parent / "pipx"), "install", str(wheel), cwd=home, env=pipx_env)
+    installed = str(tmp_path / "pipx-bin" / "topology")
+    assert _run(installed, "--version", cwd=home, env=pipx_env).stdout.strip() == f"topology {__version__}"
+    assert "Valid: 1 vhost(s)" in _run(installed, "validate", example, cwd=home, env=pipx_env).stdout
