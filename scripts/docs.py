@@ -49,7 +49,8 @@ def lint_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"vhost": "Vhost", "exchange": "Exchange", "queue": "Queue", "binding": "Binding", "policy": "Policy"}
+SECTIONS = {"vhost": "Vhost", "exchange": "Exchange", "queue": "Queue", "binding": "Binding", "policy": "Policy",
+            "shovel": "Shovel", "federation upstream": "FederationUpstream", "upstream set member": "UpstreamSetMember"}
 """The file format's field tables made from the models: marker name → model."""
 
 
@@ -66,7 +67,8 @@ def _type(node: dict, defs: dict) -> str:
         if node.get("description", "").startswith("Bytes") or any(b.get("description", "").startswith("Bytes")
                                                                      for b in branches):
             return "size"
-        return " or ".join(_type(b, defs) for b in branches)
+        shown = " or ".join(_type(b, defs) for b in branches)
+        return "number" if shown == "integer or number" else shown
     if "enum" in node:
         values = [f"`{v}`" for v in node["enum"]]
         return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
@@ -105,13 +107,18 @@ def field_table(model_name: str) -> str:
     import topology.model as models
     from topology.rules.queues import ALL_TYPES, QUEUE_ARGUMENTS, QUEUE_TYPES
 
+    from topology.kinds.parameter import MODEL_KEYS
+
     model = getattr(models, model_name)
     schema = models.TopologyFile.model_json_schema(mode="validation")
     properties = schema["$defs"][model_name]["properties"]
-    queue = model_name == "Queue"
-    head = "| field | x-argument | queue types | type | default | meaning |" if queue else \
-        "| field | type | default | meaning |"
-    rows = [head, "|---|---|---|---|---|---|" if queue else "|---|---|---|---|"]
+    queue, keys = model_name == "Queue", MODEL_KEYS.get(model_name)
+    if queue:
+        rows = ["| field | x-argument | queue types | type | default | meaning |", "|---|---|---|---|---|---|"]
+    elif keys is not None:
+        rows = ["| field | broker key | type | default | meaning |", "|---|---|---|---|---|"]
+    else:
+        rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         if field.exclude or name.startswith("_"):
             continue
@@ -130,6 +137,8 @@ def field_table(model_name: str) -> str:
                 shown = ", ".join(t for t in QUEUE_TYPES if t in types and t not in since)
                 shown += "".join(f"; {t} from {'.'.join(map(str, v))}" for t, v in since.items())
             cells += [names, shown]
+        elif keys is not None:
+            cells.append(f"`{keys[name]}`" if name in keys else ("any" if name == "parameters" else ""))
         description = (field.description or "").replace("|", "\\|")
         cells += [_type(properties[key], schema["$defs"]).replace("|", "\\|"), _default(field), description]
         rows.append("| " + " | ".join(cells) + " |")

@@ -62,7 +62,14 @@ def json_schema() -> dict[str, Any]:
     types say (:func:`_widen`)."""
     from topology.model import TopologyFile
 
+    from topology.kinds.parameter import MODEL_KEYS
+
     schema = TopologyFile.model_json_schema(mode="validation")
+    for name, keys in MODEL_KEYS.items():  # an editor shows the broker's key of a shovel's or upstream's field
+        for field, key in keys.items():
+            found = schema["$defs"][name]["properties"].get(field)
+            if found is not None:
+                found["description"] = f"{key}: {found.get('description', '')}".rstrip()
     for model in [schema, *schema.get("$defs", {}).values()]:
         for name, property_schema in (model.get("properties") or {}).items():
             model["properties"][name] = _widen(property_schema)

@@ -90,6 +90,9 @@ UPSTREAM_KEYS: dict[str, str] = {
 }
 """Federation upstream (and upstream set member) fields → the broker's keys."""
 
+MODEL_KEYS = {"Shovel": SHOVEL_KEYS, "FederationUpstream": UPSTREAM_KEYS, "UpstreamSetMember": UPSTREAM_KEYS}
+"""The field → broker key table of each model of the files' parameters (docs and schema show the keys)."""
+
 URI_KEYS = {SHOVEL: ("src-uri", "dest-uri"), UPSTREAM: ("uri",), UPSTREAM_SET: ()}
 """The keys of each component that hold URIs."""
 
