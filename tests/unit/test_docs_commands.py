@@ -45,3 +45,40 @@ def test_a_command_the_docs_show_prints_what_they_show(page, words, lines, run, 
     for line in lines:
         if line.strip() and line.strip() != "...":
             assert line in printed, f"{page}: {' '.join(words)}: {line!r} not printed\n{result.out}{result.err}"
+
+
+def every_command_line() -> list[tuple[str, list[str]]]:
+    """Every `topology ...` command in a sh or console block of the README and the docs (shell
+    redirections, pipes and what follows `&&` cut off)."""
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for block in re.findall(r"```(?:sh|console)\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.removeprefix("$ ").strip()
+                line = re.split(r"\s(?:\||>|&&|;)\s?", line)[0]
+                words = shlex.split(line, comments=True)
+                while words and re.match(r"^[A-Z_]+=", words[0]):  # VARIABLE=value topology ...
+                    words = words[1:]
+                synopsis = any(w.startswith("[") or "|" in w for w in words)  # usage lines: PATHS... [--x]
+                if len(words) >= 2 and words[0] == "topology" and not words[1].startswith("-") and not synopsis:
+                    found.append((str(page.relative_to(ROOT)), words))
+    return found
+
+
+LINES = every_command_line()
+
+
+def test_the_docs_show_many_commands():
+    assert len(LINES) >= 25
+
+
+@pytest.mark.parametrize("page, words", LINES, ids=[f"{p}: {' '.join(w)}" for p, w in LINES])
+def test_every_command_the_docs_show_exists_with_its_options(page, words):
+    """Each parses as the command line would read it: the command exists and takes those options."""
+    import click
+
+    from topology.cli import cli
+
+    assert words[1] in cli.commands, f"{page}: no command {words[1]!r}"
+    with click.Context(cli, info_name="topology") as parent:
+        cli.commands[words[1]].make_context(words[1], words[2:], parent=parent)
