@@ -50,7 +50,9 @@ def lint_table() -> str:
 
 
 SECTIONS = {"vhost": "Vhost", "exchange": "Exchange", "queue": "Queue", "binding": "Binding", "policy": "Policy",
-            "shovel": "Shovel", "federation upstream": "FederationUpstream", "upstream set member": "UpstreamSetMember"}
+            "shovel": "Shovel", "federation upstream": "FederationUpstream", "upstream set member": "UpstreamSetMember",
+            "user": "User", "permission": "Permission", "topic permission": "TopicPermission",
+            "top-level": "TopologyFile", "routing test": "RoutingTest"}
 """The file format's field tables made from the models: marker name → model."""
 
 
@@ -111,7 +113,7 @@ def field_table(model_name: str) -> str:
 
     model = getattr(models, model_name)
     schema = models.TopologyFile.model_json_schema(mode="validation")
-    properties = schema["$defs"][model_name]["properties"]
+    properties = (schema if model_name == "TopologyFile" else schema["$defs"][model_name])["properties"]
     queue, keys = model_name == "Queue", MODEL_KEYS.get(model_name)
     if queue:
         rows = ["| field | x-argument | queue types | type | default | meaning |", "|---|---|---|---|---|---|"]

@@ -98,3 +98,13 @@ def test_the_json_drift_report_page_shows_the_keys_a_report_has():
     assert set(shown["objects"][0]) == set(changed)
     assert set(shown["high_availability"]["findings"][0]) == set(real["high_availability"]["findings"][0])
     assert set(shown["orphans"][0]) == set(real["orphans"][0])
+
+
+def test_every_model_of_the_format_has_its_generated_table():
+    """A model added to the format (a new kind, a new nested map) fails here until the file format
+    page shows its table."""
+    from topology.model import TopologyFile
+
+    defs = set(TopologyFile.model_json_schema(mode="validation")["$defs"])
+    documented = set(_docs_script().SECTIONS.values())
+    assert defs | {"TopologyFile"} == documented

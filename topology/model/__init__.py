@@ -337,17 +337,25 @@ class User(_Strict):
     """A broker user. Its password is never read back: it is compared by hash."""
 
     password: str | None = Field(
-        None, description="The password, from the environment: ${ORDERS_SVC_PASSWORD}. A literal is refused unless "
-                          "allow_literal_password is true. Omitted (with password_hash): the password is left as it is.")
-    password_hash: str | None = Field(None, description="A RabbitMQ password hash, instead of password.")
+        None, description="The password, from the environment: ${ORDERS_SVC_PASSWORD} (names ending in PASSWORD are "
+                          "secret). A literal is refused unless allow_literal_password is true. Omitted (with "
+                          "password_hash): the password is left as it is.")
+    password_hash: str | None = Field(
+        None, description="A RabbitMQ password hash instead of password (base64 of a 4-byte salt and the digest), with "
+                          "hashing_algorithm.")
     hashing_algorithm: HashingAlgorithm | None = Field(
-        None, description="The algorithm of password_hash, or the one to hash password with (default sha256).")
+        None, description="The algorithm of password_hash, or the one to hash password with (default: the broker's for "
+                          "this user, else rabbit_password_hashing_sha256).")
     allow_literal_password: bool = Field(False, description="Accept a password written in the file itself.")
-    tags: list[str] = Field(default_factory=list, description="Tags such as administrator, monitoring, management.")
-    limits: dict[UserLimit, int] = Field(default_factory=dict, description="max-connections, max-channels.")
-    permissions: dict[str, Permission] = Field(default_factory=dict, description="Permissions by vhost.")
+    tags: list[str] = Field(default_factory=list, description="administrator, monitoring, management, policymaker, or "
+                                                            "your own.")
+    limits: dict[UserLimit, int] = Field(default_factory=dict, description="max-connections, max-channels (a limit not "
+                                                                         "declared is removed).")
+    permissions: dict[str, Permission] = Field(default_factory=dict, description="Permissions by vhost: configure, "
+                                               "write and read, each a regular expression (^$ for nothing).")
     topic_permissions: dict[str, dict[str, TopicPermission]] = Field(
-        default_factory=dict, description="Topic permissions by vhost, then by exchange.")
+        default_factory=dict, description="Topic permissions by vhost, then by exchange: write and read regular "
+                                          "expressions of routing keys.")
 
 
 class RoutingTest(_Strict):
