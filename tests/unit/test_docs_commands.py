@@ -80,5 +80,5 @@ def test_every_command_the_docs_show_exists_with_its_options(page, words):
     from topology.cli import cli
 
     assert words[1] in cli.commands, f"{page}: no command {words[1]!r}"
-    with click.Context(cli, info_name="topology") as parent:
+    with click.Context(cli, info_name="topology", **cli.context_settings) as parent:
         cli.commands[words[1]].make_context(words[1], words[2:], parent=parent)

@@ -48,7 +48,7 @@ EVERY_EXAMPLE = [(command, line) for command, lines in EXAMPLES.items() for line
 def test_every_example_parses_and_those_without_a_broker_run(command, line, run, monkeypatch):
     words = shlex.split(line, comments=True)
     assert words[:2] == ["topology", command]
-    with click.Context(cli, info_name="topology") as parent:  # options and arguments as click reads them
+    with click.Context(cli, info_name="topology", **cli.context_settings) as parent:  # options and arguments as click reads them
         cli.commands[command].make_context(command, words[2:], parent=parent)
     # the others need a broker or a file of the reader's: parsed only
     runnable = command in OFFLINE and not {"--values", "--out", "--live"} & set(words)
