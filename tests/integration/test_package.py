@@ -1,7 +1,7 @@
 """The distribution as a user gets it: the wheel and the sdist built from the checkout, the wheel
 installed into a fresh virtual environment outside the checkout (and with pipx), and the installed
-command run from there: its version, its schema, and `validate` and `plan` of the shop example against the
-test broker. Marked `packaging`: it runs once per CI run (with the default broker), not on every
+command run from there: its version, its schema, `validate` and `plan` of the shop example against
+the test broker, and the README's five-minute tour. Marked `packaging`: it runs once per CI run (with the default broker), not on every
 broker of the matrix; it needs the package index for the build tools and the dependencies."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BROKER_AUTH, BROKER_URL, ROOT
+from tests.conftest import AMQP_ADDRESS, BROKER_AUTH, BROKER_URL, ROOT
 from tests.integration.test_examples import copy_examples
+from tests.integration.test_readme_tour import run_tour
 from topology import __version__
 from topology.schema import render
 
@@ -33,7 +34,8 @@ def _run(*command: str, cwd, env=None) -> subprocess.CompletedProcess:
     return done
 
 
-def test_the_built_wheel_installs_and_runs_outside_the_checkout(tmp_path, vhost):
+def test_the_built_wheel_installs_and_runs_outside_the_checkout(tmp_path, vhost, other_vhost, api):
+    tour_vhost = other_vhost
     dist = tmp_path / "dist"
     _run(sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), str(ROOT), cwd=tmp_path)
     wheel = dist / f"{DISTRIBUTION}-{__version__}-py3-none-any.whl"
@@ -56,7 +58,8 @@ def test_the_built_wheel_installs_and_runs_outside_the_checkout(tmp_path, vhost)
     home = tmp_path / "elsewhere"  # no checkout here, and none on the path
     home.mkdir()
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "TOPOLOGY_URL": BROKER_URL,
-           "TOPOLOGY_USER": BROKER_AUTH[0], "TOPOLOGY_PASSWORD": BROKER_AUTH[1], "LANG": os.environ.get("LANG", "C.UTF-8")}
+           "TOPOLOGY_USER": BROKER_AUTH[0], "TOPOLOGY_PASSWORD": BROKER_AUTH[1],
+           "TOPOLOGY_AMQP_URL": f"amqp://{AMQP_ADDRESS}/", "LANG": os.environ.get("LANG", "C.UTF-8")}
     topology = str(venv / "bin" / "topology")
 
     assert _run(topology, "--version", cwd=home, env=env).stdout.strip() == f"topology {__version__}"
@@ -67,6 +70,15 @@ def test_the_built_wheel_installs_and_runs_outside_the_checkout(tmp_path, vhost)
     assert "Valid: 1 vhost(s)" in _run(topology, "validate", example, cwd=home, env=env).stdout
     planned = _run(topology, "plan", example, cwd=home, env=env).stdout
     assert f"+ vhost {vhost}" in planned and "to create" in planned
+
+    # the README's tour, with the installed command, where there is no checkout
+    def installed_command(*arguments: str) -> tuple[int, str]:
+        done = subprocess.run([topology, *arguments], cwd=home / "tour", env=env, capture_output=True, text=True,
+                              timeout=300)
+        return done.returncode, done.stdout
+
+    (home / "tour").mkdir()
+    run_tour(installed_command, home / "tour", api, tour_vhost)
 
     # pipx, as the docs say: its own environment, the command on PATH
     pipx_env = {**env, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "pipx-bin"),
