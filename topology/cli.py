@@ -1232,7 +1232,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as error:
         hint = ""
         if isinstance(error, click.UsageError) and error.ctx is not None:
-            hint = f" (see '{error.ctx.command_path} --help')"
+            path = error.ctx.command_path
+            hint = " (see 'topology help')" if path == "topology help" else f" (see '{path} --help')"
         echo(f"error: {error.format_message()}{hint}", err=True)
         sys.exit(EXIT_ERROR)
     except ConfigError as error:

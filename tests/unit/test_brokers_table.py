@@ -30,9 +30,9 @@ def readme_table() -> str:
 
 
 def test_the_readme_table_is_the_brokers_file():
-    text = (ROOT / "docs" / "reference" / "brokers.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- brokers table: [^\n]*-->\n(.*?)\n<!-- end of brokers table -->", text, re.S)
-    assert found, "docs/reference/brokers.md has no brokers table"
+    assert found, "docs/development.md has no brokers table"
     assert found.group(1) == readme_table(), "the brokers table is stale; it should read:\n" + readme_table()
 
 

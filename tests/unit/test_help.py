@@ -31,7 +31,7 @@ def test_help_of_an_unknown_command_is_one_line_with_a_suggestion(run):
     result = run("help", "plna")
     assert result.code == 1 and result.out == ""
     assert result.err.strip().splitlines() == [
-        "error: no such command 'plna'; did you mean 'plan'? (see 'topology help --help')"]
+        "error: no such command 'plna'; did you mean 'plan'? (see 'topology help')"]
 
 
 def test_every_command_has_examples_at_the_end_of_its_help(run):
