@@ -8,6 +8,7 @@ key, refuses duplicate keys, and bounds how far aliases may expand.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -476,6 +477,35 @@ def _not_a_file(path: Path) -> str:
     return "no such file or directory"
 
 
+def _keys_at(path: tuple[Any, ...]) -> list[str]:
+    """The keys the format allows in the map at ``path`` of a file (``[]`` where any key goes)."""
+    from types import UnionType
+    from typing import Union, get_args, get_origin
+
+    from pydantic import BaseModel
+
+    from topology.model import TopologyFile
+
+    annotation: Any = TopologyFile
+    for part in path:
+        while get_origin(annotation) in (Union, UnionType):  # X | None
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif get_origin(annotation) in (dict, list):
+            annotation = get_args(annotation)[-1]
+        else:
+            return []
+    while get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or name for name, f in annotation.model_fields.items()]
+    return []
+
+
 def _pydantic_problems(document: Document, error: ValidationError) -> list[Problem]:
     from topology.model.topology import location
 
@@ -485,6 +515,9 @@ def _pydantic_problems(document: Document, error: ValidationError) -> list[Probl
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = f"unknown key {path[-1]!r}" if path else "unknown key"
+            close = difflib.get_close_matches(str(path[-1]), _keys_at(path[:-1]), n=1, cutoff=0.75) if path else []
+            if close:
+                message += f"; did you mean {close[0]!r}?"
         elif item["type"] == "missing":
             message = f"missing required field {path[-1]!r}"
             path = path[:-1] if path else path

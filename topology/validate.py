@@ -507,6 +507,8 @@ class VersionRule:
     found: Callable[[VhostTopology], list[tuple[Origin, tuple[Any, ...]]]]
     ranges: tuple[tuple[tuple[int, ...] | None, tuple[int, ...] | None], ...] = ()
     """Several ranges of versions that accept it, instead of :attr:`since` to :attr:`until`."""
+    hint: str = ""
+    """What to do instead, said after the refusal."""
     deprecated_feature: str | None = None
     """The broker's deprecated feature that governs it: where the broker says whether it permits
     that feature (``GET /api/deprecated-features`` gives its state on 4.3.6), its word decides instead of the
@@ -548,12 +550,13 @@ def _policies_applying_to_queue_types(vhost: VhostTopology) -> list[tuple[Origin
 
 
 def _classic_mirroring(vhost: VhostTopology) -> list[tuple[Origin, tuple[Any, ...]]]:
-    return [
-        (d.origin, ("definition", key))
-        for d in _all_policies(vhost)
-        for key in d.spec.definition
-        if key.startswith("ha-")
-    ]
+    """Each policy that mirrors, once (at its first ha-* key)."""
+    found = []
+    for d in _all_policies(vhost):
+        keys = [key for key in d.spec.definition if key.startswith("ha-")]
+        if keys:
+            found.append((d.origin, ("definition", keys[0])))
+    return found
 
 
 def _upstream_setting(vhost: VhostTopology, name: str, key: str) -> list[tuple[Origin, tuple[Any, ...]]]:
@@ -659,11 +662,13 @@ VERSION_RULES: tuple[VersionRule, ...] = (
         found=_policies_applying_to_queue_types,
     ),
     VersionRule(
-        "classic queue mirroring (ha-* policy keys); use quorum queues instead",
+        "classic queue mirroring (ha-* policy keys)",
         since=None,
         until=CLASSIC_MIRRORING_REMOVED,
         source="RabbitMQ 4.0.0 release notes: classic queue mirroring was removed",
         found=_classic_mirroring,
+        hint="use quorum queues ('topology export --transform quorum' writes a broker's mirrored queues as quorum "
+             "queues)",
     ),
     VersionRule(
         "a transient non-exclusive queue (durable: false); declare it durable, or use an exclusive queue from the "
@@ -751,8 +756,9 @@ def check_broker_version(topology: Topology, version: tuple[int, ...], version_t
             against = f"the broker ({version_text}) denies the deprecated feature {rule.deprecated_feature}"
         if needs is None:
             continue
+        hint = f": {rule.hint}" if rule.hint and needs != "is refused" else ""
         for origin, path in places:
-            found.add(origin, path, f"{rule.rule} {needs}; {against}")
+            found.add(origin, path, f"{rule.rule} {needs}{hint}; {against}")
     if found.problems:
         raise ConfigError(found.problems)
 

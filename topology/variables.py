@@ -193,10 +193,10 @@ class Variables:
                 self.used[name] = OFFLINE
                 return f"${{{name}}}"
             if value is None:
-                problems.append(
+                only_environment = self.is_secret(name) or environment_only
+                problems.append(  # a secret, or a URI's variable, takes neither a values file nor a default
                     f"undefined variable {name}: set it in the environment"
-                    + ("" if self.is_secret(name) or environment_only else " or a --values file")
-                    + f", or give a default: ${{{name}:-...}}"
+                    + ("" if only_environment else f" or a --values file, or give a default: ${{{name}:-...}}")
                 )
                 return ""
             self.used[name] = origin

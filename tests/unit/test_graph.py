@@ -58,10 +58,14 @@ def parse_mermaid(text: str) -> tuple[dict[str, list[tuple[str, str, str]]], lis
     subgraphs: dict[str, list[tuple[str, str, str]]] = {}
     edges = []
     current = None
+    directions = 0
     for line in lines[1:]:
         if match := re.fullmatch(r'  subgraph (\w+)\["([^"]*)"\]', line):
             assert current is None
             current = subgraphs.setdefault(match[2], [])
+        elif line == "    direction LR":
+            assert current is not None  # every subgraph repeats the flowchart's direction
+            directions += 1
         elif line == "  end":
             assert current is not None
             current = None
@@ -74,6 +78,7 @@ def parse_mermaid(text: str) -> tuple[dict[str, list[tuple[str, str, str]]], lis
         else:
             raise AssertionError(f"not Mermaid this test knows: {line!r}")
     assert current is None
+    assert directions == len(subgraphs)
     return subgraphs, edges
 
 

@@ -307,7 +307,8 @@ def test_unknown_keys_are_refused(tmp_path, text, line, location, key):
     file = tmp_path / "t.yaml"
     file.write_text(text)
     problem = only_problem(file)
-    assert (problem.line, problem.location, problem.message) == (line, location, f"unknown key {key!r}")
+    assert (problem.line, problem.location) == (line, location)
+    assert problem.message == f"unknown key {key!r}" or problem.message.startswith(f"unknown key {key!r}; did you mean")
 
 
 @pytest.mark.parametrize(
@@ -868,3 +869,20 @@ def test_very_deep_nesting_does_not_crash_the_process(tmp_path):
     )
     assert result.returncode == 0, f"child died with {result.returncode}: {result.stderr[-500:]}"
     assert "nested too deeply" in result.stdout
+
+
+def test_an_unknown_key_close_to_a_known_one_says_which(tmp_path):
+    from tests.conftest import load_problems
+
+    problems = load_problems(tmp_path, """
+        vhosts:
+          v:
+            queues:
+              q: {dead_leter_exchange: dlx, zzz: 1}
+            exchangs: {}
+        user: {}
+        """)
+    assert any(p.endswith("unknown key 'dead_leter_exchange'; did you mean 'dead_letter_exchange'?") for p in problems)
+    assert any(p.endswith("unknown key 'exchangs'; did you mean 'exchanges'?") for p in problems)
+    assert any(p.endswith("unknown key 'user'; did you mean 'users'?") for p in problems)
+    assert any(p.endswith("unknown key 'zzz'") for p in problems)  # nothing close: no guess

@@ -158,7 +158,7 @@ def test_uri_passwords_come_from_the_environment_only(tmp_path):
 
     with pytest.raises(ConfigError) as info:
         load_valid([str(path)], [str(values)])
-    assert "undefined variable UP_URI: set it in the environment, or give a default" in str(info.value.problems[0])
+    assert str(info.value.problems[0]).endswith("undefined variable UP_URI: set it in the environment")
     offline = load_valid([str(path)], [str(values)], offline=True)  # validate without the secrets
     assert offline.vhosts["v"].federation_upstreams["u"].spec.uri == "${UP_URI}"
     # nor through an alias from elsewhere in the file

@@ -238,7 +238,8 @@ def test_a_targets_broker_version_is_what_the_offline_commands_check_against(tmp
     assert load_project("topology.toml").target("old").broker_version == (3, 13, 0)
     assert run("validate", "--target", "old").code == 0
     refused = run("validate", "--target", "new")
-    assert refused.code == 1 and "not supported from RabbitMQ 4.0 on; checked against 4.0 (target new)" in refused.err
+    assert refused.code == 1 and "not supported from RabbitMQ 4.0 on" in refused.err
+    assert "; checked against 4.0 (target new)" in refused.err
     assert run("validate", "--target", "new", "--broker-version", "3.13").code == 0  # the option wins
     # route and test: the target's version, else the oldest supported, said on stderr
     routed = run("route", "--target", "new", "--vhost", "v", "--exchange", "", "--routing-key", "q",

@@ -188,7 +188,8 @@ def test_validate_checks_a_broker_version_offline(run, write):
     path = write("vhosts:\n  v:\n    operator_policies:\n      ha: {pattern: '.*', definition: {ha-mode: all}}\n"
                  "    policies:\n      p: {pattern: '.*', apply_to: quorum_queues, definition: {max-length: 5}}\n")
     newer = run("validate", path, "--broker-version", "4.0")
-    assert newer.code == 1 and "classic queue mirroring (ha-* policy keys); use quorum queues instead" in newer.err
+    assert newer.code == 1 and ("classic queue mirroring (ha-* policy keys) is not supported from RabbitMQ 4.0 on: use "
+                                "quorum queues ('topology export --transform quorum'") in newer.err
     assert "checked against 4.0 (--broker-version)" in newer.err
     older = run("validate", path, "--broker-version", "3.11")
     assert older.code == 1 and "needs RabbitMQ 3.12 or later" in older.err
@@ -221,7 +222,8 @@ def test_a_one_number_broker_version_gets_the_rules_of_its_series(run, write):
     path = write("vhosts:\n  v:\n    policies:\n      ha: {pattern: '.*', definition: {ha-mode: all}}\n")
     for given in ("4", "4.x", "4.0"):
         refused = run("validate", path, "--broker-version", given)
-        assert refused.code == 1 and "is not supported from RabbitMQ 4.0 on; checked against 4.0" in refused.err, given
+        assert refused.code == 1 and "is not supported from RabbitMQ 4.0 on" in refused.err, given
+        assert "; checked against 4.0" in refused.err, given
     assert run("validate", path, "--broker-version", "3").code == 0
 
 
@@ -313,3 +315,12 @@ def test_the_brokers_word_on_a_deprecated_feature_decides_over_its_version(tmp_p
     path.write_text("vhosts:\n  v:\n    queues:\n      q: {}\n", encoding="utf-8")
     check_broker_version(load([str(path)], Variables(environment={})), (4, 3, 6), "4.3.6", permits=broker(False))
     assert asked == []
+
+
+def test_a_mirroring_policy_is_refused_once_on_4_0_with_what_to_do(run, write):
+    path = write("vhosts:\n  v:\n    policies:\n      ha: {pattern: '.*', definition: {ha-mode: exactly, ha-params: 2, "
+                 "ha-sync-mode: automatic}}\n")
+    result = run("validate", path, "--broker-version", "4.0")
+    lines = [line for line in result.err.splitlines() if "mirroring" in line]
+    assert result.code == 1 and len(lines) == 1, result.err
+    assert "policy 'ha'" in lines[0] and "topology export --transform quorum" in lines[0]

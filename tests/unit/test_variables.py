@@ -211,3 +211,15 @@ def test_bad_values_files_are_located_errors(tmp_path, text, message):
 def test_a_missing_values_file_is_an_error(tmp_path):
     found = [str(p) for p in load_values([str(tmp_path / "nope.yaml")], Variables(environment={}))]
     assert len(found) == 1 and "cannot read the values file" in found[0]
+
+
+def test_an_unset_variable_is_told_only_what_it_may_take(tmp_path):
+    """A secret (or a URI's variable) comes from the environment only, so its hint never offers a
+    values file or a default, which would then be refused; any other variable is offered all three."""
+    secret = problems(tmp_path, "users:\n  u:\n    password: ${SVC_PASSWORD}\n")
+    assert [p for p in secret if "SVC_PASSWORD" in p][0].endswith("undefined variable SVC_PASSWORD: set it in the environment")
+    plain = problems(tmp_path, "vhosts:\n  v:\n    queues:\n      q: {dead_letter_exchange: '${DLX_NAME}'}\n")
+    assert plain[0].endswith("undefined variable DLX_NAME: set it in the environment or a --values file, or give a "
+                             "default: ${DLX_NAME:-...}")
+    defaulted = problems(tmp_path, "users:\n  u:\n    password: ${SVC_PASSWORD:-x}\n")
+    assert any("cannot have a default" in p for p in defaulted)

@@ -91,6 +91,7 @@ def mermaid(graph: Graph) -> str:
     lines = ["flowchart LR"]
     for index, (vhost, nodes) in enumerate(graph.vhosts.items()):
         lines.append(f'  subgraph vhost{index}["vhost {_mermaid_text(vhost)}"]')
+        lines.append("    direction LR")  # a subgraph lays out top to bottom unless told again
         for node_id, kind, label in nodes:
             text = _mermaid_text(label)
             lines.append(f'    {node_id}{{{{"{text}"}}}}' if kind == "exchange" else f'    {node_id}[("{text}")]')
