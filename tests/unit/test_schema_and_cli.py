@@ -324,3 +324,46 @@ def test_a_mirroring_policy_is_refused_once_on_4_0_with_what_to_do(run, write):
     lines = [line for line in result.err.splitlines() if "mirroring" in line]
     assert result.code == 1 and len(lines) == 1, result.err
     assert "policy 'ha'" in lines[0] and "topology export --transform quorum" in lines[0]
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("amqp://127.0.0.1:1", "the connection was refused, or the host cannot be reached"),
+    ("amqp://no-such-host.invalid:5672", "the host name is not known"),
+])
+def test_an_amqp_endpoint_that_fails_is_one_line_in_words(url, reason):
+    """What, where, after how long, why in words, and what sets the address: never pika's classes."""
+    from topology.broker.amqp import Amqp
+    from topology.errors import BrokerError
+
+    with pytest.raises(BrokerError) as info:
+        Amqp(url, "guest", "guest", timeout=2).connect("/", "test")
+    message = str(info.value)
+    assert message.startswith(f"cannot connect to AMQP at {url} (after ") and reason in message
+    assert "TOPOLOGY_AMQP_URL" in message and "AMQPConnector" not in message and "\n" not in message
+
+
+def test_an_endpoint_that_is_not_amqp_is_named_as_such():
+    """A port that answers something else (here a server that writes an HTTP error and closes)."""
+    import socket
+    import threading
+
+    from topology.broker.amqp import Amqp
+    from topology.errors import BrokerError
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer() -> None:
+        connection, _ = server.accept()
+        connection.recv(100)
+        connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        connection.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        with pytest.raises(BrokerError) as info:
+            Amqp(f"amqp://127.0.0.1:{server.getsockname()[1]}", "guest", "guest", timeout=3).connect("/", "test")
+    finally:
+        server.close()
+    assert "does not speak AMQP 0-9-1" in str(info.value), str(info.value)

@@ -97,16 +97,34 @@ class Amqp:
             ssl_options=pika.SSLOptions(self.ssl_context or ssl_context(), self.host) if self.tls else None,
             client_properties={"connection_name": name, **(properties or {})},
         )
+        started = time.monotonic()
         try:
             return pika.BlockingConnection(params)
         except pika.exceptions.ProbableAuthenticationError:
             raise BrokerError(f"the broker at {self.display} refused the AMQP credentials of user {self.user!r}") from None
         except pika.exceptions.ProbableAccessDeniedError:
             raise BrokerError(f"user {self.user!r} has no access to vhost {vhost!r} over AMQP at {self.display}") from None
-        except pika.exceptions.AMQPError as error:
-            raise BrokerError(f"cannot connect to AMQP at {self.display}: {type(error).__name__} {error}".strip()) from None
-        except OSError as error:
-            raise BrokerError(f"cannot connect to AMQP at {self.display}: {error.strerror or error}") from None
+        except (pika.exceptions.AMQPError, OSError) as error:
+            raise BrokerError(f"cannot connect to AMQP at {self.display} (after {time.monotonic() - started:.1f} s): "
+                              f"{connect_failure(error, self.timeout)}; --amqp-url or TOPOLOGY_AMQP_URL says where "
+                              "the broker's AMQP listener is") from None
+
+
+def connect_failure(error: BaseException, timeout: float | None) -> str:
+    """Why an AMQP connection failed, in words (pika wraps the cause in classes of its own)."""
+    inner = error.args[0] if error.args and isinstance(error.args[0], BaseException) else error
+    name = type(inner).__name__
+    if isinstance(inner, socket.gaierror):
+        return "the host name is not known"
+    if isinstance(inner, ConnectionRefusedError) or name == "AMQPConnectorSocketConnectError":
+        return "the connection was refused, or the host cannot be reached"
+    if isinstance(inner, (TimeoutError, socket.timeout)) or name in ("AMQPConnectorStackTimeout", "AMQPConnectionWorkflowFailed"):
+        return f"no AMQP handshake within {timeout:g} s" if timeout else "no AMQP handshake in time"
+    if name in ("IncompatibleProtocolError", "StreamLostError", "AMQPConnectorAMQPHandshakeError"):
+        return "what answers there does not speak AMQP 0-9-1 (or it expects TLS: amqps://)"
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror[0].lower() + inner.strerror[1:]
+    return "the connection failed"
 
 
 CONSUMER_SETTLE_STEPS = 10
