@@ -406,7 +406,7 @@ def parse_file(file: str, problems: list[Problem], variables: Variables | None =
         if "nesting depth" in str(reason):  # libyaml 0.2.6 and later stop at their own depth limit
             problems.append(Problem(file, line, "", f"document is nested too deeply (more than {MAX_DEPTH} levels)"))
         else:
-            problems.append(Problem(file, line, "", f"invalid YAML: {reason}"))
+            problems.append(Problem(file, line, "", _yaml_problem(text, mark, str(reason))))
         return None
     except yaml.reader.ReaderError as error:  # a character YAML does not allow: located by its position
         line = text[: error.position].count("\n") + 1 if isinstance(error.position, int) else 0
@@ -477,6 +477,35 @@ def _not_a_file(path: Path) -> str:
     return "no such file or directory"
 
 
+YAML_REASONS = {
+    "mapping values are not allowed": "a ':' where no key can start (a value holding ': ' needs quotes, "
+                                           "or the line is indented too far)",
+    "did not find expected key": "a line that does not fit the indentation around it",
+    "did not find expected '-' indicator": "a line that does not fit the list around it (indentation?)",
+    "could not find expected ':'": "a key without its ':' (or a value broken over lines without quotes)",
+    "found unexpected end of stream": "the file ends inside a quoted value or a {...} / [...] (a quote or bracket "
+                                      "is not closed)",
+    "did not find expected ',' or '}'": "a {...} map that is not closed, or a value in it holding '{' or ',' "
+                                        "(quote it)",
+    "did not find expected ',' or ']'": "a [...] list that is not closed, or a value in it holding '[' or ',' "
+                                        "(quote it)",
+}
+"""The parser's words for common mistakes → the mistake, in the user's words."""
+
+
+def _yaml_problem(text: str, mark: Any, reason: str) -> str:
+    """A YAML syntax error as one line: where (column too), and the likely mistake."""
+    if mark is None:
+        return f"invalid YAML: {reason}"
+    column = mark.column + 1
+    lines = text.splitlines()
+    here = lines[mark.line][mark.column:mark.column + 1] if mark.line < len(lines) else ""
+    if here == "\t" or "'\\t'" in reason:
+        return f"invalid YAML: a tab at column {column}: YAML indents with spaces, never tabs"
+    words = next((said for parser, said in YAML_REASONS.items() if reason.startswith(parser)), reason)
+    return f"invalid YAML at column {column}: {words}"
+
+
 def _keys_at(path: tuple[Any, ...]) -> list[str]:
     """The keys the format allows in the map at ``path`` of a file (``[]`` where any key goes)."""
     from types import UnionType
@@ -506,6 +535,17 @@ def _keys_at(path: tuple[Any, ...]) -> list[str]:
     return []
 
 
+def _not_a_map(path: tuple[Any, ...], value: Any) -> str:
+    """Why a value that should be a map of settings is not, in the words of the likely mistake."""
+    if value is None:
+        return ("no settings: the value is empty (write {} for the defaults), or the keys meant for it are "
+                "indented too little")
+    if path and str(path[-1]) in _keys_at(path[:-1] + ("name",)):  # a key of the map its name stands in
+        return (f"{path[-1]!r} is a setting, not a name: it looks indented one level too little "
+                "(it sits where a name goes)")
+    return f"expected a map of settings, got {value!r}"
+
+
 def _pydantic_problems(document: Document, error: ValidationError) -> list[Problem]:
     from topology.model.topology import location
 
@@ -518,6 +558,8 @@ def _pydantic_problems(document: Document, error: ValidationError) -> list[Probl
             close = difflib.get_close_matches(str(path[-1]), _keys_at(path[:-1]), n=1, cutoff=0.75) if path else []
             if close:
                 message += f"; did you mean {close[0]!r}?"
+        elif item["type"] in ("model_type", "dict_type") and not isinstance(item.get("input"), (dict, list)):
+            message = _not_a_map(path, item.get("input"))
         elif item["type"] == "missing":
             message = f"missing required field {path[-1]!r}"
             path = path[:-1] if path else path

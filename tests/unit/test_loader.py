@@ -14,6 +14,7 @@ import pytest
 
 from topology import loader
 from topology.errors import ConfigError, Problem
+from tests.conftest import load_problems
 from topology.loader import load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -600,9 +601,32 @@ def test_invalid_yaml_gives_a_located_problem(tmp_path, text, line):
     file.write_text(text)
     problem = only_problem(file)
     assert problem.file == str(file)
-    assert problem.message.startswith("invalid YAML: ")
-    assert len(problem.message) > len("invalid YAML: ")
+    assert problem.message.startswith(("invalid YAML: ", "invalid YAML at column "))
+    assert len(problem.message) > len("invalid YAML at column 1: ")
     assert problem.line == line
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("vhosts:\n  v:\n    queues:\n\tq: {}\n", 4, "invalid YAML: a tab at column 1: YAML indents with spaces, never tabs"),
+    ("vhosts:\n  v:\n    description: a: b\n", 3, "invalid YAML at column 19: a ':' where no key can start (a value "
+                                                  "holding ': ' needs quotes, or the line is indented too far)"),
+    ("vhosts:\n  v:\n    queues: {q: {}\n", 4, "invalid YAML at column 1: a {...} map that is not closed, or a value "
+                                             "in it holding '{' or ',' (quote it)"),
+])
+def test_yaml_mistakes_are_named_in_the_users_words_with_their_column(tmp_path, text, line, message):
+    problem = only_problem(write(tmp_path, "t.yaml", text))
+    assert (problem.line, problem.message) == (line, message)
+
+
+def test_a_key_indented_one_level_too_little_is_named_as_such(tmp_path):
+    """`type` under `queues:` instead of under the queue: the queue is empty, and `type` sits where a
+    name goes; neither says pydantic's words."""
+    problems = load_problems(tmp_path, "vhosts:\n  v:\n    queues:\n      q1:\n      type: quorum\n")
+    assert problems == [
+        f"{tmp_path / 't.yaml'}:4: vhost 'v' queue 'q1': no settings: the value is empty (write {{}} for the "
+        "defaults), or the keys meant for it are indented too little",
+        f"{tmp_path / 't.yaml'}:5: vhost 'v' queue 'type': 'type' is a setting, not a name: it looks indented one "
+        "level too little (it sits where a name goes)"]
 
 
 def test_unknown_tag_is_refused_not_a_traceback(tmp_path):
