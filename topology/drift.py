@@ -53,7 +53,8 @@ class ObjectStatus:
             return "on the broker between objects the files bind, but declared in no file"
         if self.status == MIGRATING:
             return "an interrupted message migration is waiting to be finished (run apply)"
-        fields = "; ".join(f"{name}: {_short(f.before)} -> {_short(f.after)}" for name, f in change.fields.items())
+        fields = "; ".join(f"{name}: {_short(f.before)} on the broker, {_short(f.after)} in the files"
+                           for name, f in change.fields.items())
         replace = " (apply must replace it)" if change.action == REPLACE else ""
         return (fields or "differs") + replace
 

@@ -85,7 +85,7 @@ def test_drift_behind_the_tools_back_is_reported_in_every_format_and_exits_2(run
 
     text = drift(run, path, "text")
     assert text.code == 2
-    assert f"! policy {vhost}/limits: changed" in text.out and "definition.max-length: 5 -> 10000" in text.out
+    assert f"! policy {vhost}/limits: changed" in text.out and "definition.max-length: 5 on the broker, 10000 in the files" in text.out
     assert f"! queue {vhost}/orders.audit [policy]: policy hotfix is in effect, which no file declares" in text.out
     assert f"? queue {vhost}/stray" in text.out
 

@@ -353,3 +353,11 @@ def test_plan_markdown_is_a_table_of_changes_with_the_full_plan_folded():
     assert "\n````\n" in text  # the fence is longer than the backticks in the name
     empty = render_plan_markdown(Plan(changes=(), vhosts=("v",)))
     assert empty.startswith("### :white_check_mark: topology plan: no changes")
+
+
+def test_every_format_says_which_value_is_the_brokers_and_which_the_files():
+    said = "arguments.x-message-ttl: 5 on the broker, 1000 in the files"
+    for output_format in ("text", "markdown", "junit", "json"):
+        assert said in render(report_of(), output_format), output_format
+    changed = next(o for o in json.loads(render(report_of(), "json"))["objects"] if o["status"] == "changed")
+    assert changed["diff"] == {"arguments.x-message-ttl": {"live": 5, "declared": 1000}}
