@@ -266,6 +266,8 @@ class RefusingApi(FakeApi):
                         "permission in that vhost"),
     ("Login failed", "refused the credentials of user 'guest' (HTTP 401)"),  # RabbitMQ 3.x
     ("Not_Authorized", "refused the credentials of user 'guest' (HTTP 401)"),  # RabbitMQ 4.x
+    ("Not administrator user", "refused GET /api/definitions/v to user 'guest': Not administrator user (HTTP 401): "
+                               "the tool needs a user with the administrator tag"),  # seen on 3.10.8
 ])
 def test_a_refused_permission_is_not_taken_for_refused_credentials(run, write, reason, said):
     with RefusingApi(VALID, {"/api/definitions/v": reason}) as fake:

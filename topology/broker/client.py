@@ -276,6 +276,12 @@ class ManagementClient:
                     "the user lacks a permission in that vhost (an apply stopped while it created the vhost "
                     "leaves it without the permissions RabbitMQ gives a vhost's creator: set them, and re-run)"
                 )
+            if reason.lower().startswith("not ") and reason.lower().endswith(" user"):  # "Not administrator user"
+                raise BrokerError(
+                    f"the broker at {self.url} refused {method} {path} to user {self.user!r}: {reason} (HTTP 401): "
+                    "the tool needs a user with the administrator tag (it reads the broker's definitions and "
+                    "creates vhosts, users and permissions); give it one, or connect as another user"
+                )
             raise BrokerError(f"the broker at {self.url} refused the credentials of user {self.user!r} (HTTP 401)")
         if status >= 500:
             text = f"the broker at {self.url} failed on {method} {path}: HTTP {status} {_reason(response)}".rstrip()
