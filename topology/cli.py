@@ -403,9 +403,18 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
                 echo(f"\nSaved the plan to {target_out}. Apply exactly this plan with: topology apply --plan {target_out}")
         return (EXIT_CHANGES if detailed_exitcode and not the_plan.empty else EXIT_OK), the_plan
 
-    jobs = resolve_jobs(selection, paths, values, connection)
-    _warn_insecure(jobs)
-    results = _run_jobs(jobs, selection, work)
+    try:
+        jobs = resolve_jobs(selection, paths, values, connection)
+        _warn_insecure(jobs)
+        results = _run_jobs(jobs, selection, work)
+    except TopologyError as error:
+        if output_format == "markdown":  # a pull-request comment step posts stdout: say what went wrong there too
+            from topology.markup import markdown_cell
+
+            lines = [str(p) for p in getattr(error, "problems", ())] + list(error.details)
+            echo(f"### :x: topology plan: error\n\n{markdown_cell(error)}" + ("\n" if lines else "")
+                 + "".join(f"\n- {markdown_cell(line)}" for line in lines))
+        raise
     if combined and output_format == "json":
         import json
 

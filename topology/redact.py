@@ -55,6 +55,8 @@ def register(value: str, variable: str | None = None) -> None:
 
 def _escaped_forms(value: str) -> set[str]:
     import html
+
+    from topology.markup import markdown_forms
     import json
     from xml.sax.saxutils import escape
 
@@ -67,7 +69,7 @@ def _escaped_forms(value: str) -> set[str]:
         escape(value, {"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}),
         escape(value, {'"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}),
         html.escape(value),
-        value.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'"),
+        *markdown_forms(value),
         quote(value, safe=""),
         quote(value),
         quote_plus(value),

@@ -348,8 +348,9 @@ def test_plan_markdown_is_a_table_of_changes_with_the_full_plan_folded():
     ), vhosts=("v",), broker=BrokerInfo("http://b:15672", "3.10.8", "c"))
     text = render_plan_markdown(plan, "prod")
     assert text.startswith("### :memo: topology plan for prod: 1 to create, 0 to update, 1 to replace")
-    assert "| `-/+` replace | queue | `v/orders` | arguments.x-message-ttl: 5 -> 1000 **DESTRUCTIVE: holds 7 message(s)** |" in text
-    assert "| `+` create | queue | `v/odd'''\\|name` | new (quorum) |" in text
+    assert ("| `-/+` replace | queue | `v/orders` | `arguments.x-message-ttl`: `5` -> `1000` **DESTRUCTIVE: holds 7 "
+            "message(s)** |") in text
+    assert "| `+` create | queue | ````v/odd```\\|name```` | new (`quorum`) |" in text  # the name's backticks kept
     assert "\n````\n" in text  # the fence is longer than the backticks in the name
     empty = render_plan_markdown(Plan(changes=(), vhosts=("v",)))
     assert empty.startswith("### :white_check_mark: topology plan: no changes")
@@ -361,3 +362,24 @@ def test_every_format_says_which_value_is_the_brokers_and_which_the_files():
         assert said in render(report_of(), output_format), output_format
     changed = next(o for o in json.loads(render(report_of(), "json"))["objects"] if o["status"] == "changed")
     assert changed["diff"] == {"arguments.x-message-ttl": {"live": 5, "declared": 1000}}
+
+
+def test_markdown_shows_patterns_keys_and_values_as_written():
+    """Rendered (Python-Markdown, with tables), a pattern such as ^(a|b)_x_* reads as written, never
+    as italics or a broken table, in the plan and in the drift report."""
+    import markdown
+
+    from topology.diff import UPDATE
+    from topology.markup import markdown_cell
+
+    pattern = "^(a|b)_x_*"
+    before = PolicyState(vhost="v", policy="p_1", pattern="^old_*", definition={})
+    after = PolicyState(vhost="v", policy="p_1", pattern=pattern, definition={})
+    change = Change(UPDATE, before, after, fields={"pattern": FieldChange("^old_*", pattern)})
+    plan = Plan(changes=(change,), vhosts=("v",))
+    from topology.render.text import render_plan_markdown
+
+    html = markdown.markdown(render_plan_markdown(plan), extensions=["tables"])
+    assert "<em>" not in html and "<code>^(a|b)_x_*</code>" in html.replace("\\|", "|")
+    html = markdown.markdown(f"| a |\n|---|\n| {markdown_cell(pattern)} |\n", extensions=["tables"])
+    assert "<td>^(a|b)_x_*</td>" in html and "<em>" not in html

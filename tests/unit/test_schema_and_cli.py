@@ -367,3 +367,12 @@ def test_an_endpoint_that_is_not_amqp_is_named_as_such():
     finally:
         server.close()
     assert "does not speak AMQP 0-9-1" in str(info.value), str(info.value)
+
+
+def test_a_markdown_plan_of_invalid_files_still_gives_a_comment_to_post(run, write):
+    """A CI step posts stdout as a pull-request comment: on invalid files it says why, not nothing."""
+    path = write("vhosts:\n  v:\n    queues:\n      q: {max_length: ten}\n")
+    result = run("plan", path, "--format", "markdown")
+    assert result.code == 1
+    assert result.out.startswith("### :x: topology plan: error\n\n1 problem found in the topology files\n\n- ")
+    assert "max\\_length" in result.out and "error: 1 problem found" in result.err

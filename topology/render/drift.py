@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from topology.drift import IN_SYNC, DriftReport, ObjectStatus
 from topology.ha import CHECKS, Finding
-from topology.render.text import markdown_cell
+from topology.markup import markdown_cell, markdown_code
 
 FORMATS = ("text", "json", "markdown", "junit")
 
@@ -92,26 +92,26 @@ def render_markdown(report: DriftReport) -> str:
     title = f" for {report.target}" if report.target else ""
     lines = [f"### {icon} topology drift{title}: {'drift found' if report.drifted else 'in sync'}", ""]
     if report.broker:
-        lines += [f"Broker: `{markdown_cell(_broker_line(report))}`", ""]
+        lines += [f"Broker: {markdown_code(_broker_line(report), in_table=False)}", ""]
     lines += [_verdict(report), ""]
     drifted = report.drifted_objects
     if drifted:
         lines += ["| Kind | Object | Status | What differs | Declared at |", "|---|---|---|---|---|"]
         lines += [
-            f"| {item.kind} | `{markdown_cell(_where(item))}` | {item.status} | {markdown_cell(item.describe())} | {markdown_cell(item.declared_at)} |"
+            f"| {item.kind} | {markdown_code(_where(item))} | {item.status} | {markdown_cell(item.describe())} | {markdown_cell(item.declared_at)} |"
             for item in drifted
         ]
         lines.append("")
     lines += [f"#### High availability ({len(report.health.checked)} queue(s) checked)", ""]
     if report.ha_findings:
         lines += ["| Queue | Check | Finding |", "|---|---|---|"]
-        lines += [f"| `{markdown_cell(f.vhost + '/' + f.queue)}` | {f.check} | {markdown_cell(f.message)} |" for f in report.ha_findings]
+        lines += [f"| {markdown_code(f.vhost + '/' + f.queue)} | {f.check} | {markdown_cell(f.message)} |" for f in report.ha_findings]
     else:
         lines.append("No finding.")
     for vhost, queue in report.health.unknown:
-        lines.append(f"- `{markdown_cell(vhost + '/' + queue)}`: statistics not available yet; not checked")
+        lines.append(f"- {markdown_code(vhost + '/' + queue, in_table=False)}: statistics not available yet; not checked")
     for vhost, queue in report.health.stale:
-        lines.append(f"- `{markdown_cell(vhost + '/' + queue)}`: statistics older than the last policy change; "
+        lines.append(f"- {markdown_code(vhost + '/' + queue, in_table=False)}: statistics older than the last policy change; "
                      "its policy check may be stale")
     for note in report.health.notes:
         lines.append(f"- note: {markdown_cell(note)}")
@@ -120,7 +120,7 @@ def render_markdown(report: DriftReport) -> str:
         counted = "counted as drift" if report.fail_on_orphans else "not counted as drift"
         lines += [f"#### Orphans ({len(report.orphans)}, {counted})", "", "| Kind | Object | Protected |", "|---|---|---|"]
         lines += [
-            f"| {r.kind} | `{markdown_cell(r.vhost + '/' + r.name)}` | {markdown_cell(report.protected.get(r.key) or '')} |"
+            f"| {r.kind} | {markdown_code(r.vhost + '/' + r.name)} | {markdown_cell(report.protected.get(r.key) or '')} |"
             for r in report.orphans
         ]
         lines.append("")

@@ -8,6 +8,7 @@ from typing import Any
 
 from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
 from topology.kinds.parameter import PARAMETER_KINDS
+from topology.markup import markdown_cell, markdown_code
 from topology.plan import Plan
 
 SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", RESUME: ">>", DELETE: "-"}
@@ -143,20 +144,21 @@ def render_plan_markdown(plan: Plan, target: str | None = None) -> str:
     if plan.changes:
         lines += ["| | Kind | Object | What changes |", "|---|---|---|---|"]
         for change in plan.changes:
-            what = "; ".join(f"{n}: {value(f.before)} -> {value(f.after)}" for n, f in change.fields.items())
+            what = "; ".join(f"{markdown_code(n)}: {markdown_code(value(f.before))} -> {markdown_code(value(f.after))}"
+                             for n, f in change.fields.items())
             if change.action == "create":
                 props = change.after.props() if change.after else {}
                 details = [str(props["type"])] if "type" in props else []
                 details += [f"{k}={value(v)}" for k, v in sorted(props.get("arguments", {}).items())]
-                what = "new" + (f" ({', '.join(details)})" if details else "")
+                what = "new" + (f" ({', '.join(markdown_code(d) for d in details)})" if details else "")
             elif change.action == "delete":
-                what = change.reason
+                what = markdown_cell(change.reason)
             if change.hazards:
-                what += " **REFUSED: " + "; ".join(change.hazards) + "**"
+                what += " **REFUSED: " + markdown_cell("; ".join(change.hazards)) + "**"
             elif change.kind == "queue" and change.messages and change.action in ("replace", "delete"):
                 what += f" **DESTRUCTIVE: holds {change.messages} message(s)**"
-            where = change.where
-            lines.append(f"| `{SYMBOLS[change.action]}` {change.action} | {change.kind} | `{markdown_cell(where)}` | {markdown_cell(what)} |")
+            lines.append(f"| `{SYMBOLS[change.action]}` {change.action} | {change.kind} | {markdown_code(change.where)} | "
+                         f"{what} |")
         lines.append("")
     if plan.unmanaged:
         lines += [f"{len(plan.unmanaged)} object(s) in the managed vhosts are declared in no file (left alone).", ""]
@@ -165,7 +167,3 @@ def render_plan_markdown(plan: Plan, target: str | None = None) -> str:
     lines += ["<details><summary>Full plan</summary>", "", fence, full, fence, "", "</details>"]
     return "\n".join(lines) + "\n"
 
-
-def markdown_cell(text: object) -> str:
-    """Text safe in a Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
