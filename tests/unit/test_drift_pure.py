@@ -383,3 +383,19 @@ def test_markdown_shows_patterns_keys_and_values_as_written():
     assert "<em>" not in html and "<code>^(a|b)_x_*</code>" in html.replace("\\|", "|")
     html = markdown.markdown(f"| a |\n|---|\n| {markdown_cell(pattern)} |\n", extensions=["tables"])
     assert "<td>^(a|b)_x_*</td>" in html and "<em>" not in html
+
+
+def test_junit_puts_cluster_wide_objects_in_a_suite_of_their_own():
+    """Users have no vhost: their suite was named 'vhost ' and their classname '.user'."""
+    from topology.drift import ObjectStatus
+    from topology.ha import QueueHealth
+
+    report = report_of()
+    user = ObjectStatus(kind="user", vhost="", name="svc", identity={"vhost": "", "name": "svc"}, status="in_sync",
+                        change=None, declared_at="t.yaml:3")
+    report = type(report)(report.broker, report.objects + (user,), health=QueueHealth())
+    root = ElementTree.fromstring(render(report, "junit"))
+    names = [s.get("name") for s in root.findall("testsuite")]
+    assert "cluster-wide" in names and "vhost " not in names
+    case = next(c for c in root.iter("testcase") if c.get("name") == "svc")
+    assert case.get("classname") == "cluster.user"

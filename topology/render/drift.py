@@ -197,14 +197,15 @@ def _suites(report: DriftReport) -> list[_Suite]:
     for vhost, items in by_vhost.items():
         cases = []
         for item in items:
-            classname = f"{prefix}{vhost}.{item.kind}"
+            # cluster-wide objects (users, global parameters) have no vhost: a suite of their own
+            classname = f"{prefix}{vhost}.{item.kind}" if vhost else f"{prefix}cluster.{item.kind}"
             if item.status == IN_SYNC:
                 cases.append((_testcase(classname, item.name), False, False))
             else:
                 declared = f"\ndeclared at {item.declared_at}" if item.declared_at else ""
                 cases.append((_testcase(classname, item.name, f"{item.status}: {item.describe()}",
                                         f"{item.kind} {_where(item)}: {item.describe()}{declared}"), True, False))
-        suites.append(_Suite(f"{prefix}vhost {vhost}", cases))
+        suites.append(_Suite(f"{prefix}vhost {vhost}" if vhost else f"{prefix}cluster-wide", cases))
     findings: dict[tuple[str, str], list[Finding]] = {}
     for finding in report.ha_findings:
         findings.setdefault((finding.vhost, finding.queue), []).append(finding)
@@ -223,7 +224,7 @@ def _suites(report: DriftReport) -> list[_Suite]:
     suites.append(_Suite(f"{prefix}high availability", cases))
     cases = []
     for resource in report.orphans:
-        classname = f"{prefix}{resource.vhost}.orphan.{resource.kind}"
+        classname = f"{prefix}{resource.vhost or 'cluster'}.orphan.{resource.kind}"
         message = "on the broker but declared in no file"
         if report.fail_on_orphans:
             cases.append((_testcase(classname, resource.name, message), True, False))
