@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -56,20 +57,40 @@ SECTIONS = {"vhost": "Vhost", "exchange": "Exchange", "queue": "Queue", "binding
 """The file format's field tables made from the models: marker name → model."""
 
 
-def _type(node: dict, defs: dict) -> str:
-    """How the reference names a field's type, from its JSON Schema (before the schema is widened for
-    variables: every typed field also takes one ${VARIABLE})."""
+@functools.cache
+def _schema() -> dict:
+    """The format's schema as the models make it (before it is widened for variables: every typed
+    field also takes one ${VARIABLE})."""
+    from topology.model import TopologyFile
+
+    return TopologyFile.model_json_schema(mode="validation")
+
+
+@functools.cache
+def _units() -> dict[str, str]:
+    """The schemas of a duration and a size (the models' own), as JSON text → how the page names them."""
+    from pydantic import WithJsonSchema
+
+    from topology.model import DurationField, SizeField
+
+    def schema_of(field: object) -> dict:
+        return next(m.json_schema for m in field.__metadata__ if isinstance(m, WithJsonSchema))  # type: ignore[attr-defined]
+
+    return {json.dumps(schema_of(field), sort_keys=True): name
+            for field, name in ((DurationField, "duration"), (SizeField, "size"))}
+
+
+def _type(node: dict) -> str:
+    """How the reference names a field's type, from its JSON Schema."""
     if "$ref" in node:
         return f"map ({node['$ref'].rsplit('/', 1)[-1]})"
     if "anyOf" in node:
         branches = [b for b in node["anyOf"] if b.get("type") != "null"]
-        if node.get("description", "").startswith("Milliseconds") or any(
-                b.get("description", "").startswith("Milliseconds") for b in branches):
-            return "duration"
-        if node.get("description", "").startswith("Bytes") or any(b.get("description", "").startswith("Bytes")
-                                                                     for b in branches):
-            return "size"
-        shown = " or ".join(_type(b, defs) for b in branches)
+        unit = next((_units()[k] for k in (json.dumps(b, sort_keys=True) for b in [node, *branches]) if k in _units()),
+                    None)
+        if unit is not None:
+            return unit
+        shown = " or ".join(_type(b) for b in branches)
         return "number" if shown == "integer or number" else shown
     if "enum" in node:
         values = [f"`{v}`" for v in node["enum"]]
@@ -80,11 +101,11 @@ def _type(node: dict, defs: dict) -> str:
         return f"integer, {low} to {high}" if low is not None and high is not None else (
             f"integer ≥ {low}" if low is not None else "integer")
     if kind == "array":
-        return f"list of {_type(node.get('items', {}), defs)}"
+        return f"list of {_type(node.get('items', {}))}"
     if kind == "object":
         names = node.get("propertyNames", {}).get("enum")
         values = node.get("additionalProperties")
-        inner = _type(values, defs) if isinstance(values, dict) else "any value"
+        inner = _type(values) if isinstance(values, dict) else "any value"
         return f"map of {', '.join(f'`{n}`' for n in names)} → {inner}" if names else f"map of {inner}"
     if kind == "string":
         return f"text matching `{node['pattern']}`" if "pattern" in node else "text"
@@ -112,7 +133,7 @@ def field_table(model_name: str) -> str:
     from topology.kinds.parameter import MODEL_KEYS
 
     model = getattr(models, model_name)
-    schema = models.TopologyFile.model_json_schema(mode="validation")
+    schema = _schema()
     properties = (schema if model_name == "TopologyFile" else schema["$defs"][model_name])["properties"]
     queue, keys = model_name == "Queue", MODEL_KEYS.get(model_name)
     if queue:
@@ -142,7 +163,7 @@ def field_table(model_name: str) -> str:
         elif keys is not None:
             cells.append(f"`{keys[name]}`" if name in keys else ("any" if name == "parameters" else ""))
         description = (field.description or "").replace("|", "\\|")
-        cells += [_type(properties[key], schema["$defs"]).replace("|", "\\|"), _default(field), description]
+        cells += [_type(properties[key]).replace("|", "\\|"), _default(field), description]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -425,7 +425,8 @@ def plan(ctx: click.Context, paths: tuple[str, ...], output_format: str, detaile
         ]}, indent=2, ensure_ascii=False))
         ctx.exit(_worst(results))
     if combined:
-        from topology.render.text import markdown_cell, render_plan_markdown
+        from topology.markup import markdown_cell
+        from topology.render.text import render_plan_markdown
 
         echo("\n".join(
             render_plan_markdown(r.value, r.name) if r.value is not None

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.conftest import ROOT
+from tests.unit.test_docs_commands import console_commands
 
 pytestmark = pytest.mark.broker
 
@@ -16,19 +17,11 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 TOUR = README.split("<!-- --8<-- [start:tour] -->", 1)[1].split("<!-- --8<-- [end:tour] -->", 1)[0]
 YAML = re.findall(r"```yaml\n(.*?)```", TOUR, flags=re.S)
 HA_COUNT = re.compile(r"\d+ high-availability")
-CONSOLE = re.findall(r"```console\n(.*?)```", TOUR, flags=re.S)
 
 
 def steps() -> list[tuple[list[str], list[str]]]:
     """Each ``$ topology ...`` of the tour with the lines the README shows it printing."""
-    found: list[tuple[list[str], list[str]]] = []
-    for block in CONSOLE:
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                found.append((line[2:].split("#", 1)[0].split(), []))
-            elif found:
-                found[-1][1].append(line)
-    return found
+    return console_commands(TOUR)
 
 
 def test_the_tour_file_is_the_quickstart_example():

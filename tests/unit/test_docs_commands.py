@@ -15,16 +15,23 @@ ROOT = Path(__file__).resolve().parents[2]
 NEEDS_A_BROKER = {"plan", "apply", "drift", "export"}
 
 
+def console_commands(text: str) -> list[tuple[list[str], list[str]]]:
+    """Each ``$ ...`` line of the console blocks of ``text``: its words, and the lines shown after it."""
+    found: list[tuple[list[str], list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                found.append((shlex.split(line[2:], comments=True), []))
+            elif found:
+                found[-1][1].append(line)
+    return found
+
+
 def shown_commands() -> list[tuple[str, list[str], list[str]]]:
     """(page, the command's words, the lines the page shows it printing)."""
-    found = []
-    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
-        for block in re.findall(r"```console\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S):
-            for line in block.splitlines():
-                if line.startswith("$ "):
-                    found.append((str(page.relative_to(ROOT)), shlex.split(line[2:], comments=True), []))
-                elif found and found[-1][0] == str(page.relative_to(ROOT)):
-                    found[-1][2].append(line)
+    found = [(str(page.relative_to(ROOT)), words, lines)
+             for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+             for words, lines in console_commands(page.read_text(encoding="utf-8"))]
     return [(page, words, lines) for page, words, lines in found
             if words[0] == "topology" and words[1] not in NEEDS_A_BROKER
             and any(w.startswith("examples/") for w in words)]

@@ -15,7 +15,7 @@ its password masked (:func:`mask_uri`), plus a ``credentials`` token (see
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -89,9 +89,6 @@ UPSTREAM_KEYS: dict[str, str] = {
     "upstream": "upstream",
 }
 """Federation upstream (and upstream set member) fields → the broker's keys."""
-
-MODEL_KEYS = {"Shovel": SHOVEL_KEYS, "FederationUpstream": UPSTREAM_KEYS, "UpstreamSetMember": UPSTREAM_KEYS}
-"""The field → broker key table of each model of the files' parameters (docs and schema show the keys)."""
 
 URI_KEYS = {SHOVEL: ("src-uri", "dest-uri"), UPSTREAM: ("uri",), UPSTREAM_SET: ()}
 """The keys of each component that hold URIs."""
@@ -259,6 +256,12 @@ class ParameterState(Resource):
     component: ClassVar[str] = ""
     files_section: ClassVar[str] = ""
     """The vhost section of the files that declares this kind."""
+    model: ClassVar[str] = ""
+    """The model of the files that declares one (for a set: one member)."""
+    keys: ClassVar[dict[str, str]] = {}
+    """That model's fields → the keys of the broker's value."""
+    value_of: ClassVar[Callable[[Any], Any]]
+    """The broker's value for a declared one (from its spec)."""
     parameter: str = ""
     value: Any = field(default=None, hash=False)
     credentials: str | None = None
@@ -301,13 +304,8 @@ class ParameterState(Resource):
                    secret_value=value, templates=templates)
 
     @classmethod
-    def value_of(cls, spec: Any) -> Any:
-        """The broker's value for a declared one."""
-        raise NotImplementedError
-
-    @classmethod
     def declared(cls, topology: Any) -> Iterator[tuple[ParameterState, Any]]:
-        keys = SECTION_KEYS[cls.files_section]
+        keys = cls.keys
         for vhost in topology.vhosts.values():
             for name, declared in getattr(vhost, cls.files_section).items():
                 templates: dict[str, Any] = {}
@@ -350,10 +348,9 @@ class ShovelState(ParameterState):
     kind: ClassVar[str] = "shovel"
     component: ClassVar[str] = SHOVEL
     files_section: ClassVar[str] = "shovels"
-
-    @classmethod
-    def value_of(cls, spec: Any) -> Any:
-        return shovel_value(spec)
+    model: ClassVar[str] = "Shovel"
+    keys: ClassVar[dict[str, str]] = SHOVEL_KEYS
+    value_of = staticmethod(shovel_value)
 
 
 @dataclass(frozen=True)
@@ -361,10 +358,9 @@ class FederationUpstreamState(ParameterState):
     kind: ClassVar[str] = "federation_upstream"
     component: ClassVar[str] = UPSTREAM
     files_section: ClassVar[str] = "federation_upstreams"
-
-    @classmethod
-    def value_of(cls, spec: Any) -> Any:
-        return upstream_value(spec)
+    model: ClassVar[str] = "FederationUpstream"
+    keys: ClassVar[dict[str, str]] = UPSTREAM_KEYS
+    value_of = staticmethod(upstream_value)
 
 
 @dataclass(frozen=True)
@@ -372,18 +368,17 @@ class FederationUpstreamSetState(ParameterState):
     kind: ClassVar[str] = "federation_upstream_set"
     component: ClassVar[str] = UPSTREAM_SET
     files_section: ClassVar[str] = "federation_upstream_sets"
-
-    @classmethod
-    def value_of(cls, spec: Any) -> Any:
-        return upstream_set_value(spec)
+    model: ClassVar[str] = "UpstreamSetMember"
+    keys: ClassVar[dict[str, str]] = UPSTREAM_KEYS
+    value_of = staticmethod(upstream_set_value)
 
 
 PARAMETER_KINDS: dict[str, type[ParameterState]] = {
     cls.kind: cls for cls in (ShovelState, FederationUpstreamState, FederationUpstreamSetState)}
 """The parameter kinds, by kind (their component is :attr:`ParameterState.component`)."""
 PARAMETER_COMPONENTS: dict[str, type[ParameterState]] = {cls.component: cls for cls in PARAMETER_KINDS.values()}
-SECTION_KEYS = {"shovels": SHOVEL_KEYS, "federation_upstreams": UPSTREAM_KEYS, "federation_upstream_sets": {}}
-"""The field → broker key table of each vhost section of the files."""
+MODEL_KEYS = {cls.model: cls.keys for cls in PARAMETER_KINDS.values()}
+"""The field → broker key table of each model of the files' parameters (docs and schema show the keys)."""
 
 
 def from_saved_plan(cls: type[ParameterState], vhost: str, name: str, templates: dict[str, Any] | None,
