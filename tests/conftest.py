@@ -32,6 +32,14 @@ def amqp_uri(vhost: str = "", user: str | None = None, password: str | None = No
     return f"amqp://{credentials}{AMQP_ADDRESS}/{quote(vhost, safe='')}"
 
 
+@pytest.fixture(autouse=True)
+def _plain_output(monkeypatch):
+    """Every test sees the tool's plain output, whatever colour settings the shell running the
+    suite has (a test about colour sets them itself)."""
+    for name in ("NO_COLOR", "FORCE_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @dataclass
 class Result:
     code: int

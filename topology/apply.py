@@ -139,9 +139,12 @@ Report = Callable[[Change, str], None]
 class Applier:
     """Executes changes through a :class:`ManagementClient`."""
 
-    def __init__(self, client: ManagementClient, options: ApplyOptions | None = None):
+    def __init__(self, client: ManagementClient, options: ApplyOptions | None = None,
+                 stage: Callable[[str], None] | None = None):
         self.client = client
         self.options = options or ApplyOptions()
+        self.stage = stage or (lambda what: None)
+        """Says what a long step is doing (the progress display's words)."""
         self.inspector = self.options.mover
         self._exclusive: dict[str, set[str]] = {}
         """Exclusive queues per vhost, read once by the pre-flight checks."""
@@ -304,15 +307,19 @@ class Applier:
                 self._guard(items[0], applied, plan, self.options.lock.check)
             for change in items:
                 report(change, "start")
+            self.stage(f"importing {len(items):,} object(s) into vhost {vhost!r} in one request")
             try:
                 self.client.import_vhost_definitions(vhost, definitions_document(items),
                                                      timeout=self.client.timeout + len(items) * IMPORT_SECONDS_PER_OBJECT)
             except (RequestRefused, BrokerError):
                 # refused, or no answer in time (the broker may still be importing: the requests
                 # below are idempotent, and make sure of each object)
+                self.stage(f"creating the {len(items):,} object(s) the import did not, one at a time")
                 self._one_by_one(items, applied, plan, lambda change, event: report(change, event)
                                  if event == "done" else None)
                 continue
+            finally:
+                self.stage("")
             imported.extend(items)
         return imported
 

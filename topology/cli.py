@@ -34,19 +34,23 @@ _output = threading.local()
 """Per thread, where :func:`echo` writes: a buffer while a target runs beside others."""
 
 
-def echo(message: Any = "", err: bool = False, *, styled: bool = False) -> None:
+def echo(message: Any = "", err: bool = False, *, styled: bool = False, painted: bool = False) -> None:
     """Print a line, with every secret redacted and control characters made visible: all output
     goes through here. ``styled``: the text holds the plan's colours, added to text already made
-    visible (topology.render.text)."""
+    visible (topology.render.text). ``painted``: the tool's line shapes are coloured
+    (:func:`topology.terminal.paint`), as every line on stderr is, where colour is wanted."""
     from topology.redact import redact
-    from topology.terminal import visible
+    from topology.terminal import colour_wanted, paint, visible
 
     text = redact(str(message)) if styled else visible(redact(str(message)))
     buffer = getattr(_output, "buffer", None)
     if buffer is not None:
         buffer.append((text, err))
-    else:
-        click.echo(text, err=err)
+        return
+    colour = colour_wanted(sys.stderr if err else sys.stdout)
+    if colour and (err or painted) and not styled:
+        text = paint(text)
+    click.echo(text, err=err, color=colour)
 
 
 def warn(message: str) -> None:
@@ -232,7 +236,9 @@ def _worst(results: list[TargetResult]) -> int:
 
 
 def _colour() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and getattr(_output, "buffer", None) is None
+    from topology.terminal import colour_wanted
+
+    return colour_wanted(sys.stdout) and getattr(_output, "buffer", None) is None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -478,7 +484,7 @@ def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_o
         finally:
             client.close()
         if not combined:
-            echo(render_drift.render(report, output_format).rstrip("\n"))
+            echo(render_drift.render(report, output_format).rstrip("\n"), painted=output_format == "text")
         return (EXIT_DRIFT if report.drifted else EXIT_OK), report
 
     jobs = resolve_jobs(selection, paths, values, connection)
@@ -833,7 +839,7 @@ def lint_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
                         ensure_ascii=False))
     else:
         for finding in found:
-            echo(str(finding))
+            echo(str(finding), painted=True)
         counts = {s: sum(1 for f in found if f.severity == s) for s in ("error", "warning", "info")}
         echo(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} note(s)"
              + ("" if not found else "; suppress one with a '# lint: ignore RULE' comment on its line"))
@@ -923,7 +929,7 @@ def test_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
         from topology.render.route import outcome_text
 
         for outcome in outcomes:
-            echo(outcome_text(outcome))
+            echo(outcome_text(outcome), painted=True)
         echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed ({'on the broker' if live else 'simulated'})")
     for line in leftovers:
         warn(f"could not delete the throw-away vhost {line}; delete it by hand")
@@ -1175,7 +1181,7 @@ def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve
     def report(change: Change, event: str) -> None:
         if event == "done":
             with progress.paused():
-                echo(f"{SYMBOLS[change.action]} {change.kind} {change.where}: {_past(change.action)}")
+                echo(f"{SYMBOLS[change.action]} {change.kind} {change.where}: {_past(change.action)}", painted=True)
             progress.advance()
 
     try:
@@ -1183,7 +1189,7 @@ def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve
     finally:
         progress.close()
     matches = "the files" if topology is not None else "the plan"
-    echo(f"\nApply complete: {len(applied)} change(s) applied; the broker now matches {matches}.")
+    echo(f"\nApply complete: {len(applied)} change(s) applied; the broker now matches {matches}.", painted=True)
     return applied
 
 

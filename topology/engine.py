@@ -219,7 +219,7 @@ def apply_plan(
     if plan.empty:
         return []
     stage = stage or (lambda what: None)
-    applier = Applier(client, options)
+    applier = Applier(client, options, stage)
     applied = applier.apply(plan, report)
     stage("checking the broker shows every change")
     left = _left(plan, client, topology)

@@ -3,7 +3,8 @@
 On a terminal, one line redrawn in place: a bar (when the total is known), the count, the rate
 and the time elapsed. Otherwise (a CI log), a plain line every :data:`LINE_EVERY` seconds.
 Nothing is shown for work shorter than :data:`SHOW_AFTER` seconds, so short runs and tests stay
-quiet. ``TOPOLOGY_PROGRESS=off`` turns it off; ``TOPOLOGY_PROGRESS=lines`` forces plain lines.
+quiet. ``TOPOLOGY_PROGRESS=off`` turns it off; ``TOPOLOGY_PROGRESS=lines`` forces plain lines;
+``TOPOLOGY_PROGRESS_EVERY=SECONDS`` sets the interval between plain lines.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from topology.terminal import visible
+
 SHOW_AFTER = 2.0
 """Seconds before anything is shown."""
 
@@ -26,6 +29,16 @@ REDRAW_EVERY = 0.2
 """Seconds between two redraws of the terminal line."""
 
 BAR_WIDTH = 24
+
+
+def line_every() -> float:
+    """Seconds between two plain lines: ``TOPOLOGY_PROGRESS_EVERY`` when it is a positive number,
+    else :data:`LINE_EVERY`."""
+    try:
+        seconds = float(os.environ.get("TOPOLOGY_PROGRESS_EVERY", ""))
+    except ValueError:
+        return LINE_EVERY
+    return seconds if 0 < seconds < float("inf") else LINE_EVERY
 
 
 def mode(stream: TextIO) -> str:
@@ -62,6 +75,7 @@ class Progress:
         self._last_draw = 0.0
         self._last_line = self.started
         self._lines = 0
+        self.every = line_every()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         if self.mode != "off":
@@ -103,7 +117,7 @@ class Progress:
         elapsed = max(self.clock() - self.started, 1e-9)  # type: ignore[operator]
         parts = [f"{self.label}:"]
         if self.what and not final:
-            parts.append(self.what + ",")
+            parts.append(visible(self.what) + ",")
         if self.total:
             share = min(1.0, self.done / self.total)
             if self.mode == "bar":
@@ -119,14 +133,14 @@ class Progress:
 
     def _show(self) -> None:
         now = self.clock()  # type: ignore[operator]
-        if self.mode == "off" or now - self.started < SHOW_AFTER:
+        if self.mode == "off" or (self.mode == "bar" and now - self.started < SHOW_AFTER):
             return
         if self.mode == "bar":
             if now - self._last_draw >= REDRAW_EVERY or not self._drawn:
                 self._write("\r\033[K" + self.text())
                 self._drawn = True
                 self._last_draw = now
-        elif now - self._last_line >= LINE_EVERY:
+        elif now - self._last_line >= self.every:
             self._write(self.text() + "\n")
             self._lines += 1
             self._last_line = now
@@ -137,7 +151,7 @@ class Progress:
             self._drawn = False
 
     def _tick(self) -> None:
-        while not self._stop.wait(REDRAW_EVERY if self.mode == "bar" else 1.0):
+        while not self._stop.wait(REDRAW_EVERY if self.mode == "bar" else min(1.0, self.every)):
             with self._lock:
                 self._show()
 

@@ -167,3 +167,31 @@ def test_an_import_followed_by_other_changes_is_checked_before_they_run(write, v
     assert "3 of 5 change(s) had been applied" in str(failure.value)
     assert api.get("operator-policies", vhost) == []
     assert api.queue(vhost, "q3")["arguments"]["x-max-length"] == 4
+
+
+def test_a_long_apply_logged_to_a_file_prints_progress_lines_saying_what_it_does(write, vhost, tmp_path):
+    """stderr not a terminal (a CI log): plain progress lines come every TOPOLOGY_PROGRESS_EVERY
+    seconds, name the import under way rather than sitting at 0%, and end with a final count."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    count = 3000
+    queues = "\n".join(f"      q{i}: {{max_length: {i + 1}}}" for i in range(count))
+    path = write(f"vhosts:\n  {vhost}:\n    queues:\n{queues}\n")
+    environment = {**os.environ, "TOPOLOGY_PROGRESS_EVERY": "0.2"}
+    environment.pop("TOPOLOGY_PROGRESS", None)
+    with open(tmp_path / "stderr.log", "w+", encoding="utf-8") as log:
+        finished = subprocess.run([sys.executable, "-m", "topology", "apply", path, "--auto-approve"],
+                                  cwd=Path(__file__).parents[2], env=environment, stdout=subprocess.PIPE,
+                                  stderr=log, text=True, timeout=600, check=False)
+        log.seek(0)
+        lines = log.read().splitlines()
+    assert finished.returncode == 0, lines
+    progress = [line for line in lines if line.startswith("apply: ")]
+    assert len(progress) >= 2, lines  # at least one line on the way, and the final count
+    assert any(f"importing {count:,} object(s) into vhost '{vhost}' in one request" in line for line in progress)
+    assert progress[-1].startswith(f"apply: {count + 1:,}/{count + 1:,} (100%)")
+    assert all("\r" not in line and "\033" not in line for line in lines)
+    assert "apply: " not in finished.stdout
