@@ -5,6 +5,8 @@
 
 - docs/reference/cli.md: every command's --help, as click prints it;
 - docs/reference/lint.md, between its markers: the table of lint rules, from topology.lint.RULES.
+- docs/guides/ci.md, between its markers: the rule ids of validate's SARIF and annotations, from
+  topology.render.diagnostics.VALIDATE_RULES.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def lint_table() -> str:
 
     rows = ["| rule | name | severity | why it matters |", "|---|---|---|---|"]
     rows += [f"| `{r.id}` | {r.name} | {r.severity} | {r.why.format(docs='../')} |" for r in RULES.values()]
+    return "\n".join(rows)
+
+
+def validate_rules_table() -> str:
+    from topology.render.diagnostics import VALIDATE_RULES
+
+    rows = ["| rule id | name | level | what it reports |", "|---|---|---|---|"]
+    rows += [f"| `{r.id}` | {r.name} | {r.level} | {r.short} {r.help} |" for r in VALIDATE_RULES]
     return "\n".join(rows)
 
 
@@ -180,12 +190,14 @@ def with_block(text: str, name: str, block: str) -> str:
 def pages() -> dict[Path, str]:
     """Each generated file and the text it should have."""
     lint, file_format = DOCS / "reference" / "lint.md", DOCS / "reference" / "file-format.md"
+    ci = DOCS / "guides" / "ci.md"
     text = file_format.read_text(encoding="utf-8")
     for name, model in SECTIONS.items():
         text = with_block(text, f"{name} fields", field_table(model))
     return {DOCS / "reference" / "cli.md": cli_page(),
             lint: with_block(lint.read_text(encoding="utf-8"), "lint rules", lint_table()),
-            file_format: text}
+            file_format: text,
+            ci: with_block(ci.read_text(encoding="utf-8"), "validate rule ids", validate_rules_table())}
 
 
 def main(argv: list[str]) -> int:

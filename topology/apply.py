@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from topology.broker.amqp import ApplyLock, MessageMover
@@ -116,6 +116,8 @@ class ApplyOptions:
     """The same, for a run that more changes follow (its import is read back before they run)."""
     workers: int = WORKERS
     """Changes run at once in runs of independent changes (1: one at a time)."""
+    messages_moved: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Filled by apply: per migrated queue (vhost, name), the messages moved into its new queue."""
 
 
 def _sync_limits(before: dict[str, int], after: dict[str, int], put: Callable[[str, int], None],
@@ -473,6 +475,11 @@ class Applier:
             body["password_hash"] = stored
             # RabbitMQ reads a user without an algorithm as md5 (rabbit_auth_backend_internal)
             body["hashing_algorithm"] = (live or {}).get("hashing_algorithm") or passwords.MD5
+        else:
+            # none: the empty hash, RabbitMQ's own "no password" (sent without any, the broker would
+            # create the user with an empty password, which a credential validator may refuse)
+            body["password_hash"] = ""
+            body["hashing_algorithm"] = algorithm
         self.client.put_user(user.user, body)
         before = change.before.limits if isinstance(change.before, UserState) else {}
         _sync_limits(before, user.limits, lambda limit, value: self.client.put_user_limit(user.user, limit, value),
@@ -563,7 +570,8 @@ class Applier:
         after = change.after
         assert isinstance(after, QueueState) and self.options.mover is not None
         guard = self.options.lock.check if self.options.lock is not None else None
-        Migration(self.client, self.options.mover, guard=guard).run(after)
+        self.options.messages_moved[(after.vhost, after.queue)] = Migration(
+            self.client, self.options.mover, guard=guard).run(after)
         if guard is not None:
             guard()
         if self.client.queue_details(after.vhost, after.queue) is None:

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -61,7 +61,7 @@ def _load(job: Any, offline: bool = False, template: bool = False, on_vhost: Cal
     """Load and validate a job's files; print what validation warns of (RabbitMQ accepts it)."""
     from topology.loader import load_valid
 
-    topology = load_valid(job.paths, job.values, job.secret_names, offline=offline, template=template,
+    topology = load_valid(job.paths, job.values, job.secret_names, offline=offline, template=template, root=job.root,
                           on_vhost=on_vhost)
     for problem in topology.warnings:
         warn(str(problem))
@@ -112,8 +112,8 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
                   help="Management user [env TOPOLOGY_USER].")
     @click.option("--password", envvar="TOPOLOGY_PASSWORD", default="guest", show_default=False,
                   help="Management password [env TOPOLOGY_PASSWORD; default guest]. Prefer the environment variable.")
-    @click.option("--timeout", type=click.FloatRange(min=0.1, max=3600), default=30.0, show_default=True,
-                  callback=_finite, help="Seconds to wait for each request.")
+    @click.option("--timeout", type=float, default=30.0, show_default=True,
+                  callback=_within(0.1, 3600, "seconds"), help="Seconds to wait for each request (0.1 to 3600).")
     @click.option("--insecure", is_flag=True,
                   help="Do not verify the broker's TLS certificate (prints a warning; for tests only).")
     @functools.wraps(command)
@@ -122,8 +122,10 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         from topology.targets import Connection
 
         ctx = click.get_current_context()
-        if ctx.get_parameter_source("password") != click.core.ParameterSource.DEFAULT:
-            redact.register(password)  # the well-known default "guest" is no secret
+        if ctx.get_parameter_source("password") != click.core.ParameterSource.DEFAULT and password != user:
+            # the well-known default "guest" is no secret, nor a password that is its user's name
+            # (masking it would hide that user, and every object named alike, in every output)
+            redact.register(password)
         redact.register_url(url)
         timeout_given = ctx.get_parameter_source("timeout") == click.core.ParameterSource.COMMANDLINE
         return command(*args, connection=Connection(url, user, password, timeout, insecure, timeout_given), **kwargs)
@@ -165,10 +167,19 @@ def _check_target_options(ctx: click.Context, selection: Any) -> None:
             warn(f"{variable} is ignored with --target or --all-targets: each target's {name} from the project file applies")
 
 
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter("must be a number of seconds", ctx=ctx, param=param)
-    return value
+def _within(low: float, high: float | None, unit: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """An option's callback refusing a number outside ``low``..``high`` (or below ``low``), or not
+    finite, in words: "give 0.1 to 3600 seconds" (click's own ranges say "0.1<=x<=3600")."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return value
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            wanted = f"{low:g} to {high:g} {unit}" if high is not None else f"at least {low:g} {unit}"
+            raise click.BadParameter(f"give {wanted}", ctx=ctx, param=param)
+        return value
+
+    return check
 
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path())
@@ -294,21 +305,31 @@ def _broker_version(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter(str(error), ctx=ctx, param=param) from None
 
 
+CI_FORMATS = ("sarif", "github")
+CI_FORMAT_HELP = ("text for people; sarif (SARIF 2.1.0) for code scanning, github for annotations in GitHub Actions "
+                  "(docs: guides/ci.md).")
+
+
 @cli.command()
 @paths_argument
 @values_option
 @click.option("--broker-version", callback=_broker_version, default=None, metavar="VERSION",
               help="Also check the files against the rules of this RabbitMQ version (e.g. 4.0), offline.")
+@click.option("--format", "output_format", type=click.Choice(["text", *CI_FORMATS]), default="text", show_default=True,
+              help=CI_FORMAT_HELP)
 @target_options
 @click.pass_context
 def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], broker_version: tuple[int, ...] | None,
-             selection: Any) -> None:
+             output_format: str, selection: Any) -> None:
     """Check topology files (and directories of them) without a broker.
 
     Exit 0 when valid, 1 with every problem listed as file:line: location: message.
     With --broker-version, also the version rules that plan checks against the broker.
     """
     from topology.targets import resolve_jobs
+
+    if output_format in CI_FORMATS:
+        _ci_output(ctx, output_format, _validation_report(paths, values, broker_version, selection))
 
     def work(job: Any) -> tuple[int, Any]:
         topology = _load(job, offline=True)
@@ -331,6 +352,76 @@ def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...]
     results = _run_jobs(jobs, selection, work)
     if selection.all_targets:
         ctx.exit(_print_results(results, lambda r: "valid"))
+
+
+def _ci_output(ctx: click.Context, output_format: str, report: Any) -> NoReturn:
+    """Print a lint or validate report as SARIF or GitHub Actions workflow commands, a line per count
+    and error on stderr, and exit with the report's code."""
+    from dataclasses import replace
+
+    from topology.redact import redact
+    from topology.render.annotations import render_annotations
+    from topology.render.sarif import render_sarif
+
+    # masked before rendering: once escaped into JSON or a workflow command, a secret would no longer match
+    report = replace(report, failures=tuple(redact(f) for f in report.failures),
+                     diagnostics=tuple(replace(d, message=redact(d.message), where=redact(d.where))
+                                       for d in report.diagnostics))
+    text = (render_sarif if output_format == "sarif" else render_annotations)(report, os.getcwd())
+    if text:
+        echo(text)
+    counts = {level: sum(1 for d in report.diagnostics if d.level == level) for level in ("error", "warning", "note")}
+    echo(f"topology {report.command}: {counts['error']} error(s), {counts['warning']} warning(s), "
+         f"{counts['note']} note(s)", err=True)
+    for failure in report.failures:
+        echo(f"error: {failure}", err=True)
+    if report.exit_code not in (EXIT_OK, EXIT_CHANGES) and not report.failures:
+        echo(f"error: {counts['error']} problem(s) found in the topology files (listed on stdout)", err=True)
+    ctx.exit(report.exit_code)
+
+
+def _failed_report(command: str, rules: Any, error: TopologyError) -> Any:
+    """The report of a command stopped by ``error``: the problems of files that cannot be loaded,
+    or the error itself."""
+    from topology.render.diagnostics import INVALID, Report, from_problems
+
+    if isinstance(error, ConfigError):
+        return Report(command, rules, tuple(from_problems(error.problems, INVALID)), exit_code=error.exit_code)
+    return Report(command, rules, failures=(*error.details, str(error)), exit_code=error.exit_code)
+
+
+def _validation_report(paths: tuple[str, ...], values: tuple[str, ...], broker_version: tuple[int, ...] | None,
+                       selection: Any) -> Any:
+    """What validate finds, for --format sarif and github: every problem, warning and version rule
+    broken, of every target with --all-targets."""
+    from topology.loader import load_valid
+    from topology.render.diagnostics import BROKER_VERSION, INVALID, SUSPECT, VALIDATE_RULES, Report, from_problems
+    from topology.targets import resolve_jobs
+    from topology.validate import check_broker_version
+
+    def work(job: Any) -> tuple[int, Any]:
+        target = job.target if selection.all_targets else ""
+        try:
+            topology = load_valid(job.paths, job.values, job.secret_names, offline=True, root=job.root)
+        except ConfigError as error:
+            return error.exit_code, from_problems(error.problems, INVALID, target) + from_problems(error.warnings, SUSPECT, target)
+        found = from_problems(topology.warnings, SUSPECT, target)
+        version = broker_version or job.broker_version
+        if version is not None:
+            try:
+                check_broker_version(topology, version, version_text(version), offline=True,
+                                     source="--broker-version" if broker_version else f"target {job.target}")
+            except ConfigError as error:
+                return error.exit_code, found + from_problems(error.problems, BROKER_VERSION, target)
+        return EXIT_OK, found
+
+    try:
+        results = _run_jobs(resolve_jobs(selection, paths, values, None, connects=False), selection, work)
+    except TopologyError as error:
+        return _failed_report("validate", VALIDATE_RULES, error)
+    found = tuple(d for r in results for d in r.value or ())
+    failures = tuple(f"target {r.name}: {line}" for r in results if r.error for line in (*r.details, r.error))
+    return Report("validate", VALIDATE_RULES, found, failures, _worst(results) if selection.all_targets else results[0].code)
 
 
 prune_option = click.option(
@@ -511,6 +602,13 @@ def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_o
               help="Read a RabbitMQ definitions file (as 'rabbitmqctl export_definitions' or the management UI "
                    "write) instead of the broker.")
 @click.option("--no-users", is_flag=True, help="Leave users, permissions and global parameters out.")
+@click.option("--include-connecting-user", is_flag=True,
+              help="Also export the user this command connects as (--user; RabbitMQ gives it a permission on every "
+                   "vhost it creates), with its permissions. Default: left out, and said so on stderr.")
+@click.option("--password-variables", is_flag=True,
+              help="Write each user that has a password with password: ${<USER>_PASSWORD}, so that the files manage "
+                   "passwords (planning then needs the variables). Default: users without a password, which the "
+                   "tool leaves as it is.")
 @click.option("--transform", "transforms", multiple=True, type=click.Choice(["quorum"]),
               help="quorum: classic mirrored queues become quorum queues (ha-* policy keys dropped, arguments quorum "
                    "queues refuse removed or rewritten); every change is listed.")
@@ -518,14 +616,16 @@ def drift(ctx: click.Context, paths: tuple[str, ...], output_format: str, fail_o
 @target_options
 @click.pass_context
 def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definitions_file: str | None, no_users: bool,
-           transforms: tuple[str, ...], connection: Any, selection: Any) -> None:
+           include_connecting_user: bool, password_variables: bool, transforms: tuple[str, ...], connection: Any,
+           selection: Any) -> None:
     """Write the project's YAML files from a live broker or a definitions file.
 
-    The files plan to no change against the broker they came from. No secret is written: passwords
-    and URIs that hold one become ${VARIABLES}, listed at the end. What is left out (built-in and
-    server-named objects, plugins' internal ones, the default vhost unless named) is listed too.
+    The files plan to no change against the broker they came from. No secret is written: users
+    come without a password (left as it is; --password-variables writes ${VARIABLES}), and URIs
+    that hold one become ${VARIABLES}, listed at the end. What is left out (built-in and
+    server-named objects, plugins' internal ones, the default vhost unless named, the user this
+    command connects as) is listed too.
     """
-    import json
     from pathlib import Path
 
     from topology.broker.live import live_definitions
@@ -536,16 +636,16 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
     if selection.all_targets:
         raise click.UsageError("export reads one broker: give --target NAME, not --all-targets")
     if definitions_file is not None:
+        from topology.export import parse_definitions
+
         try:
-            document = json.loads(Path(definitions_file).read_text(encoding="utf-8"))
+            data = Path(definitions_file).read_bytes()
         except OSError as error:
             raise TopologyError(f"cannot read {definitions_file}: {error.strerror or error}") from None
-        except (UnicodeDecodeError, ValueError) as error:
-            raise TopologyError(f"{definitions_file} is not a JSON definitions document ({error})") from None
-        if not isinstance(document, dict):
-            raise TopologyError(f"{definitions_file} is not a JSON definitions document (not an object)")
+        document = parse_definitions(data, definitions_file)
         source = Path(definitions_file).name
         password = os.environ.get("TOPOLOGY_PASSWORD", "guest")
+        connecting_user = connection.user
     else:
         from topology.targets import resolve_jobs
 
@@ -558,13 +658,16 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
             client.close()
         source = client.url
         password = job.password
-    result = export_definitions(document, list(vhosts) or None, users=not no_users)
+        connecting_user = client.user
+    result = export_definitions(document, list(vhosts) or None, users=not no_users,
+                                connecting_user=None if include_connecting_user else connecting_user,
+                                password_variables=password_variables)
     # secret variables' values the broker holds become ${NAME}; the management password (never
     # written as a variable, like "guest", the well-known default) stops the export instead
     declared = project_secrets(selection.project)
     hide_secret_values(result, {name: value for name, value in os.environ.items()
                                 if is_secret_name(name, declared) and value not in (password, "guest")},
-                       unnamed=[password] if password and password != "guest" else [])
+                       unnamed=[password] if password and password not in ("guest", connecting_user) else [])
     if not result.files:
         raise TopologyError("nothing to export: " + ("; ".join(result.skipped) or "the source holds no vhost"))
     changes: list[str] = []
@@ -587,6 +690,9 @@ def export(ctx: click.Context, out_dir: str, vhosts: tuple[str, ...], definition
     echo(f"wrote {root / SCHEMA_FILE_NAME} (the files' JSON Schema, for editors)")
     for line in result.skipped:
         echo(f"skipped: {line}")
+    if result.connecting_user is not None:
+        echo(f"skipped: user {result.connecting_user!r} and its permissions: the user this command connects as "
+             "(--include-connecting-user exports them)", err=True)
     for line in result.notes:
         echo(f"note: {line}")
     for line in changes:
@@ -621,8 +727,9 @@ def render(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], 
            skip_unsupported: bool, selection: Any) -> None:
     """Write the files as a RabbitMQ definitions document or as Kubernetes custom resources.
 
-    Offline: no broker is read. Exit 1 when the files declare something the format cannot
-    express (listed), unless --skip-unsupported.
+    Offline: no broker is read. Exit 1 when the files declare a setting the format cannot
+    express (listed), unless --skip-unsupported; metadata that changes nothing the broker does
+    (a vhost's description) is left out with a warning.
     """
     from topology.render.definitions import Secrets, render_definitions, write_output
     from topology.render.kubernetes import render_kubernetes
@@ -680,6 +787,8 @@ def render(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], 
         echo(f"wrote {out_file}", err=True)
     for line in result.unsupported:
         echo(f"skipped: {line}", err=True)
+    for line in result.dropped:
+        warn(line)
     for line in result.notes:
         echo(f"note: {line}", err=True)
     if result.variables:
@@ -804,9 +913,10 @@ def explain(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...],
               help="Leave out this rule (repeat), e.g. --ignore TOP009.")
 @click.option("--broker-version", callback=_broker_version, default=None, metavar="VERSION",
               help="The broker's version, for the rules that depend on it (classic mirroring, lazy queues).")
-@click.option("--cluster-size", type=click.IntRange(min=1), default=None,
-              help="Nodes in the cluster, for TOP007 (quorum group sizes).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", help="text or json.")
+@click.option("--cluster-size", type=int, default=None, callback=_within(1, None, "node"),
+              help="Nodes in the cluster (1 or more), for TOP007 (quorum group sizes).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", *CI_FORMATS]), default="text",
+              show_default=True, help="text for people, json for programs; " + CI_FORMAT_HELP.removeprefix("text for people; "))
 @target_options
 @click.pass_context
 def lint_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], strict: bool,
@@ -829,11 +939,23 @@ def lint_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
     unknown = sorted(set(ignored) - set(RULES))
     if unknown:
         raise click.UsageError(f"no such rule: {', '.join(unknown)} (the rules: {', '.join(sorted(RULES))})")
-    job = resolve_jobs(selection, paths, values, None, connects=False)[0]
-    topology = _load(job, offline=True)
+    try:
+        job = resolve_jobs(selection, paths, values, None, connects=False)[0]
+        topology = _load(job, offline=True)
+    except TopologyError as error:
+        if output_format not in CI_FORMATS:
+            raise
+        from topology.render.diagnostics import lint_rules
+
+        _ci_output(ctx, output_format, _failed_report("lint", lint_rules(), error))
     found = lint(topology, desired_state(topology), Options(broker_version or job.broker_version, cluster_size,
                                                             frozenset(ignored)))
     failing = [f for f in found if f.severity == ERROR or (strict and f.severity != INFO)]
+    if output_format in CI_FORMATS:
+        from topology.render.diagnostics import Report, from_findings, lint_rules
+
+        _ci_output(ctx, output_format, Report("lint", lint_rules(), tuple(from_findings(found)),
+                                              exit_code=EXIT_CHANGES if failing else EXIT_OK))
     if output_format == "json":
         echo(json.dumps({"findings": [f.to_dict() for f in found], "failing": len(failing)}, indent=2,
                         ensure_ascii=False))
@@ -881,16 +1003,19 @@ def graph(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], o
 @click.option("--amqp-url", envvar="TOPOLOGY_AMQP_URL", default=None,
               help="--live: the AMQP URL to publish through [env TOPOLOGY_AMQP_URL; default: the management host, "
                    "port 5672].")
+@click.option("--vhost-prefix", default=None, metavar="PREFIX", envvar="TOPOLOGY_TEST_VHOST_PREFIX",
+              help="--live: how the throw-away vhosts' names start, before 12 random hex digits (for brokers with "
+                   "naming rules) [env TOPOLOGY_TEST_VHOST_PREFIX; default: topology-test-].")
 @click.option("--broker-version", callback=_broker_version, default=None, metavar="VERSION",
               help="Offline: simulate with the rules of this RabbitMQ version (default 3.10.8).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              help="text, or json (an object with a tests list).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "junit"]), default="text",
+              help="text, json (an object with a tests list), or junit for CI test reports (a suite per file).")
 @connection_options
 @target_options
 @click.pass_context
 def test_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...], live: bool,
-                 amqp_url: str | None, broker_version: tuple[int, ...] | None, output_format: str, selection: Any,
-                 connection: Any) -> None:
+                 amqp_url: str | None, vhost_prefix: str | None, broker_version: tuple[int, ...] | None,
+                 output_format: str, selection: Any, connection: Any) -> None:
     """Run the routing tests of the files (tests:): each message must reach exactly its queues.
 
     Offline by default (the simulator). Exit 0 when every test passes, 2 when one fails,
@@ -899,32 +1024,46 @@ def test_command(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, 
     import json
 
     from topology import redact
-    from topology.routing_tests import run_live, run_offline
+    from topology.routing_tests import LIVE_PREFIX, PREFIX_MAX_BYTES, run_live, run_offline
     from topology.state import desired_state
     from topology.targets import resolve_jobs
 
     if selection.all_targets:
         raise click.UsageError("test runs one topology: give --target NAME, not --all-targets")
+    if vhost_prefix is not None and not live:
+        raise click.UsageError("--vhost-prefix names the throw-away vhosts of --live; offline tests make none")
+    if vhost_prefix is not None and (not vhost_prefix or len(vhost_prefix.encode("utf-8")) > PREFIX_MAX_BYTES):
+        raise click.BadParameter(f"give 1 to {PREFIX_MAX_BYTES} bytes", param_hint="'--vhost-prefix'")
     redact.register_url(amqp_url)
     job = resolve_jobs(selection, paths, values, connection if live else None, amqp_url=amqp_url,
                        connects=live)[0]
-    topology = _load(job, offline=not live)
+    # the throw-away vhosts hold exchanges, queues, bindings and policies only: no user or shovel
+    # is made, so their secrets (passwords, URIs) are not needed, live or not
+    topology = _load(job, offline=True)
     if not topology.tests:
         raise TopologyError("the files hold no routing test (a tests: section)")
     state = desired_state(topology)
     leftovers: list[str] = []
+    made: list[str] = []
     if live:
         client = job.client()
         try:
-            outcomes, leftovers = run_live(topology, state, client, job.amqp())
+            outcomes, leftovers = run_live(topology, state, client, job.amqp(), vhost_prefix or LIVE_PREFIX, made)
         finally:
             client.close()
     else:
         outcomes = run_offline(topology, state, _offline_version(broker_version, job))
     failed = [o for o in outcomes if not o.passed]
     if output_format == "json":
-        echo(json.dumps({"mode": "live" if live else "offline", "passed": len(outcomes) - len(failed),
-                         "failed": len(failed), "tests": [o.to_dict() for o in outcomes]}, indent=2, ensure_ascii=False))
+        document: dict[str, Any] = {"mode": "live" if live else "offline", "passed": len(outcomes) - len(failed),
+                                    "failed": len(failed), "tests": [o.to_dict() for o in outcomes]}
+        if live:
+            document["throwaway_vhosts"] = made
+        echo(json.dumps(document, indent=2, ensure_ascii=False))
+    elif output_format == "junit":
+        from topology.render.junit import render_routing_tests
+
+        echo(render_routing_tests(topology.tests, outcomes, live).rstrip("\n"))
     else:
         from topology.render.route import outcome_text
 
@@ -989,11 +1128,13 @@ def schema_command(out: str | None) -> None:
 @click.option("--migrate-messages", is_flag=True,
               help="Replace queues by moving their messages to a temporary queue and back, bindings included.")
 @click.option("--allow-data-loss", is_flag=True, help="With --prune, also delete queues that hold messages.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0, max=86400), default=0.0, show_default=True,
-              callback=_finite, help="Seconds to wait for another apply to release the apply lock.")
+@click.option("--lock-timeout", type=float, default=0.0, show_default=True, callback=_within(0, 86400, "seconds"),
+              help="Seconds to wait for other applies to release the locks this apply needs (0 to 86400; those of "
+                   "the vhosts it changes); says every 10 s who holds them.")
 @click.option("--amqp-url", envvar="TOPOLOGY_AMQP_URL", default=None,
-              help="AMQP URL for the apply lock, emptiness checks and message migration [env TOPOLOGY_AMQP_URL; "
-                   "default: the management host, port 5672, same credentials]. Its path names the lock's vhost (default /).")
+              help="AMQP URL for the apply locks, emptiness checks and message migration [env TOPOLOGY_AMQP_URL; "
+                   "default: the management host, port 5672, same credentials]. Its path names the vhost of the lock "
+                   "queues (default /).")
 @values_option
 @target_options
 @connection_options
@@ -1003,7 +1144,8 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
           amqp_url: str | None, values: tuple[str, ...], selection: Any, connection: Any) -> None:
     """Change the broker to match the files (or a saved plan), then check that nothing is left to do.
 
-    Takes the broker's apply lock first: one apply at a time."""
+    Takes the apply locks of the vhosts it may change first (and the cluster-wide one when it
+    changes users or global parameters): applies that touch the same ones take turns."""
     if bool(paths) == bool(plan_file) and not (selection.uses_project and not plan_file):
         raise click.UsageError("give either PATHS or --plan FILE" + ("" if paths else " (or --target NAME)"))
     if plan_file and prune:
@@ -1016,7 +1158,8 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
     _check_target_options(ctx, selection)
     from topology import redact
     from topology.apply import ApplyOptions
-    from topology.broker.amqp import ApplyLock, LockWaiter, MessageMover
+    from topology.broker.amqp import MessageMover
+    from topology.locks import keys_for_plan, keys_for_topology, lock_groups, plan_under_locks
     from topology.targets import resolve_jobs
 
     redact.register_url(amqp_url)
@@ -1027,20 +1170,30 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
     def work(job: Any) -> tuple[int, Any]:
         target_plan = _per_target(plan_file, job, selection)
         saved = checked.get(id(job)) or (_read_saved_plan(target_plan) if target_plan else None)
-        waiter = None
+        lock, gate = None, None
         if saved is not None:
             topology, client = None, job.client()
         elif dry_run:
             topology, client = _load_reading(job)
         else:
-            # the lock is taken while the files load; the broker is read once it is held
+            # the lock's connection opens while the files load; the broker is read once the locks are held
             client = _client(job)
             gate = threading.Event()
-            waiter = LockWaiter(job.amqp, client, lock_timeout, gate)
+            problem = None
+            try:
+                lock = _apply_lock(job.amqp(), client)
+                lock.open()
+            except TopologyError as error:  # reported after any problem in the files
+                problem = error
             try:
                 topology, client = _load_reading(job, gate, client)
+                if problem is not None:
+                    raise problem
             except BaseException:
-                waiter.abandon()
+                client.cancelled = True
+                gate.set()
+                if lock is not None:
+                    lock.release()
                 raise
         try:
             if dry_run:
@@ -1048,24 +1201,30 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
                 echo(_render(the_plan), styled=True)
                 echo("\nDry run: nothing was changed.")
                 return EXIT_OK, the_plan
-            if waiter is not None:
-                amqp, lock = waiter.wait()
-            else:
-                amqp = job.amqp()
-                lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
-                lock.acquire(lock_timeout)
-            mover = MessageMover(amqp, guard=lock.check)  # a lost lock stops a migration within a message
-            options = ApplyOptions(
-                allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
-                mover=mover, lock=lock, amqp_user=amqp.user,
-            )
+            lock = lock or _apply_lock(job.amqp(), client)
+            mover = MessageMover(lock.amqp, guard=lock.check)  # a lost lock stops a migration within a message
+
+            def make() -> Any:
+                if gate is not None:
+                    gate.set()
+                return _current_plan(topology, saved, client, prune)
+
             try:
-                applied = _apply(topology, _current_plan(topology, saved, client, prune), client, options, auto_approve)
+                first = keys_for_plan(saved) if saved is not None else keys_for_topology(topology)
+                the_plan = plan_under_locks(lock, first, make, lock_timeout)
+                options = ApplyOptions(
+                    allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
+                    mover=mover, lock=lock, amqp_user=lock.amqp.user,
+                )
+                applied = _apply(topology, the_plan, client, options, auto_approve)
             finally:
                 lock.release()
                 mover.close()
             return EXIT_OK, applied
         finally:
+            client.cancelled = True
+            if gate is not None:
+                gate.set()
             client.close()
 
     jobs = resolve_jobs(selection, paths, values, connection, amqp_url=amqp_url, needs_paths=not plan_file)
@@ -1076,21 +1235,32 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
                                               plan_file)
         checked.update({id(job): plans[id(job)] for job in jobs})
 
-    def lock_of(job: Any) -> Any:
-        """Applies that take one broker's apply lock run one after the other: same cluster, same lock vhost."""
+    def locks_of(job: Any) -> tuple[Any, Any]:
+        """The lock scope of a job's apply (cluster, lock vhost) and the locks it takes: those of its
+        checked plan, or ``None`` when there is none (a dry run: grouped by broker all the same)."""
         try:
             amqp = job.amqp()
         except TopologyError:
-            return id(job)  # alone: its apply fails with this error, as its own result
+            return id(job), frozenset()  # alone: its apply fails with this error, as its own result
         the_plan = checked.get(id(job))
         cluster = the_plan.broker.cluster_name if the_plan is not None and the_plan.broker else ""
-        return cluster or amqp.display, amqp.lock_vhost
+        return (cluster or amqp.display, amqp.lock_vhost), (keys_for_plan(the_plan) if the_plan is not None else None)
 
-    results = _run_jobs(jobs, selection, work, one_at_a_time=lock_of) if jobs else []
+    # applies of this run whose locks meet take turns (else the second would find the first's lock held)
+    groups = lock_groups({id(job): locks_of(job) for job in jobs})
+    results = _run_jobs(jobs, selection, work, one_at_a_time=lambda job: groups[id(job)]) if jobs else []
     if selection.all_targets:
         results = sorted(results + failed, key=lambda r: r.name)
         ctx.exit(_print_results(results, lambda r: "dry run" if dry_run else f"{len(r.value)} change(s) applied"))
 
+
+def _apply_lock(amqp: Any, client: Any) -> Any:
+    """An apply's locks (:class:`topology.broker.amqp.ApplyLock`): who holds a lock is read through
+    the management API, and a wait is told on stderr as it starts and every 10 s."""
+    from topology.broker.amqp import ApplyLock
+
+    return ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"),
+                     on_wait=lambda line: echo(line, err=True))
 
 def _ready_to_apply(jobs: list[Any], selection: Any, prune: bool, allow_replace: bool, migrate_messages: bool,
                     allow_data_loss: bool, plan_file: str | None) -> tuple[list[Any], list[TargetResult], dict[int, Any]]:
@@ -1181,7 +1351,9 @@ def _apply(topology: Any, the_plan: Any, client: Any, options: Any, auto_approve
     def report(change: Change, event: str) -> None:
         if event == "done":
             with progress.paused():
-                echo(f"{SYMBOLS[change.action]} {change.kind} {change.where}: {_past(change.action)}", painted=True)
+                moved = options.messages_moved.get((change.vhost, change.name)) if change.kind == "queue" else None
+                also = "" if moved is None else f", {moved:,} message(s) moved into it"
+                echo(f"{SYMBOLS[change.action]} {change.kind} {change.where}: {_past(change.action)}{also}", painted=True)
             progress.advance()
 
     try:
@@ -1198,7 +1370,7 @@ def _past(action: str) -> str:
 
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-    warn(f"{category.__name__}: {message}")
+    warn(str(message).strip().splitlines()[0] if str(message).strip() else "a library gave an empty warning")
 
 
 EXAMPLES: dict[str, tuple[str, ...]] = {

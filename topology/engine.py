@@ -19,6 +19,7 @@ from topology.errors import ApplyError, BrokerError, StalePlan
 from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
 from topology.model.topology import Topology
 from topology.kinds.parameter import resolve_credentials
+from topology.locks import describe_keys, keys_for_plan
 from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
 from topology.kinds import QueueState
@@ -209,7 +210,8 @@ def apply_plan(
 
     With ``topology``, the check is a new plan from the files (it must be empty);
     without (a saved plan), it is that each change's end state is on the broker.
-    Raises :class:`ApplyError` when something is left to do."""
+    Raises :class:`ApplyError` when something is left to do, and before any write when
+    ``options.lock`` does not hold every lock the plan needs (see :mod:`topology.locks`)."""
     options = options or ApplyOptions()
     plan.check_allowed(
         allow_replace=options.allow_replace,
@@ -218,6 +220,11 @@ def apply_plan(
     )
     if plan.empty:
         return []
+    if options.lock is not None:
+        missing = keys_for_plan(plan) - options.lock.held
+        if missing:  # a caller's mistake: writing there could overlap another apply
+            raise ApplyError(f"not applied: the plan changes {describe_keys(missing)}, whose apply lock this run "
+                             "does not hold")
     stage = stage or (lambda what: None)
     applier = Applier(client, options, stage)
     applied = applier.apply(plan, report)

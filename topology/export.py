@@ -7,9 +7,14 @@ ordering is stable (vhosts, kinds and names sorted) so that re-exports diff clea
 
 What cannot or should not be managed as code is skipped and reported: the built-in and
 ``amq.*`` exchanges, server-named queues, objects internal to plugins (federation), the
-temporary queues of interrupted migrations, and ``internal_cluster_id``. No secret is
-written: a user's password becomes ``${<USER>_PASSWORD}`` and a URI that holds a
-password ``${<NAME>_URI}``; :attr:`Export.variables` lists them.
+temporary queues of interrupted migrations, and ``internal_cluster_id``; so is the user
+the tool connects as (which RabbitMQ gives a permission on every vhost it creates), unless
+asked for. Durations and sizes are written with their unit (``1d``, ``10MiB``) where the
+format's field reads one.
+
+No secret is written. Users are written without a password (the tool then leaves each one's
+password as it is), or, when asked, with ``${<USER>_PASSWORD}``; a URI that holds a password
+becomes ``${<NAME>_URI}``; :attr:`Export.variables` lists the variables.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from pydantic import ValidationError
 from topology.kinds import parameter as parameters
 from topology.kinds.vhost import tag_list
 from topology.errors import TopologyError
-from topology.model import Queue
+from topology.model import FederationUpstream, Queue, Shovel, UpstreamSetMember
+from topology.model.values import with_unit
 from topology.schema import modeline
 from topology.rules.limits import USER_LIMITS, VHOST_LIMITS
 from topology.rules.names import is_built_in_exchange, is_federation_link, is_reserved, why_reserved_queue
@@ -47,6 +53,9 @@ class Export:
     variables: dict[str, str] = field(default_factory=dict)
     """Environment variables the files refer to → what each must hold."""
     notes: list[str] = field(default_factory=list)
+    connecting_user: str | None = None
+    """The user the tool connects as, when it was left out though it has access to an exported
+    vhost (with its permissions and topic permissions)."""
     secret_values: dict[str, str] = field(default_factory=dict, repr=False)
     """The values of the variables where the source holds them (URIs with passwords, plain
     passwords in a definitions file): never written or printed."""
@@ -72,13 +81,18 @@ def vhost_file_name(vhost: str, taken: Iterable[str] = ()) -> str:
 
 
 def export_definitions(definitions: dict[str, Any], vhosts: list[str] | None = None, *,
-                       default_vhost: str = DEFAULT_VHOST, users: bool = True) -> Export:
+                       default_vhost: str = DEFAULT_VHOST, users: bool = True, connecting_user: str | None = None,
+                       password_variables: bool = False) -> Export:
     """Convert ``definitions`` (a whole-broker export, or one vhost's, whose entries carry no
     ``vhost``: they belong to ``default_vhost``) into the project's files.
 
     ``vhosts``: the vhosts to export (default: every vhost of the document but ``/``, plus
     ``/`` when it holds objects and is the only one). ``users``: also the users, their
-    permissions and the global parameters."""
+    permissions and the global parameters. ``connecting_user``: the user the tool connects
+    as, left out with its permissions (:attr:`Export.connecting_user` says when it had any).
+    ``password_variables``: write each user that has a password with ``password:
+    ${<USER>_PASSWORD}`` (the files then manage passwords, and planning needs the variables);
+    by default users are written without one, and their passwords are left as they are."""
     result = Export()
     definitions = _addressable(definitions, result)
     grouped = _by_vhost(definitions, default_vhost)
@@ -100,10 +114,54 @@ def export_definitions(definitions: dict[str, Any], vhosts: list[str] | None = N
         data = _vhost(name, entries.get(name, {}), grouped.get(name, {}), result)
         result.files[vhost_file_name(name, result.files)] = {"vhosts": {name: data}}
     if users:
-        cluster = _cluster(definitions, set(chosen), result)
+        cluster = _cluster(definitions, set(chosen), result, connecting_user, password_variables)
         if cluster:
             result.files["cluster.yaml"] = cluster
     return result
+
+
+# The JSON reader's reasons (by how they start), in words that say what to fix.
+_JSON_REASONS: tuple[tuple[str, str], ...] = (
+    ("Expecting value", "a value is missing here"),
+    ("Expecting property name enclosed in double quotes", "a key in double quotes is expected here (a ',' left "
+                                                          "before a '}'?)"),
+    ("Expecting ',' delimiter", "a ',' is missing between two items"),
+    ("Expecting ':' delimiter", "a ':' is missing after a key"),
+    ("Extra data", "more text after the end of the document"),
+    ("Unterminated string", "a text in double quotes is not closed"),
+    ("Invalid control character", "a control character inside a text in quotes (write it as \\n or \\uXXXX)"),
+    ("Invalid \\escape", "an invalid backslash escape inside a text in quotes"),
+    ("Invalid \\uXXXX escape", "an invalid \\u escape inside a text in quotes"),
+)
+
+
+def parse_definitions(data: bytes, source: str) -> dict[str, Any]:
+    """The definitions document in ``data`` (a file named ``source``), in the shape the broker writes
+    it; raises :class:`TopologyError` with one clear line (``file:line``) otherwise."""
+    from topology.broker import shapes
+
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise TopologyError(f"{source}:{line}: not UTF-8 text: is this a RabbitMQ definitions file?") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        if error.pos >= len(text.rstrip()):
+            raise TopologyError(f"{source}:{error.lineno}: not JSON: the file ends too early (is it cut short?)") from None
+        words = next((w for start, w in _JSON_REASONS if error.msg.startswith(start)), "not valid here")
+        raise TopologyError(f"{source}:{error.lineno}: not JSON at column {error.colno}: {words}") from None
+    except (ValueError, RecursionError):  # a number of thousands of digits; arrays nested thousands deep
+        raise TopologyError(f"{source}: not a RabbitMQ definitions file (a number far too long, or arrays or "
+                            "objects nested far too deep)") from None
+    if not isinstance(document, dict):
+        raise TopologyError(f"{source}: not a RabbitMQ definitions file (expected a JSON object, "
+                            f"got {shapes.describe(document)})")
+    problem = shapes.shape_problem(document, shapes.DEFINITIONS)
+    if problem:
+        raise TopologyError(f"{source}: {problem}: is this a RabbitMQ definitions file?")
+    return document
 
 
 def _addressable(definitions: dict[str, Any], result: Export) -> dict[str, Any]:
@@ -249,7 +307,7 @@ def _queues(entries: list[dict[str, Any]], default_type: str | None, where: str,
             friendly = field_for(argument)
             if friendly and friendly != "type" and argument_for(friendly, queue_type) == argument \
                     and friendly not in data and _fits(friendly, value):
-                data[friendly] = value
+                data[friendly] = with_unit(Queue.model_fields[friendly].annotation, value)
             else:
                 raw[argument] = value
         if raw:
@@ -330,21 +388,23 @@ def _parameters(vhost: str, entries: list[dict[str, Any]], where: str, result: E
         if component == "vhost-limits" and isinstance(value, dict):
             limits.update({k: v for k, v in value.items() if k in VHOST_LIMITS})
         elif component == parameters.SHOVEL and isinstance(value, dict):
-            shovels[name] = _friendly(parameters.canonical_value(parameters.SHOVEL, value), _SHOVEL_FIELDS,
+            shovels[name] = _friendly(parameters.canonical_value(parameters.SHOVEL, value), _SHOVEL_FIELDS, Shovel,
                                       (vhost, "shovel", name), result)
         elif component == parameters.UPSTREAM and isinstance(value, dict):
             upstreams[name] = _friendly(parameters.canonical_value(parameters.UPSTREAM, value), _UPSTREAM_FIELDS,
-                                        (vhost, "upstream", name), result)
+                                        FederationUpstream, (vhost, "upstream", name), result)
         elif component == parameters.UPSTREAM_SET and isinstance(value, list):
-            sets[name] = [_friendly(member, _UPSTREAM_FIELDS, (vhost, "upstream set", name), result)
+            sets[name] = [_friendly(member, _UPSTREAM_FIELDS, UpstreamSetMember, (vhost, "upstream set", name), result)
                           for member in value if isinstance(member, dict)]
         else:
             result.skipped.append(f"{where} parameter {component}/{name}: a component the format does not manage")
     return limits, shovels, upstreams, sets
 
 
-def _friendly(value: dict[str, Any], fields: dict[str, str], owner: tuple[str, str, str], result: Export) -> dict[str, Any]:
-    """A shovel's or upstream's value with friendly field names; URIs with a password become variables."""
+def _friendly(value: dict[str, Any], fields: dict[str, str], model: type[Any], owner: tuple[str, str, str],
+              result: Export) -> dict[str, Any]:
+    """A shovel's or upstream's value with friendly field names (``model``'s), durations with their
+    unit; URIs with a password become variables."""
     data: dict[str, Any] = {}
     raw: dict[str, Any] = {}
     for key, item in value.items():
@@ -354,6 +414,8 @@ def _friendly(value: dict[str, Any], fields: dict[str, str], owner: tuple[str, s
             continue
         if name in ("source_uri", "destination_uri", "uri"):
             item = _uris(item, owner, name, result)
+        elif name in model.model_fields:
+            item = with_unit(model.model_fields[name].annotation, item)
         data[name] = item
     if raw:
         data["parameters"] = raw
@@ -379,7 +441,8 @@ def _uris(value: Any, owner: tuple[str, str, str], field_name: str, result: Expo
     return written[0] if isinstance(value, str) else written
 
 
-def _cluster(definitions: dict[str, Any], vhosts: set[str], result: Export) -> dict[str, Any]:
+def _cluster(definitions: dict[str, Any], vhosts: set[str], result: Export, connecting_user: str | None,
+             password_variables: bool) -> dict[str, Any]:
     data: dict[str, Any] = {}
     users: dict[str, Any] = {}
     permissions: dict[str, dict[str, Any]] = {}
@@ -393,14 +456,25 @@ def _cluster(definitions: dict[str, Any], vhosts: set[str], result: Export) -> d
             topic.setdefault(str(entry.get("user")), {}).setdefault(entry["vhost"], {})[str(entry.get("exchange", ""))] = Flow(
                 (k, entry.get(k, "")) for k in ("write", "read"))
     declared = {str(u.get("name")): u for u in definitions.get("users") or () if isinstance(u, dict)}
+    if connecting_user is not None and (connecting_user in permissions or connecting_user in topic):
+        # RabbitMQ gives the user that creates a vhost a permission there: the tool's own user
+        # would otherwise come along with every export, and need its password to plan
+        result.connecting_user = connecting_user
+        permissions.pop(connecting_user, None)
+        topic.pop(connecting_user, None)
+        declared.pop(connecting_user, None)
     for name in sorted((set(permissions) | set(topic)) - set(declared)):
         result.skipped.append(f"the permissions of user {name!r}: no such user in the definitions")
     for name in sorted(set(declared) - set(permissions) - set(topic)):
         result.skipped.append(f"user {name!r}: no permission in the exported vhosts")
+    kept_passwords = 0
     for name in sorted(set(declared) & (set(permissions) | set(topic))):
         entry = declared[name]
         user: dict[str, Any] = {}
-        if entry.get("password_hash") or entry.get("password"):
+        has_password = bool(entry.get("password_hash") or entry.get("password"))
+        if has_password and not password_variables:
+            kept_passwords += 1
+        elif has_password:
             variable = variable_name(name, "PASSWORD")
             while variable in result.variables:
                 variable += "_"
@@ -421,6 +495,9 @@ def _cluster(definitions: dict[str, Any], vhosts: set[str], result: Export) -> d
         users[name] = user
     if users:
         data["users"] = users
+    if kept_passwords:
+        result.notes.append(f"{kept_passwords} user(s) written without their password: plan and apply leave it as it "
+                            "is (--password-variables writes password: ${<USER>_PASSWORD} instead)")
     parameters_found = {str(p.get("name")): p.get("value") for p in definitions.get("global_parameters") or ()
                         if isinstance(p, dict)}
     if "internal_cluster_id" in parameters_found:

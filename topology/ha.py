@@ -104,7 +104,12 @@ def check_queues(
         live_contest = contest(live, name, queue_type, version) if live is not None else None
         if live_contest is not None and not live_contest.undecided and \
                 (entry.get("policy") or None) not in ([p.policy for p in live_contest.winners] or [None]):
+            # the statistics predate the broker's own policies: what they say of the queue's policy
+            # (and of the mirrors it asks for) is not a finding, only listed as not checked
             health.stale.append((vhost, name))
+            if queue_type != "classic" and isinstance(entry.get("members"), list):
+                health.findings.extend(_member_findings(vhost, name, queue_type, entry, cluster_size))
+            continue
         health.findings.extend(
             _policy_findings(vhost, name, queue_type, entry, policies, declared, health.notes, version, ignore)
         )

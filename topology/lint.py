@@ -17,7 +17,8 @@ from topology.matching import applies, contest
 from topology.rules.queues import QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE
 from topology.model.topology import Origin, Topology
 from topology.policies import DEFAULT_SOURCE
-from topology.route import Network, Route
+from topology.route import (Message, Network, arrival_keys, dead_letter, dead_letter_exchange,
+                            dead_letter_loops, reachable_queues)
 from topology.rules.versions import OLDEST_SUPPORTED
 from topology.kinds import ExchangeState, OperatorPolicyState, PolicyState, ShovelState
 from topology.state import State
@@ -48,8 +49,11 @@ RULES = {rule.id: rule for rule in (
     Rule("TOP003", "dead-letter-cycle-without-ttl", ERROR,
          "Queues without a message TTL dead-letter into each other: a rejected message loops at full speed for "
          "as long as consumers reject it. RabbitMQ stops expiry cycles, not rejection ones. The retry pattern "
-         "(a TTL on the retry queue) passes. Only dead-letter routes known exactly (as for `TOP002`) count, so "
-         "a loop through an open key is not reported."),
+         "(a TTL on a queue of the loop) passes. The loops are those `topology route --dead-letter rejected` "
+         "finds, by the same simulation: each message published without headers to the default exchange or an "
+         "exchange that can lead to a loop, with each routing key the files name, followed until it comes back "
+         "to a queue with the routing keys and headers it had there. A loop only some keys take is reported "
+         "with a message that takes it ([dead-letter loops]({docs}reference/lint.md#dead-letter-loops))."),
     Rule("TOP004", "classic-mirroring", WARNING,
          "`ha-*` policy keys: classic mirroring is deprecated since 3.9 and removed in 4.0. Use quorum queues "
          "([the transform]({docs}guides/mirrored-to-quorum.md))."),
@@ -146,14 +150,29 @@ def lint(topology: Topology, state: State, options: Options | None = None,
         _ties(linter, network)
         _default_delivery_limit(linter, network)
     _passwords(linter)
-    found = [f for f in linter.findings if f.rule not in options.ignore and not _suppressed(f, topology, lines)]
+    below: dict[tuple[str, int], dict[tuple[Any, ...], set[int]]] = {}
+    found = [f for f in linter.findings if f.rule not in options.ignore and not _suppressed(f, topology, lines, below)]
     return sorted(set(found), key=lambda f: (f.origin.file, f.origin.line, f.rule, f.subject))
 
 
 _IGNORE_RE = re.compile(r"#\s*lint:\s*ignore\b([^#]*)")
 
 
-def _suppressed(finding: Finding, topology: Topology, lines: dict[str, list[str]] | None) -> bool:
+def _lines_below(topology: Topology, file: str, depth: int,
+                 cache: dict[tuple[str, int], dict[tuple[Any, ...], set[int]]]) -> dict[tuple[Any, ...], set[int]]:
+    """The lines of a file's keys, by their path's first ``depth`` parts (made once per file and
+    depth, in ``cache``: a finding then finds the lines of its object at once)."""
+    found = cache.get((file, depth))
+    if found is None:
+        found = cache[(file, depth)] = {}
+        for key, line in topology.lines.get(file, {}).items():
+            if len(key) >= depth:
+                found.setdefault(key[:depth], set()).add(line)
+    return found
+
+
+def _suppressed(finding: Finding, topology: Topology, lines: dict[str, list[str]] | None,
+                below: dict[tuple[str, int], dict[tuple[Any, ...], set[int]]] | None = None) -> bool:
     """Whether a ``# lint: ignore`` comment on a line of the object (its key or any line
     below it) names the finding's rule, or no rule."""
     if not finding.origin.file or finding.origin.line <= 0:
@@ -162,14 +181,15 @@ def _suppressed(finding: Finding, topology: Topology, lines: dict[str, list[str]
         lines = {}
     if finding.origin.file not in lines:
         try:
-            with open(finding.origin.file, encoding="utf-8") as handle:
+            with open(topology.sources.get(finding.origin.file, finding.origin.file), encoding="utf-8") as handle:
                 lines[finding.origin.file] = handle.read().splitlines()
         except OSError:
             lines[finding.origin.file] = []
     text = lines[finding.origin.file]
     path = finding.origin.path
-    numbers = {finding.origin.line} | {line for key, line in topology.lines.get(finding.origin.file, {}).items()
-                                       if path and key[:len(path)] == path}
+    numbers = {finding.origin.line} | (_lines_below(topology, finding.origin.file, len(path),
+                                                    {} if below is None else below).get(path, set())
+                                       if path else set())
     for number in sorted(numbers):
         match = _IGNORE_RE.search(text[number - 1]) if 0 < number <= len(text) else None
         if match is not None:
@@ -180,137 +200,57 @@ def _suppressed(finding: Finding, topology: Topology, lines: dict[str, list[str]
 
 
 def _dead_letters(linter: _Linter, network: Network) -> None:
+    """TOP001 to TOP003, answered by the routing simulator (:mod:`topology.route`): what
+    ``topology route --dead-letter rejected`` shows for each message lint tries."""
     vhost = network.vhost
-    queues = sorted(network.queues.values(), key=lambda q: q.queue)
-    settings = {q.queue: network.queue_settings(q) for q in queues}
-    edges: dict[str, set[str]] = {}
-    for queue in queues:
+    for queue in sorted(network.queues.values(), key=lambda q: q.queue):
         where = f"vhost {vhost!r} queue {queue.queue!r}"
-        exchange = settings[queue.queue].get("dead-letter-exchange")
-        if not isinstance(exchange, str):
+        exchange = dead_letter_exchange(network, queue)
+        if exchange is None:
             continue
         if exchange != "" and exchange not in network.exchanges:
             linter.add("TOP001", queue.key, where, f"its dead-letter exchange {exchange!r} is not declared")
             continue
-        key = settings[queue.queue].get("dead-letter-routing-key")
-        keys = [key] if isinstance(key, str) else _inbound_keys(network, queue.queue)
+        key = network.queue_setting(queue, "dead-letter-routing-key")
+        keys, open_ = ([key], False) if isinstance(key, str) else arrival_keys(network, queue.queue)
         to = "the default exchange" if exchange == "" else f"exchange {exchange!r}"
-        if keys is None:  # dead letters keep keys that cannot be known here: any binding may take them
-            if not _any_key(network, exchange):
+        if open_:  # dead letters keep keys that cannot be known here: any binding may take them
+            if not reachable_queues(network, exchange):
                 linter.add("TOP002", queue.key, where, f"its dead-letter exchange {exchange!r} has no binding to a "
                            "queue (nor an alternate exchange leading to one): dead letters are dropped")
             continue
-        reached, certain = _dead_route(network, exchange, keys)
-        if not certain:
-            continue
-        if not reached:
+        reached, certain = _dead_route(network, queue.queue, keys)
+        if certain and not reached:
             said = f"routing key {keys[0]!r}" if isinstance(key, str) else \
                 "the routing keys its messages can have (" + ", ".join(repr(k) for k in keys) + ")"
             linter.add("TOP002", queue.key, where, f"its dead letters go to {to} with {said}, which reach no queue")
-        edges[queue.queue] = reached
-    looping = {q: {t for t in targets if not _has_ttl(settings.get(t, {}))}
-               for q, targets in edges.items() if not _has_ttl(settings[q])}
-    for cycle in _cycles(looping):
-        first = linter.state.objects[("queue", vhost, cycle[0])]
-        linter.add("TOP003", first.key, f"vhost {vhost!r} queue {cycle[0]!r}",
-                   "dead letters loop through " + " -> ".join(cycle + [cycle[0]]) + " with no message TTL on the way")
+    for loop in dead_letter_loops(network):
+        first = linter.state.objects[("queue", vhost, loop.queues[0])]
+        exchange, key = loop.published
+        to = "the default exchange" if exchange == "" else f"exchange {exchange!r}"
+        which = "" if loop.every_arrival else \
+            f" (for some messages, such as one published to {to} with routing key {key!r})"
+        others = sorted(loop.members - set(loop.queues))
+        also = f"; {', '.join(others)} {'loops' if len(others) == 1 else 'loop'} with them too" if others else ""
+        linter.add("TOP003", first.key, f"vhost {vhost!r} queue {loop.queues[0]!r}",
+                   "dead letters loop through " + " -> ".join(loop.queues) + f" with no message TTL on the way{which}"
+                   + also)
 
 
-def _has_ttl(settings: dict[str, Any]) -> bool:
-    return isinstance(settings.get("message-ttl"), int)
-
-
-def _inbound_keys(network: Network, queue: str) -> list[str] | None:
-    """The routing keys a queue's messages can carry: its name (a publish straight to it) and
-    the keys of the direct and topic bindings to it; ``None`` when another way in leaves the key
-    open (fanout, headers, a wildcard topic key, a plugin type)."""
-    keys = {queue}
-    for binding in network.inbound.get(("queue", queue), ()):
-        spec = network.exchanges.get(binding.source)
-        kind = spec.type if spec is not None else ""
-        if kind == "direct" or (kind == "topic" and not set(binding.routing_key.split(".")) & {"*", "#"}):
-            keys.add(binding.routing_key)
-        else:
-            return None
-    return sorted(keys)
-
-
-def _dead_route(network: Network, exchange: str, keys: list[str]) -> tuple[set[str], bool]:
-    """The queues dead letters with one of ``keys`` reach through ``exchange`` (internal ones
-    included: dead-lettering into them works), and whether that is certain (no headers or
-    plugin exchange on the way, whose choice depends on more than the key)."""
+def _dead_route(network: Network, queue: str, keys: list[str]) -> tuple[set[str], bool]:
+    """The queues a message with one of ``keys`` reaches when it dies in ``queue`` (internal
+    exchanges included: dead-lettering into them works), and whether that is certain (no headers
+    or plugin exchange on the way, whose choice depends on more than the key)."""
     reached: set[str] = set()
     for key in keys:
-        route = Route(network.vhost, exchange, [key])
-        if exchange == "":
-            network._default(route, [key], [])
-        else:
-            network._route(route, network.exchanges[exchange], {}, [key])
-        through = {exchange} | {h.exchange for d in route.deliveries for h in d.path}
+        route = dead_letter(network, queue, Message("", key, keys=(key,)), "rejected", [])
+        if route is None:  # a stream: nothing dies there
+            return set(), False
+        through = {route.exchange} | {h.exchange for d in route.deliveries for h in d.path}
         if route.uncertain or any(network.exchanges[x].type == "headers" for x in through if x in network.exchanges):
             return set(), False
         reached |= set(route.queues)
     return reached, True
-
-
-def _any_key(network: Network, exchange: str) -> set[str]:
-    """The queues a message could reach from ``exchange`` with some routing key and headers:
-    through every binding and alternate exchange (an over-estimate)."""
-    if exchange == "":
-        return set(network.queues)
-    reached, seen, work = set(), {exchange}, [exchange]
-    while work:
-        name = work.pop()
-        spec = network.exchanges.get(name)
-        if spec is None:
-            continue
-        onward = [(b.destination_type, b.destination) for b in network.bindings.get(name, [])]
-        alternate = network.exchange_setting(spec, "alternate-exchange")
-        if isinstance(alternate, str):
-            onward.append(("exchange", alternate))
-        for kind, target in onward:
-            if kind == "queue":
-                if target in network.queues:
-                    reached.add(target)
-            elif target not in seen:
-                seen.add(target)
-                work.append(target)
-    return reached
-
-
-def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """One cycle per strongly connected group of queues (a queue looping to itself included)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    groups: list[list[str]] = []
-
-    def visit(node: str) -> None:  # Tarjan's algorithm; topologies are small
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for target in sorted(edges.get(node, ())):
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            group = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                group.append(member)
-                if member == node:
-                    break
-            if len(group) > 1 or node in edges.get(node, ()):
-                groups.append(sorted(group))
-
-    for node in sorted(edges):
-        if node not in index:
-            visit(node)
-    return sorted(groups)
 
 
 def _mirroring(linter: _Linter, vhost: str) -> None:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from topology.errors import ConfigError, Problem
 from topology.variables import OFFLINE, Substituted, Variables, with_template
+from topology.yaml_errors import syntax_problem, yaml_problem
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -39,6 +42,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 """Largest topology file read."""
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_SET_TAG = "tag:yaml.org,2002:set"
 
 Path_ = tuple[Any, ...]
 
@@ -74,7 +78,7 @@ class _Frame:
     """An open mapping or sequence while the events of a document are read."""
 
     __slots__ = ("value", "is_list", "path", "anchor", "size", "in_merge", "key", "key_line", "has_key", "skip", "seen",
-                 "merges")
+                 "merges", "is_set")
 
     def __init__(self, value: Any, path: Path_, anchor: str | None, in_merge: bool):
         self.value = value
@@ -89,6 +93,8 @@ class _Frame:
         self.skip = False
         self.seen: dict[Any, int] = {}
         self.merges: list[dict[Any, Any]] = []
+        self.is_set = False
+        """A ``!!set``: its keys become a set (which the checks then name)."""
 
 
 class _Builder:
@@ -203,7 +209,7 @@ class _Builder:
                     parent.has_key = False
                     parent.value[parent.key] = value  # the value of a key: the most common node
                 else:
-                    self.emit(value, 1, line)
+                    self.emit(value, 1, line, text=text)
             elif kind is alias_event:
                 if event.anchor not in self.anchors:
                     raise _Unusable(line, f"invalid YAML: unknown alias *{event.anchor}")
@@ -219,6 +225,8 @@ class _Builder:
                     self.record(path, line, in_merge)
                 container: Any = {} if kind is yaml.MappingStartEvent else []
                 stack.append(_Frame(container, path, event.anchor, in_merge))
+                if event.tag == _SET_TAG:
+                    stack[-1].is_set = True
             else:  # mapping or sequence end
                 frame = stack.pop()
                 value = frame.value
@@ -229,6 +237,8 @@ class _Builder:
                             merged.setdefault(key, item)
                     merged.update(value)  # explicit keys win
                     value = merged
+                if frame.is_set:
+                    value = set(value)
                 if frame.anchor:
                     self.anchors[frame.anchor] = (value, frame.size, frame.seen)
                 self.emit(value, frame.size, line)
@@ -281,10 +291,17 @@ class _Builder:
         if constructor is None:
             raise _Unusable(event.start_mark.line + 1, f"invalid YAML: unsupported tag {tag}")
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-        return constructor(self.loader, node)
+        try:
+            return constructor(self.loader, node)
+        except Exception:  # noqa: BLE001 - !!int foo, !!bool maybe, !!timestamp 2020-13-45, 5000 digits: all the user's
+            path, _ = self.child_path()
+            self.problem(event.start_mark.line + 1, path, _unreadable_scalar(tag, event))
+            self.unresolved = True  # the document is not checked further
+            return event.value
 
     def emit(
-        self, value: Any, size: int, line: int, is_merge_key: bool = False, key_lines: dict[Any, int] | None = None
+        self, value: Any, size: int, line: int, is_merge_key: bool = False, key_lines: dict[Any, int] | None = None,
+        text: str | None = None,
     ) -> None:
         if not self.stack:
             self.root = value
@@ -304,6 +321,9 @@ class _Builder:
                 parent.key = _MERGE
             elif isinstance(value, (list, dict)):
                 self.problem(line, parent.path, "a key must be a plain value")
+                parent.skip = True
+            elif not isinstance(value, str):  # keys are names: 1, yes, ~ or a date are not text to YAML
+                self.problem(line, parent.path, _not_text_key(parent.path, value, text))
                 parent.skip = True
             elif value in parent.seen:
                 self.problem(line, parent.path + (value,), f"duplicate key {value!r} (first at line {parent.seen[value]})")
@@ -332,6 +352,43 @@ class _Builder:
 
 _MERGE = object()
 _MISSING = object()
+
+
+def _not_text_key(path: Path_, value: Any, text: str | None) -> str:
+    """Why a key YAML did not read as text is refused, and how to write it."""
+    from topology.model.topology import NAMED_SECTIONS
+
+    names = path in (("vhosts",), ("users",), ("global_parameters",)) or (
+        len(path) == 3 and path[0] == "vhosts" and path[2] in NAMED_SECTIONS)
+    what = "name" if names else "key"
+    kind = _yaml_kind(value) or "something other than text"
+    if isinstance(value, bool):
+        kind = f"a boolean ({'true' if value else 'false'})"
+    elif isinstance(value, bytes):
+        kind = "binary data"
+    written = text if text is not None else _shown(value)
+    if value is None and not written:
+        return f"a {what} that is empty: write the {what}, in quotes if needed"
+    return f"the {what} {written} is read as {kind}: write it in quotes ('{written}')"
+
+
+_TAG_WORDS = {"int": "a whole number", "float": "a number", "timestamp": "a valid date", "bool": "true or false",
+              "binary": "base64 text"}
+
+
+def _unreadable_scalar(tag: str, event: Any) -> str:
+    """Why a scalar could not be read as what its tag (written or implied) says."""
+    kind = tag.rsplit(":", 1)[-1]
+    text = event.value
+    digits = sum(character.isdigit() for character in text)
+    if kind in ("int", "float") and digits > 100:
+        return f"a number with {digits} digits: far beyond anything RabbitMQ accepts"
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    what = _TAG_WORDS.get(kind, f"a {kind} value")
+    if event.tag in (None, "!") or event.implicit[0]:
+        return f"'{shown}' is not {what}: put it in quotes to keep it text"
+    return f"'!!{kind} {shown}' is not {what} (remove the !!{kind} tag, or write {what})"
+
 
 OPT_IN_SECTIONS = frozenset({"operator_policies", "shovels", "federation_upstreams", "federation_upstream_sets"})
 """Vhost sections whose objects on the broker are managed (listed, pruned) only where a file names the section."""
@@ -368,19 +425,20 @@ def _is_merge_key(loader: Any, event: Any) -> bool:
     return tag == _MERGE_TAG
 
 
-def parse_file(file: str, problems: list[Problem], variables: Variables | None = None,
-               on_vhost: Callable[[str], None] | None = None) -> Document | None:
+def parse_file(path: str, problems: list[Problem], variables: Variables | None = None,
+               on_vhost: Callable[[str], None] | None = None, name: str | None = None) -> Document | None:
     """Parse one YAML file; problems are appended, ``None`` when nothing usable came out.
 
     With ``variables``, ``${...}`` references in scalars (keys included) are replaced.
     ``on_vhost`` is called with each vhost name as soon as it is read (to start reading the
-    broker meanwhile)."""
+    broker meanwhile). ``name``: how problems and origins name the file (default ``path``)."""
+    file = name or path
     try:
-        size = os.path.getsize(file)
+        size = os.path.getsize(path)
         if size > MAX_FILE_BYTES:
             problems.append(Problem(file, 0, "", f"file is {size} bytes, larger than the {MAX_FILE_BYTES} allowed"))
             return None
-        with open(file, "rb") as handle:
+        with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as error:
         problems.append(Problem(file, 0, "", f"cannot read: {error.strerror or error}"))
@@ -406,15 +464,11 @@ def parse_file(file: str, problems: list[Problem], variables: Variables | None =
         if "nesting depth" in str(reason):  # libyaml 0.2.6 and later stop at their own depth limit
             problems.append(Problem(file, line, "", f"document is nested too deeply (more than {MAX_DEPTH} levels)"))
         else:
-            problems.append(Problem(file, line, "", _yaml_problem(text, mark, str(reason))))
+            problems.append(Problem(file, line, "", syntax_problem(text, mark, str(reason))))
         return None
-    except yaml.reader.ReaderError as error:  # a character YAML does not allow: located by its position
-        line = text[: error.position].count("\n") + 1 if isinstance(error.position, int) else 0
-        character = error.character if isinstance(error.character, int) else ord(str(error.character)[:1] or "?")
-        problems.append(Problem(file, line, "", f"invalid YAML: character #x{character:04x} is not allowed ({error.reason})"))
-        return None
-    except yaml.YAMLError as error:
-        problems.append(Problem(file, 0, "", f"invalid YAML: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"))
+    except yaml.YAMLError as error:  # a character YAML does not allow, or no place known
+        line, message = yaml_problem(text, error)
+        problems.append(Problem(file, line, "", message))
         return None
     except _TooLarge:
         problems.append(Problem(file, 0, "", f"document expands to more than {MAX_NODES} nodes (aliases?)"))
@@ -477,35 +531,6 @@ def _not_a_file(path: Path) -> str:
     return "no such file or directory"
 
 
-YAML_REASONS = {
-    "mapping values are not allowed": "a ':' where no key can start (a value holding ': ' needs quotes, "
-                                           "or the line is indented too far)",
-    "did not find expected key": "a line that does not fit the indentation around it",
-    "did not find expected '-' indicator": "a line that does not fit the list around it (indentation?)",
-    "could not find expected ':'": "a key without its ':' (or a value broken over lines without quotes)",
-    "found unexpected end of stream": "the file ends inside a quoted value or a {...} / [...] (a quote or bracket "
-                                      "is not closed)",
-    "did not find expected ',' or '}'": "a {...} map that is not closed, or a value in it holding '{' or ',' "
-                                        "(quote it)",
-    "did not find expected ',' or ']'": "a [...] list that is not closed, or a value in it holding '[' or ',' "
-                                        "(quote it)",
-}
-"""The parser's words for common mistakes → the mistake, in the user's words."""
-
-
-def _yaml_problem(text: str, mark: Any, reason: str) -> str:
-    """A YAML syntax error as one line: where (column too), and the likely mistake."""
-    if mark is None:
-        return f"invalid YAML: {reason}"
-    column = mark.column + 1
-    lines = text.splitlines()
-    here = lines[mark.line][mark.column:mark.column + 1] if mark.line < len(lines) else ""
-    if here == "\t" or "'\\t'" in reason:
-        return f"invalid YAML: a tab at column {column}: YAML indents with spaces, never tabs"
-    words = next((said for parser, said in YAML_REASONS.items() if reason.startswith(parser)), reason)
-    return f"invalid YAML at column {column}: {words}"
-
-
 def _keys_at(path: tuple[Any, ...]) -> list[str]:
     """The keys the format allows in the map at ``path`` of a file (``[]`` where any key goes)."""
     from types import UnionType
@@ -535,7 +560,7 @@ def _keys_at(path: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _not_a_map(path: tuple[Any, ...], value: Any) -> str:
+def _not_a_map(path: tuple[Any, ...], value: Any, what: str = "a map of settings") -> str:
     """Why a value that should be a map of settings is not, in the words of the likely mistake."""
     if value is None:
         return ("no settings: the value is empty (write {} for the defaults), or the keys meant for it are "
@@ -543,52 +568,251 @@ def _not_a_map(path: tuple[Any, ...], value: Any) -> str:
     if path and str(path[-1]) in _keys_at(path[:-1] + ("name",)):  # a key of the map its name stands in
         return (f"{path[-1]!r} is a setting, not a name: it looks indented one level too little "
                 "(it sits where a name goes)")
-    return f"expected a map of settings, got {value!r}"
+    if isinstance(value, list):
+        return f"expected {what} (key: value lines), got a list"
+    return f"expected {what}, {_got(value, False)}"
+
+
+_EXPECTED = {
+    "string_type": "text", "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list",
+    "dict_type": "a map (key: value lines)", "model_type": "a map of settings", "finite_number": "a finite number",
+}
+"""What a field takes, by the kind of pydantic's complaint when it got something else."""
+
+_SECRET_KEYS = frozenset({"source_uri", "destination_uri", "uri", "password", "password_hash"})
+"""Keys whose values are never shown in a problem (a URI may hold a password)."""
+
+
+def _shown(value: Any) -> str:
+    """A value as YAML would write it (never a Python repr of a date, bytes or a set)."""
+    import datetime
+    import math
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return "binary data (!!binary)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return repr(shown)
+    if isinstance(value, (list, dict, set)) and len(value) > 10:
+        return f"a {'list' if isinstance(value, list) else 'map'} of {len(value)} items"
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip()
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return "a list" if isinstance(value, list) else "a map"
+    text = text.removesuffix("...").strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _yaml_kind(value: Any) -> str | None:
+    """What YAML read a plain value written without quotes as, when it is not text."""
+    import datetime
+
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return "a date"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null (no value)"
+    return None
+
+
+def _got(value: Any, expected_text: bool) -> str:
+    """``got …`` for a message, with what YAML made of the value when that explains the mistake."""
+    shown = _shown(value)
+    kind = _yaml_kind(value)
+    if kind is not None and expected_text and value is not None:
+        return f"got {shown}, which YAML reads as {kind}: put it in quotes to keep it text"
+    if isinstance(value, bool):
+        return f"got {shown} (YAML reads yes, no, on and off as true and false)"
+    if kind == "a date":
+        return f"got {shown} (a date)"
+    return f"got {shown}"
+
+
+def _data_path(data: Any, loc: tuple[Any, ...], missing: bool) -> tuple[tuple[Any, ...], bool, bool]:
+    """The part of pydantic's ``loc`` that are keys and indexes of the data, whether parts were
+    left out (the tags of a union's members), and whether the error is about a key itself."""
+    path: list[Any] = []
+    node = data
+    dropped = is_key = False
+    for index, part in enumerate(loc):
+        if part == "[key]":
+            is_key = True
+        elif isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif missing and index == len(loc) - 1:
+            path.append(part)
+        else:
+            dropped = True
+    return tuple(path), dropped, is_key
+
+
+def _expected(item: Any) -> str:
+    """What a field takes, in words, from one of pydantic's complaints."""
+    kind = item["type"]
+    context = item.get("ctx") or {}
+    if kind == "literal_error":
+        return str(context.get("expected", "one of the listed values")).replace("'", "")
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = next(iter(context.values()), "")
+        words = {"greater_than_equal": "at least", "greater_than": "more than", "less_than_equal": "at most",
+                 "less_than": "less than"}[kind]
+        return f"a number of {words} {bound}"
+    if kind in _EXPECTED:
+        return _EXPECTED[kind]
+    message = str(item["msg"])
+    return message[len("Input should be "):] if message.startswith("Input should be ") else message
+
+
+def _either(choices: list[str]) -> str:
+    """``a, b or c`` from what each member of a union takes (a member may itself say ``x or y``)."""
+    words = list(dict.fromkeys(word for choice in choices
+                               for word in re.split(r", | or ", choice) if word))
+    if "a number" in words and "a whole number" in words:
+        words.remove("a whole number")
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _item_message(item: Any, path: tuple[Any, ...], is_key: bool, secret: bool) -> tuple[tuple[Any, ...], str]:
+    """One pydantic complaint in the user's words, with the path it belongs at."""
+    kind = item["type"]
+    message = str(item["msg"])
+    value = item.get("input")
+    context = item.get("ctx") or {}
+    if is_key:
+        if kind == "literal_error":
+            return path, f"unknown key {_shown(value)}; expected {_expected(item)}"
+        return path, f"the key {_shown(value)} is not accepted here: expected {_expected(item)}"
+    if kind == "extra_forbidden":
+        message = f"unknown key {path[-1]!r}" if path else "unknown key"
+        close = difflib.get_close_matches(str(path[-1]), _keys_at(path[:-1]), n=1, cutoff=0.75) if path else []
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        return path, message
+    if kind in ("model_type", "dict_type") and not isinstance(value, dict):
+        return path, _not_a_map(path, value, "a map of settings" if kind == "model_type" else "a map")
+    if kind == "missing":
+        return (path[:-1] if path else path), f"missing required field {path[-1]!r}"
+    if message.startswith("Value error, "):
+        return path, message[len("Value error, "):]
+    if kind == "too_short":
+        least = context.get("min_length", 1)
+        what = "URI" if secret else "value"
+        if least == 1:
+            return path, f"an empty list: give at least one {what}"
+        return path, f"a list of at least {least} items, got {context.get('actual_length', 'fewer')}"
+    if kind == "too_long":
+        return path, f"a list of at most {context.get('max_length')} items, got {context.get('actual_length', 'more')}"
+    if kind == "string_pattern_mismatch":
+        if path and path[-1] == "max_age":
+            return path, (f"invalid age {_shown(value)}: write a number and one of Y, M, D, h, m, s (7D is seven "
+                          "days)")
+        return path, f"{_shown(value)} is not written the way this field takes"
+    expected = _expected(item)
+    if secret:
+        return path, f"expected {expected}"
+    if isinstance(value, str) and _quoted_by_mistake(kind, value):
+        return path, f"expected {expected}, got {_shown(value)} in quotes, which makes it text: remove the quotes"
+    return path, f"expected {expected}, {_got(value, kind == 'string_type')}"
+
+
+def _quoted_by_mistake(kind: str, value: str) -> bool:
+    """Whether ``value`` (text) would be what the field takes had it been written without quotes."""
+    text = value.strip()
+    if kind.startswith("bool"):
+        return text.lower() in ("true", "false", "yes", "no", "on", "off")
+    if kind.startswith("int"):
+        return re.fullmatch(r"[-+]?[0-9]{1,30}", text) is not None
+    if kind.startswith("float"):
+        return re.fullmatch(r"[-+]?([0-9]{1,30}(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?", text) is not None
+    return False
 
 
 def _pydantic_problems(document: Document, error: ValidationError) -> list[Problem]:
     from topology.model.topology import location
 
-    problems = []
+    problems: list[Problem] = []
+    unions: dict[tuple[Any, ...], list[Any]] = {}
     for item in error.errors(include_url=False):
-        path = tuple(item["loc"])
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key {path[-1]!r}" if path else "unknown key"
-            close = difflib.get_close_matches(str(path[-1]), _keys_at(path[:-1]), n=1, cutoff=0.75) if path else []
-            if close:
-                message += f"; did you mean {close[0]!r}?"
-        elif item["type"] in ("model_type", "dict_type") and not isinstance(item.get("input"), (dict, list)):
-            message = _not_a_map(path, item.get("input"))
-        elif item["type"] == "missing":
-            message = f"missing required field {path[-1]!r}"
-            path = path[:-1] if path else path
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        elif item["type"].endswith("_type") or item["type"] == "literal_error":
-            if not {"source_uri", "destination_uri", "uri"} & set(map(str, path)):  # a URI's value may hold a password
-                message = f"{message} (got {item.get('input')!r})"
+        path, dropped, is_key = _data_path(document.data, tuple(item["loc"]), item["type"] == "missing")
+        secret = bool(_SECRET_KEYS & set(map(str, path)))
+        if dropped and not is_key and item["type"] not in ("missing", "extra_forbidden"):
+            unions.setdefault(path, []).append(item)  # one member of a union: said once, for all members
+            continue
+        path, message = _item_message(item, path, is_key, secret)
+        problems.append(Problem(document.file, document.line_of(path), location(path), message))
+    for path, items in unions.items():
+        if any(len(other) > len(path) and other[:len(path)] == path for other in unions):
+            continue  # a list member took it further: its items' problems say more
+        secret = bool(_SECRET_KEYS & set(map(str, path)))
+        words = [_expected(item) for item in items]
+        if secret:
+            words = [{"text": "a URI", "a list": "a list of URIs"}.get(w, w) for w in words]
+        if len(items) == 1 and not secret:
+            path, message = _item_message(items[0], path, False, secret)
+        else:
+            message = f"expected {_either(words)}"
+            if not secret:
+                message += f", {_got(items[0].get('input'), False)}"
         problems.append(Problem(document.file, document.line_of(path), location(path), message))
     return problems
 
 
+def shown_path(path: str, root: str | None) -> str:
+    """How output names a file: relative to ``root`` (the project file's folder) when it lies
+    below it, else as given."""
+    if root is None:
+        return path
+    full = os.path.abspath(path)
+    base = os.path.abspath(root)
+    if os.path.commonpath([full, base]) != base:
+        return path
+    return Path(os.path.relpath(full, base)).as_posix()
+
+
 def load(paths: Iterable[str], variables: Variables | None = None,
-         on_vhost: Callable[[str], None] | None = None) -> Topology:
+         on_vhost: Callable[[str], None] | None = None, root: str | None = None) -> Topology:
     """Load, check the structure of and merge topology files; raise :class:`ConfigError` with every problem.
 
     ``${...}`` references take their values from ``variables`` (default: the environment only);
-    ``on_vhost``: see :func:`parse_file`."""
+    ``on_vhost``: see :func:`parse_file`; ``root``: the files are named relative to it in
+    problems and origins (:func:`shown_path`)."""
+    from topology.model.topology import Topology as Merged
+
     files, problems = discover(paths)
+    problems = [replace(p, file=shown_path(p.file, root)) for p in problems]
     variables = variables if variables is not None else Variables()
     topology: Topology | None = None
+    sources: dict[str, str] = {}
     for file in files:
-        document = parse_file(file, problems, variables, on_vhost)
+        name = shown_path(file, root)
+        sources[name] = file
+        document = parse_file(file, problems, variables, on_vhost, name=name)
         if document is None:
             continue
         from pydantic import ValidationError as Invalid
 
         from topology.model import TopologyFile as FileModel
-        from topology.model.topology import Topology as Merged
 
         topology = topology or Merged()
         try:
@@ -600,28 +824,27 @@ def load(paths: Iterable[str], variables: Variables | None = None,
     if problems:
         raise ConfigError(problems)
     if topology is None:
-        from topology.model.topology import Topology as Merged
-
         topology = Merged()
+    topology.sources = sources
     return topology
 
 
 def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: Iterable[str] = (),
                *, offline: bool = False, template: bool = False,
-               on_vhost: Callable[[str], None] | None = None) -> Topology:
+               on_vhost: Callable[[str], None] | None = None, root: str | None = None) -> Topology:
     """Load and validate the files, with ``${...}`` variables from the environment and the
     ``values`` files (``secret_names``: more secret variables; ``offline``: an undefined
     secret stands as ``${NAME}``; ``template``: every secret stands so, see
-    :attr:`Variables.template`; ``on_vhost``: see :func:`parse_file`); raise
-    :class:`~topology.errors.ConfigError` with every problem."""
+    :attr:`Variables.template`; ``on_vhost``: see :func:`parse_file`; ``root``: see :func:`load`);
+    raise :class:`~topology.errors.ConfigError` with every problem."""
     from topology.validate import validate
     from topology.variables import load_values
 
     variables = Variables(secret_names=frozenset(secret_names), offline=offline or template, template=template)
     problems = load_values(values, variables)
     if problems:
-        raise ConfigError(problems)
-    topology = load(paths, variables, on_vhost)
+        raise ConfigError([replace(p, file=shown_path(p.file, root)) for p in problems])
+    topology = load(paths, variables, on_vhost, root)
     validate(topology)
     return topology
 

@@ -8,7 +8,8 @@ highest priority wins. Between equal priorities RabbitMQ's choice is not defined
 policy is a winner, and readers say so.
 
 **Patterns this tool cannot evaluate.** RabbitMQ matches with PCRE; Python's ``re`` stands in
-here. A pattern Python cannot compile, or one that nests unbounded repeats (``^(a+)+$``: its
+here. A pattern Python cannot compile, one holding a POSIX class (``[[:alpha:]]``, which Python
+reads as a set of characters), or one that nests unbounded repeats (``^(a+)+$``: its
 matching time doubles with each character of a name that almost matches; PCRE gives up past
 its match limit, Python would not return) is *undecided*: that policy may or may not apply.
 No reader takes it for either without saying so: :func:`contest` returns such policies apart
@@ -34,8 +35,6 @@ except ImportError:  # pragma: no cover
     import sre_constants as _sre  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-# Python's re warns about PCRE's POSIX classes ([[:alpha:]]); such patterns are the user's
-warnings.filterwarnings("ignore", message="Possible nested set", category=FutureWarning)
 
 EXCHANGE = "exchange"
 """The target of :func:`applies` and :func:`contest` for an exchange (a queue's is its type)."""
@@ -59,18 +58,102 @@ def pattern_match(pattern: str, name: str) -> bool | None:
 
 @functools.lru_cache(maxsize=4096)
 def _compiled(pattern: str) -> re.Pattern[str] | None:
+    if _POSIX_CLASS.search(pattern):
+        return None  # PCRE's [[:alpha:]] means something else to Python's re
     try:
-        compiled = re.compile(pattern)
+        compiled = _compile(pattern)
     except (re.error, OverflowError, RecursionError):
         return None
     return None if explosive(pattern) else compiled
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    """``re.compile``, without the warnings Python's re gives about sets (``[[``, ``&&``): those
+    are PCRE's syntax, the user's to write (:func:`pattern_problem` says what it means here)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(pattern)
+
+
+_POSIX_CLASS = re.compile(r"\[[^\]]*\[:\^?[a-z]+:\]")
+"""A POSIX class inside a bracket expression (``[[:alpha:]]``): PCRE reads it, Python's re does not."""
+
+_PCRE_ONLY = re.compile(r"\\[pPXRhHKQEGkCNe]|\\[xo]\{|\(\?<[A-Za-z_]|\(\?'|\(\?\||\(\?R\)|\(\?[+-]?[0-9]+\)"
+                        r"|\(\?&|\(\?P>|\(\*[A-Z]")
+"""Syntax PCRE (RabbitMQ's matcher) accepts and Python's re does not: \\p{L}, (?<name>...), \\Q...\\E, ..."""
+
+_RE_WORDS = (
+    ("missing ), unterminated subpattern", "a '(' at character {at} is never closed"),
+    ("unbalanced parenthesis", "a ')' at character {at} closes nothing (write \\) for the character itself)"),
+    ("unterminated character set", "a '[' at character {at} is never closed (write \\[ for the character itself)"),
+    ("nothing to repeat", "nothing before the {here!r} at character {at} to repeat (write \\{here} for the character "
+                          "itself)"),
+    ("multiple repeat", "two repeats in a row at character {at} (write \\{here} for the character itself)"),
+    ("min repeat greater than max repeat", "the repeat at character {at} has its minimum above its maximum"),
+    ("the repetition number is too large", "a repeat count at character {at} is too large"),
+    ("bad escape (end of pattern)", "the pattern ends with a lone backslash (write \\\\ for a backslash)"),
+    ("bad escape", "an unknown escape {rest} at character {at} (write \\\\ for a backslash)"),
+    ("incomplete escape", "an incomplete escape {rest} at character {at}"),
+    ("bad character range", "the range {rest} at character {at} runs backwards"),
+    ("look-behind requires fixed-width pattern", "a look-behind (?<=...) must match a fixed number of characters"),
+    ("unknown extension", "an unknown group ({rest}) at character {at}"),
+    ("unexpected end of pattern", "the pattern ends too early"),
+    ("missing group name", "a group without its name at character {at}"),
+    ("bad character in group name", "a group name at character {at} that is not a name"),
+    ("unknown group name", "a reference at character {at} to a group that does not exist"),
+    ("invalid group reference", "a reference at character {at} to a group that does not exist"),
+    ("redefinition of group name", "a group name at character {at} used twice"),
+    ("cannot refer to an open group", "a group at character {at} refers to itself"),
+    ("missing ", "something is missing at character {at}"),
+)
+"""Python's re complaints → the mistake, in words, with a 1-based character position."""
+
+
+def pattern_problem(pattern: str, matched_here: bool = True) -> tuple[bool, str] | None:
+    """What is wrong with a pattern (a policy's, or a permission's) as ``(refused, message)``:
+    ``refused`` when RabbitMQ would refuse it too, else a warning that this tool cannot check
+    it; ``None`` when Python's re reads it as PCRE does. ``matched_here``: the tool matches
+    names against the pattern (a policy's), and the warning says what that costs."""
+    shown = pattern if len(pattern) <= 60 else pattern[:57] + "..."
+    cost = ": explain, drift, lint and route cannot say which names it matches" if matched_here else ""
+    posix = _POSIX_CLASS.search(pattern)
+    if posix:
+        token = posix.group(0)[posix.group(0).rindex("[:"):]
+        return False, f"{token} is a POSIX class: RabbitMQ accepts it, but this tool cannot evaluate the pattern{cost}"
+    try:
+        _compile(pattern)
+    except re.error as error:
+        pcre = _PCRE_ONLY.search(pattern)
+        if pcre or error.msg.startswith("global flags not at the start"):
+            token = pcre.group(0) if pcre else "(?flags) after the start"
+            token = "(?<name>...)" if token.startswith("(?<") else token
+            return False, (f"'{shown}' uses {token}, PCRE syntax that this tool cannot check (RabbitMQ may accept "
+                           f"it){cost}")
+        return True, f"invalid regular expression '{shown}': {_re_words(pattern, error)}"
+    except OverflowError:
+        return True, f"invalid regular expression '{shown}': a repeat count is too large"
+    except RecursionError:
+        return True, f"invalid regular expression '{shown}': nested too deeply"
+    return None
+
+
+def _re_words(pattern: str, error: re.error) -> str:
+    at = (error.pos or 0) + 1
+    here = pattern[at - 1:at] if error.pos is not None else ""
+    for said, words in _RE_WORDS:
+        if error.msg.startswith(said):
+            rest = error.msg[len(said):].strip()
+            return words.format(at=at, here=here, rest=rest)
+    return f"not a pattern this tool reads, at character {at}"
 
 
 def explosive(pattern: str) -> bool:
     """Whether ``pattern`` repeats without bound something that itself repeats without bound
     (``(a+)+``, ``(a*)*``, ``(.*x)+``): such a pattern can take exponential time to match."""
     try:
-        parsed = _sre_parse.parse(pattern)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            parsed = _sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - not compilable: compile() reports it
         return False
 

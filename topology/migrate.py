@@ -149,9 +149,9 @@ class Migration:
         self.token = ""
         """The running migration's token (:attr:`MigrationRecord.token`)."""
 
-    def run(self, target: QueueState) -> None:
+    def run(self, target: QueueState) -> int:
         """Replace the queue by ``target`` keeping its messages and bindings, or finish
-        an interrupted migration of it."""
+        an interrupted migration of it. Returns how many messages were moved into it."""
         vhost, queue = target.vhost, target.queue
         temporary = migration_queue_name(queue)
         current = self._current(vhost, queue)
@@ -160,7 +160,7 @@ class Migration:
         resumed = record is not None
         if record is None:
             if current is None or current.props() == target.props():
-                return  # nothing to move: the caller declares the queue
+                return 0  # nothing to move: the caller declares the queue
             record = MigrationRecord(vhost, queue, target, tuple(fresh), token=secrets.token_hex(8))
             self._check_temporary(vhost, temporary)  # a resumption goes on: its messages are safer moved back
             self.client.put_queue(vhost, temporary, {
@@ -198,7 +198,7 @@ class Migration:
                     ) from None
                 refused = error
                 self._declare(old)  # put the old queue back, then its messages and bindings
-        self.mover.move(vhost, temporary, queue, self._unstash)
+        back = self.mover.move(vhost, temporary, queue, self._unstash)
         for binding in record.bindings:
             self._bind(binding, queue)
         self._unbind(vhost, temporary)
@@ -208,6 +208,7 @@ class Migration:
                 f"the broker refused the new queue: {refused.reason}; the old queue was restored with its "
                 f"{moved} message(s) and its bindings"
             )
+        return back
 
     # -- steps -------------------------------------------------------------------
 

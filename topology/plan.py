@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -137,8 +138,10 @@ def change_from_dict(data: dict[str, Any]) -> Change:
     before_identity = {k: v for k, v in identity.items() if k != "uris"}
     before = from_plan(kind, before_identity, data["before"]) if data["before"] is not None else None
     after = from_plan(kind, identity, data["after"]) if data["after"] is not None else None
-    if data["action"] not in ACTIONS or (before is None and after is None):
-        raise ValueError(f"bad change {data['action']!r}")
+    if data["action"] not in ACTIONS:
+        raise ValueError(f"unknown action {data['action']!r}")
+    if before is None and after is None:
+        raise ValueError("has neither 'before' nor 'after'")
     return Change(
         action=data["action"],
         before=before,
@@ -196,23 +199,46 @@ def load_saved_plan(document: Any, source: str) -> Plan:
         try:
             other = redact.check_values(checks)
         except ValueError as error:
-            raise TopologyError(f"cannot apply {source}: {error}; make the plan again here") from None
+            raise TopologyError(f"cannot apply {source}: the values of its secret variables cannot be checked here "
+                                f"({error}): make the plan again on this machine") from None
         if other is not None:
             raise PlanRefused(
                 f"{source} was made with another value of the secret variable {other} than the environment holds "
                 "now; applying it would set a value nobody planned: make the plan again"
             )
+    again = "make the plan again with 'topology plan --out'"
+    for key, kind, words in (("changes", list, "a list"), ("notes", list, "a list"), ("vhosts", list, "a list"),
+                             ("broker", dict, "an object")):
+        if key not in document:
+            raise TopologyError(f"{source} is not a valid plan file (it lacks '{key}'): {again}")
+        if not isinstance(document[key], kind):
+            raise TopologyError(f"{source} is not a valid plan file (its '{key}' is not {words}): {again}")
+    part = "it"
     try:
-        broker = document["broker"]
-        return Plan(
-            changes=tuple(change_from_dict(c) for c in document["changes"]),
-            notes=tuple(document["notes"]),
-            vhosts=tuple(document["vhosts"]),
-            broker=BrokerInfo(url=broker["url"], version=broker["version"], cluster_name=broker["cluster_name"]),
-            prune=bool(document["prune"]),
-        )
+        changes = []
+        for number, change in enumerate(document["changes"], start=1):
+            part = f"change #{number}"
+            if not isinstance(change, dict):
+                raise TypeError(number)
+            changes.append(change_from_dict(change))
+        part, broker = "its 'broker'", document["broker"]
+        info = BrokerInfo(url=broker["url"], version=broker["version"], cluster_name=broker["cluster_name"])
+        part = "it"
+        return Plan(changes=tuple(changes), notes=tuple(document["notes"]), vhosts=tuple(document["vhosts"]),
+                    broker=info, prune=bool(document["prune"]))
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise TopologyError(f"{source} is not a valid plan file ({type(error).__name__}: {error})") from None
+        raise TopologyError(f"{source} is not a valid plan file ({part} {_plan_file_problem(error)}): {again}") from None
+
+
+def _plan_file_problem(error: Exception) -> str:
+    """What is wrong in a plan file, in words (never the Python exception's)."""
+    if isinstance(error, KeyError):
+        return f"lacks {str(error.args[0])!r}" if error.args else "lacks a key"
+    if isinstance(error, ValueError) and re.match(r"unknown [a-z]+ '", str(error)):
+        return f"names an {error}"
+    if isinstance(error, ValueError) and str(error).startswith("has neither "):
+        return str(error)
+    return "holds a value of the wrong kind, or a key this version does not know"
 
 
 def fingerprint(live: State, change: Change) -> str:
@@ -450,6 +476,6 @@ def read_saved_plan(path: str) -> Plan:
             document = json.load(handle)
     except OSError as error:
         raise TopologyError(f"cannot read the plan {path}: {error.strerror or error}") from None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         raise TopologyError(f"{path} is not a plan file written by 'topology plan --out' (not JSON)") from None
     return load_saved_plan(document, path)

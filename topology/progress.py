@@ -72,7 +72,7 @@ class Progress:
         self.what = ""
         self._lock = threading.Lock()
         self._drawn = False
-        self._last_draw = 0.0
+        self._last_draw = float("-inf")
         self._last_line = self.started
         self._lines = 0
         self.every = line_every()
@@ -136,7 +136,9 @@ class Progress:
         if self.mode == "off" or (self.mode == "bar" and now - self.started < SHOW_AFTER):
             return
         if self.mode == "bar":
-            if now - self._last_draw >= REDRAW_EVERY or not self._drawn:
+            # at most one redraw per interval, even when log lines clear the bar in between:
+            # a thousand changes logged at once cost a few redraws, not a thousand
+            if now - self._last_draw >= REDRAW_EVERY:
                 self._write("\r\033[K" + self.text())
                 self._drawn = True
                 self._last_draw = now

@@ -155,24 +155,27 @@ def load_project(path: str) -> Project:
 
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            raw = handle.read()
     except OSError as error:
         raise ProjectError(f"cannot read the project file {path}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # the byte-order mark some editors write
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ProjectError(f"{path}:{line}: not UTF-8 text (save the project file as UTF-8)") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ProjectError(f"{path}: invalid TOML: {error}") from None
+        raise ProjectError(_toml_problem(path, str(error))) from None
+    except RecursionError:
+        raise ProjectError(f"{path}: invalid TOML: arrays or tables are nested too deeply") from None
     _refuse_literal_secrets(path, data)
     try:
         settings = ProjectSettings.model_validate(data)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif first["type"] == "missing":
-            message = "missing"
         more = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
-        raise ProjectError(f"{path}: {where}: {message}{more}") from None
+        raise ProjectError(f"{path}: {_settings_problem(first)}{more}") from None
     base = Path(path).resolve().parent
     for name in settings.secrets:
         if not NAME_RE.match(name):
@@ -187,9 +190,133 @@ def load_project(path: str) -> Project:
     return Project(path=path, targets=targets, secrets=frozenset(settings.secrets))
 
 
+_TOML_PLACE = re.compile(r"(?P<reason>.*) \(at (?:line (?P<line>\d+), column (?P<column>\d+)|end of document)\)\Z", re.S)
+
+# The TOML reader's reasons (by how they start), in words that say what to write instead.
+_TOML_REASONS: tuple[tuple[str, str], ...] = (
+    ("Invalid value", 'a value that is not TOML (text needs quotes: url = "http://…"; an array is ["a", "b"])'),
+    ("Cannot overwrite a value", "the key is set twice"),
+    ("Cannot declare", "the table {table} is declared twice, or its keys were already set above"),
+    ("Cannot redefine namespace", "the table {table} is declared twice, or its keys were already set above"),
+    ("Cannot mutate immutable namespace", "a table written inline (tls = { … }) cannot get more keys later: "
+                                          "put them all inside its { }"),
+    ("Duplicate inline table key", "a key is set twice inside one { … } table"),
+    ("Expected '=' after a key", "a key without '= value'"),
+    ("Expected newline or end of document after a statement", "more text after the value: one key = value per line"),
+    ("Invalid statement", "a line that is neither key = value nor a [table] header"),
+    ("Invalid initial character for a key part", "a key is letters, digits, '_' and '-', or text in quotes"),
+    ("Unclosed array", "an array opened with [ is not closed with ] (or a ',' is missing between its items)"),
+    ("Unclosed inline table", "a table opened with { is not closed with } on its line "
+                              "(or a ',' is missing between its keys)"),
+    ("Expected ']' at the end of a table declaration", "a [table] header is not closed with ]"),
+    ("Expected ']]' at the end of an array declaration", "an [[array]] header is not closed with ]]"),
+    ("Unterminated string", "a quoted text is not closed"),
+    ("Illegal character '\\n'", "a quoted text is not closed on its line"),
+    ("Illegal character", "a control character is not allowed in text (write it as \\uXXXX inside double quotes)"),
+    ("Found invalid character", "a control character is not allowed in a comment"),
+    ("Expected '", "a text block opened with ''' or \"\"\" is not closed"),
+    ("Unescaped '\\' in a string", "a backslash in double quotes: write \\\\ for a backslash, or use single quotes"),
+    ("Invalid hex value", "an invalid \\u or \\U escape in double quotes"),
+    ("Escaped character is not a Unicode scalar value", "an invalid \\u or \\U escape in double quotes"),
+    ("Invalid date or datetime", "an invalid date or time"),
+)
+
+
+def _toml_problem(path: str, error: str) -> str:
+    """``file:line: invalid TOML at column C: what to fix``, from the TOML reader's message."""
+    found = _TOML_PLACE.match(error)
+    reason = found["reason"] if found else error.split("\n", 1)[0]
+    words = next((text for start, text in _TOML_REASONS if reason.startswith(start)), None)
+    if words is None:
+        words = reason[:1].lower() + reason[1:]
+    elif "{table}" in words:
+        names = re.findall(r"'((?:[^'\\]|\\.)*)'", reason)
+        words = words.replace("{table}", f"[{'.'.join(names)}]" if names else "")
+    if found is None:
+        return f"{path}: invalid TOML: {words}"
+    if found["line"] is None:
+        if reason.startswith("Invalid value"):
+            words = "the file ends where a value belongs (is it cut short?)"
+        return f"{path}: invalid TOML at the end of the file: {words}"
+    return f"{path}:{found['line']}: invalid TOML at column {found['column']}: {words}"
+
+
+def _toml_text(value: Any) -> str:
+    """A value as it is written in TOML (for 'got …')."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' if len(value) <= 60 else "a long text"
+    if isinstance(value, (int, float)):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time" if hasattr(value, "isoformat") else "a value"
+
+
+# What a key expects, for the keys whose value is not plain text.
+_EXPECTED: dict[str, str] = {
+    "targets": "a table of targets ([targets.NAME] with a url)",
+    "defaults": "a [defaults] table",
+    "files": 'an array of paths (files = ["topology/"])',
+    "values": 'an array of paths (values = ["values/common.yaml"])',
+    "secrets": 'an array of variable names (secrets = ["NAME"])',
+    "timeout": "a number of seconds (timeout = 30)",
+    "verify": "true or false",
+}
+
+_LIMITS = {"greater_than": "more than", "greater_than_equal": "at least", "less_than": "less than",
+           "less_than_equal": "at most"}
+
+
+def _settings_problem(problem: dict[str, Any]) -> str:
+    """``where: what is wrong``, for one problem found in the project file's settings."""
+    loc = [part for part in problem["loc"] if isinstance(part, (str, int))]
+    keys = [part for part in loc if isinstance(part, str)]
+    items = [part for part in loc if isinstance(part, int)]
+    where = ".".join(keys) + (f" (item {items[-1] + 1})" if items else "")
+    key = keys[-1] if keys else ""
+    kind = problem["type"]
+    got = f", got {_toml_text(problem['input'])}" if "input" in problem else ""
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "missing"
+    elif kind == "value_error":
+        message = problem["msg"].removeprefix("Value error, ")
+    elif kind in _LIMITS:
+        bound = next(iter((problem.get("ctx") or {}).values()), "")
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+        message = f"must be {_LIMITS[kind]} {bound}{' seconds' if key == 'timeout' else ''}{got}"
+    elif len(loc) == 2 and loc[0] == "targets" and kind in ("model_type", "dict_type"):
+        message = f"expected a [targets.{loc[1]}] table with a url{got}"
+    elif key == "tls" and kind in ("model_type", "dict_type"):
+        table = f"{keys[0]}.{keys[1]}.tls" if keys[0] == "targets" and len(keys) > 2 else f"{keys[0]}.tls"
+        message = f'expected a table (tls = {{ ca = "certs/ca.pem" }}, or a [{table}] table){got}'
+    elif items and key in ("files", "values"):
+        message = f"expected a path in quotes{got}"
+    elif items and key == "secrets":
+        message = f"expected a variable name in quotes{got}"
+    elif key in _EXPECTED:
+        message = f"expected {_EXPECTED[key]}{got}"
+    elif kind in ("bool_type", "bool_parsing"):
+        message = f"expected true or false{got}"
+    elif kind in ("float_type", "int_type", "finite_number"):
+        message = f"expected a number{got}"
+    else:
+        message = f"expected text in quotes{got}"
+    return f"{where}: {message}" if where else message
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _refuse_literal_secrets(path: str, data: dict[str, Any]) -> None:
     sections = [("defaults", data.get("defaults"))] + [
-        (f"targets.{name}", spec) for name, spec in (data.get("targets") or {}).items() if isinstance(spec, dict)
+        (f"targets.{name}", spec) for name, spec in _table(data.get("targets")).items() if isinstance(spec, dict)
     ]
     for where, section in sections:
         if isinstance(section, dict) and "password" in section:

@@ -224,7 +224,7 @@ def check_values(checks: dict[str, Any], environment: dict[str, str] | None = No
             return name
         method, salt, expected = parts
         if method == "scrypt" and not hasattr(hashlib, "scrypt"):
-            raise ValueError("the plan's secret checks use scrypt, which this Python's OpenSSL lacks")
+            raise ValueError("this machine's Python has no scrypt, which the plan's secret checks use")
         try:
             digest = _check_of(environment.get(name, ""), bytes.fromhex(salt), method)
         except ValueError:  # not hexadecimal

@@ -30,11 +30,15 @@ of RabbitMQ 3.10 to 4.x), followed step by step:
   wins over the policy) routes the message with the dead-letter routing key if set (and the
   ``CC`` header removed), else its original routing keys. A message expired (or dropped for
   length) into a queue it already died in, with no rejection on the way, is dropped by the
-  broker: a cycle.
+  broker: a cycle (``rabbit_dead_letter:detect_cycles``). A rejected one is not dropped: back
+  in a queue with the routing keys and headers it had there (:func:`death_state`), it loops.
+- Dead-letter loops (:func:`dead_letter_loops`, which ``topology lint`` reports as ``TOP003``):
+  the same dead-lettering, followed from each message the files name, until it loops.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,11 +86,16 @@ class Delivery:
     path: list[Hop]
     dead_letter: "Route | None" = None
     dead_letter_reason: str = ""
+    dead_letter_above: bool = False
+    """Its dead letter goes as shown above, where it died in this queue with the same routing keys
+    and headers (rejected: not repeated)."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.queue, "path": [hop.to_dict() for hop in self.path]}
         if self.dead_letter is not None:
             data["dead_letter"] = self.dead_letter.to_dict()
+        if self.dead_letter_above:
+            data["dead_letter_as_above"] = True
         return data
 
 
@@ -106,6 +115,8 @@ class Route:
     """Where the message was lost on the way (an alternate or dead-letter exchange that does not exist)."""
     cycles: list[str] = field(default_factory=list)
     """Dead-letter cycles: queues the message would come back to (see :func:`dead_letter`)."""
+    loops: list[tuple[str, ...]] = field(default_factory=list, repr=False)
+    """The same cycles as rounds of queues, the one it comes back to first and last."""
     reason: str = ""
     """For a dead-lettered message: why it died."""
     source_queue: str = ""
@@ -172,6 +183,8 @@ class Network:
         self.inbound: dict[tuple[str, str], list[BindingState]] = {}
         """By (destination type, destination)."""
         self._settings: dict[str, dict[str, Any]] = {}
+        self._key_index: dict[str, tuple[dict[str, list[int]], _FirstWord]] = {}
+        """Per direct or topic exchange, its bindings by exact key and its wildcard ones (positions)."""
         self.policies: list[PolicyState] = []
         self.operator_policies: list[PolicyState] = []
         for resource in state.objects.values():
@@ -294,6 +307,8 @@ class Network:
                 route.uncertain.append(f"exchange {exchange.exchange!r} {how}: "
                                        f"{', '.join(sorted({b.destination for b in bindings}))}")
             return [], bool(bindings)
+        if kind in ("direct", "topic"):  # by the key index: a large exchange routes in time of its matches
+            bindings = self._keyed(exchange.exchange, kind, keys)
         found = []
         for binding in bindings:
             if kind == "headers":
@@ -309,6 +324,55 @@ class Network:
                               Hop(exchange.exchange, "binding", binding.routing_key, binding.arguments)))
         return found, False
 
+    def _keyed(self, exchange: str, kind: str, keys: list[str]) -> list[BindingState]:
+        """The bindings of a direct or topic exchange that may match one of ``keys``, in binding
+        order: those whose key is one of them (looked up), and every wildcard topic binding (the
+        matcher decides). The index is made once per exchange."""
+        index = self._key_index.get(exchange)
+        if index is None:
+            exact: dict[str, list[int]] = {}
+            wild = _FirstWord()
+            for position, binding in enumerate(self.bindings.get(exchange, [])):
+                if _literal(kind, binding.routing_key):
+                    exact.setdefault(binding.routing_key, []).append(position)
+                else:
+                    wild.add(binding.routing_key, position)
+            index = self._key_index[exchange] = (exact, wild)
+        exact, wild = index
+        positions: set[int] = set()
+        for key in keys:
+            positions.update(exact.get(key, ()))
+            positions.update(wild.candidates(key))
+        bindings = self.bindings.get(exchange, [])
+        return [bindings[position] for position in sorted(positions)]
+
+
+class _FirstWord:
+    """Wildcard topic binding keys (or anything standing for them) by their first word: one that
+    starts with a word matches only routing keys that start with it; one that starts with ``*`` or
+    ``#`` may match any. :meth:`candidates` gives what may match a key, for the matcher to decide."""
+
+    def __init__(self) -> None:
+        self.by_word: dict[str, list[Any]] = {}
+        self.any: list[Any] = []
+
+    def add(self, pattern: str, item: Any) -> None:
+        first = topic_words(pattern)[:1]
+        if first and first[0] not in ("*", "#"):
+            self.by_word.setdefault(first[0], []).append(item)
+        else:
+            self.any.append(item)
+
+    def candidates(self, key: str) -> list[Any]:
+        first = topic_words(key)[:1]
+        return self.any + self.by_word.get(first[0], []) if first else self.any
+
+
+def _literal(kind: str, binding_key: str) -> bool:
+    """Whether a binding matches exactly one routing key, itself: every direct binding, and a topic
+    binding without ``*`` or ``#``."""
+    return kind == "direct" or not {"*", "#"} & set(topic_words(binding_key))
+
 
 def _direct(binding: BindingState, headers: dict[str, Any], keys: list[str]) -> bool:
     return binding.routing_key in keys
@@ -323,6 +387,7 @@ def topic_words(key: str) -> list[str]:
     return key.split(".") if key else []
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def topic_matches(binding_key: str, routing_key: str) -> bool:
     """Whether a topic binding key matches a routing key."""
     pattern, words = topic_words(binding_key), topic_words(routing_key)
@@ -410,8 +475,9 @@ def route(state: State, vhost: str, message: Message, *, dead_letter: str | None
     network = Network(state, vhost, version)
     result = network.publish(message)
     if dead_letter is not None:
+        followed: set[tuple[str, tuple[str, ...], str]] = set()
         for delivery in result.deliveries:
-            _follow(network, delivery, message, dead_letter, [], depth)
+            _follow(network, delivery, message, dead_letter, [], depth, (), followed)
     return result
 
 
@@ -431,24 +497,34 @@ def can_die(network: Network, queue: QueueState, reason: str) -> bool:
     return True
 
 
+def dead_letter_exchange(network: Network, queue: QueueState) -> str | None:
+    """The exchange a queue dead-letters to (its argument wins over a policy's; ``""`` is the
+    default exchange), or ``None``: the broker drops what dies there."""
+    name = network.queue_setting(queue, "dead-letter-exchange")
+    return name if isinstance(name, str) else None
+
+
+def has_message_ttl(network: Network, queue: QueueState) -> bool:
+    """Whether a queue holds its messages for a message TTL (argument or policy): a dead-letter
+    loop through it waits that long each round (the retry pattern)."""
+    ttl = network.queue_setting(queue, "message-ttl")
+    return isinstance(ttl, int) and not isinstance(ttl, bool)
+
+
 def dead_letter(network: Network, queue: str, message: Message, reason: str, deaths: list[tuple[str, str]]) -> Route | None:
     """Where a message dead-lettered from ``queue`` goes (``None``: the queue has no
     dead-letter exchange). ``deaths``: (queue, reason) of its earlier deaths, newest first."""
     spec = network.queues[queue]
-    exchange_name = network.queue_setting(spec, "dead-letter-exchange")
-    if not isinstance(exchange_name, str) or not can_die(network, spec, reason):
+    exchange_name = dead_letter_exchange(network, spec)
+    if exchange_name is None or not can_die(network, spec, reason):
         return None
     key = network.queue_setting(spec, "dead-letter-routing-key")
-    headers = dict(message.routed_headers())
+    headers = _death_headers(network, queue, message, reason)
     if isinstance(key, str):
         keys = [key]
         headers.pop("CC", None)
     else:
         keys = message.routing_keys()
-    if network.version < (3, 13):  # later versions do not route on the x-death headers they add
-        for name, value in (("x-first-death-reason", reason), ("x-first-death-queue", queue),
-                            ("x-first-death-exchange", message.exchange)):
-            headers.setdefault(name, value)
     route = Route(network.vhost, exchange_name, keys, reason=reason, source_queue=queue, headers=headers)
     if exchange_name == "":
         network._default(route, keys, [])
@@ -467,25 +543,444 @@ def dead_letter(network: Network, queue: str, message: Message, reason: str, dea
                 route.deliveries.remove(delivery)
                 route.cycles.append(f"queue {delivery.queue!r}: the message already died there ({reason}, no "
                                     "rejection since): the broker drops it")
+                names = [name for name, _ in history]
+                route.loops.append(tuple(reversed(names[:names.index(delivery.queue) + 1])) + (delivery.queue,))
     return route
 
 
+def _death_headers(network: Network, queue: str, message: Message, reason: str) -> dict[str, Any]:
+    """The headers exchanges see when a message dead-lettered from ``queue`` is routed: before
+    3.13 with the ``x-first-death-*`` headers the broker adds at the first death."""
+    headers = dict(message.routed_headers())
+    if network.version < (3, 13):  # later versions do not route on the x-death headers they add
+        for name, value in (("x-first-death-reason", reason), ("x-first-death-queue", queue),
+                            ("x-first-death-exchange", message.exchange)):
+            headers.setdefault(name, value)
+    return headers
+
+
+def death_state(network: Network, queue: str, message: Message, reason: str) -> tuple[str, tuple[str, ...], str]:
+    """All that where a message goes when it dies in ``queue`` depends on: the queue, the
+    message's routing keys and the headers its dead letter is routed with (as JSON). A message
+    rejected back into a queue in the same state loops for as long as it is rejected."""
+    import json
+
+    headers = _death_headers(network, queue, message, reason)
+    return queue, tuple(message.routing_keys()), json.dumps(headers, sort_keys=True, default=str)
+
+
 def _follow(network: Network, delivery: Delivery, message: Message, reason: str, deaths: list[tuple[str, str]],
-            depth: int) -> None:
+            depth: int, states: tuple[tuple[str, tuple[str, ...], str], ...],
+            followed: set[tuple[str, tuple[str, ...], str]]) -> None:
+    """Dead-letter ``message`` from ``delivery``'s queue and follow its dead letters onwards.
+    ``states``: its :func:`death_state` in each queue it died in on the way, oldest first;
+    ``followed``: every state followed so far (rejected, a message in a state already followed
+    goes the same way: it is not followed again, so that the tree stays finite and small)."""
     routed = dead_letter(network, delivery.queue, message, reason, deaths)
     if routed is None:
         return
     delivery.dead_letter, delivery.dead_letter_reason = routed, reason
     history = [(delivery.queue, reason)] + deaths
-    if reason == "rejected":  # the broker does not stop a loop of rejections
-        for onward in routed.deliveries:
-            if any(name == onward.queue for name, _ in history):
-                routed.cycles.append(f"queue {onward.queue!r}: the message comes back each time it is rejected "
-                                     "(the broker does not stop this loop)")
-    if depth <= 1:
-        return
+    here = states + (death_state(network, delivery.queue, message, reason),)
+    followed.add(here[-1])
     dead = Message(routed.exchange, routed.routing_keys[0] if routed.routing_keys else "",
                    routed.headers, tuple(routed.routing_keys))
     for onward in routed.deliveries:
-        if not any(name == onward.queue for name, _ in history):
-            _follow(network, onward, dead, reason, history, depth - 1)
+        if reason == "rejected":  # the broker does not stop a loop of rejections
+            state = death_state(network, onward.queue, dead, reason)
+            if state in here:  # back as it was: it goes the same way again, each time it is rejected
+                loop = [s[0] for s in here[here.index(state):]] + [onward.queue]
+                routed.loops.append(tuple(loop))
+                routed.cycles.append(f"queue {onward.queue!r}: the message comes back each time it is rejected, "
+                                     f"round {' -> '.join(loop)} (the broker does not stop this loop); "
+                                     + _loop_ttl(network, loop[:-1]))
+                continue
+            if state in followed:
+                onward.dead_letter_above, onward.dead_letter_reason = True, reason
+                continue
+        if depth > 1:
+            _follow(network, onward, dead, reason, history, depth - 1, here, followed)
+
+
+def _loop_ttl(network: Network, loop: list[str]) -> str:
+    """What a rejection loop waits for on the way: the queues with a message TTL, or none
+    (then ``topology lint`` reports the loop: ``TOP003``)."""
+    held = [name for name in loop if has_message_ttl(network, network.queues[name])]
+    if not held:
+        return "no queue on the way has a message TTL (lint: TOP003)"
+    return (f"{', '.join(repr(name) for name in held)} {'holds' if len(held) == 1 else 'hold'} it for a message TTL "
+            "on the way (the retry pattern, which lint passes)")
+
+
+# -- dead-letter loops ------------------------------------------------------------------------
+
+UNMATCHED_KEY = "unmatched"
+"""A routing key tried besides those the files name, for a message whose key they leave open."""
+
+
+@dataclass(frozen=True)
+class DeadLetterLoop:
+    """Queues without a message TTL that a message rejected in each keeps dead-lettering round."""
+
+    queues: tuple[str, ...]
+    """One round, the first queue repeated at the end: ``(a, b, a)``."""
+    every_arrival: bool
+    """Whether every message tried that reaches the first queue loops, else only some (with
+    some routing keys)."""
+    published: tuple[str, str]
+    """A message that loops: the exchange it is published to and its routing key."""
+    members: frozenset[str] = frozenset()
+    """Every queue of the group that loops into each other (``queues`` is one round)."""
+
+
+def arrival_keys(network: Network, queue: str) -> tuple[list[str], bool]:
+    """The routing keys a message can have in ``queue``: its name (a publish straight to it) and
+    the keys of the direct and topic bindings to it; and whether another way in leaves the key
+    open (fanout, headers, a wildcard topic key, a plugin type). A ``CC`` header can add any
+    key: not counted."""
+    keys, open_ = {queue}, False
+    for binding in network.inbound.get(("queue", queue), ()):
+        if _fixes_key(network, binding):
+            keys.add(binding.routing_key)
+        else:
+            open_ = True
+    return sorted(keys), open_
+
+
+def _fixes_key(network: Network, binding: BindingState) -> bool:
+    spec = network.exchanges.get(binding.source)
+    kind = spec.type if spec is not None else ""
+    return kind == "direct" or (kind == "topic" and not set(topic_words(binding.routing_key)) & {"*", "#"})
+
+
+def named_keys(network: Network, exchanges: set[str] | None = None) -> list[str]:
+    """The routing keys the files name in a vhost: queue names, dead-letter routing keys, the
+    keys of the direct and topic bindings of ``exchanges`` (default: all), each wildcard topic
+    key made literal (``*`` a word, ``#`` none), a key matching each two of those topic keys,
+    when one does, and :data:`UNMATCHED_KEY`: the keys :func:`dead_letter_loops` tries."""
+    keys = set(network.queues) | {UNMATCHED_KEY}
+    for queue in network.queues.values():
+        key = network.queue_setting(queue, "dead-letter-routing-key")
+        if isinstance(key, str):
+            keys.add(key)
+    patterns: set[str] = set()
+    for source, bindings in network.bindings.items():
+        spec = network.exchanges.get(source)
+        if spec is None or (exchanges is not None and source not in exchanges):
+            continue
+        kind = str(spec.arguments.get("x-delayed-type", "direct")) if spec.type == "x-delayed-message" else spec.type
+        for binding in bindings:
+            if kind == "direct":
+                keys.add(binding.routing_key)
+            elif kind == "topic":
+                patterns.add(binding.routing_key)
+    ordered = sorted(patterns)
+    for index, pattern in enumerate(ordered):
+        keys.add(".".join(UNMATCHED_KEY if w == "*" else w for w in topic_words(pattern) if w != "#"))
+        if len(ordered) <= PAIRED_PATTERNS:
+            for other in ordered[index + 1:]:
+                both = topic_witness(pattern, other)
+                if both is not None:
+                    keys.add(both)
+    return sorted(keys)
+
+
+PAIRED_PATTERNS = 64
+"""Up to this many topic binding keys, :func:`named_keys` adds a key matching each two of them."""
+
+
+def topic_witness(first: str, second: str) -> str | None:
+    """A shortest routing key both topic binding keys match (their literal words and
+    :data:`UNMATCHED_KEY` for the others), or ``None`` when none does."""
+    one, two = topic_words(first), topic_words(second)
+    alphabet = sorted({w for w in one + two if w not in ("*", "#")} | {UNMATCHED_KEY})
+    begin = (frozenset(_close(one, {0})), frozenset(_close(two, {0})))
+    seen = {begin}
+    work: deque[tuple[tuple[frozenset[int], frozenset[int]], list[str]]] = deque([(begin, [])])
+    while work:
+        (left, right), words = work.popleft()
+        if len(one) in left and len(two) in right:
+            return ".".join(words) if words else ""
+        for word in alphabet:
+            state = (frozenset(_step(one, left, word)), frozenset(_step(two, right, word)))
+            if state[0] and state[1] and state not in seen:
+                seen.add(state)
+                work.append((state, words + [word]))
+    return None
+
+
+def _step(pattern: list[str], positions: set[int] | frozenset[int], word: str) -> set[int]:
+    """The positions in a topic pattern reachable after taking ``word`` (see :func:`topic_matches`)."""
+    following = set()
+    for position in positions:
+        if position < len(pattern):
+            part = pattern[position]
+            if part == "#":
+                following.add(position)
+            if part in ("*", word):
+                following.add(position + 1)
+    return _close(pattern, following)
+
+
+def reachable_queues(network: Network, exchange: str) -> set[str]:
+    """The queues a message could reach from ``exchange`` with some routing key and headers:
+    through every binding and alternate exchange (an over-estimate)."""
+    if exchange == "":
+        return set(network.queues)
+    return {b.destination for name in _exchanges_from(network, exchange) for b in network.bindings.get(name, [])
+            if b.destination_type == "queue" and b.destination in network.queues}
+
+
+def _exchanges_from(network: Network, exchange: str) -> set[str]:
+    """``exchange`` and the exchanges it can send a message on to: through its bindings to
+    exchanges and alternate exchanges, and theirs (declared or not)."""
+    seen, work = {exchange}, [exchange]
+    while work:
+        spec = network.exchanges.get(work.pop())
+        if spec is None:
+            continue
+        onward = [b.destination for b in network.bindings.get(spec.exchange, []) if b.destination_type == "exchange"]
+        alternate = network.exchange_setting(spec, "alternate-exchange")
+        if isinstance(alternate, str):
+            onward.append(alternate)
+        for target in onward:
+            if target not in seen:
+                seen.add(target)
+                work.append(target)
+    return seen
+
+
+_State = tuple[str, tuple[str, ...], str]
+"""A message in a queue, as far as its dead-lettering depends on it (:func:`death_state`)."""
+
+
+def dead_letter_loops(network: Network) -> list[DeadLetterLoop]:
+    """The rejection loops among queues without a message TTL, found as :func:`route` with
+    ``dead_letter="rejected"`` finds them: each message published without headers to the
+    default exchange or an exchange that can lead to such a loop, with each routing key of
+    :func:`named_keys`, is followed through :func:`dead_letter` until it comes back to a queue
+    in a state it was in (:func:`death_state`; its headers count only when a headers or plugin
+    exchange can take dead letters). The states form a graph whose strongly connected groups
+    are the loops: one per set of queues, starting at the first queue by name."""
+    import json
+
+    looping = {name: spec for name, spec in network.queues.items() if not has_message_ttl(network, spec)
+               and dead_letter_exchange(network, spec) is not None and can_die(network, spec, "rejected")}
+    # an over-estimate first: queue -> its dead-letter exchange -> every queue that exchange may reach
+    # (through the exchange, so that queues sharing one do not repeat its edges)
+    rough: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for name, spec in looping.items():
+        exchange = str(dead_letter_exchange(network, spec))
+        rough[("queue", name)] = {("exchange", exchange)}
+        if ("exchange", exchange) not in rough:
+            rough[("exchange", exchange)] = {("queue", q) for q in reachable_queues(network, exchange) if q in looping}
+    candidates = {name for group in strongly_connected(rough) for kind, name in group if kind == "queue"}
+    if not candidates:
+        return []
+    leading = {name for name, spec in network.exchanges.items() if reachable_queues(network, name) & candidates}
+    # where no headers exchange takes dead letters, their headers change nothing: states without them
+    after = {name for queue in candidates for name in
+             _exchanges_from(network, str(dead_letter_exchange(network, network.queues[queue])))}
+    headed = any(network.exchanges[name].type not in MATCHERS for name in after if name in network.exchanges)
+
+    keys = named_keys(network, leading)
+    default_used = any(dead_letter_exchange(network, network.queues[queue]) == "" for queue in candidates)
+    alike = _key_classes(network, keys, default_used)
+
+    def state_of(queue: str, message: Message) -> _State:
+        # keys that every binding treats alike go the same way: one stands for them all
+        if headed:
+            name, held, headers = death_state(network, queue, message, "rejected")
+            return name, tuple(alike.get(key, key) for key in held), headers
+        return queue, tuple(alike.get(key, key) for key in message.routing_keys()), ""
+
+    entries: dict[str, list[_State]] = {}
+    example: dict[_State, tuple[str, str]] = {}
+    standing = sorted(set(alike.values()))
+    for exchange in [""] + sorted(name for name in leading if not network.exchanges[name].internal):
+        # the default exchange routes by queue name: each candidate's own; another exchange routes
+        # all the keys its bindings (and those of the exchanges it leads to) treat alike the same way:
+        # one is published, and each of the others arrives where it went
+        groups = [(key, [key]) for key in sorted(candidates)] if exchange == "" else \
+            _entry_groups(network, exchange, standing)
+        for key, standing_for in groups:
+            for delivery in network.publish(Message(exchange, key)).deliveries:
+                if delivery.queue not in candidates:
+                    continue
+                for each in standing_for:
+                    state = state_of(delivery.queue, Message(exchange, each))
+                    entries.setdefault(delivery.queue, []).append(state)
+                    example.setdefault(state, (exchange, each))
+    edges: dict[_State, set[_State]] = {}
+    known: dict[tuple[Any, ...], set[_State]] = {}  # queues with the same dead-lettering share the way
+    work = deque(state for arrivals in entries.values() for state in arrivals)
+    while work:
+        state = work.popleft()
+        if state in edges:
+            continue
+        name, held, headers = state  # the headers hold what the exchange it was published to set
+        spec = network.queues[name]
+        way = (dead_letter_exchange(network, spec), network.queue_setting(spec, "dead-letter-routing-key"), held,
+               headers, name if headed else "")
+        onward = known.get(way)
+        if onward is None:
+            routed = dead_letter(network, name, Message("", held[0], json.loads(headers or "{}"), held), "rejected", [])
+            onward = set()
+            if routed is not None:
+                dead = Message(routed.exchange, routed.routing_keys[0] if routed.routing_keys else "",
+                               routed.headers, tuple(routed.routing_keys))
+                onward = {state_of(d.queue, dead) for d in routed.deliveries if d.queue in candidates}
+            known[way] = onward
+        edges[state] = onward
+        work.extend(target for target in onward if target not in edges)
+    backwards: dict[_State, set[_State]] = {}
+    for state, onward in edges.items():
+        for target in onward:
+            backwards.setdefault(target, set()).add(state)
+    groups: dict[frozenset[str], list[list[_State]]] = {}  # the same queues, looped with other keys
+    for group in strongly_connected(edges):
+        groups.setdefault(frozenset(state[0] for state in group), []).append(group)
+    loops = []
+    for parts in groups.values():
+        states = {state for part in parts for state in part}
+        first = min(state[0] for state in states)
+        start = min(state for state in states if state[0] == first)
+        round_ = _shortest_round(edges, start, next(set(part) for part in parts if start in part))
+        into = _reach(backwards, list(states))  # the states from which a message ends up looping
+        published = sorted(example[state] for state in into if state in example)
+        loops.append(DeadLetterLoop(tuple(state[0] for state in round_) + (first,),
+                                    all(state in into for state in entries.get(first, [])), published[0],
+                                    frozenset(state[0] for state in states)))
+    return sorted(loops, key=lambda loop: loop.queues)
+
+
+def _entry_groups(network: Network, exchange: str, keys: list[str]) -> list[tuple[str, list[str]]]:
+    """``keys`` in groups that a publish to ``exchange`` routes alike (the same exact keys and
+    wildcard topic keys among the bindings of the exchanges it can lead to), each with the key
+    that stands for its group; each key alone when a type not simulated is on the way."""
+    exact: set[str] = set()
+    wild = _FirstWord()
+    for name in _exchanges_from(network, exchange):
+        spec = network.exchanges.get(name)
+        if spec is None:
+            continue
+        kind = str(spec.arguments.get("x-delayed-type", "direct")) if spec.type == "x-delayed-message" else spec.type
+        if kind in ("fanout", "headers"):
+            continue
+        if kind not in ("direct", "topic"):
+            return [(key, [key]) for key in keys]
+        for binding in network.bindings.get(name, []):
+            if _literal(kind, binding.routing_key):
+                exact.add(binding.routing_key)
+            else:
+                wild.add(binding.routing_key, binding.routing_key)
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for key in keys:
+        matched = tuple(sorted(p for p in wild.candidates(key) if topic_matches(p, key)))
+        groups.setdefault((key if key in exact else None, matched), []).append(key)
+    return [(members[0], members) for members in groups.values()]
+
+
+def _key_classes(network: Network, keys: list[str], default_used: bool) -> dict[str, str]:
+    """Each of ``keys`` with the key that stands for it: the first of the keys that every binding
+    of the vhost treats alike (equal to the same exact direct and topic binding keys, matched by
+    the same wildcard topic keys; with ``default_used``, the default exchange's queue names count
+    as exact keys). Such keys route alike everywhere, so following one follows them all. With an
+    exchange of a type not simulated (which may look at the key), each key stands for itself."""
+    exact: set[str] = set(network.queues) if default_used else set()
+    wild: set[str] = set()
+    for source, bindings in network.bindings.items():
+        spec = network.exchanges.get(source)
+        if spec is None or not bindings:
+            continue
+        kind = str(spec.arguments.get("x-delayed-type", "direct")) if spec.type == "x-delayed-message" else spec.type
+        if kind in ("fanout", "headers"):
+            continue
+        if kind not in ("direct", "topic"):
+            return {key: key for key in keys}
+        for binding in bindings:
+            (exact if _literal(kind, binding.routing_key) else wild).add(binding.routing_key)
+    patterns = _FirstWord()
+    for pattern in sorted(wild):
+        patterns.add(pattern, pattern)
+    standing: dict[tuple[Any, ...], str] = {}
+    classes = {}
+    for key in sorted(keys):
+        matched = tuple(sorted(p for p in patterns.candidates(key) if topic_matches(p, key)))
+        signature = (key if key in exact else None, matched)
+        classes[key] = standing.setdefault(signature, key)
+    return classes
+
+
+def _reach(edges: dict[Any, set[Any]], starts: list[Any]) -> set[Any]:
+    seen, work = set(starts), list(starts)
+    while work:
+        for onward in edges.get(work.pop(), ()):
+            if onward not in seen:
+                seen.add(onward)
+                work.append(onward)
+    return seen
+
+
+def _shortest_round(edges: dict[Any, set[Any]], start: Any, within: set[Any]) -> list[Any]:
+    """The states of a shortest way from ``start`` back to it inside ``within``, ``start`` first."""
+    previous: dict[Any, Any] = {}
+    work = deque([start])
+    while work:
+        state = work.popleft()
+        for onward in sorted(edges.get(state, ()), key=repr):
+            if onward == start:
+                path = [state]
+                while path[-1] != start:
+                    path.append(previous[path[-1]])
+                return list(reversed(path))
+            if onward in within and onward not in previous:
+                previous[onward] = state
+                work.append(onward)
+    return [start]
+
+
+def strongly_connected(edges: dict[Any, set[Any]]) -> list[list[Any]]:
+    """The groups of nodes that reach each other and hold a cycle (a node looping to itself
+    included), each sorted (Tarjan's algorithm, without recursion)."""
+    index: dict[Any, int] = {}
+    low: dict[Any, int] = {}
+    stack: list[Any] = []
+    on_stack: set[Any] = set()
+    groups: list[list[Any]] = []
+    for root in sorted(edges, key=repr):
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(sorted(edges.get(root, ()), key=repr)))]
+        while work:
+            node, onward = work[-1]
+            advanced = False
+            for target in onward:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(edges.get(target, ()), key=repr))))
+                    advanced = True
+                    break
+                if target in on_stack:
+                    low[node] = min(low[node], index[target])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1 or node in edges.get(node, ()):
+                    groups.append(sorted(group, key=repr))
+    return sorted(groups, key=repr)

@@ -21,7 +21,10 @@ from topology.state import State
 from topology.rules.versions import OLDEST_SUPPORTED
 
 LIVE_PREFIX = "topology-test-"
-"""The name of a live run's throw-away vhosts: this, then random letters."""
+"""How a live run's throw-away vhosts are named by default: this, then 12 random hex digits
+(``test --live --vhost-prefix`` sets another start)."""
+PREFIX_MAX_BYTES = 200
+"""The longest prefix, in UTF-8 bytes: the name stays well within what a vhost name may be."""
 
 
 @dataclass
@@ -117,9 +120,11 @@ def _unsendable(key: str, value: Any) -> str | None:
     return None
 
 
-def run_live(topology: Topology, state: State, client: Any, amqp: Any) -> tuple[list[Outcome], list[str]]:
-    """Each test run on the broker, in throw-away vhosts built from the files (deleted after).
-    Also returns the throw-away vhosts that could not be deleted, with why."""
+def run_live(topology: Topology, state: State, client: Any, amqp: Any, prefix: str = LIVE_PREFIX,
+             made: list[str] | None = None) -> tuple[list[Outcome], list[str]]:
+    """Each test run on the broker, in throw-away vhosts built from the files (deleted after),
+    named ``prefix`` and 12 random hex digits (each added to ``made`` before it is created). Also
+    returns the throw-away vhosts that could not be deleted, with why."""
     from topology.broker.amqp import observe_routing
     from topology.broker.client import RequestRefused
     from topology.errors import TopologyError
@@ -138,7 +143,9 @@ def run_live(topology: Topology, state: State, client: Any, amqp: Any) -> tuple[
             continue
         by_vhost.setdefault(test.vhost, []).append(index)
     for vhost, indexes in sorted(by_vhost.items()):
-        name = f"{LIVE_PREFIX}{uuid.uuid4().hex[:12]}"
+        name = f"{prefix}{uuid.uuid4().hex[:12]}"
+        if made is not None:
+            made.append(name)
         document, queues = live_document(state, vhost, name)
         try:
             client.import_definitions(document)
@@ -147,8 +154,7 @@ def run_live(topology: Topology, state: State, client: Any, amqp: Any) -> tuple[
                          dict(topology.tests[i].spec.headers)) for i in indexes]
             observed = observe_routing(amqp, name, queues, messages)
         except RequestRefused as refused:  # the tests cannot run: one error line, exit 1
-            raise TopologyError(f"cannot build the throw-away vhost {name} for vhost {vhost!r}: the broker answered "
-                                f"{refused}") from None
+            raise TopologyError(f"cannot build the throw-away vhost {name} for vhost {vhost!r}: {refused}") from None
         except TopologyError as error:
             raise TopologyError(f"{error} (in the throw-away vhost {name} for vhost {vhost!r})") from None
         finally:

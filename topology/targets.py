@@ -63,6 +63,8 @@ class Job:
     """Why this target cannot run (a credential or TLS file missing); the others still can."""
     broker_version: tuple[int, ...] | None = None
     """The RabbitMQ version the project file says the target runs."""
+    root: str | None = None
+    """The project file's folder (a target's run): output names the files relative to it."""
 
     @property
     def insecure(self) -> bool:
@@ -124,6 +126,7 @@ def resolve_jobs(
             user=base.user, password=base.password,
             timeout=base.timeout if base.timeout_given or target.timeout is None else target.timeout,
             amqp_url=target.amqp_url, tls=target.tls, secret_names=project.secrets, broker_version=target.broker_version,
+            root=os.path.dirname(os.path.abspath(path)),
         )
         try:
             if needs_paths and not files:
@@ -146,7 +149,7 @@ def _connectable(job: Job, target: Any, path: str, base: Connection) -> Job:
         file = getattr(job.tls, key)
         if file is not None and not os.path.isfile(file):
             raise ProjectError(f"{path}: targets.{target.name}.tls.{key}: no such file: {file}")
-    if password is not None:
+    if password is not None and password != user:  # one equal to the user's name is printed as that name
         redact.register(password)  # not as a variable: saved plans must never name it
     tls = job.tls
     if base.insecure:

@@ -13,8 +13,9 @@ import os
 import re
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""C0 controls but tab and line feed, DEL, and the C1 controls."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+"""C0 controls but tab and line feed, DEL, the C1 controls, and what XML 1.0 does not allow either
+(lone surrogates, U+FFFE, U+FFFF: a broker name may hold them)."""
 
 
 def visible(text: str) -> str:

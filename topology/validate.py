@@ -8,6 +8,7 @@ policy definitions. Every problem is collected and reported at once.
 from __future__ import annotations
 
 import base64
+import datetime
 import math
 import re
 from collections.abc import Callable
@@ -166,25 +167,27 @@ def _check_user(name: str, spec: Any, origin: Origin, topology: Topology, found:
             found.add(origin, ("limits", limit), f"{limit} cannot be negative (leave it out for no limit)")
     for vhost, permission in spec.permissions.items():
         for field_name in ("configure", "write", "read"):
-            problem = _regex_problem(getattr(permission, field_name))
-            if problem:
-                found.add(origin, ("permissions", vhost, field_name), problem)
+            _regex_problem(found, origin, ("permissions", vhost, field_name), getattr(permission, field_name))
     for vhost, exchanges in spec.topic_permissions.items():
         for exchange, permission in exchanges.items():
             if not exchange:
                 found.add(origin, ("topic_permissions", vhost), "a topic permission needs an exchange name")
             for field_name in ("write", "read"):
-                problem = _regex_problem(getattr(permission, field_name))
-                if problem:
-                    found.add(origin, ("topic_permissions", vhost, exchange, field_name), problem)
+                _regex_problem(found, origin, ("topic_permissions", vhost, exchange, field_name),
+                               getattr(permission, field_name))
 
 
-def _regex_problem(pattern: str) -> str | None:
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        return f"invalid regular expression {pattern!r}: {error}"
-    return None
+def _regex_problem(found: _Collector, origin: Origin, path: tuple[Any, ...], pattern: str,
+                   matched_here: bool = False) -> bool:
+    """Report what is wrong with a regular expression (RabbitMQ's are PCRE); whether it is refused."""
+    from topology.matching import pattern_problem
+
+    problem = pattern_problem(pattern, matched_here)
+    if problem is None:
+        return False
+    refused, message = problem
+    (found.add if refused else found.warn)(origin, path, message)
+    return refused
 
 
 def _plain_value_problem(value: Any, depth: int = 0) -> str | None:
@@ -199,7 +202,17 @@ def _plain_value_problem(value: Any, depth: int = 0) -> str | None:
         return next((p for p in (_plain_value_problem(v, depth + 1) for v in value) if p), None)
     if isinstance(value, dict):
         return next((p for p in (_plain_value_problem(v, depth + 1) for v in value.values()) if p), None)
-    return f"a {type(value).__name__} is not a value the broker accepts (quote it to make it a string)"
+    if isinstance(value, datetime.datetime):
+        return (f"{value.isoformat(sep=' ')} is read as a date and time, which the broker does not accept: "
+                "put it in quotes to make it text")
+    if isinstance(value, datetime.date):
+        return (f"{value.isoformat()} is read as a date, which the broker does not accept: put it in quotes to make "
+                "it text")
+    if isinstance(value, (bytes, bytearray)):
+        return "binary data (!!binary) is not a value the broker accepts: write text"
+    if isinstance(value, (set, frozenset)):
+        return "a set (!!set) is not a value the broker accepts: write a list"
+    return "this value is not one the broker accepts: write text, a number, true or false, a list or a map"
 
 
 def _check_values(origin: Origin, field: str, values: dict[str, Any], found: _Collector) -> None:
@@ -433,13 +446,7 @@ def _check_policy(
 ) -> None:
     if not name:
         found.add(origin, (), "a policy name cannot be empty")
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        found.add(origin, ("pattern",), f"invalid regular expression: {error}")
-    except (OverflowError, RecursionError):
-        found.add(origin, ("pattern",), "invalid regular expression: too large or nested too deeply")
-    else:
+    if not _regex_problem(found, origin, ("pattern",), pattern, matched_here=True):
         from topology.matching import explosive
 
         if explosive(pattern):

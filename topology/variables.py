@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from topology.errors import Problem
+from topology.yaml_errors import yaml_problem
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _REFERENCE_RE = re.compile(r"\$\$\{|\$\{([^}:]*)(?::-([^}]*))?\}|\$\{")
@@ -236,8 +237,12 @@ def load_values(files: Iterable[str], variables: Variables) -> list[Problem]:
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            problems.append(Problem(file, mark.line + 1 if mark else 0, "", f"invalid YAML: {getattr(error, 'problem', error)}"))
+            line, message = yaml_problem(text, error)
+            problems.append(Problem(file, line, "", message))
+            continue
+        except RecursionError:
+            problems.append(Problem(file, 0, "", "the values file is nested too deeply (a values file is a map of "
+                                                 "variable names to single values)"))
             continue
         if node is None:
             continue
@@ -253,8 +258,13 @@ def load_values(files: Iterable[str], variables: Variables) -> list[Problem]:
                 continue
             if isinstance(name, str):
                 seen[name] = line
-            if not isinstance(name, str) or not NAME_RE.match(name):
-                problems.append(Problem(file, line, "", f"bad variable name {name!r}: letters, digits and _, not starting with a digit"))
+            if not isinstance(name, str):
+                problems.append(Problem(file, line, "", "a variable name must be plain text (letters, digits and _), "
+                                                        "not a list or map"))
+                continue
+            if not NAME_RE.match(name):
+                problems.append(Problem(file, line, "", f"bad variable name '{name}': letters, digits and _, not "
+                                                        "starting with a digit"))
                 continue
             if variables.is_secret(name):
                 problems.append(Problem(file, line, name, "is a secret: secrets come only from the environment, never from a values file"))

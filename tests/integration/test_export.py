@@ -102,15 +102,21 @@ def test_a_live_export_plans_to_no_change_and_holds_no_secret(run, write, vhost,
     text = "".join(p.read_text() for p in out.rglob("*.yaml")) + exported.out + exported.err
     assert password not in text and f":{BROKER_AUTH[1]}@" not in text
     variables = {line.split(":")[0].strip() for line in exported.out.splitlines() if line.startswith("  ")}
-    # the broker gave the user that created the vhosts (this tool's) a permission there: it is exported too
-    connected_variable = variable_name(BROKER_AUTH[0], "PASSWORD")
-    assert variables == {"MOVER_SOURCE_URI", variable_name(user, "PASSWORD"), connected_variable}
+    assert variables == {"MOVER_SOURCE_URI"}  # users come without their password
+    # the broker gave the user that created the vhosts (this tool's) a permission there: it is left out, and said so
+    cluster = (out / "cluster.yaml").read_text()
+    assert f"{user}:" in cluster and f"{BROKER_AUTH[0]}:" not in cluster and "password" not in cluster
+    assert exported.err.splitlines() == [
+        f"skipped: user {BROKER_AUTH[0]!r} and its permissions: the user this command connects as "
+        "(--include-connecting-user exports them)"]
     assert "odd $${NAME}" in (out / f"vhosts/{vhost}.yaml").read_text()  # a literal ${ stays literal
+    vhost_text = (out / f"vhosts/{vhost}.yaml").read_text()
+    assert "message_ttl: 1m" in vhost_text and "expires: 1h" in vhost_text  # durations with their unit
 
-    # the user's own file and the export read the same: the plan from the export is empty
+    # the user's own file and the export read the same: the plan from the export is empty, with no
+    # password variable set
     monkeypatch.setenv("MOVER_SOURCE_URI", shovel_uri)
-    monkeypatch.setenv(variable_name(user, "PASSWORD"), password)
-    monkeypatch.setenv(connected_variable, BROKER_AUTH[1])
+    monkeypatch.delenv("SVC_PASSWORD")
     plan = run("plan", str(out), "--prune", "--format", "json")
     assert plan.code == 0, plan.err
     assert json.loads(plan.out)["changes"] == []
@@ -118,6 +124,28 @@ def test_a_live_export_plans_to_no_change_and_holds_no_secret(run, write, vhost,
     assert run("export", "--vhost", vhost, "--vhost", other_vhost, "--out", str(again)).code == 0
     for file in out.rglob("*.yaml"):  # a re-export is the same text
         assert (again / file.relative_to(out)).read_text() == file.read_text()
+
+    # asked for: the connecting user too, and every password as a variable, which planning then needs
+    full = tmp_path / "full"
+    exported = run("export", "--vhost", vhost, "--vhost", other_vhost, "--out", str(full), "--include-connecting-user",
+                   "--password-variables")
+    assert exported.code == 0, exported.err
+    assert "--include-connecting-user" not in exported.err
+    variables = {line.split(":")[0].strip() for line in exported.out.splitlines() if line.startswith("  ")}
+    connected_variable = variable_name(BROKER_AUTH[0], "PASSWORD")
+    assert variables == {"MOVER_SOURCE_URI", variable_name(user, "PASSWORD"), connected_variable}
+    assert f"{BROKER_AUTH[0]}:" in (full / "cluster.yaml").read_text()
+    unset = run("plan", str(full), "--format", "json")
+    assert unset.code != 0 and variable_name(user, "PASSWORD") in unset.err
+    monkeypatch.setenv(variable_name(user, "PASSWORD"), password)
+    monkeypatch.setenv(connected_variable, BROKER_AUTH[1])
+    plan = run("plan", str(full), "--prune", "--format", "json")
+    assert plan.code == 0, plan.err
+    assert json.loads(plan.out)["changes"] == []
+    monkeypatch.setenv(variable_name(user, "PASSWORD"), "another-password")  # a declared password is still compared
+    changed = run("plan", str(full), "--format", "json")
+    assert [c["diff"] for c in json.loads(changed.out)["changes"]] == [{"password": {"before": "set", "after": "changed"}}]
+    assert password not in changed.out + changed.err and "another-password" not in changed.out + changed.err
 
 
 def test_a_definitions_file_loaded_into_a_broker_exports_to_no_change(run, api, vhost, tmp_path):
@@ -345,16 +373,23 @@ def test_every_real_world_file_round_trips_through_the_broker(name, run, api, mo
             api.delete("users", new)
 
 
+FULL_EXPORT = ("--include-connecting-user", "--password-variables")
+"""The export options that bring the connecting user and every password along (as variables)."""
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_generated_broker_with_every_object_kind_round_trips(seed, run, api, monkeypatch, tmp_path, broker_version):
+@pytest.mark.parametrize("options", [(), FULL_EXPORT], ids=["default", "full"])
+def test_a_generated_broker_with_every_object_kind_round_trips(seed, options, run, api, monkeypatch, tmp_path,
+                                                               broker_version):
     """A broker generated from ``seed`` (tests/generate.py): every kind of object and setting the
-    tool manages, names with slashes, percent signs, spaces, dollars and non-ASCII letters."""
+    tool manages, names with slashes, percent signs, spaces, dollars and non-ASCII letters; exported
+    as an adopter does (users without passwords, no connecting user), and with everything."""
     source, passwords = generate.definitions(seed, f"topology-test-{uuid.uuid4().hex[:6]}", broker_version,
                                               AMQP_ADDRESS)
     vhosts = {v["name"]: v["name"] for v in source["vhosts"]}
     try:
         round_trip(run, api, monkeypatch, tmp_path, source, vhosts, {u["name"]: u["name"] for u in source["users"]},
-                   passwords)
+                   passwords, options)
     finally:
         remove(api, vhosts, {u["name"]: u["name"] for u in source["users"]}, source)
 
@@ -366,24 +401,28 @@ def vhost_settings(api, vhosts: dict[str, str]) -> dict:
 
 
 def round_trip(run, api, monkeypatch, tmp_path, source: dict, vhosts: dict[str, str], users: dict[str, str],
-               passwords: dict[str, str]):
-    """Load ``source`` into the broker, export, plan: empty. Then delete what was loaded and apply
-    the export: the broker holds the same definitions as after loading the file; and the same
-    again after loading the export rendered as a definitions document. ``passwords``: of the
-    users that have one, by name."""
+               passwords: dict[str, str], options: tuple[str, ...] = ()):
+    """Load ``source`` into the broker, export (with ``options``), plan: empty. Then delete what was
+    loaded and apply the export: the broker holds the same definitions as after loading the file;
+    and the same again after loading the export rendered as a definitions document. ``passwords``:
+    of the users that have one, by name (only ``--password-variables`` asks for them)."""
     response = load_definitions(api, source)
     assert response.status_code < 400, response.text[:300]
     loaded, settings = settled(api, vhosts, source), vhost_settings(api, vhosts)
     out = tmp_path / "exported"
     arguments = [a for v in sorted(vhosts.values()) for a in ("--vhost", v)]
-    exported = run("export", *arguments, "--out", str(out))
+    exported = run("export", *arguments, *options, "--out", str(out))
     assert exported.code == 0, exported.err
     passwords = {**passwords, BROKER_AUTH[0]: BROKER_AUTH[1]}  # it created the vhosts: it has a permission
+    if "--include-connecting-user" not in options:
+        # left out, and said so; creating the vhosts again gives it the same permissions as loading them did
+        assert f"skipped: user {BROKER_AUTH[0]!r} and its permissions" in exported.err
     for line in exported.out.splitlines():
         if not line.startswith("  "):
             continue
         variable, what = line.strip().split(": ", 1)
         user = re.fullmatch(r"the password of user (.*)", what)
+        assert user is None or "--password-variables" in options, line
         if user is not None:
             monkeypatch.setenv(variable, passwords[ast.literal_eval(user[1])])
             continue

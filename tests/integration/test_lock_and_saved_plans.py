@@ -38,12 +38,14 @@ def amqp():
     return Amqp(amqp_uri(), *BROKER_AUTH, timeout=10)
 
 
-def held_lock():
-    """Take the apply lock in this process, as another apply would."""
-    from topology.broker.amqp import ApplyLock
+def held_lock(*vhosts: str, cluster: bool = False, lock_vhost: str = ""):
+    """Take the apply locks of ``vhosts`` (and the cluster-wide one) in this process, as another
+    apply would; in ``lock_vhost`` when given (a test's own, so other applies never see it)."""
+    from topology.broker.amqp import Amqp, ApplyLock
+    from topology.locks import CLUSTER, vhost_key
 
-    lock = ApplyLock(amqp())
-    lock.acquire(timeout=30)
+    lock = ApplyLock(Amqp(amqp_uri(lock_vhost), *BROKER_AUTH, timeout=10) if lock_vhost else amqp())
+    lock.acquire([vhost_key(v) for v in vhosts] + ([CLUSTER] if cluster else []), timeout=30)
     return lock
 
 
@@ -59,27 +61,28 @@ def cli(*args: str, env: dict | None = None) -> subprocess.Popen:
 
 def test_a_second_apply_fails_at_once_saying_who_holds_the_lock(run, write, vhost, api):
     path = write(SHOP.format(vhost=vhost))
-    lock = held_lock()
+    lock = held_lock(vhost)
     try:
         result = run("apply", path, "--auto-approve")
     finally:
         lock.release()
     assert result.code == 3, result.err
     line = result.err.strip().splitlines()[-1]
-    assert "apply lock" in line and "is held by" in line
+    assert f"the apply lock of vhost {vhost!r}" in line and "is held by" in line
+    assert "waiting" not in result.err  # without --lock-timeout it does not wait
     assert f"pid {os.getpid()}" in line and lock.identity["host"] in line and lock.identity["user"] in line
     assert api.session.get(api.url("vhosts", vhost)).status_code == 404  # nothing was changed
     # the lock connection carries who holds it in its client properties
     assert lock.identity["pid"] == os.getpid()
 
 
-def test_the_lock_connection_names_its_holder_in_client_properties(api):
-    lock = held_lock()
+def test_the_lock_connection_names_its_holder_in_client_properties(api, vhost):
+    lock = held_lock(vhost)
     try:
         deadline = time.monotonic() + 15
         owner = None
         while time.monotonic() < deadline and not owner:  # the statistics come a moment later
-            owner = api.get("queues", "/", "topology.apply-lock").get("owner_pid_details")
+            owner = api.get("queues", "/", f"topology.apply-lock.vhost:{vhost}").get("owner_pid_details")
             time.sleep(0.3)
         assert owner, "the broker never reported the lock queue's owner"
         properties = api.get("connections", owner["name"])["client_properties"]
@@ -90,9 +93,9 @@ def test_the_lock_connection_names_its_holder_in_client_properties(api):
     assert properties["topology"]["host"] and properties["topology"]["user"]
 
 
-def test_lock_timeout_waits_for_the_holder(run, write, vhost):
+def test_lock_timeout_waits_for_the_holder_saying_who_holds_it(run, write, vhost):
     path = write(SHOP.format(vhost=vhost))
-    lock = held_lock()
+    lock = held_lock(vhost)
     releaser = threading.Timer(1.5, lock.release)
     releaser.start()
     try:
@@ -101,14 +104,56 @@ def test_lock_timeout_waits_for_the_holder(run, write, vhost):
         releaser.join()
     assert result.code == 0, result.err
     assert "Apply complete: 5 change(s)" in result.out
+    waiting = [line for line in result.err.splitlines() if "waiting for the apply lock" in line]
+    assert waiting and waiting[0].startswith(f"waiting for the apply lock of vhost {vhost!r}")
+    assert f"held by {lock.identity['user']}@{lock.identity['host']} (pid {os.getpid()}" in waiting[0]
 
 
-def test_the_broker_releases_the_lock_of_a_killed_apply():
+def test_lock_timeout_gives_up_with_exit_3_naming_the_vhost_and_its_holder(run, write, vhost, api):
+    path = write(SHOP.format(vhost=vhost))
+    lock = held_lock(vhost)
+    try:
+        result = run("apply", path, "--auto-approve", "--lock-timeout", "1")
+    finally:
+        lock.release()
+    assert result.code == 3, result.err
+    lines = result.err.strip().splitlines()
+    assert lines[0].startswith(f"waiting for the apply lock of vhost {vhost!r}") and f"pid {os.getpid()}" in lines[0]
+    assert lines[-1].startswith(f"error: the apply lock of vhost {vhost!r}") and "after waiting 1s" in lines[-1]
+    assert f"pid {os.getpid()}" in lines[-1]
+    assert api.session.get(api.url("vhosts", vhost)).status_code == 404  # nothing was changed
+
+
+def test_applies_to_other_vhosts_of_the_broker_run_side_by_side(run, write, vhost, other_vhost, api):
+    path = write(SHOP.format(vhost=vhost))
+    lock = held_lock(other_vhost)  # another apply, busy in another vhost
+    try:
+        result = run("apply", path, "--auto-approve")  # no --lock-timeout: it would exit 3 if it had to wait
+        assert result.code == 0, result.err
+        assert "Apply complete: 5 change(s)" in result.out and "waiting" not in result.err
+        lock.check()  # the other apply's lock is still held all along
+    finally:
+        lock.release()
+
+
+def test_an_apply_that_touches_a_held_vhost_among_others_is_refused_naming_it(run, write, vhost, other_vhost, api):
+    path = write(SHOP.format(vhost=vhost) + SHOP.format(vhost=other_vhost).replace("vhosts:\n", ""))
+    lock = held_lock(other_vhost)
+    try:
+        result = run("apply", path, "--auto-approve")
+    finally:
+        lock.release()
+    assert result.code == 3, result.err
+    assert f"the apply lock of vhost {other_vhost!r}" in result.err.strip().splitlines()[-1]
+    assert api.session.get(api.url("vhosts", vhost)).status_code == 404  # nothing was changed, in either vhost
+
+
+def test_the_broker_releases_the_lock_of_a_killed_apply(vhost):
     holder = subprocess.Popen(
         [sys.executable, "-c", (
-            "from topology.broker.amqp import Amqp, ApplyLock\n"
+            "from topology.broker.amqp import Amqp, ApplyLock\nfrom topology.locks import vhost_key\n"
             f"lock = ApplyLock(Amqp({amqp_uri()!r}, {BROKER_AUTH[0]!r}, {BROKER_AUTH[1]!r}))\n"
-            "lock.acquire(30)\nprint('held', flush=True)\nimport time\ntime.sleep(600)\n"
+            f"lock.acquire([vhost_key({vhost!r})], 30)\nprint('held', flush=True)\nimport time\ntime.sleep(600)\n"
         )],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
@@ -116,13 +161,14 @@ def test_the_broker_releases_the_lock_of_a_killed_apply():
         assert holder.stdout.readline().strip() == "held"
         from topology.broker.amqp import ApplyLock
         from topology.errors import LockHeld
+        from topology.locks import vhost_key
 
         with pytest.raises(LockHeld):
-            ApplyLock(amqp()).acquire(0)
+            ApplyLock(amqp()).acquire([vhost_key(vhost)], 0)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    lock = held_lock()  # raises LockHeld (after waiting) if the broker had kept the dead process's lock
+    lock = held_lock(vhost)  # raises LockHeld (after waiting) if the broker had kept the dead process's lock
     lock.release()
 
 
@@ -138,7 +184,7 @@ def test_two_concurrent_applies_exactly_one_changes_the_broker(write, vhost, api
 
 def test_without_waiting_the_second_concurrent_apply_is_refused(write, vhost):
     path = write(SHOP.format(vhost=vhost))
-    lock = held_lock()  # stands for a long apply in progress
+    lock = held_lock(vhost)  # stands for a long apply in progress
     try:
         second = cli("apply", path, "--auto-approve")
         out, err = second.communicate(timeout=60)
@@ -283,15 +329,16 @@ def test_confirmation_accepts_only_yes(write, vhost, api):
         assert exists == (expected == 0)
 
 
-def test_apply_stops_when_its_lock_connection_is_lost(api):
+def test_apply_stops_when_its_lock_connection_is_lost(api, vhost, other_vhost):
+    """Every lock of an apply is held by one connection: losing it loses them all, and check() says so."""
     from topology.errors import BrokerError
 
-    lock = held_lock()
+    lock = held_lock(vhost, other_vhost)
     try:
         deadline = time.monotonic() + 15
         owner = None
         while time.monotonic() < deadline and not owner:
-            owner = api.get("queues", "/", "topology.apply-lock").get("owner_pid_details")
+            owner = api.get("queues", "/", f"topology.apply-lock.vhost:{vhost}").get("owner_pid_details")
             time.sleep(0.3)
         assert owner
         lock.check()  # held
@@ -306,5 +353,7 @@ def test_apply_stops_when_its_lock_connection_is_lost(api):
             time.sleep(0.2)
         else:
             pytest.fail("the lost lock was never noticed")
+        for name in (vhost, other_vhost):  # the broker dropped both lock queues with the connection
+            assert api.session.get(api.url("queues", "/", f"topology.apply-lock.vhost:{name}")).status_code == 404
     finally:
         lock.release()

@@ -123,7 +123,7 @@ def test_ten_thousand_messages_survive_a_replacement(run, write, vhost, api):
     changed = files(write, vhost, "{message_ttl: 1d, max_length: 50000, overflow: reject-publish}", "changed.yaml")
     result = run("apply", changed, "--auto-approve", "--migrate-messages")
     assert result.code == 0, result.err
-    assert "-/+ queue " + vhost + "/work: replaced" in result.out
+    assert "-/+ queue " + vhost + "/work: replaced, 10,000 message(s) moved into it" in result.out
 
     arguments = api.get("queues", vhost, "work")["arguments"]
     assert arguments == {"x-message-ttl": 86_400_000, "x-max-length": 50_000, "x-overflow": "reject-publish",
@@ -204,7 +204,7 @@ def test_an_interrupted_migration_is_finished_by_the_next_run(run, write, vhost,
     assert "1 migration(s) to finish" in plan.out
     result = run("apply", path, "--auto-approve")  # no flag needed to finish what was started
     assert result.code == 0, result.err
-    assert f">> queue {vhost}/work: migration finished" in result.out
+    assert f">> queue {vhost}/work: migration finished, 500 message(s) moved into it" in result.out
     assert [q["name"] for q in api.get("queues", vhost)] == ["work"]
     assert bindings_of(api, vhost, "work") == {("orders", "order.#"), ("amq.topic", "kept.#")}
     got = read_all(vhost, "work")

@@ -70,12 +70,13 @@ class LosingLock:
     standing in for a network cut or an idle timeout) at the ``at``-th check: the checks are made
     before every request and every round of messages moved, so ``at`` picks a point in a migration."""
 
-    def __init__(self, api, at: int | None):
+    def __init__(self, api, at: int | None, vhost: str):
         from topology.broker.amqp import Amqp, ApplyLock
+        from topology.locks import vhost_key
 
         self.api, self.at, self.checks = api, at, 0
         self.lock = ApplyLock(Amqp(amqp_uri(), *BROKER_AUTH, timeout=10))
-        self.lock.acquire(timeout=60)
+        self.lock.acquire([vhost_key(vhost)], timeout=60)  # the lock of the vhost the migration changes
 
     def check(self) -> None:
         from topology.errors import BrokerError
@@ -94,6 +95,10 @@ class LosingLock:
                 pytest.fail("the lost lock was never noticed")
         self.lock.check()
 
+    @property
+    def held(self):
+        return self.lock.held
+
     def release(self) -> None:
         self.lock.release()
 
@@ -109,7 +114,7 @@ def migrate_in_process(write, vhost: str, queue: str, at: int | None, api):
 
     topology = load_valid([files(write, vhost, queue, "changed.yaml")])
     client = management_client()
-    lock = LosingLock(api, at)
+    lock = LosingLock(api, at, vhost)
     mover = MessageMover(Amqp(amqp_uri(), *BROKER_AUTH, timeout=10), guard=lock.check)
     try:
         options = ApplyOptions(migrate_messages=True, mover=mover, lock=lock)  # type: ignore[arg-type]

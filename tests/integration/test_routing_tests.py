@@ -62,3 +62,36 @@ def test_the_same_tests_pass_and_fail_offline_and_on_the_broker(run, write, api)
     text = run("test", path, "--live")
     assert text.code == 2 and "6 passed, 1 failed (on the broker)" in text.out
     assert "FAIL " in text.out and "a wrong expectation" in text.out
+
+
+def test_live_tests_need_no_secret_and_name_their_vhosts_with_the_given_prefix(run, write, api, monkeypatch):
+    """The throw-away vhosts hold no user or shovel: a user's unset password variable is not needed.
+    Brokers with naming rules set how the vhosts' names start."""
+    monkeypatch.delenv("SVC_PASSWORD", raising=False)
+    path = write("""
+        vhosts:
+          shop:
+            exchanges:
+              events: {type: topic}
+            queues:
+              orders: {}
+            bindings:
+              - {source: events, destination: orders, routing_key: "order.#"}
+        users:
+          svc:
+            password: ${SVC_PASSWORD}
+            permissions:
+              shop: {configure: "", write: ".*", read: ".*"}
+        tests:
+          - {vhost: shop, exchange: events, routing_key: order.created, queues: [orders]}
+        """)
+    result = run("test", path, "--live", "--vhost-prefix", "team-a.routing-", "--format", "json")
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    assert document["passed"] == 1 and len(document["throwaway_vhosts"]) == 1
+    made = document["throwaway_vhosts"][0]
+    assert made.startswith("team-a.routing-") and len(made) == len("team-a.routing-") + 12
+    assert made not in {v["name"] for v in api.get("vhosts")}
+    assert run("test", path, "--vhost-prefix", "x-").code == 1  # offline makes no vhost
+    refused = run("test", path, "--live", "--vhost-prefix", "")
+    assert refused.code == 1 and "--vhost-prefix" in refused.err

@@ -149,8 +149,50 @@ def test_a_declared_password_hash_and_an_undeclared_password(run, write, vhost, 
               {vhost}: {{configure: "^$", write: "^$", read: ".*"}}
         """, name="no-password.yaml")
     applied = run("apply", path, "--auto-approve")
-    assert applied.code == 0 and "password" not in applied.out
+    assert applied.code == 0 and "password: left as it is (none declared)" in applied.out
     assert api.get("users", user)["tags"] == ["management"] and can_log_in(vhost, user, "from-a-hash")
+    assert api.get("users", user)["password_hash"] == hashed
+
+
+PASSWORDLESS = """
+vhosts:
+  {vhost}: {{}}
+users:
+  {user}:
+    tags: [monitoring]
+    permissions:
+      {vhost}: {{configure: "^$", write: ".*", read: ".*"}}
+"""
+
+
+def test_a_user_declared_without_a_password_is_created_without_one_and_plans_to_nothing(run, write, vhost, user, api,
+                                                                                          monkeypatch):
+    for name in [n for n in os.environ if n.endswith("PASSWORD") and n != "TOPOLOGY_PASSWORD"]:
+        monkeypatch.delenv(name)  # no password variable is needed
+    path = write(PASSWORDLESS.format(vhost=vhost, user=user))
+    planned = run("plan", path)
+    assert planned.code == 0, planned.err
+    assert "password: none (none declared: it cannot log in with a password until one is set)" in planned.out
+    applied = run("apply", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    stored = api.get("users", user)  # RabbitMQ's own "no password": an empty hash
+    assert stored["tags"] == ["monitoring"] and stored["password_hash"] == ""
+    assert [p["vhost"] for p in api.get("permissions") if p["user"] == user] == [vhost]
+    assert not can_log_in(vhost, user, "") and not can_log_in(vhost, user, "any-password")
+    again = run("plan", path, "--format", "json")
+    assert again.code == 0 and json.loads(again.out)["changes"] == [], again.out + again.err
+    assert "No changes." in run("plan", path).out
+
+
+def test_a_password_set_by_hand_on_a_user_the_files_declare_without_one_is_left_as_it_is(run, write, vhost, user,
+                                                                                           api):
+    api.put("users", user, body={"password": "set-by-hand", "tags": "management"})
+    path = write(PASSWORDLESS.format(vhost=vhost, user=user))
+    applied = run("apply", path, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert "password: left as it is (none declared)" in applied.out
+    assert api.get("users", user)["tags"] == ["monitoring"] and can_log_in(vhost, user, "set-by-hand")
+    assert json.loads(run("plan", path, "--format", "json").out)["changes"] == []
 
 
 def test_permissions_the_files_drop_are_listed_and_pruned(run, write, vhost, user, api, monkeypatch):

@@ -91,3 +91,14 @@ def test_json_is_never_coloured(run, write, monkeypatch):
     monkeypatch.setenv("FORCE_COLOR", "1")
     result = run("lint", _lint_file(write), "--format", "json")
     assert ESC not in result.out
+
+
+def test_characters_xml_does_not_allow_are_made_visible():
+    from xml.etree import ElementTree
+
+    from topology.terminal import visible
+
+    name = "q\ufffe\uffff\ud800x"
+    shown = visible(name)
+    assert shown == "q\\ufffe\\uffff\\ud800x"
+    ElementTree.fromstring(f"<a name='{shown}'/>")  # parses: no character XML refuses

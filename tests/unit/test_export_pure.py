@@ -101,9 +101,9 @@ def test_every_real_world_file_exports_to_files_that_plan_to_no_change(name, tmp
     live = live_state(definitions, sorted(desired.vhosts))
     resolve_passwords(desired, live)
     found = diff(desired, live, connected_user=None)
-    # a password known only as a hash cannot be put in a variable: it is the one change allowed
-    changes = [(c.action, c.kind, c.where, sorted(c.fields)) for c in found.changes
-               if not (c.kind == "user" and sorted(c.fields) == ["password"])]
+    # users come without a password (left as it is): not even a password differs, and no variable is needed
+    assert not any(what.startswith("the password of user") for what in result.variables.values())
+    changes = [(c.action, c.kind, c.where, sorted(c.fields)) for c in found.changes]
     assert changes == [], changes
     for resource in found.unmanaged:  # what the export left out is what the tool never manages
         assert resource.key in found.protected or resource.kind in ("permission", "topic_permission"), resource
@@ -126,7 +126,7 @@ def test_exported_text_is_stable_and_escapes_literal_references(tmp_path):
     assert text == (
         "# Exported by 'topology export' from defs.json.\n"
         "vhosts:\n  shop:\n    queues:\n      a: {}\n      b$${NOT_A_VARIABLE}:\n        type: quorum\n"
-        "        message_ttl: 1000\n        arguments:\n          x-custom: a\n")
+        "        message_ttl: 1s\n        arguments:\n          x-custom: a\n")
     result, topology = export_and_load(definitions, tmp_path)
     assert set(topology.vhosts["shop"].queues) == {"a", "b${NOT_A_VARIABLE}"}
 
@@ -139,7 +139,7 @@ def test_secrets_become_variables_and_are_never_written(tmp_path):
         "parameters": [{"vhost": "v", "component": "shovel", "name": "to-dc2", "value": {
             "src-uri": "amqp://", "src-queue": "q", "dest-uri": "amqp://mover:s3cret@dc2/v", "prefetch-count": 5}}],
     }
-    result = export_definitions(definitions)
+    result = export_definitions(definitions, password_variables=True)
     written = "".join(render_file(data, "x") for data in result.files.values())
     assert "s3cret" not in written and "HASHVALUE" not in written
     assert set(result.variables) == {"ORDERS_SVC_PASSWORD", "TO_DC2_DESTINATION_URI"}
@@ -225,7 +225,7 @@ def test_export_from_a_definitions_file_on_the_command_line(run, tmp_path):
     assert run("validate", str(out)).code == 0  # offline: the variables stand as ${NAME}
     (tmp_path / "bad.json").write_text("[1, 2", encoding="utf-8")
     bad = run("export", "--from-definitions", str(tmp_path / "bad.json"), "--out", str(out))
-    assert bad.code == 1 and bad.err.count("\n") == 1 and "is not a JSON definitions document" in bad.err
+    assert bad.code == 1 and bad.err.count("\n") == 1 and "bad.json:1: not JSON: the file ends too early" in bad.err
 
 
 def test_names_the_management_api_cannot_address_are_skipped_and_the_files_load(tmp_path):
@@ -290,3 +290,127 @@ def test_export_and_render_never_write_through_a_link(run, tmp_path):
     assert victim.read_text(encoding="utf-8") == "untouched\n"
     written = run("render", str(topology), "--format", "definitions", "--out", str(tmp_path / "plain.json"))
     assert written.code == 0 and (tmp_path / "plain.json").stat().st_mode & 0o777 == 0o600
+
+
+USERS = {
+    "vhosts": [{"name": "v"}, {"name": "w"}],
+    "users": [{"name": "guest", "password_hash": "GUESTHASH", "tags": ["administrator"]},
+              {"name": "orders-svc", "password_hash": "HASHVALUE", "tags": "monitoring"},
+              {"name": "cert-only", "password_hash": "", "tags": ""}],
+    # RabbitMQ gives the user that creates a vhost (here guest) a permission there
+    "permissions": [{"user": user, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
+                    for user in ("guest", "orders-svc", "cert-only") for vhost in ("v", "w")],
+    "topic_permissions": [{"user": "guest", "vhost": "v", "exchange": "amq.topic", "write": ".*", "read": ".*"}],
+}
+
+
+def test_the_connecting_user_is_left_out_unless_asked_for(tmp_path):
+    result = export_definitions(json.loads(json.dumps(USERS)), connecting_user="guest")
+    users = result.files["cluster.yaml"]["users"]
+    assert sorted(users) == ["cert-only", "orders-svc"] and result.connecting_user == "guest"
+    assert not any("guest" in line for line in result.skipped)  # said once, by the command, not as "no permission"
+    included = export_definitions(json.loads(json.dumps(USERS)), connecting_user=None)
+    assert sorted(included.files["cluster.yaml"]["users"]) == ["cert-only", "guest", "orders-svc"]
+    assert included.connecting_user is None
+    assert included.files["cluster.yaml"]["users"]["guest"]["topic_permissions"] == {
+        "v": {"amq.topic": {"write": ".*", "read": ".*"}}}
+    # another user connecting: guest is exported, and nothing is said
+    other = export_definitions(json.loads(json.dumps(USERS)), connecting_user="admin")
+    assert "guest" in other.files["cluster.yaml"]["users"] and other.connecting_user is None
+    # without access to the exported vhosts, it would not be exported anyway: nothing to say
+    alone = export_definitions({**json.loads(json.dumps(USERS)), "permissions": [], "topic_permissions": []},
+                               connecting_user="guest")
+    assert alone.connecting_user is None
+
+
+def test_users_are_exported_without_passwords_and_plan_with_no_variable(tmp_path):
+    definitions = json.loads(json.dumps(USERS))
+    result, topology = export_and_load(definitions, tmp_path, connecting_user="guest")
+    assert result.variables == {} and result.secret_values == {}
+    text = (tmp_path / "out" / "cluster.yaml").read_text(encoding="utf-8")
+    assert "password" not in text and "HASHVALUE" not in text
+    assert any("1 user(s) written without their password" in note and "--password-variables" in note
+               for note in result.notes)
+    desired = desired_state(topology)
+    assert not any(user.managed_password for user in desired.objects.values() if user.kind == "user")
+    live = live_state(definitions, ["v", "w"])
+    resolve_passwords(desired, live)
+    found = diff(desired, live, connected_user="guest")
+    assert found.changes == []
+    # asked for, the passwords become variables again (the files then manage them)
+    managed = export_definitions(json.loads(json.dumps(USERS)), connecting_user="guest", password_variables=True)
+    assert managed.files["cluster.yaml"]["users"]["orders-svc"]["password"] == "${ORDERS_SVC_PASSWORD}"
+    assert "password" not in managed.files["cluster.yaml"]["users"]["cert-only"]  # it has none
+    assert set(managed.variables) == {"ORDERS_SVC_PASSWORD"}
+
+
+UNITS = {
+    "vhosts": [{"name": "v"}],
+    "queues": [{"name": name, "vhost": "v", "durable": True, "auto_delete": False, "arguments": arguments}
+               for name, arguments in (
+                   ("day", {"x-message-ttl": 86400000, "x-expires": 90000, "x-max-length-bytes": 1073741824}),
+                   ("odd", {"x-message-ttl": 1500, "x-expires": 1, "x-max-length-bytes": 1500}),
+                   ("si", {"x-message-ttl": 0, "x-max-length-bytes": 5000000, "x-max-length": 1000}))],
+    "parameters": [{"vhost": "v", "component": "federation-upstream", "name": "up",
+                    "value": {"uri": "amqp://", "expires": 3600000, "message-ttl": 604800000}}],
+}
+
+
+def test_durations_and_sizes_are_written_with_their_most_readable_exact_unit(tmp_path):
+    result, topology = export_and_load(json.loads(json.dumps(UNITS)), tmp_path)
+    queues = result.files["vhosts/v.yaml"]["vhosts"]["v"]["queues"]
+    assert queues["day"] == {"message_ttl": "1d", "expires": "90s", "max_length_bytes": "1GiB"}
+    assert queues["odd"] == {"message_ttl": "1500ms", "expires": "1ms", "max_length_bytes": 1500}
+    assert queues["si"] == {"message_ttl": 0, "max_length_bytes": "5MB", "max_length": 1000}
+    upstream = result.files["vhosts/v.yaml"]["vhosts"]["v"]["federation_upstreams"]["up"]
+    assert upstream["expires"] == "1h" and upstream["message_ttl"] == "7d"
+    # the files load back to the broker's numbers
+    loaded = {name: declared.spec for name, declared in topology.vhosts["v"].queues.items()}
+    assert (loaded["day"].message_ttl, loaded["day"].expires, loaded["day"].max_length_bytes) == (
+        86400000, 90000, 1073741824)
+    assert (loaded["odd"].message_ttl, loaded["odd"].max_length_bytes, loaded["si"].max_length_bytes) == (
+        1500, 1500, 5000000)
+    spec = topology.vhosts["v"].federation_upstreams["up"].spec
+    assert (spec.expires, spec.message_ttl) == (3600000, 604800000)
+
+
+def test_the_unit_forms_read_back_to_the_same_numbers():
+    from topology.model.values import parse_duration, parse_size, readable_duration, readable_size
+
+    assert [readable_duration(v) for v in (86400000, 90000, 1500, 5400000, 0)] == ["1d", "90s", "1500ms", "90m", 0]
+    assert [readable_size(v) for v in (1073741824, 5000000, 1500, 1024000, 0)] == ["1GiB", "5MB", 1500, "1000KiB", 0]
+    for value in [0, 1, 999, 1000, 1024, 1500, 60000, 86400000, 10**12, 2**40, 3 * 2**30, 123456789012]:
+        assert parse_duration(readable_duration(value)) == value
+        assert parse_size(readable_size(value)) == value
+
+
+def test_a_number_too_long_to_read_back_with_a_unit_is_written_plain():
+    from topology.model import Queue
+    from topology.model.values import parse_duration, with_unit
+
+    huge = 10**40
+    field = Queue.model_fields["message_ttl"].annotation
+    assert with_unit(field, huge) == huge and parse_duration(huge) == huge
+    assert with_unit(field, 86400000) == "1d"
+
+
+def test_every_real_world_number_with_a_unit_loads_back_the_same(tmp_path):
+    """Every message TTL, expiry and length in bytes of the real-world files that the export writes
+    as a friendly field loads back to the broker's number (most are written with a unit)."""
+    compared, with_units = 0, 0
+    for index, name in enumerate(f for f in FILES if f not in REFUSED):
+        definitions = json.loads((REALWORLD / name).read_text(encoding="utf-8"))
+        result, topology = export_and_load(definitions, tmp_path / str(index))
+        arguments = {(q.get("vhost", "/"), q["name"]): q.get("arguments") or {} for q in definitions.get("queues") or []}
+        for vhost, declared in topology.vhosts.items():
+            written = next(data["vhosts"][vhost].get("queues", {}) for data in result.files.values()
+                           if vhost in data.get("vhosts", {}))
+            for queue, spec in declared.queues.items():
+                for friendly, argument in (("message_ttl", "x-message-ttl"), ("expires", "x-expires"),
+                                           ("max_length_bytes", "x-max-length-bytes")):
+                    value = getattr(spec.spec, friendly)
+                    if value is not None:
+                        assert value == arguments[(vhost, queue)][argument], (name, vhost, queue, friendly)
+                        compared += 1
+                        with_units += isinstance(written[queue][friendly], str)
+    assert compared > 20 and with_units > compared // 2, (compared, with_units)

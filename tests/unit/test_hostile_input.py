@@ -35,6 +35,12 @@ def _seeds() -> list[str]:
 SEEDS = _seeds()
 
 
+NOT_THE_USERS_WORDS = ("Input should be", "instance of", "[key]", "datetime.", "<stream end>", "#x0", "after validation",
+                       "constrained-", "literal[", "list[str]", "Value error", "FutureWarning", "Exceeds the limit",
+                       "at position", "<unicode string>")
+"""Parser, pydantic and Python wording that a problem never shows (the user did not write it)."""
+
+
 def check(path: Path) -> None:
     """Load ``path``: it loads and gives a desired state, or every problem is located and on one line."""
     try:
@@ -45,6 +51,8 @@ def check(path: Path) -> None:
             assert problem.file == str(path)
             assert isinstance(problem.line, int) and problem.line >= 0
             assert problem.message and "\n" not in problem.message and "Traceback" not in problem.message
+            said = f"{problem.location} {problem.message}"
+            assert not [word for word in NOT_THE_USERS_WORDS if word in said], said
         return
     desired_state(topology)
 

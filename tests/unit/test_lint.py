@@ -203,7 +203,7 @@ def test_a_comment_on_any_line_of_a_block_object_suppresses(tmp_path):
     assert only(tmp_path, "TOP008", text) == []
 
 
-def test_dead_letter_loops_count_only_queues_without_ttl_and_known_keys(tmp_path):
+def test_dead_letter_loops_count_only_queues_without_ttl(tmp_path):
     # b has a TTL, but a loops on itself through the default exchange (a rejected publish straight to it)
     text = base("""
         jobs: {}
@@ -212,12 +212,17 @@ def test_dead_letter_loops_count_only_queues_without_ttl_and_known_keys(tmp_path
         b: {dead_letter_exchange: "", message_ttl: 5s}
     """)
     assert only(tmp_path, "TOP003", text) == ["vhost 'v' queue 'a'"]
-    # dead letters keyed 'd' that the dead-letter exchange does not bind go nowhere: no loop, but TOP002
+    # dead's dead letters keep their key: keyed 'dead' they go nowhere, but keyed 'jobs' (published to dlx,
+    # or to the fanout) dlx sends them back to dead, round and round: a loop for that key only
     text = base("""
         jobs: {}
         dead: {dead_letter_exchange: dlx}
     """)
-    assert only(tmp_path, "TOP003", text) == [] and only(tmp_path, "TOP002", text) == []  # 'jobs' and 'dead' reach dead
+    assert only(tmp_path, "TOP002", text) == []  # the fanout leaves the key open: some key reaches a queue
+    loops = [f for f in findings_of(tmp_path, text) if f.rule == "TOP003"]
+    assert [f.message for f in loops] == [
+        "dead letters loop through dead -> dead with no message TTL on the way (for some messages, such as one "
+        "published to exchange 'dlx' with routing key 'jobs')"]
     internal = base("""
         jobs: {dead_letter_exchange: inner, dead_letter_routing_key: jobs}
         dead: {}
@@ -241,3 +246,22 @@ def test_shovels_and_federation_feed_queues_and_exchanges(tmp_path):
     found = findings(tmp_path, text)
     assert [s for r, s in found if r == "TOP009"] == []
     assert [s for r, s in found if r == "TOP010"] == []
+
+
+def test_a_dead_letter_loop_is_one_a_message_comes_back_to_as_it_was(tmp_path):
+    # q2's dead letters reach q3 keyed 'q3' (its dead-letter routing key); q3's, keyed 'q2', reach q2: but a
+    # message never goes q2 -> q3 -> q2 -> ..., for back in q3 it is keyed 'q3' and loops on q3 alone (as every
+    # message in q3 ends up doing)
+    text = """
+    vhosts:
+      v:
+        exchanges: {x: {type: direct}}
+        queues:
+          q2: {dead_letter_exchange: "", dead_letter_routing_key: q3}
+          q3: {dead_letter_exchange: ""}
+        bindings:
+          - {source: x, destination: q3, routing_key: q2}
+    """
+    loops = [f for f in findings_of(tmp_path, text) if f.rule == "TOP003"]
+    assert [(f.subject, f.message) for f in loops] == [
+        ("vhost 'v' queue 'q3'", "dead letters loop through q3 -> q3 with no message TTL on the way")]

@@ -92,7 +92,8 @@ def test_the_valid_answers_plan(run, write):
     ("/api/definitions/v", {**VALID["/api/definitions/v"], "queues": [{"name": "q", "arguments": []}]},
      "queues[0].arguments is a list, not an object"),
     ("/api/definitions/v", {**VALID["/api/definitions/v"], "policies": [
-        {"name": "p", "pattern": ".*", "definition": {}, "priority": "1"}]}, "policies[0].priority is a string"),
+        {"name": "p", "pattern": ".*", "definition": {}, "priority": "1"}]},
+     "policies[0].priority is text, not a whole number"),
 ])
 def test_an_answer_of_the_wrong_shape_is_one_error_line(run, write, path, answer, said):
     with FakeApi({**VALID, path: answer}) as fake:

@@ -134,7 +134,7 @@ def test_friendly_fields_become_the_brokers_keys(tmp_path):
     ("{source_uri: amqp://, source_queue: a, destination_uri: amqp://, parameters: {dest-uri: 'amqp://u:p@h'}}",
      "give the URI as destination_uri, not as the raw parameter 'dest-uri'"),
     ("{source_uri: amqp://, source_queue: a, destination_uri: amqp://, ack_mode: sometimes}", "on-confirm"),
-    ("{source_uri: [], source_queue: a, destination_uri: amqp://}", "at least 1 item"),
+    ("{source_uri: [], source_queue: a, destination_uri: amqp://}", "source_uri: an empty list: give at least one URI"),
 ])
 def test_shovel_mistakes_are_located(tmp_path, shovel, message):
     found = problems(tmp_path, f"vhosts:\n  v:\n    shovels:\n      s: {shovel}\n")
@@ -148,7 +148,7 @@ def test_uri_passwords_come_from_the_environment_only(tmp_path):
                        "(amqp://user:${PASSWORD}@host)".replace("t.yaml", str(tmp_path / "t.yaml"))]
     in_list = problems(tmp_path, "vhosts:\n  v:\n    federation_upstreams:\n      u:\n        uri:\n"
                                  "          - amqp://\n          - amqp://a:b@h\n")
-    assert len(in_list) == 1 and ":7: " in in_list[0] and "uri.1" in in_list[0]
+    assert len(in_list) == 1 and ":7: " in in_list[0] and "uri #2" in in_list[0]
     # a values file cannot give a URI: it is read from the environment only
     path = tmp_path / "t.yaml"
     path.write_text("vhosts:\n  v:\n    federation_upstreams:\n      u: {uri: '${UP_URI}'}\n", encoding="utf-8")

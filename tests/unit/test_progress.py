@@ -105,3 +105,21 @@ def test_a_closed_stream_turns_progress_off_instead_of_failing():
     shown.advance(1)
     shown.close()
     assert shown.mode == "off"
+
+
+def test_a_thousand_logged_changes_cost_a_few_redraws_not_a_thousand():
+    """Each apply log line clears the bar; it comes back at the next interval, not at once."""
+    stream, clock = Terminal(), Clock()
+    shown = Progress("apply", 1000, stream=stream, show="bar", clock=clock)
+    clock.now += progress_module.SHOW_AFTER
+    for index in range(1000):
+        with shown.paused():
+            stream.write(f"+ queue v/q{index}: created\n")
+        shown.advance()
+        clock.now += 0.001  # a second in all: about five intervals
+    shown.close()
+    text = stream.getvalue()
+    redraws = text.count("apply: ")
+    assert 1 <= redraws <= 1 + int(1.0 / progress_module.REDRAW_EVERY) + 1
+    logged = sum(len(f"+ queue v/q{index}: created\n") for index in range(1000))
+    assert len(text) - logged < 2000  # the bar's own bytes

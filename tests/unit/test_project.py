@@ -251,3 +251,54 @@ def test_a_targets_broker_version_is_what_the_offline_commands_check_against(tmp
     bad = project_file(tmp_path, '[targets.x]\nurl = "http://h:15672"\nbroker_version = "newest"\n')
     with pytest.raises(ProjectError, match="a RabbitMQ version such as 4, 4.0, 4.x or 3.13.7"):
         load_project(bad)
+
+
+def test_a_targets_files_are_named_relative_to_the_project_file_wherever_it_runs(tmp_path, run, monkeypatch):
+    """Problems, warnings and origins name a target's files relative to the project file's folder
+    (as they sit in the repository), not by absolute path, from any working directory."""
+    project = tmp_path / "repo"
+    (project / "topology").mkdir(parents=True)
+    (project / "values").mkdir()
+    project_file(project, """
+        [targets.dev]
+        url = "http://127.0.0.1:15672"
+        files = ["topology/"]
+        values = ["values/dev.yaml"]
+        """)
+    (project / "values" / "dev.yaml").write_text("TTL: 1000\n", encoding="utf-8")
+    (project / "topology" / "shop.yaml").write_text(
+        "vhosts:\n  shop:\n    queues:\n      q: {message_ttl: '${TTL}', dead_letter_exchange: nowhere}\n"
+        "      r: {max_lenght: 5}\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere" / "deeper"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    result = run("validate", "--project", str(project / "topology.toml"), "--target", "dev")
+    assert result.code == 1
+    lines = [line for line in result.err.splitlines() if "shop.yaml" in line]
+    assert lines and all(line.removeprefix("warning: ").startswith("topology/shop.yaml:") for line in lines), lines
+    assert str(tmp_path) not in result.err
+    (project / "values" / "dev.yaml").write_text("TTL: [\n", encoding="utf-8")
+    broken = run("validate", "--project", str(project / "topology.toml"), "--target", "dev")
+    assert broken.code == 1 and broken.err.startswith("values/dev.yaml:"), broken.err
+    # without a target, files are named as given
+    given = run("validate", str(project / "topology" / "shop.yaml"))
+    assert str(project / "topology" / "shop.yaml") in given.err
+
+
+def test_a_lint_ignore_comment_works_when_a_targets_files_are_named_relative_to_the_project(tmp_path, run,
+                                                                                              monkeypatch):
+    project = tmp_path / "repo"
+    (project / "topology").mkdir(parents=True)
+    project_file(project, """
+        [targets.dev]
+        url = "http://127.0.0.1:15672"
+        files = ["topology/"]
+        """)
+    shop = project / "topology" / "shop.yaml"
+    shop.write_text("vhosts:\n  shop:\n    queues:\n      q: {dead_letter_exchange: nowhere}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    found = run("lint", "--project", str(project / "topology.toml"), "--target", "dev")
+    assert found.code == 2 and "topology/shop.yaml:4: error TOP001" in found.out, found.out
+    shop.write_text("vhosts:\n  shop:\n    queues:\n      q: {dead_letter_exchange: nowhere}  # lint: ignore TOP001\n",
+                    encoding="utf-8")
+    assert "TOP001" not in run("lint", "--project", str(project / "topology.toml"), "--target", "dev").out

@@ -223,13 +223,18 @@ def test_what_the_operator_cannot_express_is_listed(tmp_path):
         federation_upstream_sets:
           all: [{upstream: u1}]
     users:
-      odd: {tags: [impersonator, monitoring]}
+      odd: {tags: [impersonator, monitoring, team-a]}
     global_parameters:
       cluster_name: c1
     """
     result = render_kubernetes(state_of(tmp_path, text, {}), "rmq")
+    # metadata that changes nothing the broker does is left out with a warning, never refused
+    assert sorted(result.dropped) == sorted([
+        "vhost a b/c: description left out (the Vhost resource has no field for it; it changes nothing the broker does)",
+        "user odd: tag(s) team-a left out (the User resource accepts administrator, management, monitoring, "
+        "policymaker; labels only, they change nothing the broker does)",
+    ])
     assert sorted(result.unsupported) == sorted([
-        "vhost a b/c: description (the Vhost resource has no field for it)",
         "exchange a b/c/inner: internal (the Exchange resource has no field for it)",
         "federation upstream a b/c/u1: consumer-tag (the Federation resource has no field for it)",
         "federation upstream set a b/c/all (the operator has no resource for it)",
@@ -291,7 +296,7 @@ def test_the_quorum_transform_lists_every_change_and_gives_files_valid_on_4_0(tm
         "vhost 'legacy' policy 'ha-dlx': removed ha-mode, ha-params (classic mirroring)",
     ]
     vhost = exported.files["vhosts/legacy.yaml"]["vhosts"]["legacy"]
-    assert vhost["queues"]["orders"] == {"type": "quorum", "message_ttl": 60000, "overflow": "reject-publish",
+    assert vhost["queues"]["orders"] == {"type": "quorum", "message_ttl": "1m", "overflow": "reject-publish",
                                          "leader_locator": "balanced"}
     assert vhost["queues"]["unmirrored"] == {}
     assert vhost["policies"] == {"ha-dlx": {"pattern": "^orders$", "priority": 1, "definition": {"message-ttl": 5}}}
@@ -422,8 +427,9 @@ def test_a_policy_priority_that_is_not_a_number_is_one_clear_error(tmp_path, cap
         main(["export", "--from-definitions", str(path), "--out", str(tmp_path / "out"), "--transform", "quorum"])
     assert exit_.value.code == 1
     err = capsys.readouterr().err
-    assert err.strip() == ("error: vhost 'v' policy 'p': priority 'high' is not an integer, so the quorum transform "
-                           "cannot tell which policy wins")
+    # the definitions file's shape is checked first (as a live broker's answer is)
+    assert err.strip() == (f"error: {path}: policies[0].priority is text, not a whole number: is this a RabbitMQ "
+                           "definitions file?")
 
 
 K8S = {"definitions": [], "k8s": ["--cluster-name", "c"]}
@@ -597,3 +603,38 @@ def test_template_mode_prints_a_shovel_uri_that_holds_a_variable(run, tmp_path):
     result = run("render", str(path), "--format", "definitions")
     assert result.code == 0, result.err
     assert '"src-uri": "amqp://user:${SRC_PASS}@host/v"' in result.out and "SRC_PASS: in src-uri of shovel v/s" in result.err
+
+
+def test_the_shipped_shop_renders_for_kubernetes_with_a_warning_for_its_description(capsys):
+    """A vhost description has no field in the operator's Vhost: the rest is written, exit 0, and
+    stderr says what was left out; a setting that changes what the broker does still fails."""
+    from topology.cli import main
+
+    shop = Path(__file__).resolve().parents[2] / "examples" / "shop"
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", str(shop), "--format", "k8s", "--cluster-name", "rabbitmq", "--namespace", "shop"])
+    assert exit_.value.code == 0
+    out, err = capsys.readouterr()
+    vhost = next(d for d in yaml.safe_load_all(out) if d["kind"] == "Vhost")
+    assert vhost["spec"] == {"name": "shop", "defaultQueueType": "quorum", "rabbitmqClusterReference": {"name": "rabbitmq"}}
+    assert err.splitlines() == ["warning: vhost shop: description left out (the Vhost resource has no field for it; "
+                                "it changes nothing the broker does)"]
+
+
+def test_a_setting_that_changes_what_the_broker_does_still_fails_and_skip_unsupported_still_skips(tmp_path, capsys):
+    from topology.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts:\n  v:\n    description: notes\n    exchanges:\n      inner: {type: direct, internal: true}\n",
+                    encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", str(path), "--format", "k8s", "--cluster-name", "c"])
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "unsupported: exchange v/inner: internal" in err and "description" not in err
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", str(path), "--format", "k8s", "--cluster-name", "c", "--skip-unsupported"])
+    assert exit_.value.code == 0
+    out, err = capsys.readouterr()
+    assert [d["kind"] for d in yaml.safe_load_all(out)] == ["Vhost"]
+    assert "skipped: exchange v/inner: internal" in err and "warning: vhost v: description left out" in err

@@ -197,12 +197,12 @@ def test_routing_tests_name_declared_objects(tmp_path):
         load_valid([str(path)], offline=True)
     messages = sorted(f"{p.location}: {p.message}" for p in error.value.problems)
     assert messages == sorted([
-        "tests.0.vhost: vhost 'nope' is not declared",
-        "tests.1.exchange: exchange 'nope' is not declared in vhost 'shop'",
-        "tests.1.queues.1: queue 'ghost' is not declared in vhost 'shop'",
-        "tests.1.queues: a queue is listed twice",
-        "tests.2.queues: a refused publish reaches no queue: leave queues empty",
-        "tests.3.headers.bad: null is not a value the broker accepts",
+        "test #1 vhost: vhost 'nope' is not declared",
+        "test #2 exchange: exchange 'nope' is not declared in vhost 'shop'",
+        "test #2 queues #2: queue 'ghost' is not declared in vhost 'shop'",
+        "test #2 queues: a queue is listed twice",
+        "test #3 queues: a refused publish reaches no queue: leave queues empty",
+        "test #4 headers.bad: null is not a value the broker accepts",
     ])
 
 
@@ -322,3 +322,77 @@ def test_a_quorum_queue_dies_of_its_delivery_limit_only_when_it_has_one(tmp_path
     state = desired_state(load_valid([str(path)], offline=True))
     result = route(state, "v", Message("", "work"), dead_letter="delivery_limit", version=version)
     assert (result.deliveries[0].dead_letter is not None) is dies
+
+
+def test_a_rejected_message_loops_when_it_comes_back_as_it_was(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent("""
+    vhosts:
+      v:
+        exchanges: {x: {type: direct}}
+        queues:
+          q2: {dead_letter_exchange: "", dead_letter_routing_key: q3}
+          q3: {dead_letter_exchange: ""}
+        bindings:
+          - {source: x, destination: q3, routing_key: q2}
+    """), encoding="utf-8")
+    state = desired_state(load_valid([str(path)], offline=True))
+    # keyed 'q2' in q3, it goes to q2; back in q3 it is keyed 'q3': followed on, and from then on it loops on q3
+    result = route(state, "v", Message("x", "q2"), dead_letter="rejected")
+    q3 = result.deliveries[0]
+    q2 = q3.dead_letter.deliveries[0]
+    assert (q3.dead_letter.routing_keys, q2.queue, q3.dead_letter.cycles) == (["q2"], "q2", [])
+    again = q2.dead_letter.deliveries[0]
+    assert (again.queue, q2.dead_letter.routing_keys, q2.dead_letter.cycles) == ("q3", ["q3"], [])
+    assert again.dead_letter.loops == [("q3", "q3")]
+    assert again.dead_letter.cycles == [
+        "queue 'q3': the message comes back each time it is rejected, round q3 -> q3 (the broker does not stop "
+        "this loop); no queue on the way has a message TTL (lint: TOP003)"]
+
+
+@pytest.mark.parametrize("first, second, expected", [
+    ("*.b", "a.*", "a.b"), ("#", "#", ""), ("a.#", "#.b", "a.b"), ("a", "b", None), ("*", "#.*.#", "unmatched"),
+    ("a.*.*", "#.c", "a.a.c"), ("*", "*.*", None),
+])
+def test_a_key_two_topic_binding_keys_both_match(first, second, expected):
+    from topology.route import topic_witness
+
+    found = topic_witness(first, second)
+    assert found == expected
+    if found is not None:
+        assert topic_matches(first, found) and topic_matches(second, found)
+
+
+def test_a_rejected_message_in_a_state_already_followed_is_shown_once(tmp_path):
+    from topology.render.route import route_text
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent("""
+    vhosts:
+      v:
+        exchanges: {fan: {type: fanout}, dlx: {type: direct}, last: {type: fanout}}
+        queues:
+          q1: {dead_letter_exchange: dlx, dead_letter_routing_key: d}
+          q2: {dead_letter_exchange: dlx, dead_letter_routing_key: d}
+          dead: {dead_letter_exchange: last}
+          parked: {}
+        bindings:
+          - {source: fan, destination: q1}
+          - {source: fan, destination: q2}
+          - {source: dlx, destination: dead, routing_key: d}
+          - {source: last, destination: parked}
+    """), encoding="utf-8")
+    state = desired_state(load_valid([str(path)], offline=True))
+    # from 3.13 dead letters carry no x-first-death-* header to route on: from q1 and q2 they are the same
+    result = route(state, "v", Message("fan", "k"), dead_letter="rejected", version=(3, 13, 7))
+    first, second = (d.dead_letter.deliveries[0] for d in result.deliveries)
+    assert first.dead_letter.queues == ["parked"] and not first.dead_letter_above
+    assert second.dead_letter is None and second.dead_letter_above
+    assert second.to_dict() == {"name": "dead", "path": [{"exchange": "dlx", "via": "binding", "binding_key": "d"}],
+                                "dead_letter_as_above": True}
+    assert route_text(result).splitlines()[-2:] == [
+        "      dead: dlx --[d]--> dead", "        dead-lettered (rejected): as above, where it died in dead with the "
+                                        "same routing keys"]
+    # before 3.13 they differ by their x-first-death-queue header: both are followed
+    older = route(state, "v", Message("fan", "k"), dead_letter="rejected")
+    assert [d.dead_letter.deliveries[0].dead_letter.queues for d in older.deliveries] == [["parked"], ["parked"]]

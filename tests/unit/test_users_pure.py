@@ -202,3 +202,55 @@ def test_cluster_wide_objects_are_pruned_only_in_the_scope_the_files_own():
     assert {r.name: found.protected.get(r.key) for r in found.unmanaged} == {
         "cluster_name": "the broker always has a cluster name: declare it to change it",
         "internal_cluster_id": "internal to the broker", "guest": "the user this tool is connected as"}
+
+
+PASSWORDLESS = """
+users:
+  cert-only:
+    tags: [monitoring]
+"""
+
+
+def planned_user(tmp_path, text: str, live_user: UserState | None, stored: str = "",
+                 environment: dict[str, str] | None = None):
+    """The change the planner makes for user ``cert-only`` of ``text`` against a broker holding
+    ``live_user`` (with the ``stored`` hash), and its plan lines."""
+    from topology.diff import diff
+    from topology.render.text import render_change
+    from topology.state import desired_state
+
+    desired = desired_state(load_text(tmp_path, text, environment))
+    live = State()
+    if live_user is not None:
+        live.add(live_user)
+        live.password_hashes[live_user.user] = (stored, SHA256)
+    resolve_passwords(desired, live)
+    changes = [c for c in diff(desired, live, connected_user="guest").changes if c.kind == "user"]
+    return changes, [line for change in changes for line in render_change(change)]
+
+
+def test_a_user_with_no_password_declared_plans_without_one_and_says_so(tmp_path):
+    # a new user: created without a password, and the plan says what that means
+    changes, lines = planned_user(tmp_path, PASSWORDLESS, None)
+    assert [c.action for c in changes] == ["create"] and not changes[0].after.managed_password
+    assert "        password: none (none declared: it cannot log in with a password until one is set)" in lines
+    # an existing one with a password: nothing to do, whatever its password
+    changes, lines = planned_user(tmp_path, PASSWORDLESS, UserState(user="cert-only", tags=("monitoring",),
+                                                                    password=PASSWORD_SET), BROKER_HASH)
+    assert changes == []
+    # its tags change: its password is left as it is, and the plan says so
+    changes, lines = planned_user(tmp_path, PASSWORDLESS, UserState(user="cert-only", tags=("management",),
+                                                                    password=PASSWORD_SET), BROKER_HASH)
+    assert [c.action for c in changes] == ["update"] and "password" not in changes[0].fields
+    assert lines[-1] == "        password: left as it is (none declared)"
+
+
+def test_a_declared_password_is_still_compared_and_never_shown(tmp_path):
+    text = "users:\n  cert-only:\n    password: ${CERT_ONLY_PASSWORD}\n    tags: [monitoring]\n"
+    live = UserState(user="cert-only", tags=("monitoring",), password=PASSWORD_SET)
+    same, _ = planned_user(tmp_path, text, live, BROKER_HASH, {"CERT_ONLY_PASSWORD": "secret1"})
+    assert same == []
+    changes, lines = planned_user(tmp_path, text, live, BROKER_HASH, {"CERT_ONLY_PASSWORD": "secret2"})
+    assert [c.action for c in changes] == ["update"] and list(changes[0].fields) == ["password"]
+    assert "        password: set -> changed" in lines and not any("left as it is" in line for line in lines)
+    assert not any("secret2" in line for line in lines)

@@ -189,3 +189,17 @@ def test_annotated_types_report_the_parse_message():
     messages = {error["loc"][0]: error["msg"] for error in info.value.errors()}
     assert "invalid duration 'soon'" in messages["ttl"]
     assert "got a boolean" in messages["limit"]
+
+
+@pytest.mark.parametrize(("parse", "what"), [(parse_duration, "duration"), (parse_size, "size")])
+@pytest.mark.parametrize("given", ["1" * 5000, "1" * 5000 + "s", " " + "9" * 31 + " "])
+def test_a_number_of_thousands_of_digits_is_far_too_large_not_a_python_limit(parse, what, given):
+    with pytest.raises(ValueError) as error:
+        parse(given)
+    message = str(error.value)
+    assert message.startswith(f"invalid {what} '") and message.endswith("': the number is far too large")
+    assert "sys.set_int_max_str_digits" not in message and len(message) < 120
+
+
+def test_thirty_digits_still_read():
+    assert parse_duration("9" * 30) == int("9" * 30)

@@ -5,8 +5,9 @@ Three users of one connection factory (:class:`Amqp`):
 - :class:`QueueInspector` learns, at the last moment and exactly, whether a queue
   holds messages or has consumers before apply deletes it (the management statistics
   lag by seconds, and quorum queues refuse the broker-side ``if-empty`` check);
-- :class:`ApplyLock` makes applies to one broker take turns: an exclusive,
-  auto-deleted queue that the broker drops the moment its connection goes;
+- :class:`ApplyLock` makes applies that change the same vhosts (or cluster-wide objects)
+  take turns: exclusive, auto-deleted queues that the broker drops the moment their
+  connection goes;
 - :class:`MessageMover` moves messages between two queues of a vhost with publisher
   confirms and manual acks, so no message is acked at its source before the broker
   has confirmed its copy.
@@ -15,18 +16,23 @@ Three users of one connection factory (:class:`Amqp`):
 from __future__ import annotations
 
 import getpass
+import hashlib
 import importlib
 import logging
 import os
+import queue
+import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from topology.errors import BrokerError, LockHeld
+from topology.locks import LockKey, describe_keys
+from topology.rules.queues import MAX_QUEUE_NAME_BYTES
 
 logging.getLogger("pika").setLevel(logging.CRITICAL)  # pika logs tracebacks for refused connections
 
@@ -42,36 +48,53 @@ def default_amqp_url(management_url: str) -> str:
 
 
 def ssl_context(ca: str | None = None, cert: str | None = None, key: str | None = None, verify: bool = True) -> Any:
-    """A client TLS context: verify the broker against ``ca`` (default: the system's CAs) unless
-    ``verify`` is false; present ``cert``/``key`` when given."""
+    """A client TLS context: verify the broker against ``ca`` (a PEM file, or a folder of them;
+    default: the system's CAs) unless ``verify`` is false; present ``cert``/``key`` when given.
+    Each file is loaded in a step of its own, so a failure names the file at fault."""
     import ssl
 
+    from topology.broker.client import tls_file_problem
+
     try:
-        context = ssl.create_default_context(cafile=ca)
-        if cert:
-            context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as error:
-        raise BrokerError(f"cannot load the TLS files: {getattr(error, 'strerror', None) or error}") from None
+        if ca and os.path.isdir(ca):
+            context = ssl.create_default_context(capath=ca)
+        else:
+            context = ssl.create_default_context(cafile=ca)
+    except (OSError, ValueError):  # ssl.SSLError is an OSError
+        problem = tls_file_problem(ca, None, None) if ca else None
+        raise BrokerError(f"cannot set up TLS for AMQP: {problem or _unloadable('the CA file', ca)}") from None
+    if cert:
+        try:
+            context.load_cert_chain(cert, key, password=lambda: b"")  # never ask for a passphrase on the terminal
+        except (OSError, ValueError):
+            problem = tls_file_problem(None, cert, key) or _unloadable("the client certificate", cert)
+            raise BrokerError(f"cannot set up TLS for AMQP: {problem}") from None
+    context.topology_ca = ca  # type: ignore[attr-defined]  # named when the broker's certificate is not trusted
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
 
 
+def _unloadable(what: str, path: str | None) -> str:
+    return f"{what} {path} cannot be loaded" if path else "this machine's CA certificates cannot be loaded"
+
+
+class NoVhostAccess(BrokerError):
+    """The AMQP user may not open the vhost it was asked to."""
+
+
 class Amqp:
     """Where and as whom to open AMQP connections; parsed once, never shows the password.
 
-    The URL's path names the vhost that holds the apply lock (``/`` when empty)."""
+    The URL's path names the vhost that holds the apply locks' queues (``/`` when empty)."""
 
     def __init__(self, url: str, user: str, password: str, timeout: float = 10.0, ssl_context: Any = None):
         """``ssl_context``: the TLS settings for an ``amqps://`` URL (default: verify with the system's CAs)."""
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            parts, port = None, None
-        if parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise BrokerError("invalid AMQP URL: expected amqp://[user:password@]host:port[/vhost]")
+        parts, port, problem = _parse_url(url)
+        if parts is None:
+            raise BrokerError(f"invalid AMQP URL {_masked(url)!r}: {problem}; expected amqp://host:port/vhost or "
+                              "amqps://host:port/vhost")
         self.host = parts.hostname
         self.port = port or (5671 if parts.scheme == "amqps" else 5672)
         self.tls = parts.scheme == "amqps"
@@ -103,17 +126,56 @@ class Amqp:
         except pika.exceptions.ProbableAuthenticationError:
             raise BrokerError(f"the broker at {self.display} refused the AMQP credentials of user {self.user!r}") from None
         except pika.exceptions.ProbableAccessDeniedError:
-            raise BrokerError(f"user {self.user!r} has no access to vhost {vhost!r} over AMQP at {self.display}") from None
+            raise NoVhostAccess(f"user {self.user!r} has no access to vhost {vhost!r} over AMQP at {self.display}") from None
         except (pika.exceptions.AMQPError, OSError) as error:
+            why = connect_failure(error, self.timeout, url=self.display, ca=self.ca)
+            where = "" if _tls_error(error) is not None else \
+                "; --amqp-url or TOPOLOGY_AMQP_URL says where the broker's AMQP listener is"
             raise BrokerError(f"cannot connect to AMQP at {self.display} (after {time.monotonic() - started:.1f} s): "
-                              f"{connect_failure(error, self.timeout)}; --amqp-url or TOPOLOGY_AMQP_URL says where "
-                              "the broker's AMQP listener is") from None
+                              f"{why}{where}") from None
+
+    @property
+    def ca(self) -> str | None:
+        """The CA file the broker's certificate is checked against (``None``: the system's CAs)."""
+        return getattr(self.ssl_context, "topology_ca", None)
+
+    def failure(self, error: BaseException) -> str:
+        """Why an open connection of this broker failed, in words (:func:`amqp_failure`)."""
+        return amqp_failure(error, url=self.display, ca=self.ca)
 
 
-def connect_failure(error: BaseException, timeout: float | None) -> str:
-    """Why an AMQP connection failed, in words (pika wraps the cause in classes of its own)."""
-    inner = error.args[0] if error.args and isinstance(error.args[0], BaseException) else error
+def _parse_url(url: str) -> tuple[Any, int | None, str]:
+    """(the parts of an AMQP URL, its port) or ``(None, None, what is wrong with it)``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None, None, "it does not parse as a URL"
+    if parts.scheme not in ("amqp", "amqps"):
+        return None, None, "it must start with amqp:// or amqps://"
+    try:
+        port = parts.port
+    except ValueError:
+        return None, None, "the port must be a number from 1 to 65535"
+    if not parts.hostname:
+        return None, None, "it names no host"
+    return parts, port, ""
+
+
+def _masked(url: str) -> str:
+    """``url`` with whatever is before an ``@`` (a user, a password) masked: safe on URLs that do not parse."""
+    from topology.broker.client import redact_url
+
+    return redact_url(url)
+
+
+def connect_failure(error: BaseException, timeout: float | None, *, url: str = "", ca: str | None = None) -> str:
+    """Why opening an AMQP connection to ``url`` failed, in words (pika wraps the cause in classes
+    of its own); ``ca``: the CA file the broker's certificate was checked against."""
+    inner = _cause(error)
     name = type(inner).__name__
+    tls = _tls_error(error)
+    if tls is not None:
+        return tls_failure(tls, url, ca)
     if isinstance(inner, socket.gaierror):
         return "the host name is not known"
     if isinstance(inner, ConnectionRefusedError) or name == "AMQPConnectorSocketConnectError":
@@ -123,8 +185,93 @@ def connect_failure(error: BaseException, timeout: float | None) -> str:
     if name in ("IncompatibleProtocolError", "StreamLostError", "AMQPConnectorAMQPHandshakeError"):
         return "what answers there does not speak AMQP 0-9-1 (or it expects TLS: amqps://)"
     if isinstance(inner, OSError) and inner.strerror:
-        return inner.strerror[0].lower() + inner.strerror[1:]
+        return _os_words(inner)
     return "the connection failed"
+
+
+CONNECTION_DROPPED = "the connection dropped (the broker restarted, or the network cut it)"
+
+
+def amqp_failure(error: BaseException, *, url: str = "", ca: str | None = None) -> str:
+    """Why an open AMQP connection or channel failed, in words: never a pika class name, a Python
+    exception or the TLS library's own text. ``url`` and ``ca`` as for :func:`connect_failure`."""
+    import pika.exceptions as amqp
+
+    if isinstance(error, amqp.ConnectionClosedByBroker):
+        return f"the broker closed the connection: {broker_reply(error.reply_text)}"
+    if isinstance(error, amqp.ChannelClosedByBroker):
+        return f"the broker closed the channel: {broker_reply(error.reply_text)}"
+    import ssl
+
+    tls = _tls_error(error)
+    if isinstance(tls, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):  # the TLS stream ended: the connection went
+        return CONNECTION_DROPPED
+    if tls is not None:
+        return tls_failure(tls, url, ca)
+    inner = _cause(error)
+    if isinstance(error, (amqp.StreamLostError, amqp.AMQPHeartbeatTimeout)) or \
+            isinstance(inner, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, EOFError)):
+        return CONNECTION_DROPPED
+    if isinstance(error, amqp.ConnectionWrongStateError):
+        return "the connection had already closed (the broker restarted, or the network cut it)"
+    if isinstance(error, amqp.ChannelWrongStateError):
+        return "the channel had already closed"
+    if isinstance(error, amqp.ConnectionClosed):
+        return "the connection was closed" + (f": {broker_reply(error.reply_text)}" if error.reply_text else "")
+    if isinstance(inner, (TimeoutError, socket.timeout)):
+        return "the broker stopped answering in time"
+    if isinstance(inner, OSError) and inner.strerror:
+        return _os_words(inner)
+    return "the connection failed"
+
+
+_REPLY_CODE_NAME = re.compile(r"^\s*[A-Z][A-Z0-9_]{2,} - ")
+
+
+def broker_reply(text: object) -> str:
+    """The broker's reply text without the name of its reply code that it starts with:
+    ``NOT_FOUND - no queue 'a' in vhost 'shop'`` → ``no queue 'a' in vhost 'shop'``."""
+    shown = _REPLY_CODE_NAME.sub("", str(text or "")).strip()
+    return shown or "no reason given"
+
+
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
+"""OpenSSL's reasons when what answers does not speak TLS at all."""
+
+
+def tls_failure(error: BaseException, url: str = "", ca: str | None = None) -> str:
+    """Why the TLS handshake with the AMQP listener at ``url`` failed, in words (the management
+    client's words for what both protocols share; never OpenSSL's tokens or ``_ssl.c`` places)."""
+    from topology.broker.client import tls_problem
+
+    code = str(getattr(error, "reason", None) or "")
+    if not code:
+        found = re.search(r"\[(?:SSL|X509|PEM): ([A-Z0-9_]+)\]", str(error))
+        code = found.group(1) if found else ""
+    if code in _NOT_TLS:
+        return "that port does not speak TLS (use amqp:// for a plain AMQP port such as 5672)"
+    return tls_problem(error, url, ca=ca)
+
+
+def _cause(error: BaseException) -> BaseException:
+    """The exception pika wraps (its first argument), or ``error`` itself."""
+    return error.args[0] if error.args and isinstance(error.args[0], BaseException) else error
+
+
+def _tls_error(error: BaseException) -> BaseException | None:
+    """The TLS library's error in ``error`` (itself, or the one pika wraps), or ``None``."""
+    import ssl
+
+    for candidate in (error, _cause(error)):
+        if isinstance(candidate, ssl.SSLError):
+            return candidate
+    return None
+
+
+def _os_words(error: OSError) -> str:
+    """The operating system's words for ``error``, starting lower case (``network is unreachable``)."""
+    text = str(error.strerror)
+    return text[0].lower() + text[1:]
 
 
 CONSUMER_SETTLE_STEPS = 10
@@ -151,16 +298,17 @@ class QueueInspector:
         """(ready messages, consumers) of the queue, or ``None`` when it does not exist."""
         import pika
 
-        channel = self._connection(vhost).channel()
         try:
+            channel = self._connection(vhost).channel()
             frame = channel.queue_declare(queue=queue, passive=True)
         except pika.exceptions.ChannelClosedByBroker as closed:
             if closed.reply_code == 404:
                 return None
-            raise BrokerError(f"cannot inspect queue {vhost}/{queue}: {closed.reply_text}") from None
+            raise BrokerError(f"cannot inspect queue {vhost}/{queue}: {broker_reply(closed.reply_text)}") from None
         except pika.exceptions.AMQPError as error:
-            raise BrokerError(f"lost the AMQP connection while inspecting queue {vhost}/{queue}: {type(error).__name__}") from None
-        channel.close()
+            raise BrokerError(f"lost the AMQP connection while inspecting queue {vhost}/{queue}: "
+                              f"{self.amqp.failure(error)}") from None
+        _close_channel(channel)  # the counts are read: a connection lost now shows at the next use
         return frame.method.message_count, frame.method.consumer_count
 
     def settled_counts(self, vhost: str, queue: str) -> tuple[int, int] | None:
@@ -182,8 +330,9 @@ class QueueInspector:
         import pika
 
         found: list[bool] = []
-        channel = self._connection(vhost).channel()
+        channel = None
         try:
+            channel = self._connection(vhost).channel()
             channel.basic_qos(prefetch_count=1)
             tag = channel.basic_consume(queue, lambda ch, method, properties, body: found.append(True),
                                         arguments={"x-stream-offset": "first"})
@@ -192,9 +341,10 @@ class QueueInspector:
                 channel.connection.process_data_events(time_limit=0.1)
             channel.basic_cancel(tag)
         except pika.exceptions.ChannelClosedByBroker as closed:
-            raise BrokerError(f"cannot read stream {vhost}/{queue}: {closed.reply_text}") from None
+            raise BrokerError(f"cannot read stream {vhost}/{queue}: {broker_reply(closed.reply_text)}") from None
         except pika.exceptions.AMQPError as error:
-            raise BrokerError(f"lost the AMQP connection while reading stream {vhost}/{queue}: {type(error).__name__}") from None
+            raise BrokerError(f"lost the AMQP connection while reading stream {vhost}/{queue}: "
+                              f"{self.amqp.failure(error)}") from None
         finally:
             _close_channel(channel)  # unacknowledged reads of a stream change nothing in it
         return bool(found)
@@ -224,8 +374,33 @@ def _close(connection: Any) -> None:
 # -- the apply lock --------------------------------------------------------------
 
 LOCK_QUEUE = "topology.apply-lock"
+"""The broker-wide lock queue that versions before per-vhost locks hold for a whole apply: never
+taken any more, but checked (an older version's apply still running makes this one wait)."""
+VHOST_LOCK_PREFIX = "topology.apply-lock.vhost:"
+CLUSTER_LOCK_QUEUE = "topology.apply-lock.cluster"
 HOLDER_ARGUMENT = "topology-holder"
 """Argument of the lock queue that says who holds it (read by the runs that wait)."""
+WAIT_NOTICE_EVERY = 10.0
+"""Seconds between the lines that say an apply still waits for a lock."""
+
+
+def lock_queue(key: LockKey) -> str:
+    """The queue that is the lock ``key``: ``topology.apply-lock.vhost:<vhost>``, or
+    ``topology.apply-lock.cluster``. A vhost name that is not all printable ASCII, or that would
+    make the name longer than a queue name may be, is shown cut with ``?`` for each other
+    character, followed by ``~`` and a hash of the whole name (two names sharing a lock queue would
+    only make their applies take turns). ASCII because RabbitMQ 4 cuts the text of its "locked
+    queue" refusal to 255 characters, not bytes: with a name of multi-byte characters that text
+    no longer fits its frame, and the broker drops the whole connection instead of refusing."""
+    if key.cluster:
+        return CLUSTER_LOCK_QUEUE
+    name = VHOST_LOCK_PREFIX + key.vhost
+    if key.vhost.isascii() and key.vhost.isprintable() and len(name) <= MAX_QUEUE_NAME_BYTES:
+        return name
+    digest = "~" + hashlib.sha256(key.vhost.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    room = MAX_QUEUE_NAME_BYTES - len(VHOST_LOCK_PREFIX + digest)
+    shown = "".join(c if c.isascii() and c.isprintable() else "?" for c in key.vhost[:room])
+    return VHOST_LOCK_PREFIX + shown + digest
 
 
 def holder_identity() -> dict[str, Any]:
@@ -246,50 +421,111 @@ def describe_holder(identity: dict[str, Any]) -> str:
     return f"{identity.get('user')}@{identity.get('host')} (pid {identity.get('pid')}, since {identity.get('since')})"
 
 
+class _Request:
+    """A declare for the holding thread to make (only that thread uses the connection)."""
+
+    def __init__(self, queue: str, passive: bool):
+        self.queue = queue
+        self.passive = passive
+        self.outcome: str | None = None
+        """``taken`` (ours now), ``held`` (another connection's), ``free`` (a passive declare found none)."""
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
 class ApplyLock:
-    """One apply at a time per broker: an exclusive, auto-deleted queue held by a
-    connection of its own, served by a background thread (so heartbeats flow while
-    apply works). The broker releases it when the process dies or the connection drops.
+    """The locks of one apply (see :mod:`topology.locks`): a set of exclusive, auto-deleted queues
+    in the lock vhost, one per key, all held by one connection of its own, served by a background
+    thread (so heartbeats flow while apply works). The broker releases them all when the process
+    dies or the connection drops, and :meth:`check` then fails.
 
-    ``whois(vhost, queue)`` returns the lock queue's arguments, so a refused run can
-    say who holds the lock; it may return ``None`` when that cannot be read."""
+    ``whois(vhost, queue)`` returns a lock queue's arguments, so a refused or waiting run can say
+    who holds the lock; it may return ``None`` when that cannot be read. ``on_wait(line)`` is told,
+    when a wait starts and every :data:`WAIT_NOTICE_EVERY` seconds after, what is waited for."""
 
-    def __init__(self, amqp: Amqp, whois: Callable[[str, str], dict[str, Any] | None] | None = None):
+    def __init__(self, amqp: Amqp, whois: Callable[[str, str], dict[str, Any] | None] | None = None,
+                 on_wait: Callable[[str], None] | None = None):
         self.amqp = amqp
         self.whois = whois
+        self.on_wait = on_wait
         self.identity = holder_identity()
+        self._held: set[LockKey] = set()
         self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self._lost: str | None = None
         self._connection: Any = None
-        """The holding connection, once the lock is held (to wake its thread at release)."""
+        """The holding connection, once open (to wake its thread)."""
 
-    def acquire(self, timeout: float = 0.0, cancel: threading.Event | None = None) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds; raise :class:`LockHeld` if another run keeps it
-        (or as soon as ``cancel`` is set while waiting)."""
+    @property
+    def held(self) -> frozenset[LockKey]:
+        """The keys held now."""
+        return frozenset(self._held)
+
+    def open(self) -> None:
+        """Start connecting in the background (an apply does it while its files load)."""
+        if self._thread is not None:
+            return
+        importlib.import_module("pika")  # here: imported by the holding thread, it would fight the loading for the GIL
+        # each connection's own stop and requests: a thread of an earlier one still ending never takes them
+        self._stop, self._requests = threading.Event(), queue.SimpleQueue()
+        self._ready.clear()
+        self._error, self._lost = None, None
+        self._thread = threading.Thread(target=self._serve, args=(self._stop, self._requests),
+                                        name="topology-apply-lock", daemon=True)
+        self._thread.start()
+
+    def acquire(self, keys: Iterable[LockKey], timeout: float = 0.0) -> None:
+        """Take the locks ``keys`` not yet held, in lock order, waiting up to ``timeout`` seconds in
+        all; raise :class:`LockHeld` if another run keeps one (or an apply of an older version holds
+        its broker-wide lock, which is checked, never taken)."""
         deadline = time.monotonic() + timeout
-        while True:
-            outcome = self._attempt()
-            if outcome is None:
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                waited = f" after waiting {timeout:g}s" if timeout else ""
-                raise LockHeld(
-                    f"the apply lock on {self.amqp.display} (queue {LOCK_QUEUE!r} in vhost {self.amqp.lock_vhost!r}) "
-                    f"is held by {self._holder()}{waited}: another apply is running; "
-                    "retry when it ends, or wait for it with --lock-timeout SECONDS"
-                )
-            if cancel is None:
-                time.sleep(min(1.0, remaining))
-            elif cancel.wait(min(1.0, remaining)):
-                raise LockHeld("no longer waiting for the apply lock")
+        self.open()
+        contended: list[LockKey] = []
+        for key in sorted(set(keys) - self._held):
+            self._wait(lock_queue(key), key.title, False, deadline, timeout, contended, key)
+            self._held.add(key)
+        self._wait(LOCK_QUEUE, "the whole broker (an apply of an older topology version)", True, deadline, timeout,
+                   contended, None)
 
-    def _holder(self) -> str:
+    def _wait(self, name: str, what: str, passive: bool, deadline: float, timeout: float,
+              contended: list[LockKey], key: LockKey | None) -> None:
+        """Declare (or, ``passive``, look for) the lock queue ``name`` until it is free or the
+        deadline passes, telling :attr:`on_wait` as it goes."""
+        started = time.monotonic()
+        told = None
+        while self._ask(name, passive) == "held":
+            if key is not None and key not in contended:
+                contended.append(key)
+            now = time.monotonic()
+            if now >= deadline:
+                raise LockHeld(self._refusal(name, what, timeout, contended, key))
+            if self.on_wait is not None and (told is None or now - told >= WAIT_NOTICE_EVERY - 0.5):
+                holder = self._holder(name)
+                if told is None:
+                    self.on_wait(f"waiting for the apply lock of {what} on {self.amqp.display}, held by {holder} "
+                                 f"(up to {deadline - now:.0f} s more, --lock-timeout)")
+                else:
+                    self.on_wait(f"still waiting for the apply lock of {what} ({now - started:.0f} s so far, "
+                                 f"up to {deadline - now:.0f} s more), held by {holder}")
+                told = now
+            time.sleep(min(1.0, max(0.0, deadline - now)))
+
+    def _refusal(self, name: str, what: str, timeout: float, contended: list[LockKey], key: LockKey | None) -> str:
+        waited = f" after waiting {timeout:g}s" if timeout else ""
+        also = [k for k in contended if k != key]
+        others = f" (waited before for {describe_keys(also)})" if also else ""
+        return (f"the apply lock of {what} on {self.amqp.display} (queue {name!r} in vhost {self.amqp.lock_vhost!r}) "
+                f"is held by {self._holder(name)}{waited}{others}: another apply is running; retry when it ends, "
+                "or wait for it with --lock-timeout SECONDS")
+
+    def _holder(self, name: str) -> str:
         arguments = None
         if self.whois is not None:
             try:
-                arguments = self.whois(self.amqp.lock_vhost, LOCK_QUEUE)
+                arguments = self.whois(self.amqp.lock_vhost, name)
             except BrokerError:
                 arguments = None
         holder = (arguments or {}).get(HOLDER_ARGUMENT)
@@ -297,71 +533,97 @@ class ApplyLock:
             return describe_holder(holder)
         return "another connection (its details cannot be read)"
 
-    def _attempt(self) -> str | None:
-        """Start the holding thread; ``None`` once the lock is ours, ``"held"`` when another run has it."""
-        ready = threading.Event()
-        result: dict[str, Any] = {}
-        self._stop.clear()
-        thread = threading.Thread(target=self._hold, args=(ready, result), name="topology-apply-lock", daemon=True)
-        thread.start()
-        ready.wait()
-        if "error" in result:
-            thread.join()
-            raise result["error"]
-        if result.get("held"):
-            thread.join()
-            return "held"
-        self._thread = thread
-        return None
-
-    def _hold(self, ready: threading.Event, result: dict[str, Any]) -> None:
+    def _ask(self, name: str, passive: bool) -> str:
+        """Have the holding thread declare ``name``; its outcome (``taken``, ``held``, ``free``)."""
+        self._ready.wait()
+        if self._error is not None:
+            error, self._thread = self._error, None
+            raise error
+        request = _Request(name, passive)
+        self._requests.put(request)
+        connection = self._connection
         try:
-            self._serve(ready, result)
-        except Exception as error:  # never leave acquire() waiting
-            result.setdefault("error", BrokerError(f"cannot take the apply lock: {type(error).__name__} {error}".strip()))
-        finally:
-            ready.set()
+            connection.add_callback_threadsafe(lambda: None)  # wake the thread now
+        except Exception:  # closed: the thread fails the request as it ends
+            pass
+        while not request.done.wait(0.25):
+            if self._thread is None or not self._thread.is_alive():
+                break
+        if request.error is not None:
+            raise request.error
+        if request.outcome is None:
+            self.check()
+            raise BrokerError("cannot take the apply lock: its AMQP connection closed")
+        return request.outcome
 
-    def _serve(self, ready: threading.Event, result: dict[str, Any]) -> None:
-        import pika
-
+    def _serve(self, stop: threading.Event, requests: queue.SimpleQueue[_Request]) -> None:
         try:
             connection = self.amqp.connect(self.amqp.lock_vhost, "topology apply lock", {"topology": self.identity})
-        except BrokerError as error:
-            result["error"] = error
+        except BaseException as error:
+            why = connect_failure(error, self.amqp.timeout, url=self.amqp.display, ca=self.amqp.ca)
+            self._error = error if isinstance(error, BrokerError) else BrokerError(f"cannot take the apply lock: {why}")
+            if isinstance(error, NoVhostAccess):
+                self._error = BrokerError(
+                    f"{error}, where the apply lock is kept: give the user access to it, or put a vhost it may use "
+                    "in the path of --amqp-url (every apply to this broker must keep its lock in the same vhost)")
+            self._ready.set()
             return
+        if stop is self._stop:
+            self._connection = connection
+        self._ready.set()
+        try:
+            while not stop.is_set():
+                connection.process_data_events(time_limit=0.25)
+                while not stop.is_set():
+                    try:
+                        request = requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._declare(connection, request)
+        except Exception as error:  # the connection dropped: the broker has released every lock
+            if stop is self._stop:
+                self._lost = self.amqp.failure(error)
+        finally:
+            while True:  # a request left unanswered would keep acquire() waiting
+                try:
+                    requests.get_nowait().done.set()
+                except queue.Empty:
+                    break
+            _close(connection)
+
+    def _declare(self, connection: Any, request: _Request) -> None:
+        import pika
+
+        channel = None
         try:
             channel = connection.channel()
-            channel.queue_declare(
-                LOCK_QUEUE, exclusive=True, auto_delete=True, arguments={HOLDER_ARGUMENT: self.identity}
-            )
+            if request.passive:
+                channel.queue_declare(request.queue, passive=True)
+                request.outcome = "free"  # there, but no other connection's own: no apply holds it
+            else:
+                channel.queue_declare(request.queue, exclusive=True, auto_delete=True,
+                                      arguments={HOLDER_ARGUMENT: self.identity})
+                request.outcome = "taken"
+            _close_channel(channel)
         except pika.exceptions.ChannelClosedByBroker as closed:
             if closed.reply_code == 405:  # RESOURCE_LOCKED: another connection holds it
-                result["held"] = True
+                request.outcome = "held"
+            elif closed.reply_code == 404 and request.passive:
+                request.outcome = "free"
             else:
-                result["error"] = BrokerError(f"cannot take the apply lock: {closed.reply_text}")
-            _close(connection)
-            return
-        except pika.exceptions.AMQPError as error:
-            result["error"] = BrokerError(f"cannot take the apply lock: {type(error).__name__} {error}".strip())
-            _close(connection)
-            return
-        self._connection = connection
-        ready.set()
-        try:
-            while not self._stop.is_set():
-                connection.process_data_events(time_limit=0.25)
-        except Exception as error:  # the connection dropped: the broker has released the lock
-            self._lost = f"{type(error).__name__} {error}".strip()
-            return
-        _close(connection)
+                request.error = BrokerError(f"cannot take the apply lock: {broker_reply(closed.reply_text)}")
+        finally:
+            request.done.set()
 
     def check(self) -> None:
-        """Raise :class:`BrokerError` if the lock was lost (its connection dropped)."""
-        if self._lost is not None or (self._thread is not None and not self._thread.is_alive() and not self._stop.is_set()):
-            raise BrokerError(f"lost the apply lock (its AMQP connection dropped: {self._lost or 'closed'}); stopped")
+        """Raise :class:`BrokerError` if the locks were lost (their connection dropped)."""
+        thread = self._thread
+        if self._lost is not None or (thread is not None and not thread.is_alive() and not self._stop.is_set()):
+            why = self._lost or "its AMQP connection closed"
+            raise BrokerError(f"lost the apply lock on {self.amqp.display}: {why}; stopped")
 
     def release(self) -> None:
+        """Give up every lock held (the connection closes); :meth:`acquire` may take them again."""
         self._stop.set()
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -372,57 +634,7 @@ class ApplyLock:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-
-
-class LockWaiter:
-    """Takes the apply lock in the background while the files are loaded, then opens ``gate``
-    (the broker is read only under the lock). :meth:`wait` hands over the lock, or raises why it
-    could not be taken; :meth:`abandon` gives it up (the files did not load)."""
-
-    def __init__(self, connect: Callable[[], Amqp], client: Any, timeout: float, gate: threading.Event):
-        self.cancel = threading.Event()
-        self.done = threading.Event()
-        self.mutex = threading.Lock()
-        self.error: BaseException | None = None
-        self.amqp: Any = None
-        self.lock: Any = None
-        importlib.import_module("pika")  # here: imported by the waiting thread, it would fight the loading for the GIL
-
-        threading.Thread(target=self._run, args=(connect, client, timeout, gate), name="topology-lock-wait",
-                         daemon=True).start()
-
-    def _run(self, connect: Callable[[], Amqp], client: Any, timeout: float, gate: threading.Event) -> None:
-        try:
-            amqp = connect()
-            lock = ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"))
-            lock.acquire(timeout, cancel=self.cancel)
-            with self.mutex:
-                if self.cancel.is_set():
-                    lock.release()
-                else:
-                    self.amqp, self.lock = amqp, lock
-        except BaseException as error:  # raised by wait()
-            self.error = error
-            client.cancelled = True
-        finally:
-            gate.set()
-            self.done.set()
-
-    def wait(self) -> tuple[Any, Any]:
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
-        return self.amqp, self.lock
-
-    def abandon(self) -> None:
-        """Stop waiting (at once when another run holds the lock; a connection under way ends
-        first) and release the lock if it was taken."""
-        self.cancel.set()
-        self.done.wait(60)
-        with self.mutex:
-            if self.lock is not None:
-                self.lock.release()
-                self.lock = None
+        self._held.clear()
 
 
 # -- moving messages -------------------------------------------------------------
@@ -600,7 +812,7 @@ class MessageMover(QueueInspector):
                         if closed.reply_code == 404:
                             return moved, dropped, True
                         if closed.reply_code != 406:  # 406: a message or a consumer came meanwhile
-                            raise BrokerError(f"cannot delete queue {vhost}/{source}: {closed.reply_text}") from None
+                            raise BrokerError(f"cannot delete queue {vhost}/{source}: {broker_reply(closed.reply_text)}") from None
                         continue
                 quiet = False
                 if remaining <= 0:
@@ -640,11 +852,12 @@ class MessageMover(QueueInspector):
                 self._alone(vhost, source, destination)  # raises while that consumer is there
                 raise BrokerError(f"another client consumed from {vhost}/{source} for a moment; stopped, every "
                                   f"message is in {source!r} or {destination!r}: re-run") from None
-            raise BrokerError(f"the broker stopped moving messages from {vhost}/{source}: {closed.reply_text}") from None
+            raise BrokerError(f"the broker stopped moving messages from {vhost}/{source}: "
+                              f"{broker_reply(closed.reply_text)}") from None
         except pika.exceptions.AMQPError as error:
             raise BrokerError(
                 f"lost the AMQP connection while moving messages from {vhost}/{source} "
-                f"({type(error).__name__}); every message is still in {source!r} or {destination!r}"
+                f"({self.amqp.failure(error)}); every message is still in {source!r} or {destination!r}"
             ) from None
         finally:
             _close_channel(consume)  # unacked messages return to the source
@@ -689,7 +902,8 @@ class MessageMover(QueueInspector):
         except (pika.exceptions.NackError, pika.exceptions.UnroutableError):
             return False
         except pika.exceptions.AMQPError as error:
-            raise BrokerError(f"lost the AMQP connection while sealing queue {vhost}/{queue}: {type(error).__name__}") from None
+            raise BrokerError(f"lost the AMQP connection while sealing queue {vhost}/{queue}: "
+                              f"{self.amqp.failure(error)}") from None
         finally:
             _close_channel(channel)
 
@@ -725,9 +939,9 @@ def observe_routing(amqp: Amqp, vhost: str, queues: dict[str, str], messages: li
                     last[0] = time.monotonic()
             return handle
 
-        for queue, kind in sorted(queues.items()):
+        for name, kind in sorted(queues.items()):
             arguments = {"x-stream-offset": "next"} if kind == "stream" else None
-            listening.basic_consume(queue, on_message(queue), arguments=arguments)
+            listening.basic_consume(name, on_message(name), arguments=arguments)
         publishing = connection.channel()
         publishing.confirm_delivery()
         for index, (exchange, routing_key, headers) in enumerate(messages):
@@ -740,7 +954,8 @@ def observe_routing(amqp: Amqp, vhost: str, queues: dict[str, str], messages: li
                 received[index] = "nacked"
             except pika.exceptions.ChannelClosedByBroker as closed:
                 if closed.reply_code not in (403, 406):
-                    raise BrokerError(f"the broker refused test message {index + 1}: {closed.reply_text}") from None
+                    raise BrokerError(f"the broker refused test message {index + 1}: "
+                                      f"{broker_reply(closed.reply_text)}") from None
                 received[index] = "refused"
                 publishing = connection.channel()
                 publishing.confirm_delivery()
@@ -750,6 +965,6 @@ def observe_routing(amqp: Amqp, vhost: str, queues: dict[str, str], messages: li
             connection.process_data_events(time_limit=0.05)
         return received
     except pika.exceptions.AMQPError as error:
-        raise BrokerError(f"lost the AMQP connection while running the tests in {vhost}: {type(error).__name__}") from None
+        raise BrokerError(f"lost the AMQP connection while running the tests in {vhost}: {amqp.failure(error)}") from None
     finally:
         _close(connection)

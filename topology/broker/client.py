@@ -13,9 +13,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 import html
+import os
 import queue
 import time
 import re
+import ssl
 import threading
 from urllib.parse import quote, urlsplit
 
@@ -46,12 +48,17 @@ IMPORT_TIMEOUT = 120.0
 
 class RequestRefused(BrokerError):
     """The broker answered a request with a 4xx status; ``reason`` is its own explanation. Callers
-    that expect one catch it; one that reaches the command line is one error line like any other."""
+    that expect one catch it; one that reaches the command line is one error line like any other,
+    saying which request (``method`` and ``path``) the broker at ``url`` refused."""
 
-    def __init__(self, status: int, reason: str):
-        super().__init__(f"HTTP {status}: {reason}")
+    def __init__(self, status: int, reason: str, method: str = "", path: str = "", url: str = ""):
+        request = f" {method} {path}" if method else ""
+        where = f"the broker at {url} refused{request}" if url else f"the broker refused{request}"
+        super().__init__(f"{where}: {reason} (HTTP {status})" if reason else f"{where} (HTTP {status})")
         self.status = status
         self.reason = reason
+        self.method = method
+        self.path = path
 
 
 class BrokerFailed(BrokerError):
@@ -104,6 +111,10 @@ class ManagementClient:
             valid = False
         if not valid:
             raise BrokerError(f"invalid management URL {redact_url(url)!r}: expected http(s)://host:port")
+        odd = next((c for c in parts.hostname or "" if not (c.isalnum() or c in ".-_:%~")), None)
+        if odd is not None:
+            what = "a space" if odd.isspace() else repr(odd)
+            raise BrokerError(f"invalid management URL {redact_url(url)!r}: the host name holds {what}")
         if "@" in parts.netloc:
             raise BrokerError(
                 "the management URL must not hold credentials: use --user and --password "
@@ -258,7 +269,7 @@ class ManagementClient:
             if deadline.cut.is_set():
                 raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
                                             f"within {timeout:g}s") from None
-            raise BrokerError(f"TLS error talking to {self.url}: cannot read a TLS file: {_first_line(error)}") from None
+            raise BrokerError(f"TLS error talking to {self.url}: {self._tls_problem(error)}") from None
         finally:
             deadline.stop()
         status = response.status_code
@@ -287,9 +298,9 @@ class ManagementClient:
             text = f"the broker at {self.url} failed on {method} {path}: HTTP {status} {_reason(response)}".rstrip()
             if status in RETRY_STATUSES:
                 raise _Transient("unavailable", text)
-            raise BrokerFailed(text, status)
+            raise BrokerFailed(f"{text} (the broker's log has the details)", status)
         if status >= 400:
-            raise RequestRefused(status, _reason(response))
+            raise RequestRefused(status, _reason(response), method, path, self.url)
         if not response.content:
             return None
         try:
@@ -299,12 +310,29 @@ class ManagementClient:
 
     def _failure(self, error: requests.exceptions.RequestException, method: str, path: str) -> BrokerError:
         """The error to raise for a request that failed on the way (a lost connection is transient)."""
-        if isinstance(error, requests.exceptions.SSLError):
-            return BrokerError(f"TLS error talking to {self.url}: {_tls_reason(error)}")
+        if isinstance(error, requests.exceptions.SSLError) or (
+                isinstance(error, requests.exceptions.ConnectionError) and _ssl_error(error) is not None):
+            return BrokerError(f"TLS error talking to {self.url}: {self._tls_problem(error)}")
         if isinstance(error, requests.exceptions.ConnectionError):
             return _Transient("connection", f"cannot reach the management API at {self.url} (is RabbitMQ running with "
                                             f"rabbitmq_management enabled?) on {method} {path}")
-        return BrokerError(f"request to {self.url} failed: {_first_line(error)}")
+        if isinstance(error, requests.exceptions.ChunkedEncodingError):
+            return _Transient("connection", f"the connection to {self.url} broke while the answer to {method} {path} "
+                                            "was read")
+        if isinstance(error, requests.exceptions.ContentDecodingError):
+            return BrokerError(f"the answer of {self.url} to {method} {path} could not be decompressed (a proxy in "
+                               "between?)")
+        if isinstance(error, requests.exceptions.InvalidURL):
+            return BrokerError(f"invalid management URL {redact_url(self.url)!r}: expected http(s)://host:port")
+        return BrokerError(f"request to {self.url} failed ({method} {path})")
+
+    def _tls_problem(self, error: BaseException) -> str:
+        """What went wrong with TLS, naming the file at fault where one is."""
+        ca = self.verify if isinstance(self.verify, str) else None
+        if self.verify is True:  # requests then reads a CA bundle named in the environment, if any
+            ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+        cert, key = self.cert if isinstance(self.cert, tuple) else (self.cert, None)
+        return tls_problem(error, self.url, ca=ca, cert=cert, key=key, verify=self.verify is not False)
 
     def get(self, *segments: str, params: dict[str, str] | None = None, shape: Any = "any") -> Any:
         """GET, mapping 403 to a clear error (reads must be allowed for the tool to work), and
@@ -334,7 +362,7 @@ class ManagementClient:
         except RequestRefused as refused:
             if refused.status == 404:
                 return None
-            raise BrokerError(f"GET /api/{'/'.join(segments)} failed: HTTP {refused.status} {refused.reason}") from None
+            raise BrokerError(str(refused)) from None
 
     # -- reads -------------------------------------------------------------
 
@@ -697,24 +725,121 @@ def _reason(response: requests.Response) -> str:
     try:
         data = response.json()
     except ValueError:
-        return _first_line(response.text)[:300] or response.reason or ""
+        text = response.text.lstrip()
+        if text.startswith("<") or "html" in response.headers.get("content-type", "").lower():
+            return response.reason or ""  # a web server's or a proxy's error page: its status words say it
+        return _first_line(text)[:300] or response.reason or ""
     if isinstance(data, dict):
         # the broker HTML-escapes some reasons (&lt;&lt;...&gt;&gt;)
         return html.unescape(str(data.get("reason") or data.get("error") or "")).strip()[:500]
     return ""
 
 
-def _tls_reason(error: Exception) -> str:
-    """The useful part of a TLS failure (requests nests it several exceptions deep)."""
-    text = str(error)
-    found = re.search(r"\[SSL: [A-Z0-9_]+\][^(]*", text)
-    if found:
-        return f"{found.group(0).strip()} (check the CA bundle, the client certificate and key, and the host name)"
-    if "EOF occurred in violation of protocol" in text or "UNEXPECTED_EOF" in text:
+_TLS_HANDSHAKE = {
+    "WRONG_VERSION_NUMBER": "that port does not speak TLS (is it an http:// port?)",
+    "TLSV1_ALERT_UNKNOWN_CA": "the broker does not trust the client certificate{cert}",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the broker refused the client certificate{cert}",
+    "TLSV1_ALERT_ACCESS_DENIED": "the broker refused the client certificate{cert}",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the broker asks for a client certificate (tls.cert and tls.key of the "
+                                         "target in topology.toml)",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the broker refused the TLS handshake (does it require a client certificate, "
+                                     "or a TLS version or cipher this machine does not offer?)",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "the broker and this machine have no TLS version in common",
+    "UNSUPPORTED_PROTOCOL": "the broker and this machine have no TLS version in common",
+    "NO_PROTOCOLS_AVAILABLE": "the broker and this machine have no TLS version in common",
+}
+"""OpenSSL's reasons for a failed handshake, in words that say what to do."""
+
+
+def tls_problem(error: BaseException, url: str, *, ca: str | None = None, cert: str | None = None,
+                key: str | None = None, verify: bool = True) -> str:
+    """What went wrong with TLS talking to ``url``, in words: the file at fault (``ca``, ``cert``,
+    ``key``) where one is, and what to do. Never the TLS library's own text."""
+    failure = _ssl_error(error)
+    code = str(failure.reason) if failure is not None and failure.reason else ""
+    if not code:
+        found = re.search(r"\[(?:SSL|X509|PEM): ([A-Z0-9_]+)\]", str(error))
+        code = found.group(1) if found else ""
+    if code == "CERTIFICATE_VERIFY_FAILED" or isinstance(failure, ssl.SSLCertVerificationError):
+        return _verify_problem(str(getattr(failure, "verify_message", "") or ""), url, ca)
+    if code in _TLS_HANDSHAKE:
+        return _TLS_HANDSHAKE[code].replace("{cert}", f" {cert}" if cert else "")
+    if isinstance(failure, ssl.SSLEOFError) or "EOF occurred in violation of protocol" in str(error) \
+            or code == "UNEXPECTED_EOF_WHILE_READING":
+        if cert:
+            return f"the broker closed the TLS connection during the handshake (does it trust the client certificate {cert}?)"
         return "the broker closed the TLS connection during the handshake (does it require a client certificate?)"
-    if "No such file" in text or "Could not find" in text:
-        return f"cannot read a TLS file: {_first_line(error)}"
-    return _first_line(error)
+    problem = tls_file_problem(ca if verify else None, cert, key)
+    if problem:
+        return problem
+    host = urlsplit(url).netloc
+    return f"the TLS handshake with {host} failed" + (f" (OpenSSL: {code})" if code else "")
+
+
+def _verify_problem(why: str, url: str, ca: str | None) -> str:
+    host = urlsplit(url).hostname or url
+    if "mismatch" in why.lower():
+        return (f"the broker's certificate is not for the host name {host}: connect with a name the certificate "
+                "holds (or --insecure, for tests only)")
+    if "expired" in why.lower():
+        return "the broker's certificate has expired"
+    if "not yet valid" in why.lower():
+        return "the broker's certificate is not valid yet (is this machine's clock right?)"
+    trusted = f"by the CA file {ca}" if ca else "by this machine's CA certificates"
+    return (f"the broker's certificate is not trusted {trusted}: give the CA that signed it (tls.ca of the target in "
+            "topology.toml), or --insecure for tests only")
+
+
+def tls_file_problem(ca: str | None, cert: str | None, key: str | None) -> str | None:
+    """What is wrong with the TLS files (a CA bundle, a client certificate and its key), or ``None``."""
+    if ca is not None:
+        if not os.path.exists(ca):
+            return f"the CA file {ca} does not exist"
+        try:
+            if os.path.isdir(ca):
+                ssl.create_default_context(capath=ca)
+            else:
+                ssl.create_default_context(cafile=ca)
+        except ssl.SSLError:
+            return f"the CA file {ca} holds no PEM certificate"
+        except OSError as error:
+            return f"cannot read the CA file {ca}: {error.strerror or 'unreadable'}"
+    if cert is not None:
+        for what, path in (("client certificate", cert), ("client key", key)):
+            if path is not None and not os.path.isfile(path):
+                return f"the {what} file {path} does not exist"
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key, password=_no_passphrase)
+        except ssl.SSLError:
+            if key is None:
+                return (f"the client certificate file {cert} cannot be used: it must hold the certificate and its "
+                        "key, in PEM")
+            return (f"the client certificate {cert} and key {key} cannot be used: not PEM, a key with a passphrase, "
+                    "or a key that does not belong to the certificate")
+        except OSError as error:
+            return f"cannot read the client certificate {cert}: {error.strerror or 'unreadable'}"
+    return None
+
+
+def _no_passphrase() -> bytes:
+    """Never ask for a key's passphrase on the terminal (the tool reads no passphrase)."""
+    return b""
+
+
+def _ssl_error(error: BaseException) -> ssl.SSLError | None:
+    """The TLS library's error inside ``error`` (requests nests it several exceptions deep)."""
+    seen: set[int] = set()
+    stack: list[Any] = [error]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return current
+        stack.extend(current.args)
+        stack.extend(getattr(current, name, None) for name in ("reason", "__cause__", "__context__"))
+    return None
 
 
 def _first_line(value: object) -> str:

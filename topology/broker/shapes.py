@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 NAMED = {"name": "str"}
-EXCHANGE = {"name": "str", "type?": "str", "arguments?": "object"}
-QUEUE = {"name": "str", "arguments?": "object"}
-BINDING = {"source": "str", "destination": "str", "destination_type?": "str", "routing_key?": "str", "arguments?": "object"}
-POLICY = {"name": "str", "pattern": "str", "definition": "object", "priority?": "int", "apply-to?": "str"}
-PARAMETER = {"component": "str", "name": "str", "value": "any"}
+EXCHANGE = {"name": "str", "vhost?": "str", "type?": "str", "arguments?": "object"}
+QUEUE = {"name": "str", "vhost?": "str", "arguments?": "object"}
+BINDING = {"source": "str", "destination": "str", "vhost?": "str", "destination_type?": "str", "routing_key?": "str",
+           "arguments?": "object"}
+POLICY = {"name": "str", "vhost?": "str", "pattern": "str", "definition": "object", "priority?": "int",
+          "apply-to?": "str"}
+PARAMETER = {"component": "str", "vhost?": "str", "name": "str", "value": "any"}
 PERMISSION = {"user": "str", "vhost": "str"}
 DEFINITIONS = {
     "vhosts?": [NAMED], "users?": [NAMED], "permissions?": [PERMISSION], "topic_permissions?": [PERMISSION],
@@ -31,6 +33,7 @@ GLOBAL_PARAMETER = {"name": "str", "value": "any"}
 QUEUE_DETAILS = {"name": "str", "arguments?": "object", "type?": "str"}
 
 _KINDS = {"str": str, "int": int, "bool": bool, "object": dict}
+_WORDS = {"str": "text", "int": "a whole number", "bool": "true or false", "object": "an object"}
 
 
 def shape_problem(value: Any, shape: Any, where: str = "") -> str | None:
@@ -41,7 +44,7 @@ def shape_problem(value: Any, shape: Any, where: str = "") -> str | None:
         kind = _KINDS[shape]
         if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
             return None
-        return f"{where or 'the answer'} is {_what(value)}, not {'an' if shape in ('int', 'object') else 'a'} {shape}"
+        return f"{where or 'the answer'} is {_what(value)}, not {_WORDS[shape]}"
     if isinstance(shape, list):
         if not isinstance(value, list):
             return f"{where or 'the answer'} is {_what(value)}, not a list"
@@ -65,7 +68,14 @@ def shape_problem(value: Any, shape: Any, where: str = "") -> str | None:
     return None
 
 
+def describe(value: Any) -> str:
+    """What kind of JSON value ``value`` is, in words ("a list", "text", "a number")."""
+    return _what(value)
+
+
 def _what(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return {dict: "an object", list: "a list", str: "text"}.get(type(value), "a number")

@@ -54,6 +54,16 @@ class UserState(Resource):
             props["password"] = PASSWORD_SET
         return props
 
+    def password_note(self, created: bool) -> str | None:
+        """What a plan says of the password when the files declare none (``None`` when they do):
+        an existing user's is left as it is; a new user is created without one (RabbitMQ then
+        refuses every password it is given: it can log in only by other means, a certificate)."""
+        if self.managed_password:
+            return None
+        if created:
+            return "password: none (none declared: it cannot log in with a password until one is set)"
+        return "password: left as it is (none declared)"
+
     def identity(self) -> dict[str, Any]:
         return {"vhost": "", "name": self.user, "managed_password": self.managed_password,
                 "password_variable": self.password_variable, "hashing_algorithm": self.hashing_algorithm}

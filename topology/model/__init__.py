@@ -339,7 +339,8 @@ class User(_Strict):
     password: str | None = Field(
         None, description="The password, from the environment: ${ORDERS_SVC_PASSWORD} (names ending in PASSWORD are "
                           "secret). A literal is refused unless allow_literal_password is true. Omitted (with "
-                          "password_hash): the password is left as it is.")
+                          "password_hash): an existing user's password is left as it is, and a new user gets none "
+                          "(it cannot log in with a password).")
     password_hash: str | None = Field(
         None, description="A RabbitMQ password hash instead of password (base64 of a 4-byte salt and the digest), with "
                           "hashing_algorithm.")

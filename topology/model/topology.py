@@ -42,14 +42,31 @@ def location(path: Iterable[Any]) -> str:
             parts.append(f"{singular[rest[0]]} {name}")
             rest = rest[2:]
         if rest:
-            parts.append(".".join(str(p) for p in rest))
+            parts.append(_dotted(rest))
     elif len(path) >= 2 and path[0] == "users":
         parts.append(f"user {path[1]!r}")
         if path[2:]:
-            parts.append(".".join(str(p) for p in path[2:]))
+            parts.append(_dotted(path[2:]))
+    elif len(path) >= 2 and path[0] == "tests" and isinstance(path[1], int):
+        parts.append(f"test #{path[1] + 1}")
+        if path[2:]:
+            parts.append(_dotted(path[2:]))
     else:
-        parts.append(".".join(str(p) for p in path))
+        parts.append(_dotted(path))
     return " ".join(parts)
+
+
+def _dotted(path: Iterable[Any]) -> str:
+    """Keys joined with dots; a list item is counted from 1 (``tags #2``, ``uri #1``)."""
+    text, after_item = "", False
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"{' ' if text else ''}#{part + 1}"
+            after_item = True
+        else:
+            text += f"{' ' if after_item else '.' if text else ''}{part}"
+            after_item = False
+    return text
 
 
 def value_at(data: Any, path: Iterable[Any]) -> Any:
@@ -121,6 +138,9 @@ class Topology:
     """What validation found that RabbitMQ accepts but is likely a mistake (:class:`~topology.errors.Problem`)."""
     lines: dict[str, dict[tuple[Any, ...], int]] = field(default_factory=dict, repr=False)
     """Per file, the line of every YAML key path (for locating problems)."""
+    sources: dict[str, str] = field(default_factory=dict, repr=False)
+    """Per file as origins name it (relative to the project file's folder in target mode), the path
+    it was read from."""
 
     def line_of(self, origin: Origin, *subpath: Any) -> int:
         """The line of ``subpath`` below the object at ``origin`` (the object's own line if absent)."""

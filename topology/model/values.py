@@ -8,7 +8,7 @@ equal.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import BeforeValidator
 
@@ -34,9 +34,24 @@ def _plain_int(value: Any, what: str) -> int | None:
     return None
 
 
+_MAX_DIGITS = 30
+"""Digits a duration or size may have (far beyond any the broker takes; Python refuses to read
+numbers of thousands of digits)."""
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:37] + "...")
+
+
+def _too_long(value: Any, what: str) -> None:
+    if isinstance(value, str) and sum(character.isdigit() for character in value) > _MAX_DIGITS:
+        raise ValueError(f"invalid {what} {_shown(value.strip())}: the number is far too large")
+
+
 def parse_duration(value: Any) -> int:
     """Milliseconds from an int, or from a string such as ``500ms``, ``30s``, ``5m``, ``1h``, ``1d``."""
     number = _plain_int(value, "a duration")
+    _too_long(value, "duration")
     if number is None and isinstance(value, str):
         if _DIGITS_RE.match(value):
             number = int(value)
@@ -56,6 +71,7 @@ def parse_duration(value: Any) -> int:
 def parse_size(value: Any) -> int:
     """Bytes from an int, or from a string such as ``512KiB``, ``10MB`` (SI) or ``10MiB`` (binary)."""
     number = _plain_int(value, "a size")
+    _too_long(value, "size")
     if number is None and isinstance(value, str):
         if _DIGITS_RE.match(value):
             number = int(value)
@@ -77,3 +93,48 @@ Duration = Annotated[int, BeforeValidator(parse_duration)]
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 """A size in bytes (``10MiB`` in a file becomes 10485760)."""
+
+
+def readable_duration(milliseconds: int) -> int | str:
+    """The shortest exact way to write ``milliseconds`` in a file: ``86400000`` → ``1d``,
+    ``90000`` → ``90s``, ``1500`` → ``1500ms``; ``0`` stays ``0``. :func:`parse_duration`
+    reads the result back to the same number."""
+    if milliseconds == 0:
+        return 0
+    unit, size = max(((u, s) for u, s in _DURATION_UNITS.items() if milliseconds % s == 0), key=lambda item: item[1])
+    return f"{milliseconds // size}{unit}"
+
+
+_SIZE_NAMES = {"b": "B", "kb": "KB", "mb": "MB", "gb": "GB", "tb": "TB", "kib": "KiB", "mib": "MiB", "gib": "GiB",
+               "tib": "TiB"}
+
+
+def readable_size(size: int) -> int | str:
+    """The shortest exact way to write ``size`` bytes in a file: ``1073741824`` → ``1GiB``,
+    ``5000000`` → ``5MB``; plain bytes when no unit of a kilobyte or more divides it (``1500``).
+    Between an SI and a binary unit, the smaller number wins (binary on a tie). :func:`parse_size`
+    reads the result back to the same number."""
+    fits = [(size // factor, unit) for unit, factor in _SIZE_UNITS.items()
+            if factor > 1 and size > 0 and size % factor == 0]
+    if not fits:
+        return size
+    number, unit = min(fits, key=lambda item: (item[0], not item[1].endswith("ib")))
+    return f"{number}{_SIZE_NAMES[unit]}"
+
+
+def with_unit(annotation: Any, value: Any) -> Any:
+    """``value`` written with its unit (:func:`readable_duration`, :func:`readable_size`) when a
+    field of type ``annotation`` reads durations or sizes and ``value`` is a whole number ≥ 0;
+    otherwise ``value`` as it is (also a number too long for a unit to be read back)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or len(str(value)) > _MAX_DIGITS:
+        return value
+    pending = [annotation]
+    while pending:
+        current = pending.pop()
+        for metadata in getattr(current, "__metadata__", ()):
+            if isinstance(metadata, BeforeValidator) and metadata.func is parse_duration:
+                return readable_duration(value)
+            if isinstance(metadata, BeforeValidator) and metadata.func is parse_size:
+                return readable_size(value)
+        pending.extend(get_args(current))
+    return value

@@ -44,6 +44,9 @@ class Rendered:
     """``${VARIABLES}`` left in the output (template mode) → what each must hold."""
     unsupported: list[str] = field(default_factory=list)
     """Declared settings the format cannot express, one line each (left out of the output)."""
+    dropped: list[str] = field(default_factory=list)
+    """Declared metadata the format cannot express and that does not change what the broker does
+    (a vhost's description), one line each: left out of the output with a warning, never refused."""
     notes: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     """The secrets the output holds (a URI's password, a password hash), one line each: such an

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from xml.sax.saxutils import escape, quoteattr
 
 from topology.drift import IN_SYNC, DriftReport, ObjectStatus
 from topology.ha import CHECKS, Finding
+from topology.render.junit import ERROR, FAILED, SKIPPED, Case, Suite, document
 from topology.markup import markdown_cell, markdown_code
 
 FORMATS = ("text", "json", "markdown", "junit")
@@ -138,59 +137,27 @@ def render_many_markdown(outcomes: Iterable[Outcome]) -> str:
     return "\n".join(sections)
 
 
-def _testcase(classname: str, name: str, failure: str | None = None, body: str = "", skipped: str | None = None) -> str:
-    head = f"    <testcase classname={quoteattr(classname)} name={quoteattr(name)}"
-    if failure is not None:
-        return f"{head}>\n      <failure message={quoteattr(failure)} type=\"drift\">{escape(body or failure)}</failure>\n    </testcase>"
-    if skipped is not None:
-        return f"{head}>\n      <skipped message={quoteattr(skipped)}/>\n    </testcase>"
-    return f"{head}/>"
-
-
-@dataclass
-class _Suite:
-    name: str
-    cases: list[tuple[str, bool, bool]]
-    """(xml, failed, skipped)"""
-    errors: int = 0
-
-    @property
-    def counts(self) -> tuple[int, int, int]:
-        return (len(self.cases), sum(1 for _, failed, _ in self.cases if failed),
-                sum(1 for _, _, skip in self.cases if skip))
-
-    def xml(self) -> str:
-        tests, failures, skipped = self.counts
-        head = (f"  <testsuite name={quoteattr(self.name)} tests=\"{tests}\" failures=\"{failures}\" errors=\"{self.errors}\" "
-                f"skipped=\"{skipped}\"")
-        if not self.cases:
-            return head + "/>"
-        return head + ">\n" + "\n".join(xml for xml, _, _ in self.cases) + "\n  </testsuite>"
-
-
 def render_junit(report: DriftReport) -> str:
     """JUnit XML: a suite per vhost with a test case per managed object, a suite for the
     high-availability checks (a case per queue), and one for the orphans."""
-    return _junit_document(_suites(report))
+    return document("topology drift", _suites(report))
 
 
 def render_many_junit(outcomes: Iterable[Outcome]) -> str:
     """Several targets' reports in one JUnit document (suite names start with the target); a
     target that failed is a suite with one errored case."""
-    suites: list[_Suite] = []
+    suites: list[Suite] = []
     for name, report, error, details in outcomes:
         if report is not None:
             suites.extend(_suites(report))
         else:
-            case = (f"    <testcase classname={quoteattr(name)} name=\"drift\">\n      <error message={quoteattr(error or '')}>"
-                    f"{escape(chr(10).join(details))}</error>\n    </testcase>")
-            suites.append(_Suite(f"{name}: error", [(case, False, False)], errors=1))
-    return _junit_document(suites)
+            suites.append(Suite(f"{name}: error", [Case(name, "drift", ERROR, error or "", "\n".join(details))]))
+    return document("topology drift", suites)
 
 
-def _suites(report: DriftReport) -> list[_Suite]:
+def _suites(report: DriftReport) -> list[Suite]:
     prefix = f"{report.target}: " if report.target else ""
-    suites: list[_Suite] = []
+    suites: list[Suite] = []
     by_vhost: dict[str, list[ObjectStatus]] = {}
     for item in report.objects:
         by_vhost.setdefault(item.vhost, []).append(item)
@@ -200,12 +167,12 @@ def _suites(report: DriftReport) -> list[_Suite]:
             # cluster-wide objects (users, global parameters) have no vhost: a suite of their own
             classname = f"{prefix}{vhost}.{item.kind}" if vhost else f"{prefix}cluster.{item.kind}"
             if item.status == IN_SYNC:
-                cases.append((_testcase(classname, item.name), False, False))
+                cases.append(Case(classname, item.name))
             else:
                 declared = f"\ndeclared at {item.declared_at}" if item.declared_at else ""
-                cases.append((_testcase(classname, item.name, f"{item.status}: {item.describe()}",
-                                        f"{item.kind} {_where(item)}: {item.describe()}{declared}"), True, False))
-        suites.append(_Suite(f"{prefix}vhost {vhost}" if vhost else f"{prefix}cluster-wide", cases))
+                cases.append(Case(classname, item.name, FAILED, f"{item.status}: {item.describe()}",
+                                  f"{item.kind} {_where(item)}: {item.describe()}{declared}", "drift"))
+        suites.append(Suite(f"{prefix}vhost {vhost}" if vhost else f"{prefix}cluster-wide", cases))
     findings: dict[tuple[str, str], list[Finding]] = {}
     for finding in report.ha_findings:
         findings.setdefault((finding.vhost, finding.queue), []).append(finding)
@@ -216,28 +183,19 @@ def _suites(report: DriftReport) -> list[_Suite]:
         found = findings.get((vhost, queue))
         if found:
             message = "; ".join(f"{f.check}: {f.message}" for f in sorted(found, key=lambda f: CHECKS.index(f.check)))
-            cases.append((_testcase(classname, queue, message), True, False))
+            cases.append(Case(classname, queue, FAILED, message, kind="drift"))
         elif (vhost, queue) in unknown:
-            cases.append((_testcase(classname, queue, skipped="statistics not available yet"), False, True))
+            cases.append(Case(classname, queue, SKIPPED, "statistics not available yet"))
         else:
-            cases.append((_testcase(classname, queue), False, False))
-    suites.append(_Suite(f"{prefix}high availability", cases))
+            cases.append(Case(classname, queue))
+    suites.append(Suite(f"{prefix}high availability", cases))
     cases = []
     for resource in report.orphans:
         classname = f"{prefix}{resource.vhost or 'cluster'}.orphan.{resource.kind}"
         message = "on the broker but declared in no file"
         if report.fail_on_orphans:
-            cases.append((_testcase(classname, resource.name, message), True, False))
+            cases.append(Case(classname, resource.name, FAILED, message, kind="drift"))
         else:
-            cases.append((_testcase(classname, resource.name, skipped=message + " (not counted: --fail-on-orphans counts it)"),
-                          False, True))
-    suites.append(_Suite(f"{prefix}orphans", cases))
+            cases.append(Case(classname, resource.name, SKIPPED, message + " (not counted: --fail-on-orphans counts it)"))
+    suites.append(Suite(f"{prefix}orphans", cases))
     return suites
-
-
-def _junit_document(suites: list[_Suite]) -> str:
-    tests, failures, skipped = (sum(suite.counts[i] for suite in suites) for i in range(3))
-    errors = sum(suite.errors for suite in suites)
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="topology drift" tests="{tests}" '
-            f'failures="{failures}" errors="{errors}" skipped="{skipped}">\n' + "\n".join(s.xml() for s in suites)
-            + "\n</testsuites>\n")

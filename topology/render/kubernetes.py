@@ -13,11 +13,13 @@ joined with commas, as the operator splits them. The Secrets are rendered too, f
 same secrets rule as the definitions (:mod:`topology.render.definitions`): ``${VARIABLES}`` by
 default, real values (a password only as a locally made hash) with ``resolve``.
 
-What the operator cannot express (an internal exchange, federation upstream sets, global
-parameters, a vhost description, shovel or upstream keys it has no field for, user tags
-outside its list) goes in :attr:`Rendered.unsupported`, and so does each resource that needs
-one of those (a binding of an internal exchange, the permissions of a user left out, a policy
-naming an upstream set).
+What the operator cannot express decides by what it does. A setting that changes what the
+broker does (an internal exchange, federation upstream sets, global parameters, shovel or
+upstream keys it has no field for, the impersonator tag) goes in
+:attr:`Rendered.unsupported`, and so does each resource that needs one of those (a binding of
+an internal exchange, the permissions of a user left out, a policy naming an upstream set).
+Metadata that changes nothing the broker does (a vhost's description, user tags that are
+labels only) goes in :attr:`Rendered.dropped`: left out with a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import re
 from typing import Any
 
 from topology.passwords import DEFAULT_ALGORITHM, SHA512
+from topology.rules.names import USER_TAGS_ACTED_ON
 from topology.render.definitions import Rendered, Secrets
 from topology.kinds import (
     BindingState,
@@ -147,7 +150,8 @@ def render_kubernetes(state: State, cluster_name: str, namespace: str | None = N
         if name == "/":  # deleting the resource must not delete the default vhost
             spec["deletionPolicy"] = "retain"
         if vhost.description:
-            result.unsupported.append(f"vhost {name}: description (the Vhost resource has no field for it)")
+            result.dropped.append(f"vhost {name}: description left out (the Vhost resource has no field for it; "
+                                  "it changes nothing the broker does)")
         resources.append(("Vhost", (name,), spec))
     made_for: list[tuple[Resource, tuple[str, tuple[str, ...], dict[str, Any]]]] = []
     left_out: set[tuple[Any, ...]] = set()
@@ -274,9 +278,14 @@ def _resource(resource: Resource, secrets: Secrets, result: Rendered) -> tuple[s
 
 def _user(user: UserState, secrets: Secrets, result: Rendered) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
     odd = [tag for tag in user.tags if tag not in USER_TAGS]
-    if odd:
-        result.unsupported.append(f"user {user.user}: tag(s) {', '.join(odd)} (the User resource accepts "
+    acted_on = [tag for tag in odd if tag in USER_TAGS_ACTED_ON]
+    if acted_on:
+        result.unsupported.append(f"user {user.user}: tag(s) {', '.join(acted_on)} (the User resource accepts "
                                   f"{', '.join(sorted(USER_TAGS))})")
+    labels = [tag for tag in odd if tag not in USER_TAGS_ACTED_ON]
+    if labels:
+        result.dropped.append(f"user {user.user}: tag(s) {', '.join(labels)} left out (the User resource accepts "
+                              f"{', '.join(sorted(USER_TAGS))}; labels only, they change nothing the broker does)")
     spec: dict[str, Any] = {}
     tags = [tag for tag in user.tags if tag in USER_TAGS]
     if tags:

@@ -39,6 +39,9 @@ def _body(route: Route, indent: str) -> list[str]:
             lines.append(f"{indent}  dead-lettered ({dead.reason}) to {to}, routing key{'s' if len(dead.routing_keys) != 1 else ''} "
                          f"{keys}: {_count(dead)}")
             lines += _body(dead, indent + "    ")
+        elif delivery.dead_letter_above:
+            lines.append(f"{indent}  dead-lettered ({delivery.dead_letter_reason}): as above, where it died in "
+                         f"{delivery.queue} with the same routing keys")
     for kind in ("uncertain", "dropped", "cycles"):
         for line in getattr(route, kind):
             lines.append(f"{indent}{'cycle' if kind == 'cycles' else kind}: {line}")

@@ -7,7 +7,9 @@ import re
 from typing import Any
 
 from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
+from topology.kinds.base import PASSWORD_CHANGED, PASSWORD_SET
 from topology.kinds.parameter import PARAMETER_KINDS
+from topology.kinds.user import UserState
 from topology.markup import markdown_cell, markdown_code
 from topology.plan import Plan
 
@@ -42,6 +44,34 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+INLINE_KINDS = ("exchange", "queue", "binding", *PARAMETER_KINDS)
+"""Kinds whose creation is told on its first line; the others list their settings below it."""
+
+_FLAG_DEFAULTS = {"durable": True, "auto_delete": False, "internal": False}
+
+
+def _flat(prefix: str, item: Any) -> list[tuple[str, Any]]:
+    if isinstance(item, dict) and item:
+        return [pair for key in sorted(item) for pair in _flat(f"{prefix}.{key}" if prefix else str(key), item[key])]
+    return [(prefix, item)]
+
+
+def created_settings(change: Change) -> list[tuple[str, str]]:
+    """A created object's settings as ``(name, value)``, nested maps as dotted names, empty ones left
+    out; a password only as whether one is set (its value is never in a plan)."""
+    props = change.after.props() if change.after else {}
+    settings = []
+    for key, item in props.items():
+        if item is None or item == {} or item == [] or item == "":
+            continue
+        if key == "password" and change.kind == "user":
+            settings.append(("password", "set from the files (never shown)" if item in (PASSWORD_SET, PASSWORD_CHANGED)
+                             else value(item)))
+            continue
+        settings.extend((name, value(v)) for name, v in _flat(key, item))
+    return settings
+
+
 def render_change(change: Change) -> list[str]:
     """The lines for one change (its first names the action, kind and object)."""
     symbol = SYMBOLS[change.action]
@@ -49,13 +79,21 @@ def render_change(change: Change) -> list[str]:
     if change.action == CREATE and change.kind in ("exchange", "queue"):
         props = change.after.props() if change.after else {}
         extras = [str(props.get("type"))] + [f"{k}={value(v)}" for k, v in sorted(props.get("arguments", {}).items())]
+        extras += [f"{flag}={value(props[flag])}" for flag, default in _FLAG_DEFAULTS.items()
+                   if flag in props and props[flag] != default]
         head += f"  ({', '.join(extras)})"
     elif change.action == CREATE and change.kind in PARAMETER_KINDS:
         head += f"  ({parameter_summary(change.after.props().get('value') if change.after else None)})"
     lines = [head]
+    if change.action == CREATE and change.kind not in INLINE_KINDS:
+        lines.extend(f"        {name}: {setting}" for name, setting in created_settings(change))
     if change.action in (UPDATE, REPLACE, RESUME):
         for name, field in change.fields.items():
             lines.append(f"        {name}: {value(field.before)} -> {value(field.after)}")
+    if isinstance(change.after, UserState) and change.action in (CREATE, UPDATE):  # a password the files do not declare
+        note = change.after.password_note(created=change.action == CREATE)
+        if note:
+            lines.append(f"        {note}")
     if change.action in (REPLACE, RESUME, DELETE) and change.reason:
         lines.append(f"        why: {change.reason}")
     if change.kind == "queue" and change.action in (REPLACE, RESUME, DELETE):
@@ -146,11 +184,16 @@ def render_plan_markdown(plan: Plan, target: str | None = None) -> str:
         for change in plan.changes:
             what = "; ".join(f"{markdown_code(n)}: {markdown_code(value(f.before))} -> {markdown_code(value(f.after))}"
                              for n, f in change.fields.items())
-            if change.action == "create":
+            if change.action == "create" and change.kind in INLINE_KINDS:
                 props = change.after.props() if change.after else {}
                 details = [str(props["type"])] if "type" in props else []
                 details += [f"{k}={value(v)}" for k, v in sorted(props.get("arguments", {}).items())]
+                details += [f"{flag}={value(props[flag])}" for flag, default in _FLAG_DEFAULTS.items()
+                            if flag in props and props[flag] != default]
                 what = "new" + (f" ({', '.join(markdown_code(d) for d in details)})" if details else "")
+            elif change.action == "create":
+                settings = created_settings(change)
+                what = "new" + (f" ({', '.join(markdown_code(f'{n}: {v}') for n, v in settings)})" if settings else "")
             elif change.action == "delete":
                 what = markdown_cell(change.reason)
             if change.hazards:

@@ -11,6 +11,10 @@ SERVER_NAMED_PREFIX = "amq.gen-"
 FEDERATION_PREFIX = "federation:"
 """Exchanges and queues the federation plugin declares for its links."""
 
+USER_TAGS_ACTED_ON = frozenset({"administrator", "monitoring", "policymaker", "management", "impersonator"})
+"""The user tags RabbitMQ gives a meaning (what the management plugin lets a user do; an
+impersonator may publish with another user's user-id); any other tag is a label only."""
+
 
 def is_reserved(name: str) -> bool:
     """A name only the broker may give (``amq.*``)."""
