@@ -333,12 +333,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...]
 
     def work(job: Any) -> tuple[int, Any]:
         topology = _load(job, offline=True)
-        version = broker_version or job.broker_version
-        if version is not None:
-            from topology.validate import check_broker_version
-
-            check_broker_version(topology, version, version_text(version), offline=True,
-                                 source="--broker-version" if broker_version else f"target {job.target}")
+        _check_given_version(topology, broker_version, job)
         objects = sum(
             len(v.exchanges) + len(v.queues) + len(v.bindings) + len(v.policies) + len(v.operator_policies)
             + len(v.shovels) + len(v.federation_upstreams) + len(v.federation_upstream_sets)
@@ -352,6 +347,17 @@ def validate(ctx: click.Context, paths: tuple[str, ...], values: tuple[str, ...]
     results = _run_jobs(jobs, selection, work)
     if selection.all_targets:
         ctx.exit(_print_results(results, lambda r: "valid"))
+
+
+def _check_given_version(topology: Any, broker_version: tuple[int, ...] | None, job: Any) -> None:
+    """The version rules of --broker-version, or of the target's broker_version, when one is given
+    (raises :class:`ConfigError` with the rules broken)."""
+    from topology.validate import check_broker_version
+
+    version = broker_version or job.broker_version
+    if version is not None:
+        check_broker_version(topology, version, version_text(version), offline=True,
+                             source="--broker-version" if broker_version else f"target {job.target}")
 
 
 def _ci_output(ctx: click.Context, output_format: str, report: Any) -> NoReturn:
@@ -397,7 +403,6 @@ def _validation_report(paths: tuple[str, ...], values: tuple[str, ...], broker_v
     from topology.loader import load_valid
     from topology.render.diagnostics import BROKER_VERSION, INVALID, SUSPECT, VALIDATE_RULES, Report, from_problems
     from topology.targets import resolve_jobs
-    from topology.validate import check_broker_version
 
     def work(job: Any) -> tuple[int, Any]:
         target = job.target if selection.all_targets else ""
@@ -406,13 +411,10 @@ def _validation_report(paths: tuple[str, ...], values: tuple[str, ...], broker_v
         except ConfigError as error:
             return error.exit_code, from_problems(error.problems, INVALID, target) + from_problems(error.warnings, SUSPECT, target)
         found = from_problems(topology.warnings, SUSPECT, target)
-        version = broker_version or job.broker_version
-        if version is not None:
-            try:
-                check_broker_version(topology, version, version_text(version), offline=True,
-                                     source="--broker-version" if broker_version else f"target {job.target}")
-            except ConfigError as error:
-                return error.exit_code, found + from_problems(error.problems, BROKER_VERSION, target)
+        try:
+            _check_given_version(topology, broker_version, job)
+        except ConfigError as error:
+            return error.exit_code, found + from_problems(error.problems, BROKER_VERSION, target)
         return EXIT_OK, found
 
     try:

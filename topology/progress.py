@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from topology.terminal import visible
+from topology.terminal import is_terminal, visible
 
 SHOW_AFTER = 2.0
 """Seconds before anything is shown."""
@@ -48,11 +48,7 @@ def mode(stream: TextIO) -> str:
         return "off"
     if wanted == "lines":
         return "lines"
-    try:
-        terminal = stream.isatty()
-    except (AttributeError, ValueError):
-        terminal = False
-    return "bar" if terminal and os.environ.get("TERM") != "dumb" else "lines"
+    return "bar" if is_terminal(stream) else "lines"
 
 
 class Progress:

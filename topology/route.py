@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,9 +297,7 @@ class Network:
                  keys: list[str]) -> tuple[list[tuple[str, str, Hop]], bool]:
         """The destinations an exchange's own bindings match: (kind, name, hop); and whether it
         routes by rules not simulated here (then its bindings count as matched: no alternate)."""
-        kind = exchange.type
-        if kind == "x-delayed-message":
-            kind = str(exchange.arguments.get("x-delayed-type", "direct"))
+        kind = routes_as(exchange)
         bindings = self.bindings.get(exchange.exchange, [])
         if kind not in SIMULATED_TYPES:
             if bindings:
@@ -366,6 +365,14 @@ class _FirstWord:
     def candidates(self, key: str) -> list[Any]:
         first = topic_words(key)[:1]
         return self.any + self.by_word.get(first[0], []) if first else self.any
+
+
+def routes_as(exchange: ExchangeState) -> str:
+    """The type an exchange routes as: an ``x-delayed-message`` exchange as its ``x-delayed-type``
+    (after the delay), any other as its own type."""
+    if exchange.type == "x-delayed-message":
+        return str(exchange.arguments.get("x-delayed-type", "direct"))
+    return exchange.type
 
 
 def _literal(kind: str, binding_key: str) -> bool:
@@ -668,7 +675,7 @@ def named_keys(network: Network, exchanges: set[str] | None = None) -> list[str]
         spec = network.exchanges.get(source)
         if spec is None or (exchanges is not None and source not in exchanges):
             continue
-        kind = str(spec.arguments.get("x-delayed-type", "direct")) if spec.type == "x-delayed-message" else spec.type
+        kind = routes_as(spec)
         for binding in bindings:
             if kind == "direct":
                 keys.add(binding.routing_key)
@@ -855,61 +862,46 @@ def dead_letter_loops(network: Network) -> list[DeadLetterLoop]:
 
 
 def _entry_groups(network: Network, exchange: str, keys: list[str]) -> list[tuple[str, list[str]]]:
-    """``keys`` in groups that a publish to ``exchange`` routes alike (the same exact keys and
-    wildcard topic keys among the bindings of the exchanges it can lead to), each with the key
-    that stands for its group; each key alone when a type not simulated is on the way."""
-    exact: set[str] = set()
+    """``keys`` in groups that a publish to ``exchange`` routes alike (see :func:`_alike`, over the
+    exchanges it can lead to), each with the key that stands for its group."""
+    groups = _alike(network, _exchanges_from(network, exchange), keys)
+    return [(members[0], members) for members in groups]
+
+
+def _key_classes(network: Network, keys: list[str], default_used: bool) -> dict[str, str]:
+    """Each of ``keys`` with the key that stands for it: the first of the keys that every binding
+    of the vhost treats alike (:func:`_alike`; with ``default_used``, the default exchange's queue
+    names count as exact keys). Such keys route alike everywhere, so following one follows them all."""
+    groups = _alike(network, network.bindings, sorted(keys), set(network.queues) if default_used else set())
+    return {key: members[0] for members in groups for key in members}
+
+
+def _alike(network: Network, exchanges: Iterable[str], keys: list[str], exact: set[str] | None = None) -> list[list[str]]:
+    """``keys`` (in their order) in groups that the bindings of ``exchanges`` treat alike: equal to
+    the same exact direct and topic binding keys (and ``exact``), matched by the same wildcard topic
+    keys. Each key alone when one of them routes by a type not simulated (which may look at the key)."""
+    exact = set(exact or ())
     wild = _FirstWord()
-    for name in _exchanges_from(network, exchange):
+    for name in exchanges:
         spec = network.exchanges.get(name)
-        if spec is None:
+        bindings = network.bindings.get(name, [])
+        if spec is None or not bindings:
             continue
-        kind = str(spec.arguments.get("x-delayed-type", "direct")) if spec.type == "x-delayed-message" else spec.type
+        kind = routes_as(spec)
         if kind in ("fanout", "headers"):
             continue
         if kind not in ("direct", "topic"):
-            return [(key, [key]) for key in keys]
-        for binding in network.bindings.get(name, []):
+            return [[key] for key in keys]
+        for binding in bindings:
             if _literal(kind, binding.routing_key):
                 exact.add(binding.routing_key)
             else:
                 wild.add(binding.routing_key, binding.routing_key)
     groups: dict[tuple[Any, ...], list[str]] = {}
     for key in keys:
-        matched = tuple(sorted(p for p in wild.candidates(key) if topic_matches(p, key)))
+        matched = tuple(sorted({p for p in wild.candidates(key) if topic_matches(p, key)}))
         groups.setdefault((key if key in exact else None, matched), []).append(key)
-    return [(members[0], members) for members in groups.values()]
-
-
-def _key_classes(network: Network, keys: list[str], default_used: bool) -> dict[str, str]:
-    """Each of ``keys`` with the key that stands for it: the first of the keys that every binding
-    of the vhost treats alike (equal to the same exact direct and topic binding keys, matched by
-    the same wildcard topic keys; with ``default_used``, the default exchange's queue names count
-    as exact keys). Such keys route alike everywhere, so following one follows them all. With an
-    exchange of a type not simulated (which may look at the key), each key stands for itself."""
-    exact: set[str] = set(network.queues) if default_used else set()
-    wild: set[str] = set()
-    for source, bindings in network.bindings.items():
-        spec = network.exchanges.get(source)
-        if spec is None or not bindings:
-            continue
-        kind = str(spec.arguments.get("x-delayed-type", "direct")) if spec.type == "x-delayed-message" else spec.type
-        if kind in ("fanout", "headers"):
-            continue
-        if kind not in ("direct", "topic"):
-            return {key: key for key in keys}
-        for binding in bindings:
-            (exact if _literal(kind, binding.routing_key) else wild).add(binding.routing_key)
-    patterns = _FirstWord()
-    for pattern in sorted(wild):
-        patterns.add(pattern, pattern)
-    standing: dict[tuple[Any, ...], str] = {}
-    classes = {}
-    for key in sorted(keys):
-        matched = tuple(sorted(p for p in patterns.candidates(key) if topic_matches(p, key)))
-        signature = (key if key in exact else None, matched)
-        classes[key] = standing.setdefault(signature, key)
-    return classes
+    return list(groups.values())
 
 
 def _reach(edges: dict[Any, set[Any]], starts: list[Any]) -> set[Any]:

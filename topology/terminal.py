@@ -35,6 +35,11 @@ def colour_wanted(stream: Any) -> bool:
     forced = os.environ.get("FORCE_COLOR", "")
     if forced and forced != "0":
         return True
+    return is_terminal(stream)
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal that can redraw and colour (its ``TERM`` is not ``dumb``)."""
     try:
         terminal = bool(stream.isatty())
     except (AttributeError, ValueError):
