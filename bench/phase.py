@@ -1,8 +1,9 @@
 """One measured run of the command line, in its own process (``bench/run.py`` starts it).
 
-Prints one JSON line: wall seconds inside Python (the command alone), exit code, HTTP requests
-by method (counted at the ``requests`` session, below the tool), and the process's peak
-resident memory in MB.
+Prints one JSON line: wall seconds inside Python (the command alone), the CPU seconds the process
+spent on the command (user + system, all its threads, from the end of the interpreter's start to
+the end: the tool's imports are in it) and in all (start included), exit code, HTTP requests by method (counted at the
+``requests`` session, below the tool), and the process's peak resident memory in MB.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from collections import Counter
 
 
 def main() -> None:
-    import requests
-
+    # the tool's CPU: everything after the interpreter's start, its imports included (a command that
+    # talks to no broker does not import requests, so neither does its measurement)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     counts: Counter[str] = Counter()
-    original = requests.Session.request
+    if sys.argv[1:2] != ["validate"]:
+        import requests
 
-    def counting(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
-        counts[method.upper()] += 1
-        return original(self, method, url, *args, **kwargs)
+        original = requests.Session.request
 
-    requests.Session.request = counting  # type: ignore[method-assign]
+        def counting(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+            counts[method.upper()] += 1
+            return original(self, method, url, *args, **kwargs)
+
+        requests.Session.request = counting  # type: ignore[method-assign]
     from topology.cli import main as cli
 
     started = time.perf_counter()
@@ -34,10 +39,13 @@ def main() -> None:
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     elapsed = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak_mb = after.ru_maxrss / 1024
     sys.stdout.flush()
-    print("\nBENCH " + json.dumps({"seconds": elapsed, "code": code, "requests": dict(counts),
-                                   "peak_mb": round(peak_mb, 1)}), file=sys.stderr)
+    print("\nBENCH " + json.dumps({"seconds": elapsed, "cpu_seconds": cpu,
+                                   "process_cpu_seconds": after.ru_utime + after.ru_stime, "code": code,
+                                   "requests": dict(counts), "peak_mb": round(peak_mb, 1)}), file=sys.stderr)
 
 
 if __name__ == "__main__":

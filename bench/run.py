@@ -1,25 +1,36 @@
-"""The benchmark: plan and apply at scale, next to the broker's own floor, in one run.
+"""The benchmark: the tool at scale next to the broker's own floor, quiet and busy, in one run.
 
-    .venv/bin/python bench/run.py --queues 500 5000 [--out bench/results.json]
+    .venv/bin/python bench/run.py --objects 1000 10000 50000 [--queues 10000] [--out bench/results.json]
+    .venv/bin/python bench/report.py bench/results.json     # the docs' table and chart from it
 
-For each size, a throw-away vhost ``topology-bench-<random>`` gets a generated topology:
-``--queues`` queues (with a TTL, a length limit and a dead-letter exchange), as many
-bindings, one exchange per 20 queues and one policy per 500 queues (at least one of each).
-Each phase runs the command line in its own process (``bench/phase.py``), which reports the
-command's wall time, its HTTP requests and its peak memory; the phases that change nothing run
-three times and the median run is kept:
+For each size, a throw-away vhost ``topology-bench-<random>`` gets a generated topology: queues
+(with a TTL, a length limit and a dead-letter exchange), as many bindings, one exchange per 20
+queues and one policy per 500 queues (at least one of each). ``--objects`` sizes it by the number
+of objects (at least that many), ``--queues`` by its queues. Each phase runs
+the command line in its own process (``bench/phase.py``), which reports the command's wall time,
+the CPU seconds of the tool's process, its HTTP requests and its peak memory:
 
+- ``validate``: the files alone, no broker;
 - ``plan cold``: the vhost does not exist yet;
 - ``apply create``: creating everything;
 - ``plan no-op`` and ``apply no-op``: nothing to do;
 - ``plan 1%``: against the full broker, with 1% of the queues bound by a new key;
-- ``apply 1%``: applying that (with ``--prune``: each changed binding is one delete, one create).
+- ``apply 1%``: applying that (with ``--prune``: each changed binding is one delete, one create);
+- ``prune``: ``apply --prune`` of files that declare the vhost with none of its queues, deleting
+  every queue (and so every binding).
 
-The floor, measured in the same run: ``GET /api/definitions/{vhost}`` of the full vhost (three
-times: the median is the reference, the broker's own time varies by a third from read to read), and
-one ``POST /api/definitions/{vhost}`` of the same objects into an empty vhost. The table prints
-each phase with its ratio to the floor (reads to the GET, creation to the POST); ``--out``
-writes it all as JSON. The vhosts are deleted at the end, whatever happens.
+The floor, measured in the same run under the same condition: ``GET /api/definitions/{vhost}``
+of the full vhost, one ``POST /api/definitions/{vhost}`` of the same objects into an empty
+vhost, and the ``DELETE /api/queues/{vhost}/{name}`` of every queue from 8 threads with a
+keep-alive session each (the queues re-created by a definitions POST, not timed, between the
+tool's prune and the floor's). Every figure and its floor are measured ``--runs`` times (3) in
+turns, so that a slow minute of the broker falls on both, and the median is kept.
+
+Each size is measured twice: quiet, then busy, with one process spinning on one core beside
+each measurement (started just before it, stopped just after; it also stops by itself when the
+benchmark's process is gone, and after an hour whatever happens). The bytecode of the package is
+compiled first, as an installation would leave it. The vhosts are deleted at the end, whatever
+happens; ``--out`` writes everything as JSON after each size.
 """
 
 from __future__ import annotations
@@ -27,54 +38,108 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 import requests
 import yaml
 
+import report as report_
+
 ROOT = Path(__file__).resolve().parent.parent
 URL = os.environ.get("TOPOLOGY_URL", "http://127.0.0.1:15672").rstrip("/")
 AUTH = (os.environ.get("TOPOLOGY_USER", "guest"), os.environ.get("TOPOLOGY_PASSWORD", "guest"))
+DELETE_THREADS = 8
+SPIN_LIMIT_SECONDS = 3600
+
+# The load beside a busy measurement: one process spinning on one core. It says when it runs,
+# and stops when its parent is gone (the benchmark killed) or after SPIN_LIMIT_SECONDS.
+SPIN = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the benchmark's to handle: it stops this
+parent, end = os.getppid(), time.monotonic() + float(sys.argv[1])
+print("spinning", flush=True)
+while time.monotonic() < end and os.getppid() == parent:
+    for _ in range(20_000):
+        pass
+"""
 
 
-def topology(vhost: str, queues: int, changed: bool = False) -> dict:
-    """The generated files; ``changed``: 1% of the queues bound by a new key."""
-    exchanges = max(1, queues // 20)
-    policies = max(1, queues // 500)
+def counts(queues: int) -> dict[str, int]:
+    """How many objects of each kind the generated files of ``queues`` queues hold."""
+    return {"queues": queues, "bindings": queues, "exchanges": max(1, queues // 20) + 1,
+            "policies": max(1, queues // 500)}
+
+
+def queues_for(objects: int) -> int:
+    """The least queue count whose generated files hold at least ``objects`` objects."""
+    queues = max(1, int((objects - 2) / 2.1))  # at most the answer: about 2.05 objects a queue
+    while sum(counts(queues).values()) < objects:
+        queues += 1
+    return queues
+
+
+def topology(vhost: str, queues: int, changed: bool = False, without_queues: bool = False) -> dict:
+    """The generated files; ``changed``: 1% of the queues bound by a new key; ``without_queues``:
+    the vhost with its exchanges and policies but none of its queues (nor so of its bindings)."""
+    exchanges = counts(queues)["exchanges"] - 1
     bump = max(1, queues // 100) if changed else 0
+    kept = 0 if without_queues else queues
     return {"vhosts": {vhost: {
         "exchanges": {f"x-{i}": {"type": "topic" if i % 2 else "direct"} for i in range(exchanges)}
         | {"dlx": {"type": "fanout"}},
         "queues": {f"q-{i}": {"message_ttl": 3_600_000, "max_length": 100_000 + i, "dead_letter_exchange": "dlx"}
-                   for i in range(queues)},
+                   for i in range(kept)},
         "bindings": [{"source": f"x-{i % exchanges}", "destination": f"q-{i}",
-                      "routing_key": f"key.{i}{'.v2' if i < bump else ''}"} for i in range(queues)],
+                      "routing_key": f"key.{i}{'.v2' if i < bump else ''}"} for i in range(kept)],
         "policies": {f"p-{i}": {"pattern": f"^q-{i}", "apply_to": "queues", "priority": i,
-                                "definition": {"expires": 86_400_000 + i}} for i in range(policies)},
+                                "definition": {"expires": 86_400_000 + i}} for i in range(counts(queues)["policies"])},
     }}}
 
 
-def phase(name: str, *arguments: str, repeat: int = 1) -> dict:
-    """Run one phase (``repeat`` times when it changes nothing: the median run is kept, as the
-    broker's own time varies from one read to the next)."""
-    runs = sorted((_phase(name, *arguments) for _ in range(repeat)), key=lambda entry: entry["seconds"])
-    kept = runs[len(runs) // 2]
-    if repeat > 1:
-        kept["all_seconds"] = [entry["seconds"] for entry in runs]
+@contextmanager
+def load(busy: bool):
+    """One core spinning for the time of the block when ``busy``; stopped whatever happens."""
+    if not busy:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN, str(SPIN_LIMIT_SECONDS)], stdout=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, text=True)
+    try:
+        spinner.stdout.readline()  # it runs
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+        spinner.stdout.close()
+
+
+def median(runs: list[dict]) -> dict:
+    """The median run by wall time, with every run's seconds, CPU seconds and writes beside it."""
+    ordered = sorted(runs, key=lambda run: run["seconds"])
+    kept = dict(ordered[len(ordered) // 2])
+    kept["all_seconds"] = [run["seconds"] for run in runs]
+    if "cpu_seconds" in kept:
+        kept["all_cpu_seconds"] = [run["cpu_seconds"] for run in runs]
+        kept["all_write_requests"] = [run["write_requests"] for run in runs]
     return kept
 
 
-def _phase(name: str, *arguments: str) -> dict:
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "phase.py"), *arguments],
-                            capture_output=True, text=True, cwd=ROOT, check=False)
-    total = time.perf_counter() - started
+def tool(name: str, busy: bool, *arguments: str) -> dict:
+    """One run of the command line in its own process (``bench/phase.py``)."""
+    with load(busy):
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, str(ROOT / "bench" / "phase.py"), *arguments],
+                                capture_output=True, text=True, cwd=ROOT, check=False)
+        total = time.perf_counter() - started
     line = next((l for l in reversed(result.stderr.splitlines()) if l.startswith("BENCH ")), None)
     if line is None:
         raise SystemExit(f"{name}: no measurement\n{result.stderr[-2000:]}")
@@ -82,35 +147,48 @@ def _phase(name: str, *arguments: str) -> dict:
     if measured["code"] not in (0, 2):
         raise SystemExit(f"{name}: exit {measured['code']}\n{result.stderr[-2000:]}")
     writes = sum(n for method, n in measured["requests"].items() if method != "GET")
-    return {"phase": name, "seconds": round(measured["seconds"], 3), "process_seconds": round(total, 3),
-            "requests": sum(measured["requests"].values()), "write_requests": writes,
-            "peak_mb": measured["peak_mb"]}
+    return {"seconds": round(measured["seconds"], 3), "cpu_seconds": round(measured["cpu_seconds"], 3),
+            "process_seconds": round(total, 3), "process_cpu_seconds": round(measured["process_cpu_seconds"], 3),
+            "requests": sum(measured["requests"].values()), "write_requests": writes, "peak_mb": measured["peak_mb"]}
 
 
-def floor(session: requests.Session, vhost: str, document: dict) -> dict:
-    """One raw GET of the full vhost's definitions; one raw POST of the same objects into an
-    empty vhost (created first, not timed, deleted after)."""
-    api = f"{URL}/api/definitions/{quote(vhost, safe='')}"
-    gets = []
-    for _ in range(3):  # the broker's own time varies from one read to the next: the median of three
+def timed(busy: bool, request) -> float:
+    """Seconds one raw request (or several) takes, under the condition."""
+    with load(busy):
         started = time.perf_counter()
-        session.get(api, timeout=600).raise_for_status()
-        gets.append(time.perf_counter() - started)
-    get_seconds = sorted(gets)[1]
-    empty = f"{vhost}-floor"
-    session.put(f"{URL}/api/vhosts/{quote(empty, safe='')}", json={}, timeout=60).raise_for_status()
-    body = {kind: [{k: v for k, v in entry.items() if k != "vhost"} for entry in document.get(kind, [])]
-            for kind in ("exchanges", "queues", "bindings", "policies")}
-    try:
-        started = time.perf_counter()
-        response = session.post(f"{URL}/api/definitions/{quote(empty, safe='')}", json=body, timeout=900,
-                                headers={"connection": "close"})
-        post_seconds = time.perf_counter() - started
-        response.raise_for_status()
-    finally:
-        delete_vhost(empty)
-    return {"get_seconds": round(get_seconds, 3), "get_all_seconds": [round(g, 3) for g in gets],
-            "post_seconds": round(post_seconds, 3)}
+        request()
+        return round(time.perf_counter() - started, 3)
+
+
+def api(*parts: str) -> str:
+    return URL + "/api/" + "/".join(quote(part, safe="") for part in parts)
+
+
+def raw_get(session: requests.Session, vhost: str) -> None:
+    session.get(api("definitions", vhost), timeout=900).raise_for_status()
+
+
+def raw_post(vhost: str, body: dict) -> None:
+    """The definitions import, on a connection of its own (a large one takes minutes)."""
+    requests.post(api("definitions", vhost), json=body, auth=AUTH, timeout=1800,
+                  headers={"connection": "close"}).raise_for_status()
+
+
+def raw_deletes(vhost: str, names: list[str]) -> None:
+    """``DELETE /api/queues/{vhost}/{name}`` of every name, from DELETE_THREADS threads with a
+    keep-alive session each."""
+    def delete(share: list[str]) -> None:
+        with requests.Session() as session:
+            session.auth = AUTH
+            for name in share:
+                session.delete(api("queues", vhost, name), timeout=120).raise_for_status()
+
+    with ThreadPoolExecutor(DELETE_THREADS) as pool:
+        list(pool.map(delete, [names[i::DELETE_THREADS] for i in range(DELETE_THREADS)]))
+
+
+def queue_count(session: requests.Session, vhost: str) -> int:
+    return len(session.get(api("queues", vhost), params={"columns": "name"}, timeout=300).json())
 
 
 def delete_vhost(vhost: str) -> None:
@@ -118,37 +196,74 @@ def delete_vhost(vhost: str) -> None:
     broker drops it."""
     for attempt in range(2):
         try:
-            requests.delete(f"{URL}/api/vhosts/{quote(vhost, safe='')}", auth=AUTH, timeout=900,
-                            headers={"connection": "close"})
+            requests.delete(api("vhosts", vhost), auth=AUTH, timeout=900, headers={"connection": "close"})
             return
         except requests.ConnectionError:
             if attempt:
                 print(f"warning: could not delete vhost {vhost}: delete it by hand", file=sys.stderr)
 
 
-def run_size(queues: int, work: Path, session: requests.Session) -> dict:
+def create_vhost(vhost: str) -> None:
+    requests.put(api("vhosts", vhost), json={}, auth=AUTH, timeout=60).raise_for_status()
+
+
+def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Session) -> dict:
+    """Every phase and floor of one size under one condition, each ``runs`` times, in turns."""
     vhost = f"topology-bench-{uuid.uuid4().hex[:8]}"
-    files, changed = work / f"{vhost}.yaml", work / f"{vhost}-changed.yaml"
+    empty = f"{vhost}-floor"
+    files, changed, pruned = (work / f"{vhost}{suffix}.yaml" for suffix in ("", "-changed", "-pruned"))
     files.write_text(yaml.safe_dump(topology(vhost, queues)), encoding="utf-8")
     changed.write_text(yaml.safe_dump(topology(vhost, queues, changed=True)), encoding="utf-8")
-    objects = sum(len(v) for v in topology(vhost, queues)["vhosts"][vhost].values())
-    phases = []
+    pruned.write_text(yaml.safe_dump(topology(vhost, queues, without_queues=True)), encoding="utf-8")
+    rendered = subprocess.run([sys.executable, "-m", "topology", "render", str(files), "--format", "definitions"],
+                              capture_output=True, text=True, cwd=ROOT, check=True)
+    document = json.loads(rendered.stdout)
+    body = {kind: [{k: v for k, v in entry.items() if k != "vhost"} for entry in document.get(kind, [])]
+            for kind in ("exchanges", "queues", "bindings", "policies")}
+    names = [entry["name"] for entry in body["queues"]]
+    phases: dict[str, list[dict]] = {}
+    floors: dict[str, list[float]] = {"get": [], "post": [], "delete": []}
+
+    def run(phase: str, *arguments: str) -> None:
+        phases.setdefault(phase, []).append(tool(phase, busy, *arguments))
+
     try:
-        phases.append(phase("plan cold", "plan", str(files), "--format", "json", repeat=3))
-        phases.append(phase("apply create", "apply", str(files), "--auto-approve"))
-        phases.append(phase("plan no-op", "plan", str(files), "--format", "json", repeat=3))
-        phases.append(phase("apply no-op", "apply", str(files), "--auto-approve", repeat=3))
-        phases.append(phase("plan 1%", "plan", str(changed), "--prune", "--format", "json", repeat=3))
-        phases.append(phase("apply 1%", "apply", str(changed), "--prune", "--auto-approve"))
-        rendered = subprocess.run([sys.executable, "-m", "topology", "render", str(files), "--format", "definitions"],
-                                  capture_output=True, text=True, cwd=ROOT, check=True)
-        base = floor(session, vhost, json.loads(rendered.stdout))
+        for _ in range(runs):
+            run("validate", "validate", str(files))
+            run("plan cold", "plan", str(files), "--format", "json")
+        for turn in range(runs):
+            if turn:
+                delete_vhost(vhost)
+            run("apply create", "apply", str(files), "--auto-approve")
+            create_vhost(empty)
+            try:
+                floors["post"].append(timed(busy, lambda: raw_post(empty, body)))
+            finally:
+                delete_vhost(empty)
+        for _ in range(runs):
+            floors["get"].append(timed(busy, lambda: raw_get(session, vhost)))
+            run("plan no-op", "plan", str(files), "--format", "json")
+            run("apply no-op", "apply", str(files), "--auto-approve")
+            run("plan 1%", "plan", str(changed), "--prune", "--format", "json")
+        run("apply 1%", "apply", str(changed), "--prune", "--auto-approve")
+        for turn in range(runs):
+            if turn:
+                raw_post(vhost, body)
+            run("prune", "apply", str(pruned), "--prune", "--auto-approve")
+            if left := queue_count(session, vhost):
+                raise SystemExit(f"prune: {left} queues left in {vhost}")
+            raw_post(vhost, body)
+            floors["delete"].append(timed(busy, lambda: raw_deletes(vhost, names)))
+            if left := queue_count(session, vhost):
+                raise SystemExit(f"raw deletes: {left} queues left in {vhost}")
     finally:
-        delete_vhost(vhost)
-    for entry in phases:
-        reference = base["post_seconds"] if entry["phase"] == "apply create" else base["get_seconds"]
-        entry["ratio"] = round(entry["seconds"] / reference, 2) if reference else None
-    return {"queues": queues, "objects": objects, "floor": base, "phases": phases}
+        for name in (vhost, empty):  # the floor's too, should a stop have come while it was deleted
+            delete_vhost(name)
+    requests_ = {"get": 1, "post": 1, "delete": len(names)}
+    return {"vhost": vhost,
+            "floors": {key: {"seconds": sorted(values)[len(values) // 2], "all_seconds": values,
+                             "requests": requests_[key]} for key, values in floors.items()},
+            "phases": {phase: median(entries) for phase, entries in phases.items()}}
 
 
 def startup() -> float:
@@ -161,40 +276,50 @@ def startup() -> float:
     return round(best, 3)
 
 
-def table(results: list[dict]) -> str:
-    lines = []
-    for result in results:
-        floor_ = result["floor"]
-        lines.append(f"{result['objects']} objects ({result['queues']} queues, as many bindings): raw GET "
-                     f"{floor_['get_seconds']:.2f} s, raw POST {floor_['post_seconds']:.2f} s")
-        lines.append(f"  {'phase':<13} {'seconds':>8} {'ratio':>6} {'requests':>9} {'writes':>7} {'peak MB':>8}")
-        for entry in result["phases"]:
-            lines.append(f"  {entry['phase']:<13} {entry['seconds']:>8.2f} {entry['ratio']!s:>6} "
-                         f"{entry['requests']:>9} {entry['write_requests']:>7} {entry['peak_mb']:>8.1f}")
-    return "\n".join(lines)
+def _terminated(signum, frame):  # noqa: ARG001 - a signal handler's signature
+    raise SystemExit(f"bench: stopped by signal {signum}")  # on the way out, the vhosts are deleted
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queues", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--objects", type=int, nargs="+", default=[], help="Sizes by number of objects.")
+    parser.add_argument("--queues", type=int, nargs="+", default=[], help="Sizes by number of queues.")
+    parser.add_argument("--runs", type=int, default=3, help="Runs of each figure; the median is kept (3).")
+    parser.add_argument("--conditions", nargs="+", choices=list(report_.CONDITIONS), default=list(report_.CONDITIONS),
+                        help="quiet, busy, or both (the default).")
     parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON here.")
     options = parser.parse_args()
+    sizes = sorted({queues_for(n) for n in options.objects} | set(options.queues)) or [queues_for(1000),
+                                                                                       queues_for(10_000)]
+    signal.signal(signal.SIGTERM, _terminated)
+    # As an installation leaves it: without the bytecode, each run would compile the package first.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "topology"], cwd=ROOT, check=True)
     session = requests.Session()
     session.auth = AUTH
     overview = session.get(f"{URL}/api/overview", timeout=30).json()
     results: list[dict] = []
     report = {"date": time.strftime("%Y-%m-%d"), "rabbitmq": overview.get("rabbitmq_version"),
-              "python": sys.version.split()[0], "cpus": os.cpu_count(), "version_seconds": startup(),
-              "results": results}
+              "python": sys.version.split()[0], "cpus": os.cpu_count(), "runs": options.runs,
+              "load": "one process spinning on one core beside each busy measurement",
+              "version_seconds": startup(), "results": results}
     print(f"RabbitMQ {report['rabbitmq']}, {report['date']}, {report['cpus']} cores; "
           f"topology --version: {report['version_seconds']:.3f} s", flush=True)
     with tempfile.TemporaryDirectory() as work:
-        for queues in options.queues:
-            results.append(run_size(queues, Path(work), session))
-            print(table(results[-1:]), flush=True)  # each size as soon as it is measured
+        for queues in sizes:
+            result = {"queues": queues, "objects": sum(counts(queues).values()), "counts": counts(queues),
+                      "conditions": {}}
+            for condition in options.conditions:
+                result["conditions"][condition] = measure(queues, condition == "busy", options.runs, Path(work),
+                                                          session)
+            results.append(result)
+            print(report_.text(result), flush=True)  # each size as soon as it is measured
             if options.out:  # and kept, should a larger size fail
                 options.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(report_.summary(report))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # the spinning process and the vhosts are gone by now
+        raise SystemExit("bench: interrupted") from None

@@ -8,6 +8,7 @@ vhosts that no file declares) are listed apart and count as drift only when aske
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,8 +111,10 @@ class DriftReport:
             counts[item.status] += 1
         return {"objects": len(self.objects), **counts, "orphans": len(self.orphans), "ha_findings": len(self.ha_findings)}
 
-    def to_dict(self) -> dict[str, Any]:
-        """The documented JSON form (docs/reference/drift-report.md)."""
+    def to_dict(self, items: Callable[[Iterator[dict[str, Any]]], Any] = list) -> dict[str, Any]:
+        """The documented JSON form (docs/reference/drift-report.md). ``items`` holds the objects
+        and the orphans: a list, or what makes them one at a time as the document is written
+        (:class:`topology.render.stream.Items`)."""
         return {
             "format_version": REPORT_FORMAT_VERSION,
             "tool_version": __version__,
@@ -120,10 +123,10 @@ class DriftReport:
             "drifted": self.drifted,
             "fail_on_orphans": self.fail_on_orphans,
             "summary": self.summary(),
-            "objects": [o.to_dict() for o in self.objects],
-            "orphans": [
+            "objects": items(o.to_dict() for o in self.objects),
+            "orphans": items(
                 {"kind": r.kind, **r.identity(), "protected": self.protected.get(r.key)} for r in self.orphans
-            ],
+            ),
             "high_availability": {
                 "findings": [f.to_dict() for f in self.ha_findings],
                 "queues_checked": len(self.health.checked),

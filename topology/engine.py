@@ -138,22 +138,32 @@ def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[
     """What replacements, resumptions and deletions put at stake, read only when there
     are some: the statistics of the queues (one request per vhost), per exchange, the
     bindings the definitions export hides (those to exclusive queues; one request per
-    exchange), and the connections open as each user to delete (one request each)."""
+    exchange, where the vhost has queues the export leaves out), and the connections open as each user to delete (one request each)."""
     queues: dict[tuple[str, str], QueueFacts] = {}
     hidden_bindings: dict[tuple[str, str], int] = {}
     connections = {c.name: client.user_connections(c.name) for c in found.changes if c.action == DELETE and c.kind == "user"}
     counted: set[str] = set()
+    unexported: dict[str, bool] = {}
+    """Per vhost, whether it holds queues its definitions export leaves out (exclusive ones): only
+    then can an exchange have bindings the export hides (one read per vhost, not one per exchange)."""
     for change in found.changes:
         if change.action not in (REPLACE, RESUME, DELETE):
             continue
         if change.kind == "queue" and change.vhost not in counted:
             counted.add(change.vhost)
-            for entry in client.queue_stats(change.vhost):
+            for entry in client.queue_statistics(change.vhost).values():  # kept for apply's first check
                 messages, consumers = entry.get("messages"), entry.get("consumers")
                 queues[(change.vhost, entry["name"])] = QueueFacts(
                     messages if isinstance(messages, int) else None, consumers if isinstance(consumers, int) else None
                 )
         elif change.kind == "exchange":
+            if change.vhost not in unexported:
+                unexported[change.vhost] = any(
+                    ("queue", change.vhost, name) not in live.objects and (change.vhost, name) not in live.migrations
+                    for name in client.queue_statistics(change.vhost))
+            if not unexported[change.vhost]:
+                hidden_bindings[(change.vhost, change.name)] = 0
+                continue
             hidden = [
                 b for b in client.exchange_bindings(change.vhost, change.name)
                 if b.get("destination_type") == "queue" and ("queue", change.vhost, b.get("destination")) not in live.objects

@@ -42,6 +42,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 """Largest topology file read."""
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 _SET_TAG = "tag:yaml.org,2002:set"
 
 Path_ = tuple[Any, ...]
@@ -261,26 +262,25 @@ class _Builder:
 
     def substituted(self, event: Any) -> Any:
         """A scalar with its ``${...}`` references replaced (see :mod:`topology.variables`)."""
+        path, _ = self.child_path()  # a key's is its mapping's: problems are reported there
+        return self.substitute(event.value, event.start_mark.line + 1, path, as_text=event.tag == _STR_TAG)
+
+    def substitute(self, text: str, line: int, path: Path_, is_key: bool = False, as_text: bool = False) -> Any:
+        """``text`` (a scalar at ``path``, or a key of the mapping at ``path``) with its ``${...}``
+        references replaced; ``as_text``: tagged ``!!str``."""
         assert self.variables is not None
-        path, _ = self.child_path()
-        value, problems = self.variables.substitute(event.value, as_text=event.tag == "tag:yaml.org,2002:str",
-                                                    environment_only=is_uri_path(path),
+        value, problems = self.variables.substitute(text, as_text=as_text, environment_only=is_uri_path(path),
                                                     secret_place=is_user_secret_path(path))
         if problems:
-            path, _ = self.child_path()
-            parent = self.stack[-1] if self.stack else None
-            if parent is not None and isinstance(parent.value, dict) and not parent.has_key:
-                path = parent.path  # a key: report it at its mapping
             for message in problems:
-                self.problem(event.start_mark.line + 1, path, message)
+                self.problem(line, path, message)
             self.unresolved = True
-        path, _ = self.child_path()
         self.substituted_paths.add(path)
         if isinstance(value, Substituted) and len(self.variables.last_names) == 1:
             self.variables_of[path] = self.variables.last_names[0]
         if not problems and isinstance(value, str):
-            value = with_template(value, event.value, {name: self.variables.used.get(name, "")
-                                                       for name in self.variables.last_names})
+            value = with_template(value, text, {name: self.variables.used.get(name, "")
+                                                for name in self.variables.last_names})
         return value  # text (a Substituted when it was exactly one reference)
 
     def _construct_scalar(self, event: Any) -> Any:
@@ -431,7 +431,8 @@ def parse_file(path: str, problems: list[Problem], variables: Variables | None =
 
     With ``variables``, ``${...}`` references in scalars (keys included) are replaced.
     ``on_vhost`` is called with each vhost name as soon as it is read (to start reading the
-    broker meanwhile). ``name``: how problems and origins name the file (default ``path``)."""
+    broker meanwhile; a name may come twice, and a file that turns out unusable may have named
+    some). ``name``: how problems and origins name the file (default ``path``)."""
     file = name or path
     try:
         size = os.path.getsize(path)
@@ -451,7 +452,19 @@ def parse_file(path: str, problems: list[Problem], variables: Variables | None =
         return None
     if text.startswith("\ufeff"):
         text = text[1:]
+    return parse_text(text, file, problems, variables, on_vhost)
+
+
+def parse_text(text: str, file: str, problems: list[Problem], variables: Variables | None = None,
+               on_vhost: Callable[[str], None] | None = None, fast: bool = True) -> Document | None:
+    """Parse the text of one file (see :func:`parse_file`); ``fast``: try the reader of plain
+    block YAML first (:mod:`topology.block_yaml`: the same result, several times sooner)."""
     loader = _Loader(text)
+    if fast:
+        document = _read_plain(text, loader, file, problems, variables, on_vhost)
+        if document is not None:
+            loader.dispose()
+            return document if document.data is not None else None
     builder = _Builder(loader, file, problems, variables, on_vhost)
     try:
         data = builder.run()
@@ -491,6 +504,31 @@ def parse_file(path: str, problems: list[Problem], variables: Variables | None =
         return None
     if builder.unresolved:
         return None  # what a missing variable would leave behind is not worth checking
+    return Document(file, data, builder.lines, builder.substituted_paths, builder.variables_of)
+
+
+def _read_plain(text: str, loader: Any, file: str, problems: list[Problem], variables: Variables | None,
+                on_vhost: Callable[[str], None] | None) -> Document | None:
+    """The file read by the fast reader of plain block YAML (:mod:`topology.block_yaml`), or
+    ``None`` when the full reader must read it (nothing is then kept of the attempt). A document
+    whose ``data`` is ``None`` stands for "read, with problems" (a variable could not be replaced)."""
+    from topology import block_yaml
+
+    start = len(problems)
+    builder = _Builder(loader, file, problems, variables)
+
+    def on_key(path: Path_, key: str) -> None:
+        on_vhost(key)  # type: ignore[misc]  # given only with on_vhost; called for the keys of vhosts
+
+    # each vhost is named as soon as it is read, as the full reader does: should this reader give
+    # up further on, the full one names them again (reading a vhost ahead twice reads it once)
+    data = block_yaml.read(text, loader, builder.lines, builder.substitute if variables is not None else None,
+                           on_key if on_vhost is not None else None, MAX_NODES)
+    if data is block_yaml.FALLBACK:
+        del problems[start:]
+        return None
+    if builder.unresolved:
+        return Document(file, None, {})
     return Document(file, data, builder.lines, builder.substituted_paths, builder.variables_of)
 
 
@@ -812,11 +850,11 @@ def load(paths: Iterable[str], variables: Variables | None = None,
             continue
         from pydantic import ValidationError as Invalid
 
-        from topology.model import TopologyFile as FileModel
+        from topology.model import NO_REFERENCES, TopologyFile as FileModel
 
         topology = topology or Merged()
         try:
-            parsed = FileModel.model_validate(document.data)
+            parsed = FileModel.model_validate(document.data, context=None if document.substituted else NO_REFERENCES)
         except Invalid as error:
             problems.extend(_pydantic_problems(document, error))
             continue
@@ -855,7 +893,7 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
 
     file = document.file
 
-    topology.lines[file] = document.lines
+    topology.lines[file] = lines = document.lines
 
     def origin(*path: Any) -> Origin:
         return Origin(file, document.line_of(path), path)
@@ -881,8 +919,10 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
             merged.attribute_origins[attribute] = here
         for kind in NAMED_SECTIONS:
             target = getattr(merged, kind)
+            section = base + (kind,)
             for name, spec in getattr(vhost, kind).items():
-                here = origin(*base, kind, name)
+                path = section + (name,)
+                here = Origin(file, lines.get(path) or document.line_of(path), path)  # origin(), inline: once per object
                 if name in target:
                     problems.append(
                         Problem(
@@ -896,8 +936,10 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
                 target[name] = Declared(spec, here)
         merged.declared_sections.update(OPT_IN_SECTIONS & vhost.model_fields_set)
         _check_uris(vhost, base, document, topology, problems)
+        section = base + ("bindings",)
         for index, binding in enumerate(vhost.bindings):
-            merged.bindings.append(Declared(binding, origin(*base, "bindings", index)))
+            path = section + (index,)
+            merged.bindings.append(Declared(binding, Origin(file, lines.get(path) or document.line_of(path), path)))
         for index, pattern in enumerate(vhost.ignore):
             merged.ignore.append(Declared(pattern, origin(*base, "ignore", index)))
     def first_time(target: dict[str, Declared[Any]], section: str, name: str, twice: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,6 +21,7 @@ from topology.diff import ACTIONS, DELETE, REPLACE, RESUME, Change, Diff, FieldC
 from topology.errors import PlanRefused, TopologyError
 from topology.kinds import BindingState, ExchangeState, from_plan, KIND_ORDER, QueueState, Resource
 from topology.migration_record import migration_queue_name
+from topology.render.stream import Items, Later, compact_pieces, pieces
 from topology.state import State
 
 PLAN_FORMAT_VERSION = 1
@@ -90,8 +92,10 @@ class Plan:
                 "them with their messages, or drain them first."
             )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The documented JSON form of the plan (docs/reference/plan-json.md)."""
+    def to_dict(self, items: Callable[[Iterator[dict[str, Any]]], Any] = list) -> dict[str, Any]:
+        """The documented JSON form of the plan (docs/reference/plan-json.md). ``items`` holds the
+        changes and the unmanaged objects: a list, or what makes them one at a time as the
+        document is written (:class:`topology.render.stream.Items`)."""
         summary = self.summary()
         summary["unmanaged"] = len(self.unmanaged)
         return {
@@ -100,10 +104,10 @@ class Plan:
             "broker": self.broker.to_dict() if self.broker else None,
             "vhosts": list(self.vhosts),
             "prune": self.prune,
-            "changes": [change_to_dict(c) for c in self.changes],
-            "unmanaged": [
+            "changes": items(change_to_dict(c) for c in self.changes),
+            "unmanaged": items(
                 {"kind": r.kind, **r.identity(), "protected": self.protected.get(r.key)} for r in self.unmanaged
-            ],
+            ),
             "notes": list(self.notes),
             "summary": summary,
         }
@@ -171,6 +175,45 @@ def saved_plan(plan: Plan) -> dict[str, Any]:
     document["secret_checks"] = redact.value_checks(secrets)
     document["digest"] = plan_digest(document)
     return document
+
+
+def saved_plan_pieces(plan: Plan) -> Iterator[str]:
+    """The text of :func:`saved_plan` as :func:`write_saved_plan` writes it (``json.dumps`` with
+    ``indent=2``), in pieces, a change at a time. The changes are made and hidden twice: for the
+    checksum (which reaches the secret variables after them, in key order) and to be written."""
+    used: set[str] = set()
+
+    def hidden(value: Any) -> Any:
+        copy, variables = redact.hide(value)
+        used.update(variables)
+        return copy
+
+    def document() -> dict[str, Any]:
+        whole = plan.to_dict(items=lambda items: Items(hidden(item) for item in items))
+        return {hidden(key): value if isinstance(value, Items) else hidden(value) for key, value in whole.items()}
+
+    for key, value in document().items():  # what the checksum reaches after the secret variables: which it names
+        if isinstance(value, Items) and key > "secret_checks":
+            for _ in value:
+                pass
+    named: dict[str, Any] = {}
+
+    def secrets() -> list[str]:
+        if not named:  # the first of the two the checksum reaches: every variable is known by then
+            named["secrets"] = sorted(used)
+            named["secret_checks"] = redact.value_checks(named["secrets"])
+        return named["secrets"]
+
+    def secret_checks() -> dict[str, str]:
+        secrets()
+        return named["secret_checks"]
+
+    digest = hashlib.sha256()
+    body = {**document(), "secrets": Later(secrets), "secret_checks": Later(secret_checks)}
+    for piece in compact_pieces(body):
+        digest.update(piece.encode("utf-8"))
+    yield from pieces({**document(), "secrets": named["secrets"], "secret_checks": named["secret_checks"],
+                       "digest": digest.hexdigest()})
 
 
 def load_saved_plan(document: Any, source: str) -> Plan:
@@ -241,17 +284,40 @@ def _plan_file_problem(error: Exception) -> str:
     return "holds a value of the wrong kind, or a key this version does not know"
 
 
-def fingerprint(live: State, change: Change) -> str:
+BindingIndex = dict[tuple[str, str, str], list[BindingState]]
+"""Live bindings by the queue or exchange whose deletion drops them: (kind, vhost, name)."""
+
+
+def binding_index(live: State) -> BindingIndex:
+    """Every live binding under each object whose deletion drops it (what :func:`_touches` says,
+    in the order of ``live``), made once: looking each deleted object's bindings up in all of
+    them was quadratic (10,000 queues pruned: 10⁸ comparisons)."""
+    index: BindingIndex = {}
+    for binding in live.objects.values():
+        if not isinstance(binding, BindingState):
+            continue
+        if binding.destination_type == "queue":
+            index.setdefault(("queue", binding.vhost, binding.destination), []).append(binding)
+        index.setdefault(("exchange", binding.vhost, binding.source), []).append(binding)
+        if binding.destination_type == "exchange" and binding.destination != binding.source:
+            index.setdefault(("exchange", binding.vhost, binding.destination), []).append(binding)
+    return index
+
+
+def fingerprint(live: State, change: Change, index: BindingIndex | None = None) -> str:
     """A digest of the live state a change depends on: the object itself, and for a
     queue or exchange that is replaced, resumed or deleted, every binding it has (and
-    the migration in progress). A saved plan is stale when any of these differs."""
+    the migration in progress). A saved plan is stale when any of these differs.
+    ``index``: :func:`binding_index` of ``live``, when several changes are fingerprinted."""
     if change.kind == "vhost":
         current: Resource | None = live.vhosts.get(change.vhost)
     else:
         current = live.objects.get(change.key)
     data: dict[str, Any] = {"object": current.props() if current is not None else None}
     if change.kind in ("queue", "exchange") and change.action in (REPLACE, RESUME, DELETE):
-        touching = [b for b in live.objects.values() if isinstance(b, BindingState) and _touches(b, change.resource)]
+        if index is None:
+            index = binding_index(live)
+        touching = index.get((change.kind, change.vhost, change.name), [])
         data["bindings"] = sorted(json.dumps(list(b.key), ensure_ascii=False) for b in touching)
     if change.kind == "user":  # a password changed by hand since is a change too (a digest of its hash)
         stored = live.password_hashes.get(change.name, ("", None))[0]
@@ -270,8 +336,9 @@ _NOTHING_FINGERPRINT = hashlib.sha256(json.dumps(_NOTHING, sort_keys=True, ensur
 def stale_changes(plan: Plan, live: State) -> list[str]:
     """What changed on the broker since ``plan`` was made, one line per touched object."""
     lines = []
+    index = binding_index(live)
     for change in plan.changes:
-        if fingerprint(live, change) == change.fingerprint:
+        if fingerprint(live, change, index) == change.fingerprint:
             continue
         now = live.vhosts.get(change.vhost) if change.kind == "vhost" else live.objects.get(change.key)
         then = change.before
@@ -356,6 +423,7 @@ def build(
     hidden_bindings = hidden_bindings or {}
     deleted = {c.key for c in found.changes if c.action == DELETE}
     live_bindings = [r for r in live.objects.values() if isinstance(r, BindingState)]
+    index = binding_index(live)
     changes = []
     for change in found.changes:
         facts = QueueFacts()
@@ -363,7 +431,8 @@ def build(
             name = migration_queue_name(change.name) if change.action == RESUME else change.name
             facts = queues.get((change.vhost, name), facts)
         if change.action == REPLACE:
-            dropped = [b for b in live_bindings if _touches(b, change.resource)]
+            dropped = list(index.get((change.kind, change.vhost, change.name), ())) if change.kind in (
+                "queue", "exchange") else []
             rebind = tuple(sorted((b for b in dropped if b.key not in deleted), key=lambda b: b.key))
             hazards = _hazards(change, dropped, live_bindings, live, hidden_bindings)
             change = replace(change, rebind=rebind, messages=facts.messages, hazards=hazards)
@@ -378,10 +447,10 @@ def build(
                 f"{open_now} connection(s) are open as this user: declare it in the files, add it to ignore_users, "
                 "or close them first",))
         if change.fingerprint:
-            change = replace(change, fingerprint=fingerprint(live, change))
+            change = replace(change, fingerprint=fingerprint(live, change, index))
         else:  # the diff's own change, new and not shared: given its fingerprint in place (faster
             # than a copy, for tens of thousands of creations)
-            object.__setattr__(change, "fingerprint", fingerprint(live, change))
+            object.__setattr__(change, "fingerprint", fingerprint(live, change, index))
         changes.append(change)
     changes.sort(key=_order)
     notes = list(found.notes) + _priority_notes(changes, broker)
@@ -462,7 +531,8 @@ def write_saved_plan(plan: Plan, path: str) -> None:
     temporary = f"{path}.tmp-{os.getpid()}"
     try:
         with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(saved_plan(plan), handle, indent=2, ensure_ascii=False)
+            for piece in saved_plan_pieces(plan):
+                handle.write(piece)
             handle.write("\n")
         os.replace(temporary, path)
     except OSError as error:

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from urllib.parse import quote, quote_plus
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 MASK = "***"
@@ -132,6 +132,39 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+STREAM_CHUNK = 1 << 16
+"""How much text :func:`redact_pieces` gathers before it masks and passes on what it holds."""
+
+
+def redact_pieces(pieces: Iterable[str], chunk: int | None = None) -> Iterator[str]:
+    """The text ``pieces`` make, masked as :func:`redact` masks it whole, in chunks of whole lines
+    (about ``chunk`` characters, :data:`STREAM_CHUNK` unless given) as the pieces come: a long
+    document is never held whole.
+
+    No secret and no URL password spans a line feed (:data:`URL_PASSWORD_RE` stops at white
+    space), so masking line by line is masking the whole. A secret that holds a line feed could
+    span two lines: while one is registered, the text is gathered whole and masked at once."""
+    if any("\n" in secret for secret, _ in _ordered()):
+        yield redact("".join(pieces))
+        return
+    chunk = chunk or STREAM_CHUNK
+    held: list[str] = []
+    size = 0
+    for piece in pieces:
+        held.append(piece)
+        size += len(piece)
+        if size < chunk:
+            continue
+        text = "".join(held)
+        end = text.rfind("\n") + 1
+        if end:
+            yield redact(text[:end])
+        held, size = [text[end:]], len(text) - end
+    text = "".join(held)
+    if text:
+        yield redact(text)
 
 
 def hide(document: Any) -> tuple[Any, list[str]]:

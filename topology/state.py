@@ -46,12 +46,13 @@ class State:
 
     def add(self, resource: Resource, origin: Origin | None = None) -> None:
         """Add an object (a vhost goes to :attr:`vhosts`)."""
+        key = resource.key  # a property: made once
         if isinstance(resource, VhostState):
             self.vhosts[resource.vhost] = resource
         else:
-            self.objects[resource.key] = resource
+            self.objects[key] = resource
         if origin is not None:
-            self.origins[resource.key] = origin
+            self.origins[key] = origin
 
 
 def matching_ignore(name: str, patterns: Iterable[str]) -> str | None:

@@ -227,6 +227,8 @@ def _check_ignore(vhost: VhostTopology, found: _Collector) -> None:
     for declared in vhost.ignore:
         if not declared.spec.strip():
             found.add(declared.origin, (), "an ignore pattern cannot be empty")
+    if not vhost.ignore:
+        return
     for kind in NAMED_SECTIONS:
         for name, object_declared in getattr(vhost, kind).items():
             pattern = matching_ignore(name, [d.spec for d in vhost.ignore])
@@ -343,7 +345,8 @@ def _check_queue(
         if spec.auto_delete:
             found.add(origin, ("auto_delete",), f"{queue_type} queues cannot be auto-delete")
 
-    friendly = {f: getattr(spec, f) for f in friendly_queue_fields() if getattr(spec, f) is not None}
+    given = spec.model_fields_set  # a friendly field left out is None
+    friendly = {f: getattr(spec, f) for f in friendly_queue_fields() if f in given and getattr(spec, f) is not None}
     for field_name in friendly:
         argument = argument_for(field_name, queue_type)
         if argument in spec.arguments:

@@ -56,7 +56,8 @@ def test_deletions_run_in_parallel_only_for_independent_kinds():
                Change(DELETE, queue, None), Change(DELETE, QueueState(vhost="v", queue="r"), None),
                Change(UPDATE, UserState(user="u"), UserState(user="u", tags=("a",))),
                Change(UPDATE, UserState(user="w"), UserState(user="w", tags=("a",)))]
-    assert [how for how, _ in runs(changes)] == ["parallel", "one", "one", "one", "one"]
+    assert [how for how, _ in runs(changes)] == ["parallel", "queues", "one", "one"]
+    assert [how for how, _ in runs(changes, workers=1)] == ["one"] * 6
 
 
 def test_the_import_document_says_what_the_single_requests_would():
@@ -75,3 +76,27 @@ def test_the_import_document_says_what_the_single_requests_would():
         "policies": [{"name": "p", "pattern": "^q$", "apply-to": "queues", "priority": 3,
                       "definition": {"max-length": 9}}],
     }
+
+
+def test_bindings_that_a_deletion_drops_need_no_request_of_their_own():
+    from topology.apply import fold_bindings
+
+    queue, kept_queue = QueueState(vhost="v", queue="q"), QueueState(vhost="v", queue="kept")
+    exchange, other = ExchangeState(vhost="v", exchange="x"), ExchangeState(vhost="v", exchange="y")
+    to_queue = Change(DELETE, BindingState(vhost="v", source="x", destination="q"), None)
+    from_exchange = Change(DELETE, BindingState(vhost="v", source="x", destination="kept"), None)
+    to_exchange = Change(DELETE, BindingState(vhost="v", source="amq.fanout", destination="y",
+                                              destination_type="exchange"), None)
+    alone = Change(DELETE, BindingState(vhost="v", source="amq.direct", destination="kept", routing_key="k"), None)
+    elsewhere = Change(DELETE, BindingState(vhost="w", source="x", destination="q"), None)
+    queue_deleted, exchange_deleted = Change(DELETE, queue, None), Change(DELETE, exchange, None)
+    other_deleted = Change(DELETE, other, None)
+    replaced = Change(REPLACE, kept_queue, QueueState(vhost="v", queue="kept", type="quorum"))
+    # the plan's order: bindings, then queues, then exchanges
+    changes = [to_queue, from_exchange, to_exchange, alone, elsewhere, replaced, queue_deleted, exchange_deleted,
+               other_deleted]
+    folded = fold_bindings(changes)
+    # a binding from a deleted exchange to a deleted queue goes with the queue, deleted first
+    assert folded == {id(queue_deleted): [to_queue], id(exchange_deleted): [from_exchange],
+                      id(other_deleted): [to_exchange]}
+    assert fold_bindings([to_queue, alone, replaced]) == {}  # a replacement re-creates what it drops

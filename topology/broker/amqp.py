@@ -287,6 +287,7 @@ class QueueInspector:
     def __init__(self, amqp: Amqp):
         self.amqp = amqp
         self._connections: dict[str, Any] = {}
+        self._pipelines: dict[str, _Pipeline] = {}
 
     def _connection(self, vhost: str) -> Any:
         connection = self._connections.get(vhost)
@@ -310,6 +311,47 @@ class QueueInspector:
                               f"{self.amqp.failure(error)}") from None
         _close_channel(channel)  # the counts are read: a connection lost now shows at the next use
         return frame.method.message_count, frame.method.consumer_count
+
+    def counts_many(self, vhost: str, queues: Iterable[str]) -> dict[str, tuple[int, int] | None]:
+        """:meth:`counts` of many queues of a vhost, pipelined: up to :data:`PIPELINE` passive
+        declares are sent on one channel before their answers are read, which come back in the
+        order sent. A queue that does not exist (``None``) makes the broker close the channel,
+        dropping the declares sent after it: those are sent again on a new channel."""
+        import pika
+
+        found: dict[str, tuple[int, int] | None] = {}
+        todo = list(dict.fromkeys(queues))
+        while todo:
+            try:
+                pipeline = self._pipelines.get(vhost)
+                if pipeline is None or not pipeline.channel.is_open:
+                    pipeline = self._pipelines[vhost] = _Pipeline(self._connection(vhost))
+                while todo and pipeline.closed is None:
+                    window = todo[:PIPELINE]
+                    answers = pipeline.declare(window, self.amqp.timeout)
+                    for name, method in zip(window, answers):
+                        found[name] = (method.message_count, method.consumer_count)
+                    del todo[:len(answers)]
+            except pika.exceptions.AMQPError as error:
+                self._pipelines.pop(vhost, None)
+                raise BrokerError(f"lost the AMQP connection while inspecting the queues of vhost {vhost}: "
+                                  f"{self.amqp.failure(error)}") from None
+            except TimeoutError:
+                _close_channel(self._pipelines.pop(vhost).channel)  # answers still due must not be read as others'
+                raise BrokerError(f"no answer in {self.amqp.timeout:g} s to passive declares of the queues of vhost "
+                                  f"{vhost}") from None
+            if pipeline.closed is not None:
+                self._pipelines.pop(vhost, None)
+                reason = pipeline.closed
+                name = todo.pop(0)  # the first declare not answered is the one the broker refused
+                if getattr(reason, "reply_code", None) == 404:
+                    found[name] = None
+                elif isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+                    raise BrokerError(f"cannot inspect queue {vhost}/{name}: {broker_reply(reason.reply_text)}")
+                else:
+                    raise BrokerError(f"lost the AMQP connection while inspecting queue {vhost}/{name}: "
+                                      f"{self.amqp.failure(reason)}")
+        return found
 
     def settled_counts(self, vhost: str, queue: str) -> tuple[int, int] | None:
         """:meth:`counts`, re-read for up to a second while a consumer shows: this tool's own
@@ -350,9 +392,68 @@ class QueueInspector:
         return bool(found)
 
     def close(self) -> None:
+        self._pipelines.clear()
         for connection in self._connections.values():
             _close(connection)
         self._connections.clear()
+
+
+PIPELINE = 500
+"""Passive declares sent on one channel before their answers are read (:meth:`QueueInspector.counts_many`)."""
+
+
+class _Pipeline:
+    """A channel on which passive declares are sent without waiting for each answer. pika sends a
+    channel's next request only once the previous one is answered; these go out as frames of their
+    own, and their answers are taken as they arrive (in the order sent, as on any channel)."""
+
+    def __init__(self, connection: Any):
+        from pika import spec
+
+        self.connection = connection
+        self.channel = connection.channel()
+        self._impl = self.channel._impl
+        self.closed: BaseException | None = None
+        """Why the broker closed the channel (a queue that does not exist: 404), once it has."""
+        self._answers: list[Any] = []
+        self._expected = 0
+        self._impl.add_on_close_callback(self._shut)
+        connection._impl.callbacks.add(self._impl.channel_number, spec.Queue.DeclareOk, self._answered, one_shot=False)
+
+    def _wake(self) -> None:
+        self.connection.call_later(0, lambda: None)  # ends the wait of process_data_events
+
+    def _answered(self, frame: Any) -> None:
+        self._answers.append(frame.method)
+        if len(self._answers) == self._expected:
+            self._wake()
+
+    def _shut(self, _channel: Any, reason: BaseException) -> None:
+        self.closed = reason
+        self._wake()
+
+    def declare(self, queues: list[str], timeout: float) -> list[Any]:
+        """Passive declares of ``queues``; the answers, in order: fewer than ``queues`` when the
+        broker closed the channel (:attr:`closed`) on the first one not answered. Raises
+        :class:`TimeoutError` after ``timeout`` seconds without every answer."""
+        import pika
+        from pika import frame, spec
+
+        self._answers, self._expected = [], len(queues)
+        connection = self.connection._impl
+        if connection.is_closed:
+            raise pika.exceptions.ConnectionWrongStateError("the connection had already closed")
+        number = self._impl.channel_number
+        # one write for the whole batch (a write per frame costs a system call each)
+        connection._output_marshaled_frames([b"".join(
+            frame.Method(number, spec.Queue.Declare(queue=name, passive=True)).marshal() for name in queues)])
+        deadline = time.monotonic() + timeout
+        while len(self._answers) < len(queues) and self.closed is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.connection.process_data_events(time_limit=left)
+        return self._answers
 
 
 def _close_channel(channel: Any) -> None:

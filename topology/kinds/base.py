@@ -18,17 +18,22 @@ PASSWORD_SET, PASSWORD_CHANGED = "set", "changed"
 """A password (a user's, or a URI's) as the plan shows it: never the password, never its hash."""
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})
+"""Types whose values are their own canonical form (the most common values)."""
+
+
 def canonical(value: Any) -> Any:
     """Canonical form of an argument or definition value: integral floats become ints, maps are sorted."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value  # the most common values, first
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
         if not value:
             return {}
-        return {str(k): canonical(value[k]) for k in sorted(value, key=str)}
+        as_is = _AS_IS
+        return {str(k): (item if type(item) in as_is else canonical(item))
+                for k in sorted(value, key=str) for item in (value[k],)}
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -25,11 +26,20 @@ def queue_arguments(spec: Queue, queue_type: str) -> dict[str, Any]:
     """All x-arguments of a declared queue (friendly fields and raw), without ``x-queue-type``."""
     arguments = dict(spec.arguments)
     arguments.pop("x-queue-type", None)
-    for field_name in friendly_queue_fields():
+    friendly = _friendly_fields()
+    for field_name in spec.model_fields_set:  # a friendly field left out is None
+        if field_name not in friendly:
+            continue
         value = getattr(spec, field_name)
-        if value is not None and field_name != "type":
+        if value is not None:
             arguments[argument_for(field_name, queue_type)] = value
     return canonical(arguments)
+
+
+@functools.cache
+def _friendly_fields() -> frozenset[str]:
+    """The friendly fields that become x-arguments (``type`` is the queue's type, not an argument)."""
+    return frozenset(friendly_queue_fields()) - {"type"}
 
 
 @dataclass(frozen=True)

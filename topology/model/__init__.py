@@ -7,10 +7,11 @@ objects that are compared with the broker.
 
 from __future__ import annotations
 
+import functools
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, model_validator
 from typing_extensions import Annotated
 
 from topology.model.values import Duration, Size
@@ -87,9 +88,12 @@ class _Strict(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _type_variables(cls, data: Any) -> Any:
-        """Give each value that was exactly one ``${...}`` reference the type its field expects."""
-        if not isinstance(data, dict) or not any(_has_substituted(v) for v in data.values()):
+    def _type_variables(cls, data: Any, info: ValidationInfo) -> Any:
+        """Give each value that was exactly one ``${...}`` reference the type its field expects
+        (nothing to do where the context says the document has no references: the common case,
+        once per object of a large file)."""
+        if info.context is NO_REFERENCES or not isinstance(data, dict) or not any(
+                _has_substituted(v) for v in data.values()):
             return data
         typed_data = dict(data)
         for name, value in data.items():
@@ -398,6 +402,12 @@ class TopologyFile(_Strict):
                                           "plan and apply ignore them.")
 
 
+@functools.cache
 def friendly_queue_fields() -> tuple[str, ...]:
     """Names of the Queue fields that map to x-arguments."""
     return tuple(name for name in Queue.model_fields if name not in ("durable", "auto_delete", "arguments"))
+
+
+NO_REFERENCES: dict[str, Any] = {"references": False}
+"""The validation context of a document without ``${...}`` references (``model_validate(data,
+context=NO_REFERENCES)``): its values need no typing."""

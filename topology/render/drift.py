@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from topology.drift import IN_SYNC, DriftReport, ObjectStatus
 from topology.ha import CHECKS, Finding
-from topology.render.junit import ERROR, FAILED, SKIPPED, Case, Suite, document
+from topology.render.stream import Items, pieces
+from topology.render.junit import ERROR, FAILED, SKIPPED, Case, Suite, document, document_pieces
 from topology.markup import markdown_cell, markdown_code
 
 FORMATS = ("text", "json", "markdown", "junit")
 
 def render(report: DriftReport, output_format: str) -> str:
-    return {"text": render_text, "json": render_json, "markdown": render_markdown, "junit": render_junit}[output_format](report)
+    return "".join(render_pieces(report, output_format))
+
+
+def render_pieces(report: DriftReport, output_format: str) -> Iterator[str]:
+    """The report in ``output_format``, in pieces: JSON and JUnit an object at a time (what
+    :func:`render` returns whole)."""
+    if output_format == "json":
+        return pieces(report.to_dict(items=Items))
+    if output_format == "junit":
+        return document_pieces("topology drift", _suites(report))
+    return iter([{"text": render_text, "markdown": render_markdown}[output_format](report)])
 
 
 def render_json(report: DriftReport) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
+    return "".join(pieces(report.to_dict(items=Items)))
 
 
 Outcome = tuple[str, "DriftReport | None", "str | None", "list[str]"]
@@ -26,9 +36,18 @@ Outcome = tuple[str, "DriftReport | None", "str | None", "list[str]"]
 
 def render_many_json(outcomes: Iterable[Outcome]) -> str:
     """Several targets' reports as one JSON document: ``{"targets": [report or {target, error}, ...]}``."""
-    items = [report.to_dict() if report is not None else {"target": name, "error": error, "details": details}
-             for name, report, error, details in outcomes]
-    return json.dumps({"targets": items}, indent=2, ensure_ascii=False)
+    return "".join(render_many_pieces(outcomes, "json"))
+
+
+def render_many_pieces(outcomes: Iterable[Outcome], output_format: str) -> Iterator[str]:
+    """Several targets' reports in ``output_format``, in pieces (see :func:`render_pieces`)."""
+    if output_format == "json":
+        items = [report.to_dict(items=Items) if report is not None
+                 else {"target": name, "error": error, "details": details} for name, report, error, details in outcomes]
+        return pieces({"targets": items})
+    if output_format == "junit":
+        return document_pieces("topology drift", _many_suites(outcomes))
+    return iter([render_many_markdown(outcomes)])
 
 
 def _where(item: ObjectStatus) -> str:
@@ -146,13 +165,17 @@ def render_junit(report: DriftReport) -> str:
 def render_many_junit(outcomes: Iterable[Outcome]) -> str:
     """Several targets' reports in one JUnit document (suite names start with the target); a
     target that failed is a suite with one errored case."""
+    return document("topology drift", _many_suites(outcomes))
+
+
+def _many_suites(outcomes: Iterable[Outcome]) -> list[Suite]:
     suites: list[Suite] = []
     for name, report, error, details in outcomes:
         if report is not None:
             suites.extend(_suites(report))
         else:
             suites.append(Suite(f"{name}: error", [Case(name, "drift", ERROR, error or "", "\n".join(details))]))
-    return document("topology drift", suites)
+    return suites
 
 
 def _suites(report: DriftReport) -> list[Suite]:

@@ -8,7 +8,7 @@ which GitLab, GitHub test-report actions and Jenkins read): counts on each ``<te
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -54,21 +54,39 @@ class Suite:
         return sum(1 for case in self.cases if case.result == result)
 
     def xml(self) -> str:
+        return "".join(self.xml_pieces())
+
+    def xml_pieces(self) -> Iterator[str]:
+        """:meth:`xml` in pieces, a case at a time."""
         file = f" file={quoteattr(self.file)}" if self.file else ""
         head = (f"  <testsuite name={quoteattr(self.name)} tests=\"{len(self.cases)}\" failures=\"{self.count(FAILED)}\" "
                 f"errors=\"{self.count(ERROR)}\" skipped=\"{self.count(SKIPPED)}\"{file}")
         if not self.cases:
-            return head + "/>"
-        return head + ">\n" + "\n".join(case.xml() for case in self.cases) + "\n  </testsuite>"
+            yield head + "/>"
+            return
+        yield head + ">"
+        for case in self.cases:
+            yield "\n" + case.xml()
+        yield "\n  </testsuite>"
 
 
 def document(name: str, suites: Iterable[Suite]) -> str:
     """The ``<testsuites>`` document, with the totals of its suites."""
+    return "".join(document_pieces(name, suites))
+
+
+def document_pieces(name: str, suites: Iterable[Suite]) -> Iterator[str]:
+    """:func:`document` in pieces, a test case at a time."""
     suites = list(suites)
     tests = sum(len(suite.cases) for suite in suites)
     failures, errors = (sum(suite.count(result) for suite in suites) for result in (FAILED, ERROR))
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name={quoteattr(name)} tests="{tests}" '
-            f'failures="{failures}" errors="{errors}">\n' + "\n".join(s.xml() for s in suites) + "\n</testsuites>\n")
+    yield (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name={quoteattr(name)} tests="{tests}" '
+           f'failures="{failures}" errors="{errors}">\n')
+    for number, suite in enumerate(suites):
+        if number:
+            yield "\n"
+        yield from suite.xml_pieces()
+    yield "\n</testsuites>\n"
 
 
 def render_routing_tests(tests: Sequence[Any], outcomes: Sequence[Outcome], live: bool) -> str:

@@ -1,0 +1,163 @@
+"""--prune of hundreds of queues against the real broker: the checks are read in bulk (one statistics
+read per vhost, passive declares pipelined over AMQP) and again just before each deletion; bindings
+of deleted queues go with them; nothing that holds a message or has a consumer is deleted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import connect, message_count, publish
+
+pytestmark = pytest.mark.broker
+
+QUEUES = 300
+
+DECLARED = """
+vhosts:
+  {vhost}:
+    exchanges:
+      bulk: {{type: direct}}
+"""
+
+
+def names(api, vhost: str) -> set[str]:
+    return {q["name"] for q in api.get("queues", vhost)}
+
+
+def strays(api, vhost: str, quorum: tuple[str, ...] = ("z.quorum.1", "z.quorum.2")) -> list[str]:
+    """QUEUES classic queues and a few quorum queues that no file declares, each bound to ``bulk``."""
+    classic = [f"q{index:04d}" for index in range(QUEUES)]
+    api.post("definitions", vhost, body={
+        "queues": [{"name": name, "durable": True, "auto_delete": False, "arguments": {}} for name in classic]
+        + [{"name": name, "durable": True, "auto_delete": False, "arguments": {"x-queue-type": "quorum"}}
+           for name in quorum],
+        "bindings": [{"source": "bulk", "destination": name, "destination_type": "queue", "routing_key": name,
+                      "arguments": {}} for name in classic + list(quorum)],
+    })
+    return classic + list(quorum)
+
+
+@pytest.fixture
+def requests_seen(monkeypatch):
+    """Every management request the tool makes ((method, path) pairs), and the queues counted over
+    AMQP: one at a time (``counts``) and in pipelined batches (``counts_many``)."""
+    from topology import apply
+    from topology.broker.amqp import QueueInspector
+    from topology.broker.client import ManagementClient
+
+    seen: dict[str, list] = {"http": [], "counts": [], "counts_many": []}
+    send, counts, counts_many = ManagementClient._send_once, QueueInspector.counts, QueueInspector.counts_many
+
+    def recording_send(self, method, segments, *args, **kwargs):
+        seen["http"].append((method, "/".join(segments)))
+        return send(self, method, segments, *args, **kwargs)
+
+    def recording_counts(self, vhost, queue):
+        seen["counts"].append(queue)
+        return counts(self, vhost, queue)
+
+    def recording_counts_many(self, vhost, queues):
+        queues = list(queues)
+        seen["counts_many"].append(queues)
+        return counts_many(self, vhost, queues)
+
+    monkeypatch.setattr(ManagementClient, "_send_once", recording_send)
+    monkeypatch.setattr(QueueInspector, "counts", recording_counts)
+    monkeypatch.setattr(QueueInspector, "counts_many", recording_counts_many)
+    # the statistics are read again after STATISTICS_REFRESH seconds: not within this test's count
+    monkeypatch.setattr(apply, "STATISTICS_REFRESH", 3600.0)
+    return seen
+
+
+def test_pruning_hundreds_of_queues_reads_their_checks_in_bulk(run, write, vhost, api, requests_seen):
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+
+    result = run("apply", path, "--prune", "--auto-approve")
+    assert result.code == 0, result.err
+    assert f"Apply complete: {2 * len(doomed)} change(s) applied" in result.out
+    assert f"- binding {vhost}/bulk -> queue q0007 [q0007]: deleted" in result.out
+    assert names(api, vhost) == set()
+    assert [b for b in api.get("bindings", vhost) if b["source"]] == []
+
+    http = requests_seen["http"]
+    statistics = [path for method, path in http if method == "GET" and path == f"queues/{vhost}"]
+    # one: the plan's, which apply's check before its first write takes over (younger than the
+    # broker refreshes its statistics; the exact counts are read again over AMQP)
+    assert len(statistics) == 1
+    assert not [path for method, path in http if path.startswith(f"queues/{vhost}/") and method == "GET"]
+    assert sum(1 for method, path in http if method == "DELETE" and path.startswith("queues/")) == len(doomed)
+    assert not [path for method, path in http if method == "DELETE" and path.startswith("bindings/")]
+    assert requests_seen["counts"] == []  # no queue counted alone
+    surveyed, *rechecked = requests_seen["counts_many"]
+    assert sorted(surveyed) == sorted(doomed)  # all of them, before the first write
+    assert sorted(name for batch in rechecked for name in batch) == sorted(doomed)  # and again, just before
+    assert max(len(batch) for batch in rechecked) < len(doomed)
+    assert run("plan", path, "--prune", "--detailed-exitcode").code == 0
+
+
+@pytest.mark.parametrize("how", ["message", "consumer", "quorum message"])
+def test_a_queue_in_use_when_apply_starts_stops_it_before_anything_is_deleted(run, write, vhost, api, tmp_path,
+                                                                              requests_seen, how):
+    """The plan was made when every queue was idle (a saved plan); by the time apply starts, one
+    holds a message or has a consumer: the checks before the first write find it, nothing is deleted."""
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+    saved = str(tmp_path / "prune.plan")
+    assert run("plan", path, "--prune", "--out", saved).code == 0
+    target = "z.quorum.1" if how == "quorum message" else "q0150"
+    connection = connect(vhost)
+    try:
+        if how == "consumer":
+            connection.channel().basic_consume(target, lambda *args: None)
+        else:
+            publish(vhost, target, [b"precious"])
+        result = run("apply", "--plan", saved, "--auto-approve")
+    finally:
+        connection.close()
+    assert result.code == 1
+    # the words of the exact count, or of the statistics if they caught up already
+    held = "0 message(s)" if how == "consumer" else "1 message(s)"
+    assert f"delete queue {vhost}/{target} failed: it holds {held}" in result.err
+    assert ("has 1 consumer(s)" if how == "consumer" else "has 0 consumer(s)") in result.err
+    assert "not deleted, nothing was lost; 0 of" in result.err
+    if how != "consumer":
+        assert message_count(vhost, target) == 1
+    assert names(api, vhost) == set(doomed)
+    assert len([b for b in api.get("bindings", vhost) if b["source"]]) == len(doomed)
+    assert not [method for method, _ in requests_seen["http"] if method == "DELETE"]
+
+
+@pytest.mark.parametrize("target", ["q0100", "z.quorum.1"])
+def test_a_message_arriving_after_the_first_check_stops_the_deletions_at_its_queue(run, write, vhost, api,
+                                                                                  monkeypatch, target):
+    """A message published after the checks before the first write, just as the deletions start:
+    the queue is checked again just before its own deletion and kept with its message; the queues
+    before it in the plan's order are deleted, those after it are not, and the error says so."""
+    from topology.apply import Applier
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+    delete_queues = Applier._delete_queues
+
+    def publish_first(self, changes, *args):
+        publish(vhost, target, [b"late"])
+        return delete_queues(self, changes, *args)
+
+    monkeypatch.setattr(Applier, "_delete_queues", publish_first)
+    result = run("apply", path, "--prune", "--auto-approve")
+    assert result.code == 1
+    before = doomed[:doomed.index(target)]
+    assert f"delete queue {vhost}/{target} failed: it holds 1 message(s)" in result.err
+    assert f"nothing was lost; {2 * len(before)} of {2 * len(doomed)} change(s) had been applied" in result.err
+    assert names(api, vhost) == set(doomed) - set(before)
+    assert message_count(vhost, target) == 1
+    kept = {b["destination"] for b in api.get("bindings", vhost) if b["source"]}
+    assert kept == set(doomed) - set(before)  # a kept queue keeps its bindings
+    assert json.loads(run("plan", path, "--prune", "--format", "json").out)["summary"]["delete"] == 2 * (
+        len(doomed) - len(before))

@@ -1,0 +1,81 @@
+"""The benchmark's report (bench/report.py): the targets it checks, and the docs page's table,
+which is the results file written out (no broker, no matplotlib: the chart alone needs it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "bench" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up while it is made
+    spec.loader.exec_module(module)
+    return module
+
+
+def _phase(seconds: float, cpu: float = 0.1, writes: tuple[int, ...] = (0, 0, 0)) -> dict:
+    return {"seconds": seconds, "cpu_seconds": cpu, "requests": 3, "write_requests": writes[0],
+            "all_write_requests": list(writes), "peak_mb": 100.0}
+
+
+def _result(objects: int, quiet: dict, busy: dict) -> dict:
+    def condition(phases: dict) -> dict:
+        floors = {"get": {"seconds": 2.0, "requests": 1}, "post": {"seconds": 30.0, "requests": 1},
+                  "delete": {"seconds": 4.0, "requests": 10_000}}
+        return {"floors": floors, "phases": phases}
+
+    queues = objects // 2
+    return {"objects": objects, "queues": queues,
+            "counts": {"queues": queues, "bindings": queues, "exchanges": 1, "policies": 1},
+            "conditions": {"quiet": condition(quiet), "busy": condition(busy)}}
+
+
+def test_each_condition_is_held_to_its_own_bound_against_its_own_floor(report):
+    result = _result(20_521, quiet={"plan no-op": _phase(2.4, cpu=0.4), "apply create": _phase(36.0)},
+                     busy={"plan no-op": _phase(3.2, cpu=0.6), "apply create": _phase(44.0)})
+    assert report.verdicts(result, "plan no-op") == [("≤ 1.2 / 1.5 × GET", {"quiet": True, "busy": False}),
+                                                      ("CPU ≤ 0.5 s", {"quiet": True, "busy": False})]
+    assert report.verdicts(result, "apply create") == [("≤ 1.15 / 1.5 × POST", {"quiet": False, "busy": True})]
+    assert report.target_cell(result, "apply create") == "≤ 1.15 / 1.5 × POST: **not met** / met"
+
+
+def test_a_no_op_apply_that_writes_misses_its_target_whatever_its_time(report):
+    result = _result(10_000, quiet={"apply no-op": _phase(2.0, writes=(0, 1, 0))},
+                     busy={"apply no-op": _phase(2.0)})
+    assert report.verdicts(result, "apply no-op") == [("≤ 1.25 / 1.5 × GET, no write", {"quiet": False, "busy": True})]
+
+
+def test_small_sizes_show_their_ratios_but_check_no_target(report):
+    result = _result(1_000, quiet={"plan no-op": _phase(9.0)}, busy={"plan no-op": _phase(9.0)})
+    assert report.target_cell(result, "plan no-op") == ("≤ 1.2 / 1.5 × GET (from 10,000 objects); "
+                                                        "CPU ≤ 0.5 s (at 20,000 objects)")
+    assert "| `plan`, nothing to do | 9.00 | 0.10 | 4.50 | 9.00 | 0.10 | 4.50 |" in report.markdown(
+        {"date": "d", "cpus": 2, "rabbitmq": "4.3", "python": "3.11", "runs": 3, "version_seconds": 0.1,
+         "results": [result]})
+    assert report.summary({"results": [result]}) == "targets: 0 met, 0 not met"
+
+
+def test_the_page_is_rewritten_between_its_markers_only(report, tmp_path):
+    page = tmp_path / "benchmark.md"
+    page.write_text(f"# Benchmark\n\nbefore\n\n{report.BEGIN}\nold table\n{report.END}\n\nafter\n", encoding="utf-8")
+    results = {"date": "d", "cpus": 2, "rabbitmq": "4.3", "python": "3.11", "runs": 3, "version_seconds": 0.1,
+               "results": [_result(20_000, quiet={"validate": _phase(0.3, cpu=0.2)}, busy={})]}
+    report.rewrite_page(results, page)
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmark\n\nbefore\n\n") and text.endswith(f"{report.END}\n\nafter\n")
+    assert "old table" not in text and "| `validate` (no broker) | 0.30 | 0.20 |" in text
+
+
+def test_the_docs_table_is_the_results_file(report):
+    results = json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))
+    text = (ROOT / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    shown = text.split(report.BEGIN + "\n", 1)[1].split(report.END, 1)[0]
+    assert shown == report.markdown(results), "the benchmark table is stale: run bench/report.py"

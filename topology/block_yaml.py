@@ -1,0 +1,418 @@
+"""A fast reader for the plain block YAML that topology files are written in.
+
+Reading YAML through libyaml's events costs a Python call per node: at 20,000 objects that is
+most of what ``validate`` spends. Most topology files use a small part of YAML: block mappings and
+lists, plain and quoted one-line scalars, comments, ``[]``/``{}`` and short flow lists. This
+module reads that part a line at a time and gives the same data and key lines as the full reader
+(:class:`topology.loader._Builder`); on anything else (anchors, tags, block scalars, multi-line
+scalars, tabs, duplicate or non-text keys, merge keys, escapes, a syntax error...) it gives up and
+returns :data:`FALLBACK`, and the full reader reads the file, with its exact messages. Scalars are
+resolved by PyYAML's own resolver and constructors, so ``yes``, ``0o17``, ``1:30`` or a date
+mean what they mean there. ``tests/unit/test_block_yaml.py`` holds the two readers to the same
+output, on the project's own files and on generated ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from topology.variables import Substituted
+
+FALLBACK = object()
+"""What :func:`read` returns when the full reader must read the file."""
+
+Path_ = tuple[Any, ...]
+
+
+class _Fallback(Exception):
+    pass
+
+
+_UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+"""Characters the fast reader leaves to the full one: tabs, carriage returns, YAML's other line
+breaks (NEL, LS, PS), controls, byte order marks and what is no character."""
+
+_LONG_ROW = re.compile(r"^[^\n]{1000}", re.MULTILINE)
+"""A row of 1,000 characters or more: it may hold a key longer than libyaml takes (1,024
+characters from its start to its colon), which the full reader refuses with its own message."""
+
+_MARKER = re.compile(r"^(?:---|\.\.\.)(?= |$)", re.MULTILINE)
+"""A document's start or end."""
+_CONTENT = re.compile(r"^ *[^ #\n]", re.MULTILINE)
+
+_ROW = re.compile(
+    r"( *)"  # indentation
+    r"(-(?: +|$))?"  # a list's dash
+    r"(?:(?:([^\s'\"\-?:,\[\]{}#&*!|>%@`][^\s:#]*(?: +[^\s:#]+)*)"  # a plain key (words without : or #)
+    r"|('(?:[^'\n]|'')*'|\"[^\"\n]*\"))"  # or a quoted one
+    r" *:(?: +|$))?"
+    r"((?:.*[^ \n])?) *\n?",  # the rest: a value, a comment, or nothing
+    re.MULTILINE,
+)
+"""One row: indentation, dash, key and what follows (each part may be missing)."""
+_INT = re.compile(r"[1-9][0-9]{0,17}|0")
+_FLOW_TOKEN = re.compile(
+    r" *(?:([\[\]{},]|:(?= ))"  # punctuation (a colon before a space)
+    r"|('(?:[^'\n]|'')*'|\"[^\"\n]*\")"  # a quoted scalar
+    r"|([^\s,\[\]{}:#'\"&*!|>%@`?][^,\[\]{}:#\n]*))"  # a plain one (no colon or # inside)
+)
+"""A token of a flow collection on one row."""
+_VALUE_FIRST = frozenset("'\"[{-?:,]}#&*!|>%@`")
+"""First characters of a value that need a closer look (quotes, flow, indicators, a comment)."""
+
+MAX_DEPTH = 100
+
+_VHOSTS = ("vhosts",)
+
+
+class Reader:
+    """One file's rows, read into data with a stack of the open mappings and lists."""
+
+    def __init__(self, loader: Any, lines: dict[Path_, int],
+                 substitute: Callable[[str, int, Path_, bool], Any] | None,
+                 on_key: Callable[[Path_, str], None] | None, max_nodes: int):
+        del max_nodes
+        self.loader = loader
+        self.lines = lines
+        self.substitute = substitute
+        self.on_key = on_key
+        self.plain: dict[str, Any] = {}
+        self.depth = 0
+        """The depth of the block collections around the row read (flow collections count on from it)."""
+        self.first = frozenset(k for k in loader.yaml_implicit_resolvers if k)
+
+    def document(self, text: str) -> Any:
+        lines = self.lines
+        plain = self.plain
+        first_chars = self.first
+        value_first = _VALUE_FIRST
+        substitute = self.substitute
+        on_key = self.on_key
+        # the open collections, innermost last: [column, container, path, is_list]
+        stack: list[list[Any]] = []
+        root: Any = None
+        pending: tuple[Any, Any, Path_, int] | None = None
+        """(container, key or index, path, column) of a key or dash with nothing after it yet."""
+        number = 0
+        started = False
+        text_keys: set[str] = set()
+        """Plain keys already seen to be text."""
+        # the innermost open collection, kept apart from the stack for the common row (a key of the
+        # mapping being read, at its column)
+        top_column, top_container, top_path, top_is_list = -1, None, (), False
+        for indent_text, dash, key, quoted_key, rest in _ROW.findall(text):
+            number += 1
+            if not key or dash or pending is not None or top_is_list or len(indent_text) != top_column:
+                if not (dash or key or quoted_key):
+                    if not rest or rest[0] == "#":
+                        continue  # a blank or comment line
+                    if not started and not indent_text and (rest == "---" or rest.startswith("--- #")):
+                        started = True
+                        continue  # the document's start
+                    raise _Fallback()  # a value on a row of its own: a multi-line scalar, a document marker...
+                started = True
+                column = len(indent_text)
+                if pending is not None:
+                    container, slot, path, open_column = pending
+                    pending = None
+                    if column > open_column or (column == open_column and dash and not isinstance(container, list)):
+                        child: Any = [] if dash else {}
+                        container[slot] = child
+                        if isinstance(container, list):
+                            lines[path] = number  # a list item that is a collection starts at its first row
+                        stack.append([column, child, path, bool(dash)])
+                        if len(stack) > MAX_DEPTH:
+                            raise _Fallback()
+                    elif isinstance(container, list):
+                        raise _Fallback()  # an empty list item: where libyaml places it is left to libyaml
+                    else:
+                        container[slot] = self.resolved("")
+                while stack and (stack[-1][0] > column or (stack[-1][0] == column and stack[-1][3] and not dash)):
+                    stack.pop()
+                if not stack:
+                    if root is not None or dash:
+                        raise _Fallback()  # a second root, or a list at the top: the full reader says what
+                    root = {}
+                    stack.append([column, root, (), False])
+                top_column, top_container, top_path, top_is_list = stack[-1]
+                if top_column != column:
+                    raise _Fallback()  # indented where nothing opened: more of a value, or a mistake
+                if dash:
+                    if not top_is_list:
+                        raise _Fallback()
+                    items = top_container
+                    item_path = top_path + (len(items),)
+                    if not key and not quoted_key:
+                        if not rest or rest[0] == "#":
+                            items.append(None)
+                            pending = (items, len(items) - 1, item_path, column)
+                            continue
+                        if rest[0] == "-" and (len(rest) == 1 or rest[1] == " "):
+                            raise _Fallback()  # "- - a": a list in a list on one row
+                        lines[item_path] = number
+                        self.depth = len(stack)
+                        items.append(self.value(rest, number, item_path))
+                        continue
+                    lines[item_path] = number
+                    column += len(dash)
+                    top_column, top_container, top_path, top_is_list = column, {}, item_path, False
+                    items.append(top_container)
+                    stack.append([column, top_container, item_path, False])
+                    if len(stack) > MAX_DEPTH:
+                        raise _Fallback()
+                elif top_is_list:
+                    raise _Fallback()
+            else:
+                column = top_column
+            mapping = top_container
+            frame_path = top_path
+            if key:
+                if key not in text_keys:
+                    if key[0] in first_chars and (key == "<<" or not isinstance(self.resolved(key), str)):
+                        raise _Fallback()  # a merge key, or a key YAML reads as a number, boolean, date...
+                    text_keys.add(key)
+                if substitute is not None and "${" in key:
+                    key = self.substituted_key(key, number, frame_path)
+            else:
+                key = self.unquoted(quoted_key)
+                if substitute is not None and "${" in key:
+                    key = self.substituted_key(key, number, frame_path)
+            if key in mapping or len(key) > 1000:
+                raise _Fallback()  # a duplicate key (the full reader names both lines), or too long a key
+            key_path = frame_path + (key,)
+            lines[key_path] = number
+            if on_key is not None and frame_path == _VHOSTS:
+                on_key(frame_path, key)
+            if not rest or rest[0] == "#":
+                mapping[key] = None
+                pending = (mapping, key, key_path, column)
+                continue
+            if rest[0] in value_first or " #" in rest or ": " in rest or rest[-1] == ":" or (
+                    substitute is not None and "${" in rest):
+                self.depth = len(stack)
+                mapping[key] = self.value(rest, number, key_path)
+                continue
+            if rest[0] not in first_chars:
+                mapping[key] = rest  # text: no implicit type starts with its first character
+            else:
+                value = plain.get(rest, _MISSING)
+                mapping[key] = self.resolved(rest) if value is _MISSING else value
+        if pending is not None:
+            container, slot, path, _ = pending
+            if isinstance(container, list):
+                raise _Fallback()
+            container[slot] = self.resolved("")
+        if root is None:
+            raise _Fallback()
+        return root
+
+    # -- keys and scalars ------------------------------------------------------------------------
+
+    def substituted_key(self, text: str, number: int, path: Path_) -> str:
+        assert self.substitute is not None
+        value = self.substitute(text, number, path, True)
+        if isinstance(value, Substituted):
+            return str(value)  # keys are names: always text
+        if not isinstance(value, str):
+            raise _Fallback()
+        return value
+
+    @staticmethod
+    def quoted_end(content: str) -> int | None:
+        """The index just past the closing quote of the quoted scalar ``content`` starts with."""
+        quote = content[0]
+        position = 1
+        while True:
+            position = content.find(quote, position)
+            if position < 0:
+                return None
+            if quote == "'" and content[position + 1:position + 2] == "'":
+                position += 2
+                continue
+            return position + 1
+
+    @staticmethod
+    def unquoted(text: str) -> str:
+        body = text[1:-1]
+        if text[0] == "'":
+            return body.replace("''", "'")
+        if "\\" in body:
+            raise _Fallback()  # escapes: the full reader reads them
+        return body
+
+    def value(self, text: str, number: int, path: Path_) -> Any:
+        """The value a row's rest stands for (a quoted or plain scalar, ``[]``, ``{}`` or a flow
+        list of words), its comment left out."""
+        if text and text[0] in "'\"":
+            close = self.quoted_end(text)
+            if close is None:
+                raise _Fallback()
+            tail = text[close:]
+            if tail and not (tail[0] == " " and tail.lstrip(" ").startswith("#")):
+                raise _Fallback()
+            value = self.unquoted(text[:close])
+            if self.substitute is not None and "${" in value:
+                return self.substitute(value, number, path, False)
+            return value
+        comment = text.find(" #")
+        if comment >= 0:
+            text = text[:comment].rstrip(" ")
+        elif text.startswith("#"):
+            text = ""
+        if text:
+            first = text[0]
+            if first in "[{":
+                return self.flow(text, number, path)
+            if first in "-?:" and (len(text) == 1 or text[1] == " "):
+                raise _Fallback()
+            if first in ",]}#&*!|>'\"%@`" or ": " in text or text.endswith(":"):
+                raise _Fallback()
+        if self.substitute is not None and "${" in text:
+            return self.substitute(text, number, path, False)
+        return self.resolved(text)
+
+    def flow(self, text: str, number: int, path: Path_) -> Any:
+        """A flow collection written on one row (``{type: topic, durable: true}``, ``[a, b]``)."""
+        tokens: list[tuple[str, str]] = []
+        position = 0
+        while position < len(text):
+            match = _FLOW_TOKEN.match(text, position)
+            if match is None:
+                break
+            punctuation, quoted, plain = match.groups()
+            if punctuation:
+                tokens.append((punctuation, punctuation))
+            elif quoted:
+                tokens.append(("'", quoted))
+            else:
+                plain = plain.rstrip(" ")
+                if plain == "-" or plain.startswith("- "):
+                    raise _Fallback()
+                tokens.append(("w", plain))
+            position = match.end()
+        if text[position:].strip(" "):
+            raise _Fallback()  # something else (a comment is taken off before)
+        self.tokens = tokens
+        self.at = 0
+        result = self.flow_node(number, path, self.depth)
+        if self.at != len(tokens):
+            raise _Fallback()
+        return result
+
+    def flow_node(self, number: int, path: Path_, depth: int) -> Any:
+        tokens = self.tokens
+        if self.at >= len(tokens):
+            raise _Fallback()
+        kind, text = tokens[self.at]
+        self.at += 1
+        if kind == "'":
+            value = self.unquoted(text)
+            return self.substitute(value, number, path, False) if self.substitute is not None and "${" in value else value
+        if kind == "w":
+            return self.substitute(text, number, path, False) if self.substitute is not None and "${" in text \
+                else self.resolved(text)
+        if depth >= MAX_DEPTH:
+            raise _Fallback()  # nested deeply: the full reader says how deep it may go
+        if kind == "[":
+            items: list[Any] = []
+            while True:
+                if self.at < len(tokens) and tokens[self.at][0] == "]":
+                    self.at += 1
+                    return items
+                item_path = path + (len(items),)
+                self.lines[item_path] = number
+                items.append(self.flow_node(number, item_path, depth + 1))
+                self.separator("]")
+        if kind == "{":
+            mapping: dict[str, Any] = {}
+            while True:
+                if self.at < len(tokens) and tokens[self.at][0] == "}":
+                    self.at += 1
+                    return mapping
+                if self.at + 1 >= len(tokens) or tokens[self.at][0] not in "'w" or tokens[self.at + 1][0] != ":":
+                    raise _Fallback()  # a key without a value, or not a plain one
+                key_kind, key = tokens[self.at]
+                self.at += 2
+                if key_kind == "'":
+                    key = self.unquoted(key)
+                elif key == "<<" or not isinstance(self.resolved(key), str):
+                    raise _Fallback()
+                if self.substitute is not None and "${" in key:
+                    key = self.substituted_key(key, number, path)
+                if key in mapping or len(key) > 1000:
+                    raise _Fallback()
+                key_path = path + (key,)
+                self.lines[key_path] = number
+                if self.on_key is not None and path == _VHOSTS:
+                    self.on_key(path, key)
+                mapping[key] = self.flow_node(number, key_path, depth + 1)
+                self.separator("}")
+        raise _Fallback()
+
+    def separator(self, closing: str) -> None:
+        """After an entry: a comma, or the closing bracket (left for the caller)."""
+        tokens = self.tokens
+        if self.at < len(tokens) and tokens[self.at][0] == ",":
+            self.at += 1
+            if self.at < len(tokens) and tokens[self.at][0] == ",":
+                raise _Fallback()
+            return
+        if self.at >= len(tokens) or tokens[self.at][0] != closing:
+            raise _Fallback()
+
+    def resolved(self, text: str) -> Any:
+        """A plain scalar's value, as PyYAML's resolver and constructors make it."""
+        cached = self.plain.get(text, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        if text and text[0] not in self.first:
+            value: Any = text
+        elif _INT.fullmatch(text):
+            value = int(text)
+        else:
+            loader = self.loader
+            tag = loader.resolve(yaml.ScalarNode, text, (True, False))
+            if tag == "tag:yaml.org,2002:str":
+                value = text
+            else:
+                constructor = loader.yaml_constructors.get(tag)
+                if constructor is None:
+                    raise _Fallback()
+                try:
+                    value = constructor(loader, yaml.ScalarNode(tag, text))
+                except Exception:  # noqa: BLE001 - the full reader says what is wrong with it
+                    raise _Fallback() from None
+                if isinstance(value, (list, dict, set)):
+                    raise _Fallback()
+        if len(self.plain) < 100_000:
+            self.plain[text] = value
+        return value
+
+
+_MISSING = object()
+
+
+def read(text: str, loader: Any, lines: dict[Path_, int],
+         substitute: Callable[[str, int, Path_, bool], Any] | None = None,
+         on_key: Callable[[Path_, str], None] | None = None, max_nodes: int = 2_000_000) -> Any:
+    """The data of ``text``, its key and item lines written into ``lines``; :data:`FALLBACK` when
+    the full reader must read it (``lines`` may then hold a part: start it afresh).
+
+    ``substitute(text, line, path, is_key)`` replaces ``${...}`` references (``None``: they stay
+    as written); ``on_key(path, key)`` is called for each mapping key as it is read."""
+    if _UNUSUAL.search(text) is not None or _LONG_ROW.search(text) is not None:
+        return FALLBACK
+    if 3 * text.count("\n") + text.count(",") + text.count("[") + text.count("{") > max_nodes:
+        return FALLBACK  # a file that may come near the limit of nodes: the full reader counts them exactly
+    markers = _MARKER.findall(text, 0, 1_000_000_000)
+    if markers:
+        first = _MARKER.search(text)
+        if len(markers) > 1 or markers[0] != "---" or _CONTENT.search(text, 0, first.start()) is not None:
+            return FALLBACK  # several documents, an end marker, or a start after content
+    try:
+        return Reader(loader, lines, substitute, on_key, max_nodes).document(text)
+    except (_Fallback, RecursionError):
+        return FALLBACK
