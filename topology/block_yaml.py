@@ -2,8 +2,8 @@
 
 Reading YAML through libyaml's events costs a Python call per node: at 20,000 objects that is
 most of what ``validate`` spends. Most topology files use a small part of YAML: block mappings and
-lists, plain and quoted one-line scalars, comments, ``[]``/``{}`` and short flow lists. This
-module reads that part a line at a time and gives the same data and key lines as the full reader
+lists, plain and quoted one-row scalars, comments and one-row flow collections. This
+module reads that part a row at a time and gives the same data and key lines as the full reader
 (:class:`topology.loader._Builder`); on anything else (anchors, tags, block scalars, multi-line
 scalars, tabs, duplicate or non-text keys, merge keys, escapes, a syntax error...) it gives up and
 returns :data:`FALLBACK`, and the full reader reads the file, with its exact messages. Scalars are
@@ -42,6 +42,7 @@ characters from its start to its colon), which the full reader refuses with its 
 _MARKER = re.compile(r"^(?:---|\.\.\.)(?= |$)", re.MULTILINE)
 """A document's start or end."""
 _CONTENT = re.compile(r"^ *[^ #\n]", re.MULTILINE)
+"""A row that holds something other than a comment."""
 
 _ROW = re.compile(
     r"( *)"  # indentation
@@ -73,8 +74,7 @@ class Reader:
 
     def __init__(self, loader: Any, lines: dict[Path_, int],
                  substitute: Callable[[str, int, Path_, bool], Any] | None,
-                 on_key: Callable[[Path_, str], None] | None, max_nodes: int):
-        del max_nodes
+                 on_key: Callable[[Path_, str], None] | None):
         self.loader = loader
         self.lines = lines
         self.substitute = substitute
@@ -413,6 +413,6 @@ def read(text: str, loader: Any, lines: dict[Path_, int],
         if len(markers) > 1 or markers[0] != "---" or _CONTENT.search(text, 0, first.start()) is not None:
             return FALLBACK  # several documents, an end marker, or a start after content
     try:
-        return Reader(loader, lines, substitute, on_key, max_nodes).document(text)
+        return Reader(loader, lines, substitute, on_key).document(text)
     except (_Fallback, RecursionError):
         return FALLBACK
