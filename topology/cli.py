@@ -41,17 +41,30 @@ def echo(message: Any = "", err: bool = False, *, styled: bool = False, painted:
     visible (topology.render.text). ``painted``: the tool's line shapes are coloured
     (:func:`topology.terminal.paint`), as every line on stderr is, where colour is wanted."""
     from topology.redact import redact
-    from topology.terminal import colour_wanted, paint, visible
 
-    text = redact(str(message)) if styled else visible(redact(str(message)))
+    _write([redact(str(message)) if styled else _shown(message)], err, paint=not styled and (err or painted))
+
+
+def _shown(message: Any) -> str:
+    from topology.redact import redact
+    from topology.terminal import visible
+
+    return visible(redact(str(message)))
+
+
+def _write(texts: list[str], err: bool, paint: bool) -> None:
+    """Write lines already redacted and made visible, at once (to the buffer of a target whose
+    output is collected, when there is one); ``paint``: colour their shapes where colour is wanted."""
+    from topology.terminal import colour_wanted, paint as painted_text
+
     buffer = getattr(_output, "buffer", None)
     if buffer is not None:
-        buffer.append((text, err))
+        buffer.extend((text, err) for text in texts)
         return
     colour = colour_wanted(sys.stderr if err else sys.stdout)
-    if colour and (err or painted) and not styled:
-        text = paint(text)
-    click.echo(text, err=err, color=colour)
+    if colour and paint:
+        texts = [painted_text(text) for text in texts]
+    click.echo("\n".join(texts), err=err, color=colour)
 
 
 LOG_EVERY = 0.2
@@ -62,18 +75,7 @@ LOG_BLOCK = 500
 
 def echo_lines(lines: Iterable[str], err: bool = False, *, painted: bool = False) -> None:
     """:func:`echo` of each line, written at once."""
-    from topology.redact import redact
-    from topology.terminal import colour_wanted, paint, visible
-
-    texts = [visible(redact(str(line))) for line in lines]
-    buffer = getattr(_output, "buffer", None)
-    if buffer is not None:
-        buffer.extend((text, err) for text in texts)
-        return
-    colour = colour_wanted(sys.stderr if err else sys.stdout)
-    if colour and (err or painted):
-        texts = [paint(text) for text in texts]
-    click.echo("\n".join(texts), err=err, color=colour)
+    _write([_shown(line) for line in lines], err, paint=err or painted)
 
 
 def echo_pieces(pieces: Iterable[str], err: bool = False, *, painted: bool = False) -> None:

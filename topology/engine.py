@@ -142,6 +142,13 @@ def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[
     queues: dict[tuple[str, str], QueueFacts] = {}
     hidden_bindings: dict[tuple[str, str], int] = {}
     connections = {c.name: client.user_connections(c.name) for c in found.changes if c.action == DELETE and c.kind == "user"}
+    statistics: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def statistics_of(vhost: str) -> dict[str, dict[str, Any]]:
+        if vhost not in statistics:  # one read per vhost, for its queues and its exchanges
+            statistics[vhost] = client.queue_statistics(vhost)  # kept by the client for apply's first check
+        return statistics[vhost]
+
     counted: set[str] = set()
     unexported: dict[str, bool] = {}
     """Per vhost, whether it holds queues its definitions export leaves out (exclusive ones): only
@@ -151,7 +158,7 @@ def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[
             continue
         if change.kind == "queue" and change.vhost not in counted:
             counted.add(change.vhost)
-            for entry in client.queue_statistics(change.vhost).values():  # kept for apply's first check
+            for entry in statistics_of(change.vhost).values():
                 messages, consumers = entry.get("messages"), entry.get("consumers")
                 queues[(change.vhost, entry["name"])] = QueueFacts(
                     messages if isinstance(messages, int) else None, consumers if isinstance(consumers, int) else None
@@ -160,7 +167,7 @@ def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[
             if change.vhost not in unexported:
                 unexported[change.vhost] = any(
                     ("queue", change.vhost, name) not in live.objects and (change.vhost, name) not in live.migrations
-                    for name in client.queue_statistics(change.vhost))
+                    for name in statistics_of(change.vhost))
             if not unexported[change.vhost]:
                 hidden_bindings[(change.vhost, change.name)] = 0
                 continue

@@ -247,19 +247,6 @@ class _Builder:
             raise _Unusable(loader.peek_event().start_mark.line + 1, "invalid YAML: a file holds one document, not several")
         return self.root
 
-    def scalar(self, event: Any) -> Any:
-        """The value of a scalar; plain scalars repeat a lot in topology files, so they are cached."""
-        if self.variables is not None and "${" in event.value:
-            return self.substituted(event)
-        cache_key = (event.value, event.implicit, event.tag, event.style)
-        cached = self.scalars.get(cache_key, _MISSING)
-        if cached is not _MISSING:
-            return cached
-        value = self._construct_scalar(event)
-        if len(self.scalars) < 100_000:
-            self.scalars[cache_key] = value  # scalar values are immutable
-        return value
-
     def substituted(self, event: Any) -> Any:
         """A scalar with its ``${...}`` references replaced (see :mod:`topology.variables`)."""
         path, _ = self.child_path()  # a key's is its mapping's: problems are reported there

@@ -289,9 +289,10 @@ BindingIndex = dict[tuple[str, str, str], list[BindingState]]
 
 
 def binding_index(live: State) -> BindingIndex:
-    """Every live binding under each object whose deletion drops it (what :func:`_touches` says,
-    in the order of ``live``), made once: looking each deleted object's bindings up in all of
-    them was quadratic (10,000 queues pruned: 10⁸ comparisons)."""
+    """Every live binding under each object whose deletion drops it (a queue: the bindings to it;
+    an exchange: those from it and to it), in the order of ``live``, made once: looking each
+    deleted object's bindings up in all of them was quadratic (10,000 queues pruned: 10⁸
+    comparisons)."""
     index: BindingIndex = {}
     for binding in live.objects.values():
         if not isinstance(binding, BindingState):
@@ -509,19 +510,6 @@ def _hazards(
         if all(b.key in dropped_keys for b in live_bindings if b.vhost == change.vhost and b.source == source):
             hazards.append(f"the broker would delete auto-delete exchange {source!r} when its last binding goes")
     return tuple(hazards)
-
-
-def _touches(binding: BindingState, resource: Resource) -> bool:
-    """Does the broker drop ``binding`` when ``resource`` is deleted?"""
-    if binding.vhost != resource.vhost:
-        return False
-    if isinstance(resource, QueueState):
-        return binding.destination_type == "queue" and binding.destination == resource.queue
-    if isinstance(resource, ExchangeState):
-        return binding.source == resource.exchange or (
-            binding.destination_type == "exchange" and binding.destination == resource.exchange
-        )
-    return False
 
 
 def write_saved_plan(plan: Plan, path: str) -> None:

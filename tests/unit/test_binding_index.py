@@ -6,9 +6,22 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from topology.kinds import BindingState, ExchangeState, QueueState
-from topology.plan import _touches, binding_index
+from topology.kinds import BindingState, ExchangeState, QueueState, Resource
+from topology.plan import binding_index
 from topology.state import State
+
+
+def _touches(binding: BindingState, resource: Resource) -> bool:
+    """The rule, one binding at a time: does the broker drop ``binding`` when ``resource`` is deleted?"""
+    if binding.vhost != resource.vhost:
+        return False
+    if isinstance(resource, QueueState):
+        return binding.destination_type == "queue" and binding.destination == resource.queue
+    if isinstance(resource, ExchangeState):
+        return binding.source == resource.exchange or (
+            binding.destination_type == "exchange" and binding.destination == resource.exchange
+        )
+    return False
 
 _NAMES = st.sampled_from(["a", "b", "c"])
 _BINDINGS = st.lists(st.builds(

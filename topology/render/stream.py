@@ -134,22 +134,26 @@ def compact_pieces(value: Any) -> Iterator[str]:
                 yield ","
             yield from compact_pieces(item)
         yield "]"
-    elif isinstance(value, dict) and value and _holds_items(value):
-        for number, key in enumerate(sorted(value)):
-            yield ("{" if number == 0 else ",") + json.dumps(key) + ":"
-            yield from compact_pieces(value[key])
-        yield "}"
-    elif isinstance(value, list) and value and _holds_items(value):
-        for number, item in enumerate(value):
-            yield "[" if number == 0 else ","
-            yield from compact_pieces(item)
-        yield "]"
     else:
-        yield json.dumps(value, sort_keys=True, separators=(",", ":"))
+        try:
+            yield json.dumps(value, sort_keys=True, separators=(",", ":"), default=_lazy)
+            return
+        except _Lazy:  # a map or list with lazy parts: written a member at a time
+            pass
+        if isinstance(value, dict):
+            for number, key in enumerate(sorted(value)):
+                yield ("{" if number == 0 else ",") + json.dumps(key) + ":"
+                yield from compact_pieces(value[key])
+            yield "}"
+        else:
+            for number, item in enumerate(value):
+                yield "[" if number == 0 else ","
+                yield from compact_pieces(item)
+            yield "]"
 
 
-def _holds_items(value: Any) -> bool:
-    """Whether an :class:`Items` or a :class:`Later` is somewhere in ``value`` (a dict or list)."""
-    children = value.values() if isinstance(value, dict) else value
-    return any(isinstance(child, (Items, Later)) or (isinstance(child, (dict, list)) and child and _holds_items(child))
-               for child in children)
+def _lazy(value: Any) -> Any:
+    """``json.dumps``'s ``default``: a lazy part stops it (the writer then goes a member at a time)."""
+    if isinstance(value, (Items, Later)):
+        raise _Lazy()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
