@@ -15,7 +15,7 @@ output, on the project's own files and on generated ones.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -103,7 +103,7 @@ class Reader:
         # the innermost open collection, kept apart from the stack for the common row (a key of the
         # mapping being read, at its column)
         top_column, top_container, top_path, top_is_list = -1, None, (), False
-        for indent_text, dash, key, quoted_key, rest in _ROW.findall(text):
+        for indent_text, dash, key, quoted_key, rest in _rows(text):
             number += 1
             if not key or dash or pending is not None or top_is_list or len(indent_text) != top_column:
                 if not (dash or key or quoted_key):
@@ -394,6 +394,30 @@ class Reader:
 
 _MISSING = object()
 
+FIRST_CHUNK = 4096
+CHUNK = 262_144
+"""Characters of text whose rows are found at once: a small first piece, so that the first vhost
+is named (and read ahead) within a millisecond, then large ones."""
+
+
+def _rows(text: str) -> Iterator[tuple[str, str, str, str, str]]:
+    """The rows of ``text`` as :data:`_ROW` finds them, a piece of whole rows at a time, each piece
+    checked for what the full reader must read (:data:`_UNUSUAL`, :data:`_LONG_ROW`) before it is
+    read."""
+    start, size, length = 0, FIRST_CHUNK, len(text)
+    while start < length:
+        end = text.find("\n", start + size)
+        end = length if end < 0 else end + 1
+        if _UNUSUAL.search(text, start, end) is not None or _LONG_ROW.search(text, start, end) is not None:
+            raise _Fallback()
+        rows = _ROW.findall(text, start, end)
+        if end < length:  # as if the text ended here: an empty match after its last line is no row
+            del rows[text.count("\n", start, end):]
+        yield from rows
+        start, size = end, CHUNK
+    if not length:
+        yield "", "", "", "", ""  # the one (empty) match of an empty text
+
 
 def read(text: str, loader: Any, lines: dict[Path_, int],
          substitute: Callable[[str, int, Path_, bool], Any] | None = None,
@@ -403,8 +427,6 @@ def read(text: str, loader: Any, lines: dict[Path_, int],
 
     ``substitute(text, line, path, is_key)`` replaces ``${...}`` references (``None``: they stay
     as written); ``on_key(path, key)`` is called for each mapping key as it is read."""
-    if _UNUSUAL.search(text) is not None or _LONG_ROW.search(text) is not None:
-        return FALLBACK
     if 3 * text.count("\n") + text.count(",") + text.count("[") + text.count("{") > max_nodes:
         return FALLBACK  # a file that may come near the limit of nodes: the full reader counts them exactly
     markers = _MARKER.findall(text, 0, 1_000_000_000)

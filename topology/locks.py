@@ -25,6 +25,8 @@ releases everything and takes the whole set again, in order.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -106,6 +108,45 @@ def plan_under_locks(lock: Lock, first: Iterable[LockKey], make: Callable[[], An
         if lock.held and min(missing) < max(lock.held):
             lock.release()  # waiting for a key that sorts before a held one could wait forever
         lock.acquire(wanted, max(0.0, deadline - clock()))
+
+
+class EarlyLocks:
+    """Takes the lock of each vhost as the files name it, in the background and never waiting
+    (``take(key)``, :meth:`topology.broker.amqp.ApplyLock.try_take`), then starts reading the vhost:
+    at once when its lock is held (``read_now(vhost)``), else once the apply holds every lock
+    (``read_later(vhost)``). An apply so reads a vhost while the rest of its files load, as a plan
+    does, and still reads nothing it may change before holding its lock. :meth:`finish` waits
+    until every named vhost was tried; then the lock is the caller's alone again."""
+
+    def __init__(self, take: Callable[[LockKey], bool], read_now: Callable[[str], None],
+                 read_later: Callable[[str], None]):
+        self._take, self._read_now, self._read_later = take, read_now, read_later
+        self._named: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="topology-early-locks", daemon=True)
+        self._thread.start()
+
+    def named(self, vhost: str) -> None:
+        """The files name ``vhost`` (any number of times)."""
+        self._named.put(vhost)
+
+    def finish(self, wait: bool = True) -> None:
+        """No more vhosts; return once every named one was tried (at once, without ``wait``: the
+        files failed to load and the lock is given up anyway)."""
+        self._named.put(None)
+        if wait:
+            self._thread.join()
+
+    def _run(self) -> None:
+        tried: set[str] = set()
+        while (vhost := self._named.get()) is not None:
+            if vhost in tried:
+                continue
+            tried.add(vhost)
+            try:
+                taken = self._take(vhost_key(vhost))
+            except Exception:  # acquire() meets it again and reports it
+                taken = False
+            (self._read_now if taken else self._read_later)(vhost)
 
 
 def lock_groups(sets: dict[Hashable, tuple[Hashable, frozenset[LockKey] | None]]) -> dict[Hashable, Hashable]:

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from topology.errors import TopologyError
 from topology.variables import NAME_RE
 from topology.rules.versions import parse_given_version
@@ -42,55 +40,14 @@ class ProjectError(TopologyError):
     """The project file is missing, unreadable or invalid, or names a target that is not in it."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class TlsSettings(_Strict):
+@dataclass(frozen=True)
+class TlsSettings:
     """TLS for the management API and AMQP: verification is on unless turned off."""
 
-    ca: str | None = Field(None, description="CA bundle (PEM) to verify the broker's certificate with (default: the system's).")
-    cert: str | None = Field(None, description="Client certificate (PEM), for brokers that ask for one.")
-    key: str | None = Field(None, description="The client certificate's private key (PEM).")
-    verify: bool = Field(True, description="Verify the broker's certificate and host name. false prints a warning.")
-
-
-class _Shared(_Strict):
-    files: list[str] | None = Field(None, description="Topology files and directories.")
-    values: list[str] | None = Field(None, description="Values files, in order (the later wins).")
-    user: str | None = Field(None, description="Management user name.")
-    user_env: str | None = Field(None, description="Environment variable holding the management user name.")
-    password_env: str | None = Field(None, description="Environment variable holding the password.")
-    timeout: float | None = Field(None, gt=0, le=3600, description="Seconds to wait for each request.")
-    tls: TlsSettings | None = None
-    broker_version: str | None = Field(
-        None, description="The RabbitMQ version the target runs (4.0, 4.x, 3.13.7): what the offline commands "
-                          "(validate, route, explain, lint, test) check against unless --broker-version is given.")
-
-    @field_validator("broker_version")
-    @classmethod
-    def _version(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_given_version(value)  # its ValueError names the accepted forms
-        return value
-
-    @field_validator("user_env", "password_env")
-    @classmethod
-    def _variable_name(cls, value: str | None) -> str | None:
-        if value is not None and not NAME_RE.match(value):
-            raise ValueError(f"{value!r} is not an environment variable name")
-        return value
-
-
-class TargetSettings(_Shared):
-    url: str = Field(description="Management API URL, without credentials.")
-    amqp_url: str | None = Field(None, description="AMQP URL, without credentials (default: the management host, port 5672).")
-
-
-class ProjectSettings(_Strict):
-    secrets: list[str] = Field(default_factory=list, description="More secret variable names.")
-    defaults: _Shared = Field(default_factory=_Shared)
-    targets: dict[str, TargetSettings]
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    verify: bool = True
 
 
 @dataclass(frozen=True)
@@ -170,6 +127,10 @@ def load_project(path: str) -> Project:
     except RecursionError:
         raise ProjectError(f"{path}: invalid TOML: arrays or tables are nested too deeply") from None
     _refuse_literal_secrets(path, data)
+    from pydantic import ValidationError
+
+    from topology.project_settings import ProjectSettings  # pydantic: imported only for a project file
+
     try:
         settings = ProjectSettings.model_validate(data)
     except ValidationError as error:
@@ -333,7 +294,9 @@ def _refuse_literal_secrets(path: str, data: dict[str, Any]) -> None:
                 )
 
 
-def _target(name: str, spec: TargetSettings, defaults: _Shared, base: Path, path: str) -> Target:
+def _target(name: str, spec: Any, defaults: Any, base: Path, path: str) -> Target:
+    """The target ``name`` of the project file ``path`` from its settings and the defaults
+    (:mod:`topology.project_settings`)."""
     def pick(key: str) -> Any:
         own = getattr(spec, key)
         return own if own is not None else getattr(defaults, key)

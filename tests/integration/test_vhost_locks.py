@@ -246,3 +246,50 @@ def test_a_lock_vhost_the_amqp_user_may_not_open_is_said_with_what_to_do(run, wr
     line = refused.err.strip().splitlines()[-1]
     assert f"has no access to vhost '{lock_vhost}'" in line and "where the apply lock is kept" in line, line
     assert "every apply to this broker must keep its lock in the same vhost" in line and password not in refused.err
+
+
+def test_locks_taken_early_out_of_order_are_given_up_and_what_was_read_under_them_read_again(
+        run, write, vhost, lock_vhost, api, monkeypatch):
+    """An apply takes each vhost's lock as its files name it, never waiting, and reads that vhost at
+    once. Files naming a vhost whose lock another apply holds after one it took (against the lock
+    order) make it give up what it holds and wait in order; the vhost it read under the lock it gave
+    up is read again, so a change made there meanwhile is seen."""
+    from topology.broker.client import ManagementClient
+
+    first, second = vhost, f"{vhost}-z"  # in lock order; the files name the second first
+    path = write(f"""
+        vhosts:
+          {second}:
+            exchanges:
+              x: {{type: direct}}
+          {first}:
+            queues:
+              work: {{durable: true}}
+        """)
+    try:
+        assert run("apply", path, "--auto-approve", "--amqp-url", amqp_uri(lock_vhost)).code == 0
+        held = locks(lock_vhost, first)  # another apply, in the vhost named second
+        gave_up = threading.Event()
+        drop = ManagementClient.drop_ungated_reads
+
+        def observed(self: ManagementClient) -> None:  # the apply gives up its locks: what it read goes
+            drop(self)
+            gave_up.set()
+
+        monkeypatch.setattr(ManagementClient, "drop_ungated_reads", observed)
+        results = []
+        applying = threading.Thread(target=lambda: results.append(
+            run("apply", path, "--auto-approve", "--amqp-url", amqp_uri(lock_vhost), "--lock-timeout", "30")))
+        applying.start()
+        try:
+            assert gave_up.wait(20), "the apply did not give up the lock it took early"
+            api.delete("exchanges", second, "x")  # while it waits for the lock of the first vhost
+        finally:
+            held.release()
+            applying.join(60)
+        result = results[0]
+        assert result.code == 0, result.err
+        assert f"exchange {second}/x: created" in result.out  # planned from a new read
+        assert api.get("exchanges", second, "x")["type"] == "direct"
+    finally:
+        api.delete("vhosts", second)

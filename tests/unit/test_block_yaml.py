@@ -249,3 +249,20 @@ def test_the_limit_of_nodes_counts_flow_items(monkeypatch):
     assert fast_only(text) is not None  # the fast reader alone would take it...
     assert read(text, True)[0] is None and read(text, True)[1] == read(text, False)[1]  # ...but leaves it
 
+
+
+@pytest.mark.parametrize("size", [1, 7, 64])
+def test_rows_found_a_piece_at_a_time_are_the_rows_of_the_whole_text(monkeypatch, size):
+    """The rows are found in pieces (so that the first vhost is named at once): pieces of any size
+    give the same rows, lines, data and vhost callbacks as the whole text in one piece."""
+    from topology import block_yaml
+
+    texts = [*CORPUS.values(), "", "\n", "a: 1", "a: 1\n", "\n\n", "a:\n  b: 2\n\n  # c\n"]
+    whole = {text: (block_yaml._ROW.findall(text), read(text, fast=True)) for text in texts}
+    monkeypatch.setattr(block_yaml, "FIRST_CHUNK", size)
+    monkeypatch.setattr(block_yaml, "CHUNK", size)
+    for text in texts:
+        rows, result = whole[text]
+        if block_yaml._UNUSUAL.search(text) is None and block_yaml._LONG_ROW.search(text) is None:
+            assert list(block_yaml._rows(text)) == rows
+        assert strictly_equal(read(text, fast=True), result)

@@ -151,3 +151,34 @@ def test_applies_of_one_run_take_turns_only_when_their_locks_meet():
 
 def test_lock_keys_are_values():
     assert LockKey(False, "a") == vhost_key("a") and hash(vhost_key("a")) == hash(LockKey(False, "a"))
+
+
+def test_early_locks_read_a_vhost_at_once_only_when_its_lock_was_taken():
+    from topology.locks import EarlyLocks, vhost_key
+
+    taken, read = [], []
+
+    def take(key):
+        taken.append(key)
+        if key.vhost == "boom":
+            raise RuntimeError("connection lost")  # acquire() meets it again and says so
+        return key.vhost != "held"
+
+    early = EarlyLocks(take, read_now=lambda v: read.append(("now", v)), read_later=lambda v: read.append(("later", v)))
+    for vhost in ("shop", "held", "shop", "boom", "audit"):
+        early.named(vhost)
+    early.finish()
+    assert taken == [vhost_key(v) for v in ("shop", "held", "boom", "audit")]  # each once, in the files' order
+    assert read == [("now", "shop"), ("later", "held"), ("later", "boom"), ("now", "audit")]
+
+
+def test_early_locks_finish_without_waiting_when_the_files_failed():
+    import threading
+
+    from topology.locks import EarlyLocks
+
+    stuck = threading.Event()
+    early = EarlyLocks(lambda key: stuck.wait(5), read_now=lambda v: None, read_later=lambda v: None)
+    early.named("shop")
+    early.finish(wait=False)  # returns while the first take still waits for its connection
+    stuck.set()

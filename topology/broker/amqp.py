@@ -523,13 +523,16 @@ def describe_holder(identity: dict[str, Any]) -> str:
 
 
 class _Request:
-    """A declare for the holding thread to make (only that thread uses the connection)."""
+    """A declare (or, ``delete``, the deletion of a lock held) for the holding thread to make (only
+    that thread uses the connection)."""
 
-    def __init__(self, queue: str, passive: bool):
+    def __init__(self, queue: str, passive: bool, delete: bool = False):
         self.queue = queue
         self.passive = passive
+        self.delete = delete
         self.outcome: str | None = None
-        """``taken`` (ours now), ``held`` (another connection's), ``free`` (a passive declare found none)."""
+        """``taken`` (ours now), ``held`` (another connection's), ``free`` (a passive declare found
+        none, or a lock of ours was deleted)."""
         self.error: BaseException | None = None
         self.done = threading.Event()
 
@@ -545,10 +548,14 @@ class ApplyLock:
     when a wait starts and every :data:`WAIT_NOTICE_EVERY` seconds after, what is waited for."""
 
     def __init__(self, amqp: Amqp, whois: Callable[[str, str], dict[str, Any] | None] | None = None,
-                 on_wait: Callable[[str], None] | None = None):
+                 on_wait: Callable[[str], None] | None = None, on_release: Callable[[], None] | None = None):
         self.amqp = amqp
         self.whois = whois
         self.on_wait = on_wait
+        self.on_release = on_release
+        """Called whenever the locks are given up: what was read under them is stale."""
+        self._older_free: bool | None = None
+        """Whether an older version's broker-wide lock was found free by :meth:`try_take`."""
         self.identity = holder_identity()
         self._held: set[LockKey] = set()
         self._stop = threading.Event()
@@ -584,12 +591,53 @@ class ApplyLock:
         its broker-wide lock, which is checked, never taken)."""
         deadline = time.monotonic() + timeout
         self.open()
+        keys = set(keys)
+        missing = sorted(keys - self._held)
+        if self._held and missing and missing[0] < max(self._held) and not all(map(self.try_take, missing)):
+            # keys taken early, out of lock order (try_take), and one sorting before them is held
+            # elsewhere: waiting for it while holding them could wait forever, so give them up and
+            # take the whole set in order
+            keys |= self._held
+            self._give_up()
         contended: list[LockKey] = []
-        for key in sorted(set(keys) - self._held):
+        for key in sorted(keys - self._held):
             self._wait(lock_queue(key), key.title, False, deadline, timeout, contended, key)
             self._held.add(key)
         self._wait(LOCK_QUEUE, "the whole broker (an apply of an older topology version)", True, deadline, timeout,
                    contended, None)
+
+    def _give_up(self) -> None:
+        """Delete every lock queue held, keeping the connection: once each deletion is answered,
+        another run may take it (a closed connection's exclusive queues may outlive it for a moment
+        on RabbitMQ 4, and this run would then find its own lock held)."""
+        for key in sorted(self._held, reverse=True):
+            self._ask(lock_queue(key), False, delete=True)
+            self._held.discard(key)
+        if self.on_release is not None:
+            self.on_release()
+
+    def try_take(self, key: LockKey) -> bool:
+        """Take ``key`` now if it is free, never waiting, in any order: an apply takes the lock of
+        each vhost as its files name it, so that the vhost is read while the rest loads. True when
+        it is held now; False when another run holds it, an apply of an older version holds its
+        broker-wide lock, or the connection failed (:meth:`acquire` then waits, in lock order, or
+        says what failed). Called by one thread at a time, never beside :meth:`acquire`."""
+        if key in self._held:
+            return True
+        if self._thread is None:  # not opened, or given up
+            return False
+        self._ready.wait()
+        if self._error is not None:
+            return False
+        try:
+            if self._older_free is None:
+                self._older_free = self._ask(LOCK_QUEUE, True) != "held"
+            if not self._older_free or self._ask(lock_queue(key), False) != "taken":
+                return False
+        except BrokerError:
+            return False
+        self._held.add(key)
+        return True
 
     def _wait(self, name: str, what: str, passive: bool, deadline: float, timeout: float,
               contended: list[LockKey], key: LockKey | None) -> None:
@@ -634,13 +682,14 @@ class ApplyLock:
             return describe_holder(holder)
         return "another connection (its details cannot be read)"
 
-    def _ask(self, name: str, passive: bool) -> str:
-        """Have the holding thread declare ``name``; its outcome (``taken``, ``held``, ``free``)."""
+    def _ask(self, name: str, passive: bool, delete: bool = False) -> str:
+        """Have the holding thread declare ``name`` (or delete it); its outcome (``taken``, ``held``,
+        ``free``)."""
         self._ready.wait()
         if self._error is not None:
             error, self._thread = self._error, None
             raise error
-        request = _Request(name, passive)
+        request = _Request(name, passive, delete)
         self._requests.put(request)
         connection = self._connection
         try:
@@ -698,7 +747,10 @@ class ApplyLock:
         channel = None
         try:
             channel = connection.channel()
-            if request.passive:
+            if request.delete:
+                channel.queue_delete(request.queue)
+                request.outcome = "free"
+            elif request.passive:
                 channel.queue_declare(request.queue, passive=True)
                 request.outcome = "free"  # there, but no other connection's own: no apply holds it
             else:
@@ -736,6 +788,9 @@ class ApplyLock:
             self._thread.join(timeout=10)
             self._thread = None
         self._held.clear()
+        self._older_free = None
+        if self.on_release is not None:
+            self.on_release()
 
 
 # -- moving messages -------------------------------------------------------------

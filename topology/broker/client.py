@@ -130,6 +130,7 @@ class ManagementClient:
         self._sessions = [self.session]
         self._counting = threading.Lock()
         self._prefetched: dict[tuple[Any, ...], _Prefetch] = {}
+        self._ungated: set[tuple[Any, ...]] = set()
         self._reads: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._readers = 0
         self.gate: threading.Event | None = None
@@ -175,18 +176,21 @@ class ManagementClient:
 
     # -- transport ---------------------------------------------------------
 
-    def prefetch(self, *segments: str, params: dict[str, str] | None = None) -> None:
-        """Start ``GET /api/<segments…>`` in the background (after :attr:`gate` opens, if any):
-        the next :meth:`request` of exactly that read takes its answer (or its error) instead of
-        asking again. Used to read the broker while the files are loaded."""
+    def prefetch(self, *segments: str, params: dict[str, str] | None = None, gated: bool = True) -> None:
+        """Start ``GET /api/<segments…>`` in the background (after :attr:`gate` opens, if any and
+        ``gated``): the next :meth:`request` of exactly that read takes its answer (or its error)
+        instead of asking again. Used to read the broker while the files are loaded. An ungated read
+        (a vhost whose lock is already held) is forgotten by :meth:`drop_ungated_reads`."""
         key = _read_key(segments, params)
         if key in self._prefetched:
             return
         slot = self._prefetched[key] = _Prefetch()
+        if not gated:
+            self._ungated.add(key)
 
         def fetch() -> None:
             try:
-                if self.gate is not None:
+                if gated and self.gate is not None:
                     self.gate.wait()
                 if self.cancelled:
                     slot.error = BrokerError("the read was cancelled")
@@ -213,6 +217,14 @@ class ManagementClient:
         """Forget the prefetched answers not taken (a vhost that did not exist yet...): every later
         read asks the broker again."""
         self._prefetched.clear()
+        self._ungated.clear()
+
+    def drop_ungated_reads(self) -> None:
+        """Forget the reads started before :attr:`gate` opened (see :meth:`prefetch`): an apply that
+        gave up the locks they were read under reads those again."""
+        for key in self._ungated:
+            self._prefetched.pop(key, None)
+        self._ungated.clear()
 
     def request(self, method: str, *segments: str, params: dict[str, str] | None = None, body: Any = None,
                 accept_any: bool = False, timeout: float | None = None) -> Any:
@@ -385,8 +397,8 @@ class ManagementClient:
         self.prefetch("overview", params=_OVERVIEW)
         self.prefetch("vhosts", params=_VHOSTS)
 
-    def read_ahead_vhost(self, vhost: str) -> None:
-        self.prefetch("definitions", vhost)
+    def read_ahead_vhost(self, vhost: str, gated: bool = True) -> None:
+        self.prefetch("definitions", vhost, gated=gated)
 
     def vhost_limits(self) -> list[dict[str, Any]]:
         """Every vhost's limits: ``[{"vhost": ..., "value": {"max-queues": 10}}]``."""

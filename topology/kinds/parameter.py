@@ -414,9 +414,11 @@ def resolve_credentials(desired: Any, live: Any) -> None:
     """Mark each declared shovel or upstream whose URI passwords differ from the broker's as
     ``credentials: changed`` (the masked URIs alone cannot show it). Both are
     :class:`topology.state.State`; only ``desired`` is changed."""
-    for key, want in list(desired.objects.items()):
+    declared = [(key, want) for key, want in desired.objects.items()
+                if isinstance(want, ParameterState) and want.credentials is not None]
+    for key, want in declared:
         have = live.objects.get(key)
-        if not isinstance(want, ParameterState) or not isinstance(have, ParameterState) or want.credentials is None:
+        if not isinstance(have, ParameterState):
             continue
         if passwords(want.component, want.secret_value) != passwords(have.component, have.secret_value):
             desired.objects[key] = replace(want, credentials=PASSWORD_CHANGED)
