@@ -167,9 +167,17 @@ def _size_title(result: dict) -> str:
     return f"{result['objects']:,} objects ({parts})"
 
 
+def _runs(report: dict) -> str:
+    """How many runs each figure is the median of: ``3``, or ``3 (1 at 51,302 objects)``."""
+    main = report["runs"]
+    fewer = [r for r in sorted(report["results"], key=lambda r: r["objects"]) if r.get("runs", main) != main]
+    said = ", ".join(f"{r['runs']} at {r['objects']:,} objects" for r in fewer)
+    return f"{main} ({said})" if fewer else f"{main}"
+
+
 def _preamble(report: dict) -> str:
     return (f"Measured {report['date']} on {report['cpus']} cores, RabbitMQ {report['rabbitmq']}, Python "
-            f"{report['python']}; each figure is the median of {report['runs']} runs, quiet and then busy "
+            f"{report['python']}; each figure is the median of {_runs(report)} runs, quiet and then busy "
             f"(one process spinning on one core beside each measurement). `topology --version` starts in "
             f"{report['version_seconds']:.2f} s. Ratios are to the floor measured under the same condition.")
 
@@ -259,7 +267,7 @@ def chart(report: dict, path: Path = CHART) -> None:
         axis.set_xlabel("objects")
         axis.set_title(CONDITIONS[condition], fontsize=10)
         axis.grid(True, which="major", alpha=0.3)
-    axes[0][0].set_ylabel(f"seconds (median of {report['runs']})")
+    axes[0][0].set_ylabel(f"seconds (median of {_runs(report)})")
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.suptitle(f"topology (solid) vs the broker's own floor (dashed), RabbitMQ {report['rabbitmq']}, "

@@ -288,6 +288,9 @@ def main() -> None:
     parser.add_argument("--conditions", nargs="+", choices=list(report_.CONDITIONS), default=list(report_.CONDITIONS),
                         help="quiet, busy, or both (the default).")
     parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON here.")
+    parser.add_argument("--append", action="store_true",
+                        help="Keep the sizes --out already holds (those measured again are replaced): to measure "
+                             "the large sizes with fewer --runs.")
     options = parser.parse_args()
     sizes = sorted({queues_for(n) for n in options.objects} | set(options.queues)) or [queues_for(1000),
                                                                                        queues_for(10_000)]
@@ -298,6 +301,8 @@ def main() -> None:
     session.auth = AUTH
     overview = session.get(f"{URL}/api/overview", timeout=30).json()
     results: list[dict] = []
+    if options.append and options.out and options.out.exists():
+        results += [r for r in json.loads(options.out.read_text(encoding="utf-8"))["results"] if r["queues"] not in sizes]
     report = {"date": time.strftime("%Y-%m-%d"), "rabbitmq": overview.get("rabbitmq_version"),
               "python": sys.version.split()[0], "cpus": os.cpu_count(), "runs": options.runs,
               "load": "one process spinning on one core beside each busy measurement",
@@ -307,11 +312,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for queues in sizes:
             result = {"queues": queues, "objects": sum(counts(queues).values()), "counts": counts(queues),
-                      "conditions": {}}
+                      "runs": options.runs, "conditions": {}}
             for condition in options.conditions:
                 result["conditions"][condition] = measure(queues, condition == "busy", options.runs, Path(work),
                                                           session)
             results.append(result)
+            results.sort(key=lambda r: r["queues"])
             print(report_.text(result), flush=True)  # each size as soon as it is measured
             if options.out:  # and kept, should a larger size fail
                 options.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -79,3 +79,9 @@ def test_the_docs_table_is_the_results_file(report):
     text = (ROOT / "docs" / "benchmark.md").read_text(encoding="utf-8")
     shown = text.split(report.BEGIN + "\n", 1)[1].split(report.END, 1)[0]
     assert shown == report.markdown(results), "the benchmark table is stale: run bench/report.py"
+
+
+def test_a_size_measured_with_fewer_runs_says_so(report):
+    results = [dict(_result(1_000, {}, {}), runs=3), dict(_result(51_302, {}, {}), runs=1)]
+    assert report._runs({"runs": 3, "results": results}) == "3 (1 at 51,302 objects)"
+    assert report._runs({"runs": 3, "results": results[:1]}) == "3"

@@ -491,3 +491,33 @@ def test_live_routing_tests_the_broker_refuses_say_which_request_once(tmp_path):
     assert message == (f"cannot build the throw-away vhost {deleted[0]} for vhost 'v': the broker at http://b:15672 "
                        "refused POST /api/definitions: inequivalent arg 'x-queue-type' (HTTP 400)")
     assert message.count("http://b:15672") == 1 and "answered" not in message
+
+
+def test_the_environments_ca_bundle_is_used_though_read_once(certs, https, monkeypatch):
+    """The client reads the environment's settings once (requests would read them per request):
+    REQUESTS_CA_BUNDLE still verifies the broker when no CA is given."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs / "cert.pem"))
+    assert ManagementClient(f"https://localhost:{https}").request("GET", "overview") == {"rabbitmq_version": "3.13.7"}
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs / "client.pem"))  # another CA: refused
+    assert "TLS error" in failure(lambda: ManagementClient(f"https://localhost:{https}").request("GET", "overview"))
+
+
+def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(monkeypatch):
+    seen: list[str] = []
+
+    def proxy(handler: BaseHTTPRequestHandler) -> None:
+        seen.append(handler.path)  # a proxy is sent the whole URL
+        answering(200, b'{"rabbitmq_version": "3.13.7"}')(handler)
+
+    with Server(answering(200, b'{"rabbitmq_version": "4.0.5"}')) as broker, Server(proxy) as through:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{through.port}")
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{through.port}")
+        url = f"http://127.0.0.1:{broker.port}"
+        assert ManagementClient(url).request("GET", "overview") == {"rabbitmq_version": "3.13.7"}
+        assert seen == [f"{url}/api/overview"]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        assert ManagementClient(url).request("GET", "overview") == {"rabbitmq_version": "4.0.5"}
+        assert len(seen) == 1

@@ -140,6 +140,11 @@ class ManagementClient:
         self.verify = verify
         """Passed with every request: a session's own setting loses to REQUESTS_CA_BUNDLE in the environment."""
         self.cert = cert
+        self._environment = requests.Session().merge_environment_settings(self.url, {}, None, verify, cert)
+        """The proxies (``HTTP(S)_PROXY``, ``NO_PROXY``), CA bundle (``REQUESTS_CA_BUNDLE``) and client
+        certificate every request uses, read from the environment once: requests reads the whole
+        environment again for each request otherwise (a fifth of its CPU per request), and the
+        sessions do not (``trust_env`` off)."""
         if verify is False:
             import urllib3
 
@@ -150,6 +155,7 @@ class ManagementClient:
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
+        session.trust_env = False  # the environment's settings are read once (see _environment)
         session.mount("http://", _DeadlineAdapter())
         session.mount("https://", _DeadlineAdapter())
         session.auth = (self.user.encode("utf-8"), self.password.encode("utf-8"))
@@ -271,7 +277,8 @@ class ManagementClient:
         deadline = _Deadline(timeout)
         try:
             response = session.request(method, self.url + path, params=params, json=body, timeout=timeout,
-                                       verify=self.verify, cert=self.cert, allow_redirects=False,
+                                       proxies=self._environment["proxies"], verify=self._environment["verify"],
+                                       cert=self._environment["cert"], allow_redirects=False,
                                        headers={"accept": "*/*"} if accept_any else None)
         except requests.exceptions.RequestException as error:
             if deadline.cut.is_set() or isinstance(error, requests.exceptions.Timeout):
