@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,16 +169,17 @@ def _size_title(result: dict) -> str:
 
 
 def _runs(report: dict) -> str:
-    """How many runs each figure is the median of: ``3``, or ``3 (1 at 51,302 objects)``."""
-    main = report["runs"]
+    """How many runs each figure is the median of: ``3 runs``, or ``3 runs (1 at 51,302 objects)``."""
+    counted = Counter(r.get("runs", report["runs"]) for r in report["results"]) or Counter([report["runs"]])
+    main = max(counted, key=lambda runs: (counted[runs], runs))  # most sizes' (a later --append may have fewer)
     fewer = [r for r in sorted(report["results"], key=lambda r: r["objects"]) if r.get("runs", main) != main]
     said = ", ".join(f"{r['runs']} at {r['objects']:,} objects" for r in fewer)
-    return f"{main} ({said})" if fewer else f"{main}"
+    return f"{main} runs ({said})" if fewer else f"{main} runs"
 
 
 def _preamble(report: dict) -> str:
     return (f"Measured {report['date']} on {report['cpus']} cores, RabbitMQ {report['rabbitmq']}, Python "
-            f"{report['python']}; each figure is the median of {_runs(report)} runs, quiet and then busy "
+            f"{report['python']}; each figure is the median of {_runs(report)}, quiet and then busy "
             f"(one process spinning on one core beside each measurement). `topology --version` starts in "
             f"{report['version_seconds']:.2f} s. Ratios are to the floor measured under the same condition.")
 
@@ -267,7 +269,7 @@ def chart(report: dict, path: Path = CHART) -> None:
         axis.set_xlabel("objects")
         axis.set_title(CONDITIONS[condition], fontsize=10)
         axis.grid(True, which="major", alpha=0.3)
-    axes[0][0].set_ylabel(f"seconds (median of {_runs(report)})")
+    axes[0][0].set_ylabel("seconds (the median run: see the table)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.suptitle(f"topology (solid) vs the broker's own floor (dashed), RabbitMQ {report['rabbitmq']}, "

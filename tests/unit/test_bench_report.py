@@ -83,5 +83,11 @@ def test_the_docs_table_is_the_results_file(report):
 
 def test_a_size_measured_with_fewer_runs_says_so(report):
     results = [dict(_result(1_000, {}, {}), runs=3), dict(_result(51_302, {}, {}), runs=1)]
-    assert report._runs({"runs": 3, "results": results}) == "3 (1 at 51,302 objects)"
-    assert report._runs({"runs": 3, "results": results[:1]}) == "3"
+    assert report._runs({"runs": 3, "results": results}) == "3 runs (1 at 51,302 objects)"
+    assert report._runs({"runs": 3, "results": results[:1]}) == "3 runs"
+
+
+def test_the_runs_of_most_sizes_are_named_first(report):
+    """A later --append of the largest size with one run leaves the report's own "runs" at 1."""
+    results = [dict(_result(n, {}, {}), runs=3) for n in (1_000, 10_001)] + [dict(_result(51_302, {}, {}), runs=1)]
+    assert report._runs({"runs": 1, "results": results}) == "3 runs (1 at 51,302 objects)"
