@@ -163,8 +163,12 @@ def test_the_broker_releases_the_lock_of_a_killed_apply(vhost):
         from topology.errors import LockHeld
         from topology.locks import vhost_key
 
-        with pytest.raises(LockHeld):
-            ApplyLock(amqp()).acquire([vhost_key(vhost)], 0)
+        refused = ApplyLock(amqp())
+        try:
+            with pytest.raises(LockHeld):
+                refused.acquire([vhost_key(vhost)], 0)
+        finally:
+            refused.release()  # its connection would outlive the test in this process
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()

@@ -135,8 +135,12 @@ def test_hostile_vhost_names_get_lock_queues_the_broker_takes(lock_vhost, api):
         names = {q["name"] for q in api.get("queues", lock_vhost)}
         assert {lock_queue(vhost_key(v)) for v in HOSTILE} <= names
         for vhost in HOSTILE:  # each one excludes a second holder
-            with pytest.raises(LockHeld):
-                ApplyLock(Amqp(amqp_uri(lock_vhost), *BROKER_AUTH, timeout=10)).acquire([vhost_key(vhost)])
+            second = ApplyLock(Amqp(amqp_uri(lock_vhost), *BROKER_AUTH, timeout=10))
+            try:
+                with pytest.raises(LockHeld):
+                    second.acquire([vhost_key(vhost)])
+            finally:
+                second.release()
     finally:
         lock.release()
 
