@@ -1325,7 +1325,7 @@ def _apply_lock(amqp: Any, client: Any) -> Any:
     from topology.broker.amqp import ApplyLock
 
     return ApplyLock(amqp, whois=lambda vhost, queue: (client.queue_details(vhost, queue) or {}).get("arguments"),
-                     on_wait=lambda line: echo(line, err=True), on_release=client.drop_ungated_reads)
+                     on_wait=lambda line: echo(line, err=True), on_stale=client.drop_ungated_reads)
 
 def _ready_to_apply(jobs: list[Any], selection: Any, prune: bool, allow_replace: bool, migrate_messages: bool,
                     allow_data_loss: bool, plan_file: str | None) -> tuple[list[Any], list[TargetResult], dict[int, Any]]:

@@ -297,3 +297,47 @@ def test_locks_taken_early_out_of_order_are_given_up_and_what_was_read_under_the
         assert api.get("exchanges", second, "x")["type"] == "direct"
     finally:
         api.delete("vhosts", second)
+
+
+def test_a_vhost_read_early_is_read_again_when_an_older_versions_lock_was_held_meanwhile(
+        run, write, vhost, lock_vhost, api, monkeypatch):
+    """An older version takes no vhost lock, only its broker-wide one. An apply that read a vhost
+    as soon as it took that vhost's lock, and then finds the older apply's lock held, waits for it
+    and reads the vhost again: the older apply may have changed it meanwhile."""
+    from topology.broker.amqp import LOCK_QUEUE, ApplyLock
+
+    path = write(f"""
+        vhosts:
+          {vhost}:
+            exchanges:
+              x: {{type: direct}}
+        """)
+    assert run("apply", path, "--auto-approve", "--amqp-url", amqp_uri(lock_vhost)).code == 0
+    older = pika.BlockingConnection(pika.ConnectionParameters(AMQP_HOST, AMQP_PORT, lock_vhost,
+                                                              pika.PlainCredentials(*BROKER_AUTH)))
+    take = ApplyLock.try_take
+    started: list[threading.Timer] = []
+
+    def then_an_older_apply(self: ApplyLock, key) -> bool:
+        taken = take(self, key)  # the vhost is read from here on
+        if taken and not started:  # an older apply starts, changes the vhost, and ends a moment later
+            older.channel().queue_declare(LOCK_QUEUE, exclusive=True, auto_delete=True)
+            started.append(threading.Timer(1.5, lambda: api.delete("exchanges", vhost, "x")))
+            started[0].start()
+        return taken
+
+    monkeypatch.setattr(ApplyLock, "try_take", then_an_older_apply)
+    releaser = threading.Timer(3.0, older.close)  # the older apply ends (its only user by then)
+    releaser.start()
+    try:
+        result = run("apply", path, "--auto-approve", "--amqp-url", amqp_uri(lock_vhost), "--lock-timeout", "30")
+    finally:
+        releaser.join()
+        for timer in started:
+            timer.join()
+        if older.is_open:
+            older.close()
+    assert started, "no lock was taken early"
+    assert result.code == 0, result.err
+    assert "an apply of an older topology version" in result.err  # it waited for it
+    assert f"exchange {vhost}/x: created" in result.out  # planned from a new read

@@ -548,14 +548,13 @@ class ApplyLock:
     when a wait starts and every :data:`WAIT_NOTICE_EVERY` seconds after, what is waited for."""
 
     def __init__(self, amqp: Amqp, whois: Callable[[str, str], dict[str, Any] | None] | None = None,
-                 on_wait: Callable[[str], None] | None = None, on_release: Callable[[], None] | None = None):
+                 on_wait: Callable[[str], None] | None = None, on_stale: Callable[[], None] | None = None):
         self.amqp = amqp
         self.whois = whois
         self.on_wait = on_wait
-        self.on_release = on_release
-        """Called whenever the locks are given up: what was read under them is stale."""
-        self._older_free: bool | None = None
-        """Whether an older version's broker-wide lock was found free by :meth:`try_take`."""
+        self.on_stale = on_stale
+        """Called when what was read under the locks may be stale: they were given up, or an apply
+        of an older version held its broker-wide lock while they were held."""
         self.identity = holder_identity()
         self._held: set[LockKey] = set()
         self._stop = threading.Event()
@@ -603,8 +602,9 @@ class ApplyLock:
         for key in sorted(keys - self._held):
             self._wait(lock_queue(key), key.title, False, deadline, timeout, contended, key)
             self._held.add(key)
-        self._wait(LOCK_QUEUE, "the whole broker (an apply of an older topology version)", True, deadline, timeout,
-                   contended, None)
+        if self._wait(LOCK_QUEUE, "the whole broker (an apply of an older topology version)", True, deadline, timeout,
+                      contended, None) and self.on_stale is not None:
+            self.on_stale()  # what was read while the older apply held it (after a try_take) is read again
 
     def _give_up(self) -> None:
         """Delete every lock queue held, keeping the connection: once each deletion is answered,
@@ -613,8 +613,8 @@ class ApplyLock:
         for key in sorted(self._held, reverse=True):
             self._ask(lock_queue(key), False, delete=True)
             self._held.discard(key)
-        if self.on_release is not None:
-            self.on_release()
+        if self.on_stale is not None:
+            self.on_stale()
 
     def try_take(self, key: LockKey) -> bool:
         """Take ``key`` now if it is free, never waiting, in any order: an apply takes the lock of
@@ -630,9 +630,8 @@ class ApplyLock:
         if self._error is not None:
             return False
         try:
-            if self._older_free is None:
-                self._older_free = self._ask(LOCK_QUEUE, True) != "held"
-            if not self._older_free or self._ask(lock_queue(key), False) != "taken":
+            # an older version takes no vhost lock: its broker-wide one is checked before each read
+            if self._ask(LOCK_QUEUE, True) == "held" or self._ask(lock_queue(key), False) != "taken":
                 return False
         except BrokerError:
             return False
@@ -640,12 +639,14 @@ class ApplyLock:
         return True
 
     def _wait(self, name: str, what: str, passive: bool, deadline: float, timeout: float,
-              contended: list[LockKey], key: LockKey | None) -> None:
+              contended: list[LockKey], key: LockKey | None) -> bool:
         """Declare (or, ``passive``, look for) the lock queue ``name`` until it is free or the
-        deadline passes, telling :attr:`on_wait` as it goes."""
+        deadline passes, telling :attr:`on_wait` as it goes; whether it had to wait."""
         started = time.monotonic()
         told = None
+        waited = False
         while self._ask(name, passive) == "held":
+            waited = True
             if key is not None and key not in contended:
                 contended.append(key)
             now = time.monotonic()
@@ -661,6 +662,7 @@ class ApplyLock:
                                  f"up to {deadline - now:.0f} s more), held by {holder}")
                 told = now
             time.sleep(min(1.0, max(0.0, deadline - now)))
+        return waited
 
     def _refusal(self, name: str, what: str, timeout: float, contended: list[LockKey], key: LockKey | None) -> str:
         waited = f" after waiting {timeout:g}s" if timeout else ""
@@ -788,9 +790,8 @@ class ApplyLock:
             self._thread.join(timeout=10)
             self._thread = None
         self._held.clear()
-        self._older_free = None
-        if self.on_release is not None:
-            self.on_release()
+        if self.on_stale is not None:
+            self.on_stale()
 
 
 # -- moving messages -------------------------------------------------------------

@@ -188,7 +188,7 @@ class ManagementClient:
         instead of asking again. Used to read the broker while the files are loaded. An ungated read
         (a vhost whose lock is already held) is forgotten by :meth:`drop_ungated_reads`."""
         key = _read_key(segments, params)
-        if key in self._prefetched:
+        if key in self._prefetched or self.cancelled:  # cancelled: nothing more is read ahead
             return
         slot = self._prefetched[key] = _Prefetch()
         if not gated:
@@ -228,7 +228,7 @@ class ManagementClient:
     def drop_ungated_reads(self) -> None:
         """Forget the reads started before :attr:`gate` opened (see :meth:`prefetch`): an apply that
         gave up the locks they were read under reads those again."""
-        for key in self._ungated:
+        for key in list(self._ungated):  # a copy: an early lock's thread may add one meanwhile
             self._prefetched.pop(key, None)
         self._ungated.clear()
 
