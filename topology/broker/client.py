@@ -138,7 +138,8 @@ class ManagementClient:
         self.cancelled = False
         """Set when prefetched answers will not be used: those still waiting are not sent."""
         self.verify = verify
-        """Passed with every request: a session's own setting loses to REQUESTS_CA_BUNDLE in the environment."""
+        """As given (``True``: the environment's CA bundle, if it names one, else requests' own; see
+        ``_environment``, which every request uses)."""
         self.cert = cert
         self._environment = requests.Session().merge_environment_settings(self.url, {}, None, verify, cert)
         """The proxies (``HTTP(S)_PROXY``, ``NO_PROXY``), CA bundle (``REQUESTS_CA_BUNDLE``) and client
@@ -348,9 +349,8 @@ class ManagementClient:
 
     def _tls_problem(self, error: BaseException) -> str:
         """What went wrong with TLS, naming the file at fault where one is."""
-        ca = self.verify if isinstance(self.verify, str) else None
-        if self.verify is True:  # requests then reads a CA bundle named in the environment, if any
-            ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+        verify = self._environment["verify"]  # the CA bundle the environment names, when none is given
+        ca = verify if isinstance(verify, str) else None
         cert, key = self.cert if isinstance(self.cert, tuple) else (self.cert, None)
         return tls_problem(error, self.url, ca=ca, cert=cert, key=key, verify=self.verify is not False)
 
