@@ -71,7 +71,7 @@ SECTIONS = {"vhost": "Vhost", "exchange": "Exchange", "queue": "Queue", "binding
 def _schema() -> dict:
     """The format's schema as the models make it (before it is widened for variables: every typed
     field also takes one ${VARIABLE})."""
-    from topology.model import TopologyFile
+    from topology.model.format import TopologyFile
 
     return TopologyFile.model_json_schema(mode="validation")
 
@@ -81,7 +81,7 @@ def _units() -> dict[str, str]:
     """The schemas of a duration and a size (the models' own), as JSON text → how the page names them."""
     from pydantic import WithJsonSchema
 
-    from topology.model import DurationField, SizeField
+    from topology.model.format import DurationField, SizeField
 
     def schema_of(field: object) -> dict:
         return next(m.json_schema for m in field.__metadata__ if isinstance(m, WithJsonSchema))  # type: ignore[attr-defined]
@@ -137,7 +137,7 @@ def _default(field) -> str:
 def field_table(model_name: str) -> str:
     """The table of a model's fields: name, type, default, and its description; for queues also
     the x-argument each sets and the queue types that take it (from topology.rules.queues)."""
-    import topology.model as models
+    import topology.model.format as models
     from topology.rules.queues import ALL_TYPES, QUEUE_ARGUMENTS, QUEUE_TYPES
 
     from topology.kinds.parameter import MODEL_KEYS

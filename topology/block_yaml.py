@@ -66,6 +66,9 @@ _VALUE_FIRST = frozenset("'\"[{-?:,]}#&*!|>%@`")
 
 MAX_DEPTH = 100
 
+OBJECT_DEPTH = 4
+"""The parts of an object's path under ``vhosts`` (``vhosts``, its name, a section, a name or index)."""
+
 _VHOSTS = ("vhosts",)
 
 
@@ -74,9 +77,11 @@ class Reader:
 
     def __init__(self, loader: Any, lines: dict[Path_, int],
                  substitute: Callable[[str, int, Path_, bool], Any] | None,
-                 on_key: Callable[[Path_, str], None] | None):
+                 on_key: Callable[[Path_, str], None] | None, shallow: bool = False):
         self.loader = loader
         self.lines = lines
+        self.shallow = shallow
+        """Record the lines under ``vhosts`` only down to the objects (:data:`OBJECT_DEPTH`)."""
         self.substitute = substitute
         self.on_key = on_key
         self.plain: dict[str, Any] = {}
@@ -91,6 +96,7 @@ class Reader:
         value_first = _VALUE_FIRST
         substitute = self.substitute
         on_key = self.on_key
+        every_line = not self.shallow
         # the open collections, innermost last: [column, container, path, is_list]
         stack: list[list[Any]] = []
         root: Any = None
@@ -121,7 +127,7 @@ class Reader:
                     if column > open_column or (column == open_column and dash and not isinstance(container, list)):
                         child: Any = [] if dash else {}
                         container[slot] = child
-                        if isinstance(container, list):
+                        if isinstance(container, list) and self.kept(path):
                             lines[path] = number  # a list item that is a collection starts at its first row
                         stack.append([column, child, path, bool(dash)])
                         if len(stack) > MAX_DEPTH:
@@ -152,11 +158,13 @@ class Reader:
                             continue
                         if rest[0] == "-" and (len(rest) == 1 or rest[1] == " "):
                             raise _Fallback()  # "- - a": a list in a list on one row
-                        lines[item_path] = number
+                        if self.kept(item_path):
+                            lines[item_path] = number
                         self.depth = len(stack)
                         items.append(self.value(rest, number, item_path))
                         continue
-                    lines[item_path] = number
+                    if self.kept(item_path):
+                        lines[item_path] = number
                     column += len(dash)
                     top_column, top_container, top_path, top_is_list = column, {}, item_path, False
                     items.append(top_container)
@@ -182,18 +190,18 @@ class Reader:
                     key = self.substituted_key(key, number, frame_path)
             if key in mapping or len(key) > 1000:
                 raise _Fallback()  # a duplicate key (the full reader names both lines), or too long a key
-            key_path = frame_path + (key,)
-            lines[key_path] = number
+            if every_line or len(frame_path) < OBJECT_DEPTH or frame_path[0] != "vhosts":
+                lines[frame_path + (key,)] = number
             if on_key is not None and frame_path == _VHOSTS:
                 on_key(frame_path, key)
             if not rest or rest[0] == "#":
                 mapping[key] = None
-                pending = (mapping, key, key_path, column)
+                pending = (mapping, key, frame_path + (key,), column)
                 continue
             if rest[0] in value_first or " #" in rest or ": " in rest or rest[-1] == ":" or (
                     substitute is not None and "${" in rest):
                 self.depth = len(stack)
-                mapping[key] = self.value(rest, number, key_path)
+                mapping[key] = self.value(rest, number, frame_path + (key,))
                 continue
             if rest[0] not in first_chars:
                 mapping[key] = rest  # text: no implicit type starts with its first character
@@ -208,6 +216,10 @@ class Reader:
         if root is None:
             raise _Fallback()
         return root
+
+    def kept(self, path: Path_) -> bool:
+        """Whether the line of ``path`` is recorded (see :attr:`shallow`)."""
+        return not self.shallow or len(path) <= OBJECT_DEPTH or path[0] != "vhosts"
 
     # -- keys and scalars ------------------------------------------------------------------------
 
@@ -323,7 +335,8 @@ class Reader:
                     self.at += 1
                     return items
                 item_path = path + (len(items),)
-                self.lines[item_path] = number
+                if self.kept(item_path):
+                    self.lines[item_path] = number
                 items.append(self.flow_node(number, item_path, depth + 1))
                 self.separator("]")
         if kind == "{":
@@ -345,7 +358,8 @@ class Reader:
                 if key in mapping or len(key) > 1000:
                     raise _Fallback()
                 key_path = path + (key,)
-                self.lines[key_path] = number
+                if self.kept(key_path):
+                    self.lines[key_path] = number
                 if self.on_key is not None and path == _VHOSTS:
                     self.on_key(path, key)
                 mapping[key] = self.flow_node(number, key_path, depth + 1)
@@ -421,12 +435,14 @@ def _rows(text: str) -> Iterator[tuple[str, str, str, str, str]]:
 
 def read(text: str, loader: Any, lines: dict[Path_, int],
          substitute: Callable[[str, int, Path_, bool], Any] | None = None,
-         on_key: Callable[[Path_, str], None] | None = None, max_nodes: int = 2_000_000) -> Any:
+         on_key: Callable[[Path_, str], None] | None = None, max_nodes: int = 2_000_000, shallow: bool = False) -> Any:
     """The data of ``text``, its key and item lines written into ``lines``; :data:`FALLBACK` when
     the full reader must read it (``lines`` may then hold a part: start it afresh).
 
     ``substitute(text, line, path, is_key)`` replaces ``${...}`` references (``None``: they stay
-    as written); ``on_key(path, key)`` is called for each mapping key as it is read."""
+    as written); ``on_key(path, key)`` is called for each mapping key as it is read; ``shallow``:
+    under ``vhosts``, only the lines of the objects and what holds them are recorded (a fifth of
+    the reading; read the text again for the others)."""
     if 3 * text.count("\n") + text.count(",") + text.count("[") + text.count("{") > max_nodes:
         return FALLBACK  # a file that may come near the limit of nodes: the full reader counts them exactly
     markers = _MARKER.findall(text, 0, 1_000_000_000)
@@ -435,6 +451,6 @@ def read(text: str, loader: Any, lines: dict[Path_, int],
         if len(markers) > 1 or markers[0] != "---" or _CONTENT.search(text, 0, first.start()) is not None:
             return FALLBACK  # several documents, an end marker, or a start after content
     try:
-        return Reader(loader, lines, substitute, on_key).document(text)
+        return Reader(loader, lines, substitute, on_key, shallow).document(text)
     except (_Fallback, RecursionError):
         return FALLBACK

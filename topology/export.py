@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from topology.kinds import parameter as parameters
 from topology.kinds.vhost import tag_list
 from topology.errors import TopologyError
-from topology.model import FederationUpstream, Queue, Shovel, UpstreamSetMember
+from topology.model.format import FederationUpstream, Queue, Shovel, UpstreamSetMember
 from topology.model.values import with_unit
 from topology.schema import modeline
 from topology.rules.limits import USER_LIMITS, VHOST_LIMITS

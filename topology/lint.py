@@ -165,7 +165,7 @@ def _lines_below(topology: Topology, file: str, depth: int,
     found = cache.get((file, depth))
     if found is None:
         found = cache[(file, depth)] = {}
-        for key, line in topology.lines.get(file, {}).items():
+        for key, line in topology.lines_of(file).items():
             if len(key) >= depth:
                 found.setdefault(key[:depth], set()).add(line)
     return found

@@ -24,11 +24,12 @@ from topology.yaml_errors import syntax_problem, yaml_problem
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from topology.model import TopologyFile
+    from topology.model.format import TopologyFile
     from topology.model.topology import Topology
 
-# The models (pydantic) are imported only once a file is parsed: the vhost names it holds start
-# the broker's reads (see parse_file's on_vhost) while they are imported.
+# The models (pydantic) are imported only for a file that topology.model.specs cannot build alone
+# (references, other kinds, problems), and only once it is parsed: the vhost names it holds start
+# the broker's reads (see parse_file's on_vhost) first.
 
 try:  # libyaml is several times faster; pure Python is the fallback
     _Loader = yaml.CSafeLoader
@@ -56,18 +57,29 @@ class Document:
     """One parsed YAML file: its data and the line of every key path."""
 
     def __init__(self, file: str, data: Any, lines: dict[Path_, int], substituted: set[Path_] | None = None,
-                 variables_of: dict[Path_, str] | None = None):
+                 variables_of: dict[Path_, str] | None = None, more_lines: Callable[[], dict[Path_, int]] | None = None):
         self.file = file
         self.data = data
         self.lines = lines
+        self.more_lines = more_lines
+        """Set when ``lines`` holds those of the objects only: reads the others (see :meth:`all_lines`)."""
         self.substituted = substituted or set()
         """Paths of the values that came from ``${...}`` references."""
         self.variables_of = variables_of or {}
         """Paths of the values that were exactly one ``${VARIABLE}``, with its name."""
 
+    def all_lines(self) -> dict[Path_, int]:
+        """The line of every key path: those below the objects are read now if they were left out."""
+        if self.more_lines is not None:
+            more, self.more_lines = self.more_lines, None
+            self.lines.update(more())
+        return self.lines
+
     def line_of(self, path: Iterable[Any]) -> int:
         """Line of the deepest recorded prefix of ``path`` (1 when nothing matches)."""
         path = tuple(path)
+        if self.more_lines is not None and path not in self.lines:
+            self.all_lines()
         while path:
             if path in self.lines:
                 return self.lines[path]
@@ -507,16 +519,31 @@ def _read_plain(text: str, loader: Any, file: str, problems: list[Problem], vari
     def on_key(path: Path_, key: str) -> None:
         on_vhost(key)  # type: ignore[misc]  # given only with on_vhost; called for the keys of vhosts
 
+    # Without references the text reads the same again: the lines below the objects (the fields,
+    # a fifth of the reading) are then recorded only when a problem asks for one.
+    shallow = variables is None or "${" not in text
+
+    def every_line() -> dict[Path_, int]:
+        lines: dict[Path_, int] = {}
+        again = _Loader(text)
+        try:
+            if block_yaml.read(text, again, lines, None, None, MAX_NODES) is block_yaml.FALLBACK:
+                return {}  # it read the first time: the objects' lines stand for their fields
+        finally:
+            again.dispose()
+        return lines
+
     # each vhost is named as soon as it is read, as the full reader does: should this reader give
     # up further on, the full one names them again (reading a vhost ahead twice reads it once)
     data = block_yaml.read(text, loader, builder.lines, builder.substitute if variables is not None else None,
-                           on_key if on_vhost is not None else None, MAX_NODES)
+                           on_key if on_vhost is not None else None, MAX_NODES, shallow)
     if data is block_yaml.FALLBACK:
         del problems[start:]
         return None
     if builder.unresolved:
         return Document(file, None, {})
-    return Document(file, data, builder.lines, builder.substituted_paths, builder.variables_of)
+    return Document(file, data, builder.lines, builder.substituted_paths, builder.variables_of,
+                    every_line if shallow else None)
 
 
 def discover(paths: Iterable[str]) -> tuple[list[str], list[Problem]]:
@@ -563,7 +590,7 @@ def _keys_at(path: tuple[Any, ...]) -> list[str]:
 
     from pydantic import BaseModel
 
-    from topology.model import TopologyFile
+    from topology.model.format import TopologyFile
 
     annotation: Any = TopologyFile
     for part in path:
@@ -822,6 +849,7 @@ def load(paths: Iterable[str], variables: Variables | None = None,
     ``${...}`` references take their values from ``variables`` (default: the environment only);
     ``on_vhost``: see :func:`parse_file`; ``root``: the files are named relative to it in
     problems and origins (:func:`shown_path`)."""
+    from topology.model.specs import build_file
     from topology.model.topology import Topology as Merged
 
     files, problems = discover(paths)
@@ -835,16 +863,18 @@ def load(paths: Iterable[str], variables: Variables | None = None,
         document = parse_file(file, problems, variables, on_vhost, name=name)
         if document is None:
             continue
-        from pydantic import ValidationError as Invalid
-
-        from topology.model import NO_REFERENCES, TopologyFile as FileModel
-
         topology = topology or Merged()
-        try:
-            parsed = FileModel.model_validate(document.data, context=None if document.substituted else NO_REFERENCES)
-        except Invalid as error:
-            problems.extend(_pydantic_problems(document, error))
-            continue
+        parsed = None if document.substituted else build_file(document.data)
+        if parsed is None:
+            from pydantic import ValidationError as Invalid
+
+            from topology.model.format import NO_REFERENCES, TopologyFile as FileModel
+
+            try:
+                parsed = FileModel.model_validate(document.data, context=None if document.substituted else NO_REFERENCES)
+            except Invalid as error:
+                problems.extend(_pydantic_problems(document, error))
+                continue
         _merge(topology, parsed, document, problems, variables)
     if problems:
         raise ConfigError(problems)
@@ -881,6 +911,8 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
     file = document.file
 
     topology.lines[file] = lines = document.lines
+    if document.more_lines is not None:
+        topology.more_lines[file] = document.all_lines
 
     def origin(*path: Any) -> Origin:
         return Origin(file, document.line_of(path), path)

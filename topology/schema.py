@@ -60,7 +60,7 @@ def _widen(node: Any) -> Any:
 def json_schema() -> dict[str, Any]:
     """The schema, made from the models now, widened where the tool reads more than the models'
     types say (:func:`_widen`)."""
-    from topology.model import TopologyFile
+    from topology.model.format import TopologyFile
 
     from topology.kinds.parameter import MODEL_KEYS
 

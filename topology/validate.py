@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from topology.errors import ConfigError, Problem
-from topology.model import Queue, friendly_queue_fields
+from topology.model.specs import Queue, friendly_queue_fields
 from topology.rules.names import RESERVED_PREFIX, is_reserved
 from topology.rules.queues import MAX_QUEUE_NAME_BYTES, is_queue_type, QUEUE_ARGUMENTS, argument_for, field_for
 from topology.model.topology import NAMED_SECTIONS, Origin, Topology, VhostTopology, location

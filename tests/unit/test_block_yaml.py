@@ -62,7 +62,8 @@ def read(text: str, fast: bool, environment: bool = True):
     vhosts: list[str] = []
     variables = Variables(environment=ENVIRONMENT) if environment else None
     document = loader.parse_text(text, "f.yaml", problems, variables, vhosts.append, fast=fast)
-    parts = None if document is None else (document.data, document.lines, document.substituted, document.variables_of)
+    parts = None if document is None else (document.data, document.all_lines(), document.substituted,
+                                           document.variables_of)
     return parts, [(p.line, p.location, p.message) for p in problems], vhosts
 
 
@@ -94,6 +95,23 @@ def test_every_file_and_example_of_the_project_reads_the_same():
     assert len(CORPUS) > 30
     # the fast reader must not give up on the ordinary files it exists for
     assert {"tests/fixtures/files/valid.yaml", "examples/shop/topology.yaml"} <= set(used) or len(used) > len(CORPUS) // 2, used
+
+
+def test_the_lines_below_the_objects_are_read_when_first_asked():
+    text = ("vhosts:\n  shop:\n    queues:\n      orders:\n        durable: true\n        message_ttl: 30s\n"
+            "    bindings:\n      - source: x\n        destination: orders\n    tags: [a, b]\nusers:\n  u:\n"
+            "    tags: [administrator]\n")
+    document = loader.parse_text(text, "f.yaml", [], Variables())
+    field = ("vhosts", "shop", "queues", "orders", "message_ttl")
+    assert ("vhosts", "shop", "queues", "orders") in document.lines and ("vhosts", "shop", "bindings", 0) in document.lines
+    assert field not in document.lines and ("users", "u", "tags") in document.lines
+    assert document.line_of(field) == 6
+    full = loader.parse_text(text, "f.yaml", [], Variables(), fast=False)
+    assert document.lines == full.lines and document.more_lines is None
+    # with references, the text may not read the same again: every line is recorded at once
+    with_reference = text.replace("30s", "${TTL}")
+    document = loader.parse_text(with_reference, "f.yaml", [], Variables(environment={"TTL": "1s"}))
+    assert document.more_lines is None and field in document.lines
 
 
 def test_a_generated_large_file_is_read_by_the_fast_reader():

@@ -385,7 +385,7 @@ def test_the_unit_forms_read_back_to_the_same_numbers():
 
 
 def test_a_number_too_long_to_read_back_with_a_unit_is_written_plain():
-    from topology.model import Queue
+    from topology.model.format import Queue
     from topology.model.values import parse_duration, with_unit
 
     huge = 10**40

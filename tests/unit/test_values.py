@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from topology.model.values import Duration, Size, parse_duration, parse_size
+from topology.model.format import Duration, Size
+from topology.model.values import parse_duration, parse_size
 
 # --------------------------------------------------------------------------- durations
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from topology import redact
 from topology.errors import TopologyError
-from topology.model import FederationUpstream, Shovel, UpstreamSetMember
 from topology.redact import MASK, QUERY_PASSWORD_RE, REFERENCES_ONLY_RE, URL_PASSWORD_RE
 from topology.kinds.base import PASSWORD_CHANGED, PASSWORD_SET, Resource, canonical
 from topology.variables import Variables
+
+if TYPE_CHECKING:
+    from topology.model.format import FederationUpstream, Shovel, UpstreamSetMember
 
 SHOVEL, UPSTREAM, UPSTREAM_SET = "shovel", "federation-upstream", "federation-upstream-set"
 """The broker's runtime parameter components."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from topology.kinds.base import Resource, canonical
-from topology.model import Queue, friendly_queue_fields
+from topology.model.specs import Queue, friendly_queue_fields
 from topology.rules.queues import CLASSIC, argument_for
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from topology.model import Binding, Exchange, FederationUpstream, Policy, Queue, QueueType, Shovel, UpstreamSetMember, User
+if TYPE_CHECKING:
+    from topology.model.format import (Binding, Exchange, FederationUpstream, Policy, Queue, QueueType, Shovel,
+                                       UpstreamSetMember, User)
 
 T = TypeVar("T")
 
@@ -137,15 +139,27 @@ class Topology:
     warnings: list[Any] = field(default_factory=list)
     """What validation found that RabbitMQ accepts but is likely a mistake (:class:`~topology.errors.Problem`)."""
     lines: dict[str, dict[tuple[Any, ...], int]] = field(default_factory=dict, repr=False)
-    """Per file, the line of every YAML key path (for locating problems)."""
+    """Per file, the line of every YAML key path (for locating problems); see :meth:`lines_of`."""
+    more_lines: dict[str, Callable[[], Any]] = field(default_factory=dict, repr=False)
+    """The files whose :attr:`lines` hold those of the objects only, each with what reads the
+    others into them (:meth:`topology.loader.Document.all_lines`)."""
     sources: dict[str, str] = field(default_factory=dict, repr=False)
     """Per file as origins name it (relative to the project file's folder in target mode), the path
     it was read from."""
+
+    def lines_of(self, file: str) -> dict[tuple[Any, ...], int]:
+        """The line of every key path of ``file`` (those below its objects read now if they were left out)."""
+        more = self.more_lines.pop(file, None)
+        if more is not None:
+            more()
+        return self.lines.get(file, {})
 
     def line_of(self, origin: Origin, *subpath: Any) -> int:
         """The line of ``subpath`` below the object at ``origin`` (the object's own line if absent)."""
         lines = self.lines.get(origin.file, {})
         path = origin.path + subpath
+        if subpath and path not in lines and origin.file in self.more_lines:
+            lines = self.lines_of(origin.file)
         while len(path) > len(origin.path):
             if path in lines:
                 return lines[path]

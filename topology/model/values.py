@@ -8,9 +8,7 @@ equal.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, get_args
-
-from pydantic import BeforeValidator
+from typing import Any, get_args
 
 _DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION_RE = re.compile(r"^\s*([0-9]+)\s*(ms|s|m|h|d)\s*$")
@@ -88,13 +86,6 @@ def parse_size(value: Any) -> int:
     return number
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration)]
-"""A duration in milliseconds (``30s`` in a file becomes 30000)."""
-
-Size = Annotated[int, BeforeValidator(parse_size)]
-"""A size in bytes (``10MiB`` in a file becomes 10485760)."""
-
-
 def readable_duration(milliseconds: int) -> int | str:
     """The shortest exact way to write ``milliseconds`` in a file: ``86400000`` → ``1d``,
     ``90000`` → ``90s``, ``1500`` → ``1500ms``; ``0`` stays ``0``. :func:`parse_duration`
@@ -132,9 +123,10 @@ def with_unit(annotation: Any, value: Any) -> Any:
     while pending:
         current = pending.pop()
         for metadata in getattr(current, "__metadata__", ()):
-            if isinstance(metadata, BeforeValidator) and metadata.func is parse_duration:
+            reader = getattr(metadata, "func", None)  # a pydantic BeforeValidator's (topology.model.format)
+            if reader is parse_duration:
                 return readable_duration(value)
-            if isinstance(metadata, BeforeValidator) and metadata.func is parse_size:
+            if reader is parse_size:
                 return readable_size(value)
         pending.extend(get_args(current))
     return value

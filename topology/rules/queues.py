@@ -92,6 +92,16 @@ FIELD_TO_ARGUMENT: dict[str, str] = {a.field: a.name for a in QUEUE_ARGUMENTS.va
 """Friendly queue field → x-argument (``initial_group_size`` depends on the type: see :func:`argument_for`)."""
 
 
+MAX_AGE_PATTERN = r"^[0-9]+(Y|M|D|h|m|s)$"
+"""A stream's x-max-age: a number and a unit (years, months, days, hours, minutes, seconds)."""
+
+
+def field_choices(field: str) -> tuple[str, ...]:
+    """The values a friendly queue field that is a choice takes (``overflow``, ``dead_letter_strategy``,
+    ``queue_mode``, ``leader_locator``): those of its x-argument."""
+    return tuple(QUEUE_ARGUMENTS[FIELD_TO_ARGUMENT[field]].kind.split("|"))
+
+
 def argument_for(field: str, queue_type: str) -> str:
     """The x-argument a friendly queue field sets on a queue of ``queue_type``."""
     if field == "type":
