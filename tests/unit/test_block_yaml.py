@@ -62,8 +62,12 @@ def read(text: str, fast: bool, environment: bool = True):
     vhosts: list[str] = []
     variables = Variables(environment=ENVIRONMENT) if environment else None
     document = loader.parse_text(text, "f.yaml", problems, variables, vhosts.append, fast=fast)
-    parts = None if document is None else (document.data, document.all_lines(), document.substituted,
-                                           document.variables_of)
+    if document is None:
+        return None, [(p.line, p.location, p.message) for p in problems], vhosts
+    kept = dict(document.lines)  # before the lines below the objects are read, if they were left out
+    every = document.all_lines()
+    assert kept.items() <= every.items(), text  # what was kept is what a whole reading records
+    parts = (document.data, every, document.substituted, document.variables_of)
     return parts, [(p.line, p.location, p.message) for p in problems], vhosts
 
 
@@ -112,6 +116,20 @@ def test_the_lines_below_the_objects_are_read_when_first_asked():
     with_reference = text.replace("30s", "${TTL}")
     document = loader.parse_text(with_reference, "f.yaml", [], Variables(environment={"TTL": "1s"}))
     assert document.more_lines is None and field in document.lines
+
+
+def test_a_loaded_topology_keeps_no_document_alive(tmp_path):
+    """What reads the lines of fields later holds the file's text, not its parsed data."""
+    import gc
+
+    file = tmp_path / "t.yaml"
+    file.write_text("vhosts:\n  shop:\n    queues:\n      orders:\n        expires: 0\n", encoding="utf-8")
+    topology = loader.load([str(file)])
+    gc.collect()
+    assert str(file) in topology.more_lines
+    assert not [o for o in gc.get_objects() if isinstance(o, loader.Document)]
+    origin = topology.vhosts["shop"].queues["orders"].origin
+    assert topology.line_of(origin, "expires") == 5 and str(file) not in topology.more_lines
 
 
 def test_a_generated_large_file_is_read_by_the_fast_reader():

@@ -128,6 +128,8 @@ class Spec:
 
     FRESH: ClassVar[tuple[tuple[str, type], ...]] = ()
     """The optional fields whose default is a new empty map or list."""
+    TEMPLATE: ClassVar[dict[str, Any]] = {}
+    """Every field in the model's order, with its default (a required one's is always replaced)."""
 
     @classmethod
     def read(cls, data: Any) -> Spec:
@@ -135,7 +137,7 @@ class Spec:
         if type(data) is not dict:
             raise _Unsure
         checks = cls.CHECKS
-        fields = cls.DEFAULTS.copy()
+        fields = cls.TEMPLATE.copy()
         try:
             for name, value in data.items():
                 fields[name] = checks[name](value)
@@ -161,7 +163,9 @@ class Spec:
         raise AttributeError(f"{type(self).__name__} is frozen")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.fields() == other.fields()  # type: ignore[attr-defined]
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.fields() == other.fields()  # type: ignore[attr-defined]
 
     __hash__ = None  # type: ignore[assignment]  # like the models: their maps are not hashable
 
@@ -171,8 +175,10 @@ class Spec:
 
 def _spec(name: str, checks: dict[str, Callable[[Any], Any]], defaults: dict[str, Any]) -> type[Spec]:
     fresh = tuple((field, type(default)) for field, default in defaults.items() if type(default) in (dict, list))
+    template = {field: defaults.get(field) for field in checks}
     return type(name, (Spec,), {"CHECKS": checks, "DEFAULTS": defaults, "REQUIRED": frozenset(checks) - set(defaults),
-                                "FRESH": fresh, "__module__": __name__, "__doc__": f"A declared {name.lower()} (see Spec)."})
+                                "FRESH": fresh, "TEMPLATE": template, "__module__": __name__,
+                                "__doc__": f"A declared {name.lower()} (see Spec)."})
 
 
 _QUEUE_TYPE = _optional(_choice(QUEUE_TYPES))

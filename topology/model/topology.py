@@ -142,7 +142,7 @@ class Topology:
     """Per file, the line of every YAML key path (for locating problems); see :meth:`lines_of`."""
     more_lines: dict[str, Callable[[], Any]] = field(default_factory=dict, repr=False)
     """The files whose :attr:`lines` hold those of the objects only, each with what reads the
-    others into them (:meth:`topology.loader.Document.all_lines`)."""
+    others into them (see :meth:`topology.loader.Document.all_lines`)."""
     sources: dict[str, str] = field(default_factory=dict, repr=False)
     """Per file as origins name it (relative to the project file's folder in target mode), the path
     it was read from."""
