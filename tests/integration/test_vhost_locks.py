@@ -341,3 +341,31 @@ def test_a_vhost_read_early_is_read_again_when_an_older_versions_lock_was_held_m
     assert result.code == 0, result.err
     assert "an apply of an older topology version" in result.err  # it waited for it
     assert f"exchange {vhost}/x: created" in result.out  # planned from a new read
+
+
+def test_reads_held_for_the_gate_leave_the_reading_threads_to_the_vhosts_whose_lock_is_held(api, vhost):
+    """An apply reads a vhost whose lock it took early at once, while the reads it may make only
+    once it holds every lock wait for that (the gate): more of those than reading threads must not
+    hold up the early read."""
+    from tests.conftest import management_client
+    from topology.broker.client import READERS
+
+    api.put("vhosts", vhost)
+    client = management_client()
+    client.gate = threading.Event()
+    try:
+        held = [f"{vhost}-elsewhere-{index}" for index in range(READERS + 2)]
+        for name in held:
+            client.read_ahead_vhost(name)  # gated: waits for the gate
+        client.read_ahead_vhost(vhost, gated=False)
+        early = client._prefetched[(("definitions", vhost), ())]
+        assert early.done.wait(30), "the early read waited behind the reads held for the gate"
+        assert early.error is None and "queues" in early.result
+        assert not any(client._prefetched[(("definitions", name), ())].done.is_set() for name in held)
+        client.gate.set()
+        for name in held:  # once the gate opens, each is read (these vhosts do not exist: an error each)
+            assert client._prefetched[(("definitions", name), ())].done.wait(30)
+    finally:
+        client.cancelled = True
+        client.gate.set()
+        client.close()

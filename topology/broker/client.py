@@ -133,6 +133,12 @@ class ManagementClient:
         self._ungated: set[tuple[Any, ...]] = set()
         self._reads: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._readers = 0
+        self._starting = threading.Lock()
+        self._held: list[Callable[[], None]] = []
+        """Gated reads waiting for :attr:`gate` to open: kept off the reading threads meanwhile, so
+        that a read the gate does not hold (a vhost whose lock is held already) never waits behind them."""
+        self._holding = False
+        self._closed = False
         self.gate: threading.Event | None = None
         """When set (an apply that waits for its lock), prefetches wait until it opens."""
         self.cancelled = False
@@ -173,9 +179,11 @@ class ManagementClient:
         return session
 
     def close(self) -> None:
-        for _ in range(self._readers):
+        self._closed = True  # reads held for a gate that opens later are not sent
+        with self._starting:
+            readers, self._readers = self._readers, 0
+        for _ in range(readers):
             self._reads.put(None)
-        self._readers = 0
         with self._counting:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -197,9 +205,7 @@ class ManagementClient:
 
         def fetch() -> None:
             try:
-                if gated and self.gate is not None:
-                    self.gate.wait()
-                if self.cancelled:
+                if self.cancelled or self._closed:
                     slot.error = BrokerError("the read was cancelled")
                 else:
                     slot.result = self._send("GET", segments, params, None, False, None)
@@ -208,10 +214,37 @@ class ManagementClient:
             finally:
                 slot.done.set()
 
-        self._reads.put(fetch)
-        if self._readers < READERS:  # a few threads, whatever the number of vhosts
-            self._readers += 1
+        gate = self.gate if gated else None
+        if gate is not None and not gate.is_set():
+            with self._starting:
+                self._held.append(fetch)
+                waiter = not self._holding
+                self._holding = True
+            if waiter:  # one thread waits for the gate, whatever the number of reads held
+                threading.Thread(target=self._release_held, args=(gate,), name="topology-gate", daemon=True).start()
+            return
+        self._queue_read(fetch)
+
+    def _queue_read(self, fetch: Callable[[], None]) -> None:
+        with self._starting:
+            self._reads.put(fetch)
+            start = self._readers < READERS  # a few threads, whatever the number of vhosts
+            if start:
+                self._readers += 1
+        if start:
             threading.Thread(target=self._reader, name="topology-prefetch", daemon=True).start()
+
+    def _release_held(self, gate: threading.Event) -> None:
+        """Once ``gate`` opens, hand the reads held for it to the reading threads (in order)."""
+        gate.wait()
+        with self._starting:
+            held, self._held = self._held, []
+            self._holding = False
+        for fetch in held:
+            if self._closed:
+                fetch()  # says it was cancelled, here: no reading thread is left
+            else:
+                self._queue_read(fetch)
 
     def _reader(self) -> None:
         while True:
