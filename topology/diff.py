@@ -32,7 +32,8 @@ from topology.kinds import (
     UserState,
     VhostState,
 )
-from topology.state import matching_ignore, State
+from topology.model.topology import matching_ignore
+from topology.state import State
 
 CREATE, UPDATE, REPLACE, RESUME, DELETE = "create", "update", "replace", "resume", "delete"
 ACTIONS = (CREATE, UPDATE, REPLACE, RESUME, DELETE)

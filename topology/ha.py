@@ -17,7 +17,7 @@ from typing import Any
 
 from topology.matching import contest
 from topology.kinds import PolicyState
-from topology.state import matching_ignore
+from topology.model.topology import matching_ignore
 from topology.rules.versions import OLDEST_SUPPORTED
 
 STATISTICS_WAIT = 7.0

@@ -395,7 +395,7 @@ OPT_IN_SECTIONS = frozenset({"operator_policies", "shovels", "federation_upstrea
 
 def is_uri_path(path: Path_) -> bool:
     """Whether a YAML path is a shovel or federation upstream URI (or one URI of a list of them)."""
-    from topology.kinds.parameter import URI_FIELDS
+    from topology.model.topology import URI_FIELDS
 
     return (len(path) in (5, 6) and path[0] == "vhosts" and path[2] in URI_FIELDS and path[4] in URI_FIELDS[path[2]]
             and (len(path) == 5 or isinstance(path[5], int)))
@@ -1017,7 +1017,11 @@ def _check_uris(vhost: Any, base: Path_, document: Document, topology: Topology,
     the document's data, where they carry their templates also through YAML aliases and merge keys."""
     from topology import redact
     from topology.model.topology import location, value_at
-    from topology.kinds.parameter import URI_FIELDS, uri_problem
+    from topology.model.topology import URI_FIELDS
+
+    if not any(getattr(vhost, section) for section in URI_FIELDS):
+        return  # no URI to look at: the kinds (uri_problem's module) are not needed
+    from topology.kinds.parameter import uri_problem
 
     for section, fields in URI_FIELDS.items():
         for name, spec in getattr(vhost, section).items():

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from topology.kinds.base import canonical, frozen_json
+from topology.kinds.base import frozen_json
+from topology.model.values import canonical
 from topology.kinds.binding import BindingState
 from topology.kinds.queue import QueueState
 

@@ -7,9 +7,7 @@ and server-added values cannot produce a phantom change. :func:`desired_state` b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 from topology.kinds import KINDS, Resource, VhostState
@@ -53,11 +51,6 @@ class State:
             self.objects[key] = resource
         if origin is not None:
             self.origins[key] = origin
-
-
-def matching_ignore(name: str, patterns: Iterable[str]) -> str | None:
-    """The first ignore pattern that matches ``name`` (shell-style, case-sensitive), or ``None``."""
-    return next((p for p in patterns if p.strip() and fnmatchcase(name, p)), None)
 
 
 def desired_state(topology: Topology) -> State:

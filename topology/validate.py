@@ -18,12 +18,10 @@ from typing import Any
 from topology.errors import ConfigError, Problem
 from topology.model.specs import Queue, friendly_queue_fields
 from topology.rules.names import RESERVED_PREFIX, is_reserved
-from topology.rules.queues import MAX_QUEUE_NAME_BYTES, is_queue_type, QUEUE_ARGUMENTS, argument_for, field_for
-from topology.model.topology import NAMED_SECTIONS, Origin, Topology, VhostTopology, location
-from topology.model.values import parse_duration, parse_size
-from topology.kinds import canonical
-from topology.kinds.queue import queue_type_of
-from topology.state import matching_ignore
+from topology.rules.queues import (MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for, is_queue_type,
+                                   queue_type_of)
+from topology.model.topology import NAMED_SECTIONS, Origin, Topology, VhostTopology, location, matching_ignore
+from topology.model.values import canonical, parse_duration, parse_size
 from topology.rules.exchanges import EXCHANGE_TYPES, HEADERS_MATCH, built_in_exchanges
 from topology.rules.policies import OPERATOR_POLICY_KEY_VERSIONS, OPERATOR_POLICY_KEYS, POLICY_KEYS
 from topology.rules.versions import CLASSIC_MIRRORING_REMOVED, version_text

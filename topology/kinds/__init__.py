@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from topology.kinds.base import PASSWORD_CHANGED, PASSWORD_SET, Resource, canonical
+from topology.kinds.base import PASSWORD_CHANGED, PASSWORD_SET, Resource
+from topology.model.values import canonical
 from topology.kinds.binding import BindingState
 from topology.kinds.exchange import ExchangeState
 from topology.kinds.global_parameter import GlobalParameterState

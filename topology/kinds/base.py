@@ -1,4 +1,5 @@
-"""What every kind of object shares: the canonical form of values and the base class.
+"""What every kind of object shares: the base class (values are compared in their canonical form,
+:func:`topology.model.values.canonical`).
 
 A kind's object (a frozen dataclass) is the one form in which the files' side and the
 broker's side are compared. Each kind's module says, for its objects, how they are built from
@@ -14,29 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+
 PASSWORD_SET, PASSWORD_CHANGED = "set", "changed"
 """A password (a user's, or a URI's) as the plan shows it: never the password, never its hash."""
-
-
-_AS_IS = frozenset({str, int, bool, type(None)})
-"""Types whose values are their own canonical form (the most common values)."""
-
-
-def canonical(value: Any) -> Any:
-    """Canonical form of an argument or definition value: integral floats become ints, maps are sorted."""
-    if type(value) in _AS_IS:
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        if not value:
-            return {}
-        as_is = _AS_IS
-        return {str(k): (item if type(item) in as_is else canonical(item))
-                for k in sorted(value, key=str) for item in (value[k],)}
-    if isinstance(value, (list, tuple)):
-        return [canonical(v) for v in value]
-    return value
 
 
 def frozen_json(value: Any) -> str:

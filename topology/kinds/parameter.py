@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from topology import redact
 from topology.errors import TopologyError
 from topology.redact import MASK, QUERY_PASSWORD_RE, REFERENCES_ONLY_RE, URL_PASSWORD_RE
-from topology.kinds.base import PASSWORD_CHANGED, PASSWORD_SET, Resource, canonical
+from topology.kinds.base import PASSWORD_CHANGED, PASSWORD_SET, Resource
+from topology.model.values import canonical
+from topology.model.topology import URI_FIELDS
 from topology.variables import Variables
 
 if TYPE_CHECKING:
@@ -95,8 +97,6 @@ UPSTREAM_KEYS: dict[str, str] = {
 URI_KEYS = {SHOVEL: ("src-uri", "dest-uri"), UPSTREAM: ("uri",), UPSTREAM_SET: ()}
 """The keys of each component that hold URIs."""
 
-URI_FIELDS = {"shovels": ("source_uri", "destination_uri"), "federation_upstreams": ("uri",)}
-"""The URI fields of each vhost section of the files."""
 
 
 

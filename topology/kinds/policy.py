@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from topology.kinds.base import Resource, canonical
+from topology.kinds.base import Resource
+from topology.model.values import canonical
 from topology.model.values import parse_duration, parse_size
 from topology.rules.policies import DURATION_KEYS, SIZE_KEYS
 

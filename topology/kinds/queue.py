@@ -7,19 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from topology.kinds.base import Resource, canonical
+from topology.kinds.base import Resource
+from topology.model.values import canonical
 from topology.model.specs import Queue, friendly_queue_fields
-from topology.rules.queues import CLASSIC, argument_for
-
-
-def queue_type_of(spec: Queue, vhost_default: str | None) -> str:
-    """The type a declared queue gets: its own, ``x-queue-type`` in its arguments, the vhost default, classic."""
-    if spec.type:
-        return spec.type
-    raw = spec.arguments.get("x-queue-type")
-    if isinstance(raw, str) and raw:
-        return raw
-    return vhost_default or CLASSIC
+from topology.rules.queues import CLASSIC, argument_for, queue_type_of
 
 
 def queue_arguments(spec: Queue, queue_type: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -69,6 +70,15 @@ def _dotted(path: Iterable[Any]) -> str:
             text += f"{' ' if after_item else '.' if text else ''}{part}"
             after_item = False
     return text
+
+
+def matching_ignore(name: str, patterns: Iterable[str]) -> str | None:
+    """The first ignore pattern that matches ``name`` (shell-style, case-sensitive), or ``None``."""
+    return next((p for p in patterns if p.strip() and fnmatchcase(name, p)), None)
+
+
+URI_FIELDS = {"shovels": ("source_uri", "destination_uri"), "federation_upstreams": ("uri",)}
+"""The URI fields of each vhost section of the files (their passwords come from the environment)."""
 
 
 def value_at(data: Any, path: Iterable[Any]) -> Any:

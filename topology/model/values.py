@@ -1,8 +1,8 @@
-"""Value types of the file format: durations and sizes.
+"""Value types of the file format: durations and sizes; and the canonical form of raw values.
 
-Both accept a plain integer (milliseconds, bytes) or a string with a unit, and are
-normalised to an integer, so that ``30s`` in a file and ``30000`` on the broker compare
-equal.
+Durations and sizes accept a plain integer (milliseconds, bytes) or a string with a unit, and
+are normalised to an integer, so that ``30s`` in a file and ``30000`` on the broker compare
+equal. Raw arguments and definitions are compared in their canonical form (:func:`canonical`).
 """
 
 from __future__ import annotations
@@ -84,6 +84,27 @@ def parse_size(value: Any) -> int:
     if number < 0:
         raise ValueError(f"a size cannot be negative: {value!r}")
     return number
+
+
+_AS_IS = frozenset({str, int, bool, type(None)})
+"""Types whose values are their own canonical form (the most common values)."""
+
+
+def canonical(value: Any) -> Any:
+    """Canonical form of an argument or definition value: integral floats become ints, maps are sorted."""
+    if type(value) in _AS_IS:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        if not value:
+            return {}
+        as_is = _AS_IS
+        return {str(k): (item if type(item) in as_is else canonical(item))
+                for k in sorted(value, key=str) for item in (value[k],)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
 
 
 def readable_duration(milliseconds: int) -> int | str:

@@ -7,6 +7,7 @@ queue-type validation of friendly fields and raw ``arguments`` alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 CLASSIC, QUORUM, STREAM = "classic", "quorum", "stream"
 QUEUE_TYPES = (CLASSIC, QUORUM, STREAM)
@@ -100,6 +101,17 @@ def field_choices(field: str) -> tuple[str, ...]:
     """The values a friendly queue field that is a choice takes (``overflow``, ``dead_letter_strategy``,
     ``queue_mode``, ``leader_locator``): those of its x-argument."""
     return tuple(QUEUE_ARGUMENTS[FIELD_TO_ARGUMENT[field]].kind.split("|"))
+
+
+def queue_type_of(spec: Any, vhost_default: str | None) -> str:
+    """The type a declared queue (``type`` and ``arguments``) gets: its own, ``x-queue-type`` in its
+    arguments, the vhost's default, classic."""
+    if spec.type:
+        return spec.type
+    raw = spec.arguments.get("x-queue-type")
+    if isinstance(raw, str) and raw:
+        return raw
+    return vhost_default or CLASSIC
 
 
 def argument_for(field: str, queue_type: str) -> str:
