@@ -1256,6 +1256,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
                     early.finish(wait=False)
                 if lock is not None:
                     lock.release()
+                client.close()  # its reading threads and sessions (closing twice is harmless)
                 raise
         try:
             if dry_run:

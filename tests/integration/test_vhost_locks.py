@@ -348,7 +348,7 @@ def test_reads_held_for_the_gate_leave_the_reading_threads_to_the_vhosts_whose_l
     once it holds every lock wait for that (the gate): more of those than reading threads must not
     hold up the early read."""
     from tests.conftest import management_client
-    from topology.broker.client import READERS
+    from topology.broker.client import READERS, RequestRefused
 
     api.put("vhosts", vhost)
     client = management_client()
@@ -363,8 +363,9 @@ def test_reads_held_for_the_gate_leave_the_reading_threads_to_the_vhosts_whose_l
         assert early.error is None and "queues" in early.result
         assert not any(client._prefetched[(("definitions", name), ())].done.is_set() for name in held)
         client.gate.set()
-        for name in held:  # once the gate opens, each is read (these vhosts do not exist: an error each)
-            assert client._prefetched[(("definitions", name), ())].done.wait(30)
+        for name in held:  # once the gate opens, each is read (these vhosts do not exist: the broker says so)
+            slot = client._prefetched[(("definitions", name), ())]
+            assert slot.done.wait(30) and isinstance(slot.error, RequestRefused), slot.error
     finally:
         client.cancelled = True
         client.gate.set()

@@ -521,3 +521,17 @@ def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(monkeypat
         monkeypatch.setenv("no_proxy", "127.0.0.1")
         assert ManagementClient(url).request("GET", "overview") == {"rabbitmq_version": "4.0.5"}
         assert len(seen) == 1
+
+
+def test_reads_held_for_a_gate_that_opens_after_close_are_not_sent():
+    """An apply that stops before it holds its locks closes its client, then opens the gate: what
+    waited for it is answered as cancelled, without a request or a reading thread."""
+    client = ManagementClient("http://127.0.0.1:9")  # nothing answers there: a request would fail otherwise
+    client.gate = threading.Event()
+    client.prefetch("definitions", "v")
+    slot = client._prefetched[(("definitions", "v"), ())]
+    client.close()
+    client.gate.set()
+    assert slot.done.wait(10)
+    assert isinstance(slot.error, BrokerError) and str(slot.error) == "the read was cancelled"
+    assert not client.requests_made and client._readers == 0

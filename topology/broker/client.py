@@ -179,8 +179,8 @@ class ManagementClient:
         return session
 
     def close(self) -> None:
-        self._closed = True  # reads held for a gate that opens later are not sent
         with self._starting:
+            self._closed = True  # reads held for a gate that opens later are not sent
             readers, self._readers = self._readers, 0
         for _ in range(readers):
             self._reads.put(None)
@@ -227,10 +227,15 @@ class ManagementClient:
 
     def _queue_read(self, fetch: Callable[[], None]) -> None:
         with self._starting:
-            self._reads.put(fetch)
-            start = self._readers < READERS  # a few threads, whatever the number of vhosts
-            if start:
-                self._readers += 1
+            closed = self._closed
+            if not closed:
+                self._reads.put(fetch)
+                start = self._readers < READERS  # a few threads, whatever the number of vhosts
+                if start:
+                    self._readers += 1
+        if closed:
+            fetch()  # answered as cancelled, here: no reading thread is started after close
+            return
         if start:
             threading.Thread(target=self._reader, name="topology-prefetch", daemon=True).start()
 
@@ -241,10 +246,7 @@ class ManagementClient:
             held, self._held = self._held, []
             self._holding = False
         for fetch in held:
-            if self._closed:
-                fetch()  # says it was cancelled, here: no reading thread is left
-            else:
-                self._queue_read(fetch)
+            self._queue_read(fetch)
 
     def _reader(self) -> None:
         while True:

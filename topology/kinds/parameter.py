@@ -98,8 +98,6 @@ URI_KEYS = {SHOVEL: ("src-uri", "dest-uri"), UPSTREAM: ("uri",), UPSTREAM_SET: (
 """The keys of each component that hold URIs."""
 
 
-
-
 def _fields(spec: Any, keys: dict[str, str]) -> dict[str, Any]:
     value = {key: getattr(spec, name) for name, key in keys.items() if getattr(spec, name, None) is not None}
     return {**value, **spec.parameters}
