@@ -18,8 +18,8 @@ from typing import Any
 from topology.errors import ConfigError, Problem
 from topology.model.specs import Queue, friendly_queue_fields
 from topology.rules.names import RESERVED_PREFIX, is_reserved
-from topology.rules.queues import (MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for, is_queue_type,
-                                   queue_type_of)
+from topology.rules.queues import (MAX_AGE_PATTERN, MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for,
+                                   is_queue_type, queue_type_of)
 from topology.model.topology import NAMED_SECTIONS, Origin, Topology, VhostTopology, location, matching_ignore
 from topology.model.values import canonical, parse_duration, parse_size
 from topology.rules.exchanges import EXCHANGE_TYPES, HEADERS_MATCH, built_in_exchanges
@@ -433,7 +433,7 @@ def _parse_problem(parse: Callable[[Any], int], value: Any) -> str | None:
     return None
 
 
-_MAX_AGE = re.compile(r"^[0-9]+(Y|M|D|h|m|s)$")
+_MAX_AGE = re.compile(MAX_AGE_PATTERN)
 
 
 def _check_policy(
