@@ -165,7 +165,9 @@ HEADER = ["quiet s", "CPU s", "× floor", "busy s", "CPU s", "× floor", "reques
 def _size_title(result: dict) -> str:
     parts = ", ".join(f"{n:,} {kind if n != 1 else kind[:-3] + 'y' if kind.endswith('ies') else kind[:-1]}"
                       for kind, n in result["counts"].items())
-    return f"{result['objects']:,} objects ({parts})"
+    loop = result.get("loop_seconds")  # results of before it was measured have none
+    speed = f"; the fixed loop took {' s, then '.join(f'{s:.2f}' for s in loop)} s" if loop else ""
+    return f"{result['objects']:,} objects ({parts}){speed}"
 
 
 def _runs(report: dict) -> str:
@@ -181,7 +183,10 @@ def _preamble(report: dict) -> str:
     return (f"Measured {report['date']} on {report['cpus']} cores, RabbitMQ {report['rabbitmq']}, Python "
             f"{report['python']}; each figure is the median of {_runs(report)}, quiet and then busy "
             f"(one process spinning on one core beside each measurement). `topology --version` starts in "
-            f"{report['version_seconds']:.2f} s. Ratios are to the floor measured under the same condition.")
+            f"{report['version_seconds']:.2f} s. Ratios are to the floor measured under the same condition."
+            + (" CPU seconds scale with the machine's speed, which changes by the hour on a shared machine: a "
+               "fixed Python loop (`sum(range(10_000_000))`, CPU seconds, best of three) is timed before and "
+               "after each size." if any(r.get("loop_seconds") for r in report["results"]) else ""))
 
 
 def markdown(report: dict) -> str:

@@ -276,6 +276,17 @@ def startup() -> float:
     return round(best, 3)
 
 
+LOOP = "import time; started = time.process_time(); sum(range(10_000_000)); print(time.process_time() - started)"
+"""A fixed piece of Python work: its CPU seconds say how fast the machine ran (on a shared virtual
+machine, the same build's CPU seconds can double from one hour to the next)."""
+
+
+def machine_speed() -> float:
+    """The CPU seconds of :data:`LOOP`, the best of three runs, each in a process of its own."""
+    return round(min(float(subprocess.run([sys.executable, "-c", LOOP], capture_output=True, text=True,
+                                          check=True).stdout) for _ in range(3)), 3)
+
+
 def _terminated(signum, frame):  # noqa: ARG001 - a signal handler's signature
     raise SystemExit(f"bench: stopped by signal {signum}")  # on the way out, the vhosts are deleted
 
@@ -312,10 +323,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for queues in sizes:
             result = {"queues": queues, "objects": sum(counts(queues).values()), "counts": counts(queues),
-                      "runs": options.runs, "conditions": {}}
+                      "runs": options.runs, "conditions": {}, "loop_seconds": [machine_speed()]}
             for condition in options.conditions:
                 result["conditions"][condition] = measure(queues, condition == "busy", options.runs, Path(work),
                                                           session)
+            result["loop_seconds"].append(machine_speed())  # before and after: did the machine's speed move?
             results.append(result)
             results.sort(key=lambda r: r["queues"])
             print(report_.text(result), flush=True)  # each size as soon as it is measured

@@ -91,3 +91,17 @@ def test_the_runs_of_most_sizes_are_named_first(report):
     """A later --append of the largest size with one run leaves the report's own "runs" at 1."""
     results = [dict(_result(n, {}, {}), runs=3) for n in (1_000, 10_001)] + [dict(_result(51_302, {}, {}), runs=1)]
     assert report._runs({"runs": 1, "results": results}) == "3 runs (1 at 51,302 objects)"
+
+
+def test_the_machine_speed_measured_around_a_size_is_shown_with_it(report):
+    measured = _result(20_000, {"plan no-op": _phase(2.2)}, {"plan no-op": _phase(2.4)})
+    older = _result(1_000, {"plan no-op": _phase(0.2)}, {"plan no-op": _phase(0.2)})
+    measured["loop_seconds"] = [0.26, 0.41]
+    whole = {"date": "2026-12-05", "cpus": 2, "rabbitmq": "3.10.8", "python": "3.11.7", "runs": 3,
+             "version_seconds": 0.05, "results": [older, measured]}
+    page = report.markdown(whole)
+    assert "**20,000 objects (10,000 queues, 10,000 bindings, 1 exchange, 1 policy); the fixed loop took 0.26 s, " \
+           "then 0.41 s**" in page
+    assert "**1,000 objects (500 queues, 500 bindings, 1 exchange, 1 policy)**" in page  # measured before the loop
+    assert "a fixed Python loop" in page and "the fixed loop took" in report.text(measured)
+    assert "a fixed Python loop" not in report.markdown({**whole, "results": [older]})
