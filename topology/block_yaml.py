@@ -190,7 +190,7 @@ class Reader:
                     key = self.substituted_key(key, number, frame_path)
             if key in mapping or len(key) > 1000:
                 raise _Fallback()  # a duplicate key (the full reader names both lines), or too long a key
-            if every_line or len(frame_path) < OBJECT_DEPTH or frame_path[0] != "vhosts":
+            if every_line or len(frame_path) < OBJECT_DEPTH or frame_path[0] != "vhosts":  # kept(), inline
                 lines[frame_path + (key,)] = number
             if on_key is not None and frame_path == _VHOSTS:
                 on_key(frame_path, key)

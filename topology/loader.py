@@ -912,8 +912,7 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
 
     topology.lines[file] = lines = document.lines
     if document.more_lines is not None:
-        more = document.more_lines  # holds the text only (the document's data is not kept alive)
-        topology.more_lines[file] = lambda: lines.update(more())
+        topology.more_lines[file] = document.more_lines  # it holds the text, not the document's data
 
     def origin(*path: Any) -> Origin:
         return Origin(file, document.line_of(path), path)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from topology.errors import ConfigError, Problem
-from topology.model.specs import Queue, friendly_queue_fields
+from topology.model.specs import FRIENDLY_QUEUE_FIELDS, Queue
 from topology.rules.names import RESERVED_PREFIX, is_reserved
 from topology.rules.queues import (MAX_AGE_PATTERN, MAX_QUEUE_NAME_BYTES, QUEUE_ARGUMENTS, argument_for, field_for,
                                    is_queue_type, queue_type_of)
@@ -344,7 +344,7 @@ def _check_queue(
             found.add(origin, ("auto_delete",), f"{queue_type} queues cannot be auto-delete")
 
     given = spec.model_fields_set  # a friendly field left out is None
-    friendly = {f: getattr(spec, f) for f in friendly_queue_fields() if f in given and getattr(spec, f) is not None}
+    friendly = {f: getattr(spec, f) for f in FRIENDLY_QUEUE_FIELDS if f in given and getattr(spec, f) is not None}
     for field_name in friendly:
         argument = argument_for(field_name, queue_type)
         if argument in spec.arguments:

@@ -136,8 +136,8 @@ class ManagementClient:
         self._starting = threading.Lock()
         self._held: list[Callable[[], None]] = []
         """Gated reads waiting for :attr:`gate` to open: kept off the reading threads meanwhile, so
-        that a read the gate does not hold (a vhost whose lock is held already) never waits behind them."""
-        self._holding = False
+        that a read the gate does not hold (a vhost whose lock is held already) never waits behind them;
+        while it holds any, one thread waits for the gate (:meth:`_release_held`)."""
         self._closed = False
         self.gate: threading.Event | None = None
         """When set (an apply that waits for its lock), prefetches wait until it opens."""
@@ -217,9 +217,8 @@ class ManagementClient:
         gate = self.gate if gated else None
         if gate is not None and not gate.is_set():
             with self._starting:
+                waiter = not self._held  # the first read held: nothing waits for the gate yet
                 self._held.append(fetch)
-                waiter = not self._holding
-                self._holding = True
             if waiter:  # one thread waits for the gate, whatever the number of reads held
                 threading.Thread(target=self._release_held, args=(gate,), name="topology-gate", daemon=True).start()
             return
@@ -244,7 +243,6 @@ class ManagementClient:
         gate.wait()
         with self._starting:
             held, self._held = self._held, []
-            self._holding = False
         for fetch in held:
             self._queue_read(fetch)
 

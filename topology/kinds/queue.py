@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from topology.kinds.base import Resource
 from topology.model.values import canonical
-from topology.model.specs import Queue, friendly_queue_fields
+from topology.model.specs import FRIENDLY_QUEUE_FIELDS, Queue
 from topology.rules.queues import CLASSIC, argument_for, queue_type_of
 
 
@@ -17,7 +16,7 @@ def queue_arguments(spec: Queue, queue_type: str) -> dict[str, Any]:
     """All x-arguments of a declared queue (friendly fields and raw), without ``x-queue-type``."""
     arguments = dict(spec.arguments)
     arguments.pop("x-queue-type", None)
-    friendly = _friendly_fields()
+    friendly = _ARGUMENT_FIELDS
     for field_name in spec.model_fields_set:  # a friendly field left out is None
         if field_name not in friendly:
             continue
@@ -27,10 +26,8 @@ def queue_arguments(spec: Queue, queue_type: str) -> dict[str, Any]:
     return canonical(arguments)
 
 
-@functools.cache
-def _friendly_fields() -> frozenset[str]:
-    """The friendly fields that become x-arguments (``type`` is the queue's type, not an argument)."""
-    return frozenset(friendly_queue_fields()) - {"type"}
+_ARGUMENT_FIELDS = frozenset(FRIENDLY_QUEUE_FIELDS) - {"type"}
+"""The friendly fields that become x-arguments (``type`` is the queue's type, not an argument)."""
 
 
 @dataclass(frozen=True)

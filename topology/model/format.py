@@ -31,26 +31,24 @@ QueueMode = Literal[field_choices("queue_mode")]  # type: ignore[misc]
 LeaderLocator = Literal[field_choices("leader_locator")]  # type: ignore[misc]
 DestinationType = Literal[DESTINATION_TYPES]  # type: ignore[misc]
 
-_duration_schema = WithJsonSchema(
-    {
+
+def _amount_schema(what: str, unit_pattern: str, description: str) -> WithJsonSchema:
+    """The schema of a duration or a size: a whole number, a number with a unit, or text with variables."""
+    return WithJsonSchema({
         "anyOf": [
             {"type": "integer", "minimum": 0},
-            {"type": "string", "pattern": r"^\s*[0-9]+\s*(ms|s|m|h|d)?\s*$"},
-            {"type": "string", "pattern": r"\$\{", "description": "text with ${VARIABLES}: a duration once substituted"},
+            {"type": "string", "pattern": rf"^\s*[0-9]+\s*{unit_pattern}?\s*$"},
+            {"type": "string", "pattern": r"\$\{", "description": f"text with ${{VARIABLES}}: a {what} once substituted"},
         ],
-        "description": "Milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h, 1d.",
-    }
-)
-_size_schema = WithJsonSchema(
-    {
-        "anyOf": [
-            {"type": "integer", "minimum": 0},
-            {"type": "string", "pattern": r"^\s*[0-9]+\s*([bB]|[kKmMgGtT][iI]?[bB])?\s*$"},
-            {"type": "string", "pattern": r"\$\{", "description": "text with ${VARIABLES}: a size once substituted"},
-        ],
-        "description": "Bytes, or a number with a unit: B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).",
-    }
-)
+        "description": description,
+    })
+
+
+_duration_schema = _amount_schema("duration", "(ms|s|m|h|d)", "Milliseconds, or a number with a unit: 500ms, 30s, 5m, 1h, 1d.")
+_size_schema = _amount_schema("size", "([bB]|[kKmMgGtT][iI]?[bB])", "Bytes, or a number with a unit: B, KB, MB, GB, TB "
+                              "(powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).")
+
+
 def _has_substituted(value: Any) -> bool:
     if isinstance(value, Substituted):
         return True

@@ -276,8 +276,3 @@ def build_file(data: Any) -> Spec | None:
 FRIENDLY_QUEUE_FIELDS: tuple[str, ...] = tuple(name for name in Queue.CHECKS if name not in ("durable", "auto_delete",
                                                                                              "arguments"))
 """Names of the queue fields that map to x-arguments (``type`` among them: x-queue-type)."""
-
-
-def friendly_queue_fields() -> tuple[str, ...]:
-    """Names of the queue fields that map to x-arguments."""
-    return FRIENDLY_QUEUE_FIELDS

@@ -150,9 +150,9 @@ class Topology:
     """What validation found that RabbitMQ accepts but is likely a mistake (:class:`~topology.errors.Problem`)."""
     lines: dict[str, dict[tuple[Any, ...], int]] = field(default_factory=dict, repr=False)
     """Per file, the line of every YAML key path (for locating problems); see :meth:`lines_of`."""
-    more_lines: dict[str, Callable[[], Any]] = field(default_factory=dict, repr=False)
+    more_lines: dict[str, Callable[[], dict[tuple[Any, ...], int]]] = field(default_factory=dict, repr=False)
     """The files whose :attr:`lines` hold those of the objects only, each with what reads the
-    others into them (see :meth:`topology.loader.Document.all_lines`)."""
+    others (:attr:`topology.loader.Document.more_lines`)."""
     sources: dict[str, str] = field(default_factory=dict, repr=False)
     """Per file as origins name it (relative to the project file's folder in target mode), the path
     it was read from."""
@@ -161,7 +161,7 @@ class Topology:
         """The line of every key path of ``file`` (those below its objects read now if they were left out)."""
         more = self.more_lines.pop(file, None)
         if more is not None:
-            more()
+            self.lines[file].update(more())
         return self.lines.get(file, {})
 
     def line_of(self, origin: Origin, *subpath: Any) -> int:
