@@ -181,15 +181,25 @@ def test_two_applies_after_a_lost_lock_never_both_move_messages(write, vhost, ap
     publish_many(vhost, persistent(sent))
     path = files(write, vhost, "{type: quorum}", "changed.yaml")
     command = [sys.executable, "-m", "topology", "apply", path, "--auto-approve", "--migrate-messages", "--lock-timeout", "60"]
-    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from topology.broker.amqp import Amqp, ApplyLock
+    from topology.locks import vhost_key
     from topology.migration_record import migration_queue_name
 
+    # The broker lists a connection only after its first statistics (up to 5 s), and the whole
+    # migration can take less: the first apply waits for this lock until its own is listed.
+    held = ApplyLock(Amqp(amqp_uri(), *BROKER_AUTH, timeout=10))
+    held.acquire([vhost_key(vhost)], timeout=60)
+    try:
+        first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lock = lock_connection(api, first.pid)
+    finally:
+        held.release()
     temporary = migration_queue_name("work")
     deadline = time.monotonic() + 60
     while not any(queue_bodies_count(vhost, temporary)):  # moving has begun
         assert time.monotonic() < deadline and first.poll() is None, "the migration never started"
         time.sleep(0.05)
-    api.delete("connections", lock_connection(api, first.pid))
+    api.delete("connections", lock)
     second = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = first.communicate(timeout=120)
     assert first.returncode == 1, out + err
