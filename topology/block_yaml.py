@@ -35,9 +35,25 @@ _UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufe
 """Characters the fast reader leaves to the full one: tabs, carriage returns, YAML's other line
 breaks (NEL, LS, PS), controls, byte order marks and what is no character."""
 
-_LONG_ROW = re.compile(r"^[^\n]{1000}", re.MULTILINE)
-"""A row of 1,000 characters or more: it may hold a key longer than libyaml takes (1,024
-characters from its start to its colon), which the full reader refuses with its own message."""
+_ASCII_UNUSUAL = bytes([*range(0x00, 0x0A), *range(0x0B, 0x20), 0x7F])
+"""The characters of :data:`_UNUSUAL` that are ASCII."""
+
+LONG_ROW = 1000
+"""A row of 1,000 characters or more may hold a key longer than libyaml takes (1,024 characters
+from its start to its colon), which the full reader refuses with its own message."""
+
+
+def _usual(piece: str) -> bool:
+    """Whether ``piece`` (whole rows) holds nothing the full reader must read: no character of
+    :data:`_UNUSUAL` and no row of :data:`LONG_ROW` characters or more. ASCII text (most files) is
+    checked by C loops over its bytes and rows, a few times quicker than a regular expression."""
+    if piece.isascii():
+        raw = piece.encode("ascii")
+        if len(raw.translate(None, _ASCII_UNUSUAL)) != len(raw):
+            return False
+    elif _UNUSUAL.search(piece) is not None:
+        return False
+    return len(piece) < LONG_ROW or max(map(len, piece.split("\n"))) < LONG_ROW
 
 _MARKER = re.compile(r"^(?:---|\.\.\.)(?= |$)", re.MULTILINE)
 """A document's start or end."""
@@ -109,9 +125,15 @@ class Reader:
         # the innermost open collection, kept apart from the stack for the common row (a key of the
         # mapping being read, at its column)
         top_column, top_container, top_path, top_is_list = -1, None, (), False
+        top_indent: str | None = None
+        """The indentation of the rows of the innermost collection (``top_column`` spaces)."""
+        top_keeps = True
+        """Whether the lines of its keys are recorded (:meth:`kept`, once per collection)."""
+        top_names_vhosts = False
+        """Whether its keys are vhost names, told to :attr:`on_key`."""
         for indent_text, dash, key, quoted_key, rest in _rows(text):
             number += 1
-            if not key or dash or pending is not None or top_is_list or len(indent_text) != top_column:
+            if not key or dash or pending is not None or top_is_list or indent_text != top_indent:
                 if not (dash or key or quoted_key):
                     if not rest or rest[0] == "#":
                         continue  # a blank or comment line
@@ -146,6 +168,9 @@ class Reader:
                 top_column, top_container, top_path, top_is_list = stack[-1]
                 if top_column != column:
                     raise _Fallback()  # indented where nothing opened: more of a value, or a mistake
+                top_indent = indent_text
+                top_keeps = every_line or len(top_path) < OBJECT_DEPTH or top_path[0] != "vhosts"
+                top_names_vhosts = on_key is not None and top_path == _VHOSTS
                 if dash:
                     if not top_is_list:
                         raise _Fallback()
@@ -167,6 +192,9 @@ class Reader:
                         lines[item_path] = number
                     column += len(dash)
                     top_column, top_container, top_path, top_is_list = column, {}, item_path, False
+                    top_indent = " " * column
+                    top_keeps = every_line or len(item_path) < OBJECT_DEPTH or item_path[0] != "vhosts"
+                    top_names_vhosts = False  # a list item's keys: never the vhosts
                     items.append(top_container)
                     stack.append([column, top_container, item_path, False])
                     if len(stack) > MAX_DEPTH:
@@ -188,22 +216,22 @@ class Reader:
                 key = self.unquoted(quoted_key)
                 if substitute is not None and "${" in key:
                     key = self.substituted_key(key, number, frame_path)
-            if key in mapping or len(key) > 1000:
-                raise _Fallback()  # a duplicate key (the full reader names both lines), or too long a key
-            if every_line or len(frame_path) < OBJECT_DEPTH or frame_path[0] != "vhosts":  # kept(), inline
+            if key in mapping:  # no key is too long: every row is shorter than LONG_ROW (_usual)
+                raise _Fallback()  # a duplicate key (the full reader names both lines)
+            if top_keeps:
                 lines[frame_path + (key,)] = number
-            if on_key is not None and frame_path == _VHOSTS:
-                on_key(frame_path, key)
-            if not rest or rest[0] == "#":
+            if top_names_vhosts:
+                on_key(frame_path, key)  # type: ignore[misc]  # set only with on_key
+            if not rest or (first := rest[0]) == "#":
                 mapping[key] = None
                 pending = (mapping, key, frame_path + (key,), column)
                 continue
-            if rest[0] in value_first or " #" in rest or ": " in rest or rest[-1] == ":" or (
+            if first in value_first or " #" in rest or ": " in rest or rest[-1] == ":" or (
                     substitute is not None and "${" in rest):
                 self.depth = len(stack)
                 mapping[key] = self.value(rest, number, frame_path + (key,))
                 continue
-            if rest[0] not in first_chars:
+            if first not in first_chars:
                 mapping[key] = rest  # text: no implicit type starts with its first character
             else:
                 value = plain.get(rest, _MISSING)
@@ -227,9 +255,9 @@ class Reader:
         assert self.substitute is not None
         value = self.substitute(text, number, path, True)
         if isinstance(value, Substituted):
-            return str(value)  # keys are names: always text
-        if not isinstance(value, str):
-            raise _Fallback()
+            value = str(value)  # keys are names: always text
+        if not isinstance(value, str) or len(value) >= LONG_ROW:
+            raise _Fallback()  # a long key is left to the full reader, as the rows are (:func:`_usual`)
         return value
 
     @staticmethod
@@ -416,17 +444,17 @@ is named (and read ahead) within a millisecond, then large ones."""
 
 def _rows(text: str) -> Iterator[tuple[str, str, str, str, str]]:
     """The rows of ``text`` as :data:`_ROW` finds them, a piece of whole rows at a time, each piece
-    checked for what the full reader must read (:data:`_UNUSUAL`, :data:`_LONG_ROW`) before it is
-    read."""
+    checked for what the full reader must read (:func:`_usual`) before it is read."""
     start, size, length = 0, FIRST_CHUNK, len(text)
     while start < length:
         end = text.find("\n", start + size)
         end = length if end < 0 else end + 1
-        if _UNUSUAL.search(text, start, end) is not None or _LONG_ROW.search(text, start, end) is not None:
+        piece = text[start:end]
+        if not _usual(piece):
             raise _Fallback()
-        rows = _ROW.findall(text, start, end)
+        rows = _ROW.findall(piece)
         if end < length:  # as if the text ended here: an empty match after its last line is no row
-            del rows[text.count("\n", start, end):]
+            del rows[piece.count("\n"):]
         yield from rows
         start, size = end, CHUNK
     if not length:

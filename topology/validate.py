@@ -236,7 +236,9 @@ def _check_ignore(vhost: VhostTopology, found: _Collector) -> None:
 
 def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
     for declared in list(vhost.exchanges.values()) + list(vhost.queues.values()) + vhost.bindings:
-        _check_values(declared.origin, "arguments", declared.spec.arguments, found)
+        arguments = declared.spec.arguments
+        if arguments:  # most objects have none
+            _check_values(declared.origin, "arguments", arguments, found)
     for declared in vhost.policies.values():
         _check_values(declared.origin, "definition", declared.spec.definition, found)
 
@@ -306,7 +308,8 @@ def _check_vhost(vhost: VhostTopology, found: _Collector) -> None:
             found.add(origin, ("arguments", "x-match"), f"x-match must be one of {', '.join(sorted(HEADERS_MATCH))}")
         if is_headers and spec.routing_key:
             found.add(origin, ("routing_key",), "a headers exchange ignores the routing key: match on arguments instead")
-        identity = (spec.source, spec.destination_type, spec.destination, spec.routing_key, repr(canonical(spec.arguments)))
+        identity = (spec.source, spec.destination_type, spec.destination, spec.routing_key,
+                    repr(canonical(spec.arguments)) if spec.arguments else "{}")
         if identity in seen:
             found.add(origin, (), f"the same binding is declared twice (also at {seen[identity]})")
         else:
@@ -750,6 +753,8 @@ def check_broker_version(topology: Topology, version: tuple[int, ...], version_t
         return
     found = _Collector(topology)
     for rule in VERSION_RULES:
+        if not (permits and rule.deprecated_feature) and rule.refuses(version) is None:
+            continue  # this version accepts it: where the files use it does not matter (not looked for)
         places = [place for vhost in topology.vhosts.values() for place in rule.found(vhost)]
         if not places:
             continue

@@ -299,6 +299,24 @@ def test_rows_found_a_piece_at_a_time_are_the_rows_of_the_whole_text(monkeypatch
     monkeypatch.setattr(block_yaml, "CHUNK", size)
     for text in texts:
         rows, result = whole[text]
-        if block_yaml._UNUSUAL.search(text) is None and block_yaml._LONG_ROW.search(text) is None:
+        if block_yaml._usual(text):
             assert list(block_yaml._rows(text)) == rows
         assert strictly_equal(read(text, fast=True), result)
+
+
+_LONG_ROW = re.compile(r"^[^\n]{%d}" % block_yaml.LONG_ROW, re.MULTILINE)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.text(st.characters(max_codepoint=0x7F), max_size=30),
+                          st.text(max_size=5),
+                          st.sampled_from(["\n", "a" * (block_yaml.LONG_ROW - 1), "\x85", "\u2028", "\ufeff"])),
+                max_size=8))
+def test_the_quick_check_of_a_piece_is_the_regular_expressions(parts):
+    """:func:`block_yaml._usual` (bytes for ASCII text, row lengths by splitting) finds what the
+    two regular expressions it stands for find: an unusual character, a row of 1,000 or more."""
+    text = "".join(parts)
+    expected = block_yaml._UNUSUAL.search(text) is None and _LONG_ROW.search(text) is None
+    assert block_yaml._usual(text) == expected
+    for row in ("a" * (block_yaml.LONG_ROW - 1), "a" * block_yaml.LONG_ROW):
+        assert block_yaml._usual(f"{text}\n{row}\nb: 1\n") == (expected and len(row) < block_yaml.LONG_ROW)

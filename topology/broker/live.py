@@ -81,7 +81,8 @@ def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: Sta
             if record is not None and record.temporary == entry["name"]:
                 state.migrations[(name, record.queue)] = record
     temporary = {record.temporary for (v, _), record in state.migrations.items() if v == name}
-    for kind in VHOST_KINDS:
+    objects = state.objects
+    for kind in VHOST_KINDS:  # no vhost among them: State.add(), inline, once per object
         for entry in definitions.get(kind.section, ()):
             if kind is QueueState:
                 if entry["name"] in temporary:
@@ -91,10 +92,10 @@ def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: Sta
                 resource = kind.from_definition(entry, name)
             if resource is None:
                 continue
-            if (kind.kind == "binding" and resource.destination_type == "queue" and resource.destination in temporary
-                    or kind is PolicyState and resource.name in temporary):
+            if temporary and (kind.kind == "binding" and resource.destination_type == "queue"
+                              and resource.destination in temporary or kind is PolicyState and resource.name in temporary):
                 continue  # part of an interrupted migration, which knows its bindings and removes its seal
-            state.add(resource)
+            objects[resource.key] = resource
     for entry in definitions.get("parameters", ()):
         value = entry.get("value")
         if entry.get("component") == "shovel" and isinstance(value, dict):

@@ -68,7 +68,7 @@ class BindingState(Resource):
                 spec = declared.spec
                 yield cls(vhost=vhost.name, source=spec.source, destination=spec.destination,
                           destination_type=spec.destination_type, routing_key=spec.routing_key,
-                          arguments=canonical(spec.arguments)), declared.origin
+                          arguments=canonical(spec.arguments) if spec.arguments else {}), declared.origin
 
     @classmethod
     def from_definition(cls, entry: dict[str, Any], vhost: str | None = None) -> BindingState | None:
@@ -82,7 +82,7 @@ class BindingState(Resource):
             destination=entry["destination"],
             destination_type=entry.get("destination_type", "queue"),
             routing_key=entry.get("routing_key", ""),
-            arguments=canonical(entry.get("arguments") or {}),
+            arguments=canonical(arguments) if (arguments := entry.get("arguments")) else {},
         )
 
     def to_definition(self) -> dict[str, Any]:

@@ -43,27 +43,40 @@ def _flag(value: Any) -> bool:
     raise _Unsure
 
 
-def _integer(low: int = -_LIMIT, high: int = _LIMIT - 1) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
+def _optional_text(value: Any) -> str | None:
+    if type(value) is str or value is None:
+        return value
+    raise _Unsure
+
+
+# The checks below take ``optional`` rather than being wrapped by _optional: one call per field
+# instead of two, for the fields most objects give.
+
+def _integer(low: int = -_LIMIT, high: int = _LIMIT - 1, optional: bool = False) -> Callable[[Any], int | None]:
+    def check(value: Any) -> int | None:
         if type(value) is int and low <= value <= high:
             return value
+        if value is None and optional:
+            return None
         raise _Unsure
     return check
 
 
-def _choice(values: Any) -> Callable[[Any], str]:
+def _choice(values: Any, optional: bool = False) -> Callable[[Any], str | None]:
     allowed = frozenset(values)
 
-    def check(value: Any) -> str:
+    def check(value: Any) -> str | None:
         if type(value) is str and value in allowed:
             return value
+        if value is None and optional:
+            return None
         raise _Unsure
     return check
 
 
-def _amount(read: Callable[[Any], int]) -> Callable[[Any], int]:
+def _amount(read: Callable[[Any], int], optional: bool = False) -> Callable[[Any], int | None]:
     """A duration or a size: a whole number, or a text the reader turns into one."""
-    def check(value: Any) -> int:
+    def check(value: Any) -> int | None:
         if type(value) is int and 0 <= value < _LIMIT:
             return value
         if type(value) is str:
@@ -73,6 +86,8 @@ def _amount(read: Callable[[Any], int]) -> Callable[[Any], int]:
                 raise _Unsure from None
             if number < _LIMIT:
                 return number
+        if value is None and optional:
+            return None
         raise _Unsure
     return check
 
@@ -181,24 +196,24 @@ def _spec(name: str, checks: dict[str, Callable[[Any], Any]], defaults: dict[str
                                 "__doc__": f"A declared {name.lower()} (see Spec)."})
 
 
-_QUEUE_TYPE = _optional(_choice(QUEUE_TYPES))
-_DURATION, _SIZE = _optional(_amount(parse_duration)), _optional(_amount(parse_size))
+_QUEUE_TYPE = _choice(QUEUE_TYPES, optional=True)
+_DURATION, _SIZE = _amount(parse_duration, optional=True), _amount(parse_size, optional=True)
 
 Exchange = _spec("Exchange", {
     "type": _text, "durable": _flag, "auto_delete": _flag, "internal": _flag,
-    "alternate_exchange": _optional(_text), "arguments": _map,
+    "alternate_exchange": _optional_text, "arguments": _map,
 }, {"durable": True, "auto_delete": False, "internal": False, "alternate_exchange": None, "arguments": {}})
 
 Queue = _spec("Queue", {
     "type": _QUEUE_TYPE, "durable": _flag, "auto_delete": _flag,
-    "message_ttl": _DURATION, "expires": _DURATION, "max_length": _optional(_integer(0)), "max_length_bytes": _SIZE,
-    "overflow": _optional(_choice(field_choices("overflow"))),
-    "dead_letter_exchange": _optional(_text), "dead_letter_routing_key": _optional(_text),
-    "dead_letter_strategy": _optional(_choice(field_choices("dead_letter_strategy"))),
-    "max_priority": _optional(_integer(0, 255)), "single_active_consumer": _optional(_flag),
-    "delivery_limit": _optional(_integer()), "initial_group_size": _optional(_integer(1)),
-    "max_age": _optional(_max_age), "queue_mode": _optional(_choice(field_choices("queue_mode"))),
-    "leader_locator": _optional(_choice(field_choices("leader_locator"))), "arguments": _map,
+    "message_ttl": _DURATION, "expires": _DURATION, "max_length": _integer(0, optional=True), "max_length_bytes": _SIZE,
+    "overflow": _choice(field_choices("overflow"), optional=True),
+    "dead_letter_exchange": _optional_text, "dead_letter_routing_key": _optional_text,
+    "dead_letter_strategy": _choice(field_choices("dead_letter_strategy"), optional=True),
+    "max_priority": _integer(0, 255, optional=True), "single_active_consumer": _optional(_flag),
+    "delivery_limit": _integer(optional=True), "initial_group_size": _integer(1, optional=True),
+    "max_age": _optional(_max_age), "queue_mode": _choice(field_choices("queue_mode"), optional=True),
+    "leader_locator": _choice(field_choices("leader_locator"), optional=True), "arguments": _map,
 }, {"type": None, "durable": True, "auto_delete": False, "message_ttl": None, "expires": None, "max_length": None,
     "max_length_bytes": None, "overflow": None, "dead_letter_exchange": None, "dead_letter_routing_key": None,
     "dead_letter_strategy": None, "max_priority": None, "single_active_consumer": None, "delivery_limit": None,
@@ -245,7 +260,7 @@ def _limits(value: Any) -> dict[str, int]:
 
 
 Vhost = _spec("Vhost", {
-    "description": _optional(_text), "tags": _optional(_texts), "default_queue_type": _QUEUE_TYPE,
+    "description": _optional_text, "tags": _optional(_texts), "default_queue_type": _QUEUE_TYPE,
     "tracing": _optional(_flag), "limits": _optional(_limits),
     "exchanges": _named(Exchange), "queues": _named(Queue), "bindings": _listed(Binding),
     "policies": _named(Policy), "operator_policies": _named(Policy),
