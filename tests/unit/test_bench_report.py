@@ -74,11 +74,31 @@ def test_the_page_is_rewritten_between_its_markers_only(report, tmp_path):
     assert "old table" not in text and "| `validate` (no broker) | 0.30 | 0.20 |" in text
 
 
-def test_the_docs_table_is_the_results_file(report):
-    results = json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))
+def test_each_results_file_has_its_own_table_and_chart(report, tmp_path):
+    page = tmp_path / "benchmark.md"
+    other = tmp_path / "results-4.3.json"
+    page.write_text(f"a\n{report.BEGIN}\nold 3.10\n{report.END}\nb\n{report.begin(other)}\nold 4.3\n{report.END}\nc\n",
+                    encoding="utf-8")
+    results = {"date": "d", "cpus": 2, "rabbitmq": "4.3.6", "python": "3.11", "runs": 3, "version_seconds": 0.1,
+               "results": [_result(20_000, quiet={"validate": _phase(0.3, cpu=0.2)}, busy={})]}
+    report.rewrite_page(results, page, other)
+    text = page.read_text(encoding="utf-8")
+    assert "old 3.10" in text and "old 4.3" not in text and "| `validate` (no broker) | 0.30 | 0.20 |" in text
+    assert text.endswith(f"{report.END}\nc\n") and text.index("old 3.10") < text.index("| `validate`")
+    assert report.chart_path(other).name == "benchmark-curve-4.3.png"
+    assert report.chart_path(report.RESULTS) == report.CHART
+    with pytest.raises(SystemExit, match="markers"):
+        report.rewrite_page(results, page, tmp_path / "results-5.0.json")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "bench").glob("results*.json")))
+def test_the_docs_table_is_the_results_file(report, name):
+    results_file = ROOT / "bench" / name
+    results = json.loads(results_file.read_text(encoding="utf-8"))
     text = (ROOT / "docs" / "benchmark.md").read_text(encoding="utf-8")
-    shown = text.split(report.BEGIN + "\n", 1)[1].split(report.END, 1)[0]
-    assert shown == report.markdown(results), "the benchmark table is stale: run bench/report.py"
+    shown = text.split(report.begin(results_file) + "\n", 1)[1].split(report.END, 1)[0]
+    assert shown == report.markdown(results), f"the benchmark table of {name} is stale: run bench/report.py"
+    assert report.chart_path(results_file).exists()
 
 
 def test_a_size_measured_with_fewer_runs_says_so(report):
