@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from topology import loader
-from topology.apply import Applier, ApplyOptions, Report
 from topology.broker.client import ManagementClient
 from topology.broker.live import BrokerInfo, broker_info, internal_exchanges, read_live
 from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
-from topology.drift import DriftReport, build_report
 from topology.errors import ApplyError, BrokerError, StalePlan
-from topology.ha import QUEUE_COLUMNS, STATISTICS_WAIT, QueueHealth, check_queues
 from topology.model.topology import Topology
 from topology.kinds.parameter import resolve_credentials
 from topology.locks import describe_keys, keys_for_plan
@@ -26,6 +23,11 @@ from topology.kinds import QueueState
 from topology.state import desired_state, State
 from topology.validate import check_broker_version, check_exchange_types
 from topology.rules.versions import OLDEST_SUPPORTED
+
+if TYPE_CHECKING:  # imported where they are used: a plan needs neither applying nor drift's checks
+    from topology.apply import ApplyOptions, Report
+    from topology.drift import DriftReport
+    from topology.ha import QueueHealth
 
 
 load_valid = loader.load_valid
@@ -92,16 +94,20 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
 
 
 def check_drift(topology: Topology, client: ManagementClient, *, fail_on_orphans: bool = False,
-                statistics_wait: float = STATISTICS_WAIT) -> DriftReport:
+                statistics_wait: float | None = None) -> DriftReport:
     """Compare the broker with the files: objects, orphans, and the high-availability
     state of every queue in the managed vhosts. Changes nothing.
 
     The queues' policy, mirrors and members come from statistics that lag a few seconds.
     Queues without statistics yet, or whose statistics name another policy than the
-    broker's own policies give them, are read again for up to ``statistics_wait`` seconds."""
+    broker's own policies give them, are read again for up to ``statistics_wait`` seconds
+    (:data:`topology.ha.STATISTICS_WAIT` when not given)."""
+    from topology.drift import build_report
+    from topology.ha import STATISTICS_WAIT
+
     the_plan, desired, live = _plan(topology, client)
     health = _queue_health(client, the_plan.broker, desired, live)
-    deadline = time.monotonic() + statistics_wait
+    deadline = time.monotonic() + (STATISTICS_WAIT if statistics_wait is None else statistics_wait)
     while (health.stale or health.unknown) and time.monotonic() < deadline:
         time.sleep(1.0)
         health = _queue_health(client, the_plan.broker, desired, live)
@@ -110,6 +116,8 @@ def check_drift(topology: Topology, client: ManagementClient, *, fail_on_orphans
 
 def _queue_health(client: ManagementClient, broker: BrokerInfo | None, desired: State, live: State) -> QueueHealth:
     """The high-availability checks of every queue the files declare (those on the broker)."""
+    from topology.ha import QUEUE_COLUMNS, QueueHealth, check_queues
+
     health = QueueHealth()
     vhosts = [v for v in sorted(desired.vhosts) if v in live.vhosts]
     if not vhosts:
@@ -229,6 +237,8 @@ def apply_plan(
     without (a saved plan), it is that each change's end state is on the broker.
     Raises :class:`ApplyError` when something is left to do, and before any write when
     ``options.lock`` does not hold every lock the plan needs (see :mod:`topology.locks`)."""
+    from topology.apply import Applier, ApplyOptions
+
     options = options or ApplyOptions()
     plan.check_allowed(
         allow_replace=options.allow_replace,
