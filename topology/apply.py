@@ -740,6 +740,18 @@ class Applier:
         if info is None:
             return
         messages, unacked, consumers = (info.get(k) for k in ("messages", "messages_unacknowledged", "consumers"))
+        if not consumers_only and self.inspector is not None and any(
+                isinstance(n, int) and n > 0 for n in (unacked, consumers)):
+            # the statistics lag by up to the broker's interval: they may still show this tool's own
+            # reader of a moment ago (a stream is read to be shown empty before a replacement, and
+            # checked again just before its deletion); when the exact count shows no consumer, they
+            # are read again until they are refreshed
+            counts = self.inspector.settled_counts(queue.vhost, queue.queue)
+            if counts is not None and counts[1] == 0:
+                info = self._settled_details(queue.vhost, queue.queue, counts)
+                if info is None:
+                    return
+                messages, unacked, consumers = (info.get(k) for k in ("messages", "messages_unacknowledged", "consumers"))
         if consumers_only:
             exact = self._counts(queue) if self.inspector is not None else None
             consumers = max(consumers if isinstance(consumers, int) else 0, exact[1] if exact else 0)
