@@ -107,6 +107,11 @@ RECHECK_AHEAD = 32
 """Queues whose exact counts are read again in one batch of passive declares, just before they
 are deleted (each deletion starts within about as long as its batch takes to delete)."""
 
+def _idle_counts(info: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(messages, unacknowledged, consumers) of a queue's statistics, as the broker gives them."""
+    return info.get("messages"), info.get("messages_unacknowledged"), info.get("consumers")
+
+
 STATISTICS_REFRESH = 5.0
 """Seconds after which a vhost's queue statistics, read in bulk, are read again before more of its
 queues are deleted: the broker refreshes them no more often (``collect_statistics_interval``, 5 s by
@@ -739,7 +744,7 @@ class Applier:
         info = self._details(queue)
         if info is None:
             return
-        messages, unacked, consumers = (info.get(k) for k in ("messages", "messages_unacknowledged", "consumers"))
+        messages, unacked, consumers = _idle_counts(info)
         if not consumers_only and self.inspector is not None and any(
                 isinstance(n, int) and n > 0 for n in (unacked, consumers)):
             # the statistics lag by up to the broker's interval: they may still show this tool's own
@@ -751,7 +756,7 @@ class Applier:
                 info = self._settled_details(queue.vhost, queue.queue, counts)
                 if info is None:
                     return
-                messages, unacked, consumers = (info.get(k) for k in ("messages", "messages_unacknowledged", "consumers"))
+                messages, unacked, consumers = _idle_counts(info)
         if consumers_only:
             exact = self._counts(queue) if self.inspector is not None else None
             consumers = max(consumers if isinstance(consumers, int) else 0, exact[1] if exact else 0)

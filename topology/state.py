@@ -56,16 +56,9 @@ class State:
 def desired_state(topology: Topology) -> State:
     """The canonical objects the files declare: every kind's, in the registry's order."""
     state = State()
-    objects, origins = state.objects, state.origins
     for kind in KINDS:
-        if kind is VhostState:
-            for resource, origin in kind.declared(topology):
-                state.add(resource, origin)
-            continue
-        for resource, origin in kind.declared(topology):  # add(), inline: once per object
-            key = resource.key
-            objects[key] = resource
-            origins[key] = origin
+        for resource, origin in kind.declared(topology):
+            state.add(resource, origin)
     for vhost in topology.vhosts.values():
         state.ignore[vhost.name] = tuple(d.spec for d in vhost.ignore)
         state.managed_kinds[vhost.name] = frozenset(

@@ -81,8 +81,7 @@ def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: Sta
             if record is not None and record.temporary == entry["name"]:
                 state.migrations[(name, record.queue)] = record
     temporary = {record.temporary for (v, _), record in state.migrations.items() if v == name}
-    objects = state.objects
-    for kind in VHOST_KINDS:  # no vhost among them: State.add(), inline, once per object
+    for kind in VHOST_KINDS:
         for entry in definitions.get(kind.section, ()):
             if kind is QueueState:
                 if entry["name"] in temporary:
@@ -95,7 +94,7 @@ def definitions_state(vhost: VhostState, definitions: dict[str, Any], state: Sta
             if temporary and (kind.kind == "binding" and resource.destination_type == "queue"
                               and resource.destination in temporary or kind is PolicyState and resource.name in temporary):
                 continue  # part of an interrupted migration, which knows its bindings and removes its seal
-            objects[resource.key] = resource
+            state.add(resource)
     for entry in definitions.get("parameters", ()):
         value = entry.get("value")
         if entry.get("component") == "shovel" and isinstance(value, dict):
