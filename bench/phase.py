@@ -2,8 +2,8 @@
 
 Prints one JSON line: wall seconds inside Python (the command alone), the CPU seconds the process
 spent on the command (user + system, all its threads, from the end of the interpreter's start to
-the end: the tool's imports are in it) and in all (start included), exit code, HTTP requests by method (counted at the
-``requests`` session, below the tool), and the process's peak resident memory in MB.
+the end: the tool's imports are in it) and in all (start included), exit code, HTTP requests by method (counted at
+``requests``' transport adapter, below the tool), and the process's peak resident memory in MB.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ def main() -> None:
     before = resource.getrusage(resource.RUSAGE_SELF)
     counts: Counter[str] = Counter()
     if sys.argv[1:2] != ["validate"]:
-        import requests
+        import requests.adapters
 
-        original = requests.Session.request
+        original = requests.adapters.HTTPAdapter.send
 
-        def counting(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
-            counts[method.upper()] += 1
-            return original(self, method, url, *args, **kwargs)
+        def counting(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+            counts[request.method.upper()] += 1
+            return original(self, request, *args, **kwargs)
 
-        requests.Session.request = counting  # type: ignore[method-assign]
+        requests.adapters.HTTPAdapter.send = counting  # type: ignore[method-assign]
     from topology.cli import main as cli
 
     started = time.perf_counter()

@@ -101,9 +101,9 @@ def check_drift(topology: Topology, client: ManagementClient, *, fail_on_orphans
     The queues' policy, mirrors and members come from statistics that lag a few seconds.
     Queues without statistics yet, or whose statistics name another policy than the
     broker's own policies give them, are read again for up to ``statistics_wait`` seconds
-    (:data:`topology.ha.STATISTICS_WAIT` when not given)."""
+    (:data:`topology.rules.queues.STATISTICS_WAIT` when not given)."""
     from topology.drift import build_report
-    from topology.ha import STATISTICS_WAIT
+    from topology.rules.queues import STATISTICS_WAIT
 
     the_plan, desired, live = _plan(topology, client)
     health = _queue_health(client, the_plan.broker, desired, live)

@@ -6,7 +6,7 @@ between equal priorities any tied policy is accepted (and the tie reported as a 
 queue that a policy with an undecided pattern could match is not checked (a note says so).
 
 The management API reports the policy in effect, mirrors and members from the queues'
-statistics, which lag a few seconds behind changes (see :data:`STATISTICS_WAIT`).
+statistics, which lag a few seconds behind changes (see :data:`topology.rules.queues.STATISTICS_WAIT`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from topology.matching import contest
 from topology.kinds import PolicyState
 from topology.model.topology import matching_ignore
 from topology.rules.versions import OLDEST_SUPPORTED
-
-STATISTICS_WAIT = 7.0
-"""Seconds to wait for the statistics to confirm a finding (they are emitted every 5 s)."""
 
 QUEUE_COLUMNS = (
     "name,type,arguments,exclusive,state,node,policy,operator_policy,effective_policy_definition,"

@@ -240,6 +240,10 @@ def into_test_names(document: dict, prefix: str) -> tuple[dict, dict[str, str], 
         text = json.dumps(entry["value"])
         for old, new in vhosts.items():
             text = text.replace(f'amqp:///{quote(old, safe="")}"', f'amqp:///{new}"')
+        if "/" in vhosts:  # a URI to this machine's port names "/" of whichever broker listens there (the
+            # machine's own when the suite runs on another): the test's vhost instead, over the node's own link
+            text = re.sub(r'"amqp://(?:localhost|127\.0\.0\.1)(?::[0-9]+)?/?"', f'"amqp:///{quote(vhosts["/"], safe="")}"',
+                          text)
         entry["value"] = json.loads(text)
     result.pop("global_parameters", None)
     return result, vhosts, users

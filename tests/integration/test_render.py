@@ -35,7 +35,7 @@ vhosts:
     operator_policies:
       guard: {{pattern: ".*", apply_to: queues, definition: {{max-length: 50000}}}}
     shovels:
-      mover: {{source_uri: "${{RENDER_SRC_URI}}", source_queue: work, destination_uri: "amqp://", destination_queue: kept}}
+      mover: {{source_uri: "${{RENDER_SRC_URI}}", source_queue: work, destination_uri: "amqp:///{vhost}", destination_queue: kept}}
 users:
   {user}:
     password: "${{RENDER_USER_PASSWORD}}"

@@ -3,6 +3,8 @@
 Keep-alive :class:`requests.Session` objects (one per thread: updates and deletions may go
 through a small pool of threads), a timeout on every request, and every path
 segment percent-encoded (names may hold ``/``, ``%``, ``#``, spaces or any unicode).
+Each request is built once here and handed to the session's transport adapter (requests'
+TLS, proxy and error handling), without the session's per-request merging (see ``_prepare``).
 Connection failures, refused credentials and 5xx answers become one-line
 :class:`~topology.errors.BrokerError` messages that never contain the password.
 """
@@ -13,13 +15,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 import html
+import json
 import os
 import queue
 import time
 import re
 import ssl
 import threading
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -156,6 +159,8 @@ class ManagementClient:
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the command line warns once
+        self._prepared: tuple[str, Any] | None = None
+        """The URL every request starts with and the headers every request has (see ``_prepare``)."""
         self.requests_made: Counter[str] = Counter()
         self._statistics: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         """Requests made so far, by HTTP method (by every thread)."""
@@ -310,10 +315,11 @@ class ManagementClient:
         session = self._thread_session()  # made before the deadline starts
         deadline = _Deadline(timeout)
         try:
-            response = session.request(method, self.url + path, params=params, json=body, timeout=timeout,
-                                       proxies=self._environment["proxies"], verify=self._environment["verify"],
-                                       cert=self._environment["cert"], allow_redirects=False,
-                                       headers={"accept": "*/*"} if accept_any else None)
+            prepared = self._prepare(session, method, path, params, body, accept_any)
+            response = session.get_adapter(prepared.url).send(
+                prepared, timeout=timeout, proxies=self._environment["proxies"], verify=self._environment["verify"],
+                cert=self._environment["cert"])
+            response.content  # the whole answer, read before the deadline stops
         except requests.exceptions.RequestException as error:
             if deadline.cut.is_set() or isinstance(error, requests.exceptions.Timeout):
                 raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
@@ -361,6 +367,35 @@ class ManagementClient:
             return response.json()
         except ValueError:
             raise BrokerFailed(f"the broker at {self.url} sent a non-JSON answer to {method} {path}", status) from None
+
+    def _prepare(self, session: requests.Session, method: str, path: str, params: dict[str, str] | None, body: Any,
+                 accept_any: bool) -> requests.PreparedRequest:
+        """The request ``session.request`` would send (same URL, headers and body; a unit test holds
+        the two together), made without its per-request work: merging the session's headers, cookies,
+        authentication and hooks into each request and parsing its URL again cost more CPU than
+        sending it (10,000 deletions: about 3 s). Redirects are not followed, as before."""
+        if self._prepared is None:
+            first = session.prepare_request(requests.Request("GET", self.url + "/"))
+            self._prepared = (first.url.rstrip("/"), first.headers)  # the host name IDNA-encoded, as requests does
+        base, headers = self._prepared
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = base + path + ("?" + urlencode(params) if params else "")
+        prepared.headers = headers.copy()
+        if body is not None:
+            try:
+                prepared.body = json.dumps(body, allow_nan=False).encode("utf-8")
+            except ValueError as error:  # NaN or infinity: what the session raises for them
+                raise requests.exceptions.InvalidJSONError(error) from None
+            prepared.headers["Content-Length"] = str(len(prepared.body))
+        else:
+            prepared.body = None
+            if method not in ("GET", "HEAD"):
+                prepared.headers["Content-Length"] = "0"
+        if accept_any:
+            prepared.headers["accept"] = "*/*"
+        prepared.hooks = {"response": []}
+        return prepared
 
     def _failure(self, error: requests.exceptions.RequestException, method: str, path: str) -> BrokerError:
         """The error to raise for a request that failed on the way (a lost connection is transient)."""

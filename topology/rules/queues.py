@@ -80,6 +80,15 @@ QUEUE_ARGUMENTS: dict[str, QueueArgument] = {
     )
 }
 
+STATISTICS_WAIT = 7.0
+"""Seconds to wait for the management API's queue statistics to catch up with a change: the broker
+emits them every ``collect_statistics_interval`` (5 s by default), and this leaves 2 s more."""
+
+QUORUM_TICK = 5.0
+"""A quorum queue publishes its own counts only on its tick (``quorum_tick_interval``, 5 s by
+default, ``rabbit_quorum_queue.erl``), before the statistics interval adds its own lag: its
+statistics are waited for this much longer."""
+
 QUORUM_DEFAULT_DELIVERY_LIMIT = 20
 QUORUM_DEFAULT_DELIVERY_LIMIT_SINCE = (4, 0)
 """Quorum queues without a delivery limit get this one from RabbitMQ 4.0 on (none before)."""
