@@ -161,3 +161,48 @@ def test_a_message_arriving_after_the_first_check_stops_the_deletions_at_its_que
     assert kept == set(doomed) - set(before)  # a kept queue keeps its bindings
     assert json.loads(run("plan", path, "--prune", "--format", "json").out)["summary"]["delete"] == 2 * (
         len(doomed) - len(before))
+
+
+def test_ctrl_c_during_the_deletions_reports_exactly_what_landed_and_the_next_run_finishes(run, write, vhost, api,
+                                                                                         monkeypatch):
+    """Ctrl-C while the queues are deleted through many connections at once: no deletion starts
+    after it, those under way finish, and the output names every queue the broker deleted (and
+    only those) before the interruption is reported (exit 130). The next run deletes the rest."""
+    import os
+    import re
+    import signal
+    import threading
+
+    from topology.apply import Applier
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+    # a Ctrl-C is a KeyboardInterrupt, even where the suite was started with SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    delete_queue = Applier._delete_queue
+    done, counting = [0], threading.Lock()
+
+    def interrupting(self, queue, keep_messages=True):
+        delete_queue(self, queue, keep_messages)
+        with counting:
+            done[0] += 1
+            if done[0] == 40:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, from a connection's thread, mid-run
+
+    monkeypatch.setattr(Applier, "_delete_queue", interrupting)
+    try:
+        result = run("apply", path, "--prune", "--auto-approve")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.code == 130 and result.err.strip().splitlines()[-1] == "error: interrupted", result.err
+    assert "Traceback" not in result.err
+    reported = set(re.findall(rf"^- queue {re.escape(vhost)}/(\S+): deleted$", result.out, re.MULTILINE))
+    gone = set(doomed) - names(api, vhost)
+    assert reported == gone  # every deletion that landed is said, and none that did not
+    assert 40 <= len(gone) < len(doomed)  # it stopped midway
+    monkeypatch.setattr(Applier, "_delete_queue", delete_queue)
+    again = run("apply", path, "--prune", "--auto-approve")
+    assert again.code == 0, again.err
+    assert f"Apply complete: {2 * (len(doomed) - len(gone))} change(s) applied" in again.out
+    assert names(api, vhost) == set()

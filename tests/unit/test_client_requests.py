@@ -58,6 +58,19 @@ def test_a_request_is_what_the_session_would_have_sent(url):
     client.close()
 
 
+def test_a_cookie_is_sent_as_the_session_would_send_it():
+    client = ManagementClient("http://127.0.0.1:15672")
+    session = client._thread_session()
+    session.cookies.set("AWSALB", "node-2", domain="127.0.0.1", path="/")
+    session.cookies.set("elsewhere", "x", domain="other.example", path="/")
+    for method, body in (("GET", None), ("PUT", {"a": 1})):
+        ours = client._prepare(session, method, "/api/overview", None, body, False)
+        theirs = session_request(client, method, "/api/overview", None, body, False)
+        assert ours.headers["Cookie"] == theirs.headers["Cookie"] == "AWSALB=node-2"
+        assert dict(ours.headers) == dict(theirs.headers)
+    client.close()
+
+
 def test_requests_do_not_share_headers():
     """Each request has its own copy of the headers: one that accepts anything, or has a body,
     changes nothing for the next."""

@@ -523,6 +523,25 @@ def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(monkeypat
         assert len(seen) == 1
 
 
+def test_a_cookie_the_server_sets_is_sent_back_with_the_next_requests():
+    """A load balancer before a cluster may keep a client on one node with a cookie: the client
+    sends back what it was given, as a requests session does."""
+    seen: list[str | None] = []
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        seen.append(handler.headers.get("Cookie"))
+        cookie = {} if seen[1:] else {"set_cookie": "AWSALB=node-2; Path=/"}
+        answering(200, b'{"rabbitmq_version": "4.0.5"}', **cookie)(handler)
+
+    with Server(answer) as server:
+        client = ManagementClient(f"http://127.0.0.1:{server.port}")
+        for _ in range(3):
+            assert client.request("GET", "overview") == {"rabbitmq_version": "4.0.5"}
+        client.request("PUT", "vhosts", "v", body={})
+        client.close()
+    assert seen == [None, "AWSALB=node-2", "AWSALB=node-2", "AWSALB=node-2"]
+
+
 def test_reads_held_for_a_gate_that_opens_after_close_are_not_sent():
     """An apply that stops before it holds its locks closes its client, then opens the gate: what
     waited for it is answered as cancelled, without a request or a reading thread."""

@@ -110,8 +110,13 @@ def test_ctrl_c_starts_no_further_target_lets_the_running_one_finish_and_reports
         finished.append(job.target)
         return 0, job.target
 
-    with pytest.raises(KeyboardInterrupt):
-        _run_jobs([FakeJob("a"), FakeJob("b")], ALL, work, one_at_a_time=lambda job: "one broker")
+    # a Ctrl-C is a KeyboardInterrupt, even where the suite was started with SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run_jobs([FakeJob("a"), FakeJob("b")], ALL, work, one_at_a_time=lambda job: "one broker")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     out, err = capsys.readouterr()
     assert finished == ["a"]  # a finished, b never started
     assert "interrupted: no further target starts; waiting for the running ones to finish" in err

@@ -320,6 +320,9 @@ class ManagementClient:
                 prepared, timeout=timeout, proxies=self._environment["proxies"], verify=self._environment["verify"],
                 cert=self._environment["cert"])
             response.content  # the whole answer, read before the deadline stops
+            if "set-cookie" in response.headers:  # kept for the next requests, as the session kept them (a load
+                # balancer's stickiness, say)
+                requests.cookies.extract_cookies_to_jar(session.cookies, prepared, response.raw)
         except requests.exceptions.RequestException as error:
             if deadline.cut.is_set() or isinstance(error, requests.exceptions.Timeout):
                 raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
@@ -373,7 +376,8 @@ class ManagementClient:
         """The request ``session.request`` would send (same URL, headers and body; a unit test holds
         the two together), made without its per-request work: merging the session's headers, cookies,
         authentication and hooks into each request and parsing its URL again cost more CPU than
-        sending it (10,000 deletions: about 3 s). Redirects are not followed, as before."""
+        sending it (10,000 deletions: about 3 s). Cookies are sent back and kept as the session did;
+        redirects are not followed, as before."""
         if self._prepared is None:
             first = session.prepare_request(requests.Request("GET", self.url + "/"))
             self._prepared = (first.url.rstrip("/"), first.headers)  # the host name IDNA-encoded, as requests does
@@ -394,6 +398,8 @@ class ManagementClient:
                 prepared.headers["Content-Length"] = "0"
         if accept_any:
             prepared.headers["accept"] = "*/*"
+        if session.cookies:  # those the broker, or a proxy before it, set
+            prepared.prepare_cookies(session.cookies)
         prepared.hooks = {"response": []}
         return prepared
 
