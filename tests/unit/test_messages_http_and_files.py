@@ -327,6 +327,25 @@ def test_a_host_name_with_a_space_is_an_invalid_url():
     assert "the host name holds '<'" in failure(lambda: ManagementClient("http://a<b:15672"))
 
 
+@pytest.mark.parametrize("url, said", [
+    ("http://a..b:15672", "'a..b' is not a host name (an empty part between dots, or a part over 63 characters)"),
+    (f"http://{'x' * 64}.example:15672", "is not a host name"),
+    ("http://rabbit:15672/?vhost=a", "it must not hold a query ('?') or a fragment ('#')"),
+    ("http://rabbit:15672/#top", "it must not hold a query ('?') or a fragment ('#')"),
+    ("http://rabbit:15672/?", "it must not hold a query ('?') or a fragment ('#')"),
+])
+def test_a_url_that_cannot_reach_a_broker_is_refused_before_any_request(url, said):
+    assert said in failure(lambda: ManagementClient(url))
+
+
+def test_a_url_with_an_odd_host_name_is_one_line_on_the_command_line(run, tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("vhosts: {v: {}}\n", encoding="utf-8")
+    result = run("plan", str(path), "--url", "http://a..b:1")
+    assert result.code == 1 and result.err.count("\n") == 1 and clean(result.err), result.err
+    assert "is not a host name" in result.err
+
+
 # -- TLS ---------------------------------------------------------------------------------------
 
 

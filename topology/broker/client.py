@@ -118,6 +118,14 @@ class ManagementClient:
         if odd is not None:
             what = "a space" if odd.isspace() else repr(odd)
             raise BrokerError(f"invalid management URL {redact_url(url)!r}: the host name holds {what}")
+        try:
+            (parts.hostname or "").encode("idna")  # what connecting does: an empty label, one over 63 characters
+        except UnicodeError:
+            raise BrokerError(f"invalid management URL {redact_url(url)!r}: {parts.hostname!r} is not a host name "
+                              "(an empty part between dots, or a part over 63 characters)") from None
+        if parts.query or parts.fragment or url.rstrip("/").endswith(("?", "#")):
+            raise BrokerError(f"invalid management URL {redact_url(url)!r}: it must not hold a query ('?') or a "
+                              "fragment ('#'): give the scheme, host, port and any path prefix")
         if "@" in parts.netloc:
             raise BrokerError(
                 "the management URL must not hold credentials: use --user and --password "
@@ -159,8 +167,9 @@ class ManagementClient:
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the command line warns once
-        self._prepared: tuple[str, Any] | None = None
-        """The URL every request starts with and the headers every request has (see ``_prepare``)."""
+        self._prepared: tuple[str, Any, str | None] | None = None
+        """The URL every request starts with, the headers every request has but its authorization, and
+        that (see ``_prepare``)."""
         self.requests_made: Counter[str] = Counter()
         self._statistics: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         """Requests made so far, by HTTP method (by every thread)."""
@@ -380,12 +389,18 @@ class ManagementClient:
         redirects are not followed, as before."""
         if self._prepared is None:
             first = session.prepare_request(requests.Request("GET", self.url + "/"))
-            self._prepared = (first.url.rstrip("/"), first.headers)  # the host name IDNA-encoded, as requests does
-        base, headers = self._prepared
+            headers = first.headers.copy()
+            authorization = headers.pop("Authorization", None)
+            self._prepared = (first.url.rstrip("/"), headers, authorization)  # the host IDNA-encoded, as requests does
+        base, headers, authorization = self._prepared
         prepared = requests.PreparedRequest()
         prepared.method = method
         prepared.url = base + path + ("?" + urlencode(params) if params else "")
-        prepared.headers = headers.copy()
+        prepared.headers = headers.copy()  # then in the session's order: cookies, the body's length, authorization
+        if accept_any:
+            prepared.headers["accept"] = "*/*"
+        if session.cookies:  # those the broker, or a proxy before it, set
+            prepared.prepare_cookies(session.cookies)
         if body is not None:
             try:
                 prepared.body = json.dumps(body, allow_nan=False).encode("utf-8")
@@ -396,10 +411,8 @@ class ManagementClient:
             prepared.body = None
             if method not in ("GET", "HEAD"):
                 prepared.headers["Content-Length"] = "0"
-        if accept_any:
-            prepared.headers["accept"] = "*/*"
-        if session.cookies:  # those the broker, or a proxy before it, set
-            prepared.prepare_cookies(session.cookies)
+        if authorization is not None:
+            prepared.headers["Authorization"] = authorization
         prepared.hooks = {"response": []}
         return prepared
 
