@@ -36,10 +36,11 @@ users stays one at a time, in order.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from queue import Empty, SimpleQueue
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,6 +169,32 @@ class Unsafe(Exception):
 
 Report = Callable[[Change, str], None]
 """Called with each change and ``"start"`` or ``"done"``."""
+
+
+class _CtrlC:
+    """While changes run in parallel, a first Ctrl-C asks them to stop: no further change starts,
+    those under way finish and are reported, and then it is raised (as ``KeyboardInterrupt``). A
+    second is raised at once. Only in the main thread, and only where Ctrl-C has Python's own
+    handler; elsewhere nothing changes."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002 - a signal handler's signature
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class Applier:
@@ -310,21 +337,30 @@ class Applier:
         failure: tuple[Change, BaseException] | None = None
         workers = workers or self.options.workers
         pool = self._pool_for_reads()
-        running: dict[Future[None], Change] = {}
         position = {id(change): index for index, change in enumerate(changes)}
         queue = iter(changes)
-        completed: SimpleQueue[Future[None]] = SimpleQueue()
-        """Each started change's future once it is done (``wait`` locked every future under way on
-        each call: a tenth of the CPU of deleting thousands of queues)."""
+        work = handler or (lambda change: self.handlers[(change.kind, change.action)](change))
+        completed: SimpleQueue[tuple[Change, BaseException | None]] = SimpleQueue()
+        """Each started change once it is done, with its error if it failed, put there by the thread
+        that ran it (``concurrent.futures.wait`` locked every future under way on each call: a tenth
+        of the CPU of deleting thousands of queues)."""
+        under_way = 0
+        """Changes handed to the pool and not yet taken back from ``completed``."""
+
+        def run_one(change: Change) -> None:
+            try:
+                work(change)
+            except BaseException as error:  # handed back to this thread, which reports it
+                completed.put((change, error))
+            else:
+                completed.put((change, None))
 
         finished: list[Change] = []
         """Changes done, not reported yet: the next ones are started first (reporting takes time)."""
 
-        def collect(done: set[Future[None]]) -> None:
+        def collect(done: list[tuple[Change, BaseException | None]]) -> None:
             nonlocal failure
-            for future in sorted(done, key=lambda f: position[id(running[f])]):
-                change = running.pop(future)
-                error = future.exception()
+            for change, error in sorted(done, key=lambda entry: position[id(entry[0])]):
                 if error is None:
                     finished.append(change)
                 elif failure is None:
@@ -335,41 +371,57 @@ class Applier:
                 self._done(change, applied, report)
             finished.clear()
 
-        try:
+        def take() -> list[tuple[Change, BaseException | None]]:
+            nonlocal under_way
+            done = [completed.get()]
             while True:
-                # never more under way than there are workers: nothing waits in the pool's queue
-                # to start after a failure, a lost lock or an interruption
-                while failure is None and len(running) < workers:
-                    change = next(queue, None)
-                    if change is None:
-                        break
-                    try:
-                        if self.options.lock is not None:
-                            self.options.lock.check()
-                        if prepare is not None:
-                            prepare(change)
-                    except (RequestRefused, Unsafe, BrokerError) as stopped:
-                        failure = (change, stopped)
-                        break
-                    report(change, "start")
-                    future = pool.submit(handler or self.handlers[(change.kind, change.action)], change)
-                    running[future] = change
-                    future.add_done_callback(completed.put)
-                settle()
-                if not running:
+                try:
+                    done.append(completed.get_nowait())
+                except Empty:
                     break
-                done = {completed.get()}
+            under_way -= len(done)
+            return done
+
+        with _CtrlC() as ctrl_c:
+            try:
+                while True:
+                    # never more under way than there are workers: nothing waits in the pool's queue
+                    # to start after a failure, a lost lock or an interruption
+                    while failure is None and not ctrl_c.asked and under_way < workers:
+                        change = next(queue, None)
+                        if change is None:
+                            break
+                        try:
+                            if self.options.lock is not None:
+                                self.options.lock.check()
+                            if prepare is not None:
+                                prepare(change)
+                        except (RequestRefused, Unsafe, BrokerError) as stopped:
+                            failure = (change, stopped)
+                            break
+                        if ctrl_c.asked:  # during the checks: this one does not start either
+                            break
+                        report(change, "start")
+                        under_way += 1
+                        pool.submit(run_one, change)
+                    settle()
+                    if not under_way:
+                        break
+                    collect(take())
+            except BaseException:
+                # a second Ctrl-C, or one this thread could not defer: no change starts any more, those
+                # under way finish (one request each); say which landed
+                self._pool = None
+                pool.shutdown(wait=True, cancel_futures=True)  # what never started is not done
                 while True:
                     try:
-                        done.add(completed.get_nowait())
+                        collect([completed.get_nowait()])
                     except Empty:
                         break
-                collect(done)
-        except BaseException:
-            # interrupted: the changes under way finish (one request each); say which landed
-            collect(wait(running).done)
-            settle()
-            raise
+                settle()
+                raise
+            if ctrl_c.asked:  # every change under way has finished and been reported
+                raise KeyboardInterrupt
         if failure is not None:
             change, error = failure
 
