@@ -192,9 +192,11 @@ class _CtrlC:
             raise KeyboardInterrupt
         self.asked = True
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+        if self.asked and kind is None:  # asked at any point before the handler was restored
+            raise KeyboardInterrupt
 
 
 class Applier:
@@ -347,16 +349,21 @@ class Applier:
         under_way = 0
         """Changes handed to the pool and not yet taken back from ``completed``."""
 
+        landed: list[Change] = []
+        """Changes done, as each thread that ran one records it: what a second Ctrl-C reports from."""
+
         def run_one(change: Change) -> None:
             try:
                 work(change)
             except BaseException as error:  # handed back to this thread, which reports it
                 completed.put((change, error))
             else:
+                landed.append(change)
                 completed.put((change, None))
 
         finished: list[Change] = []
         """Changes done, not reported yet: the next ones are started first (reporting takes time)."""
+        reported: set[int] = set()
 
         def collect(done: list[tuple[Change, BaseException | None]]) -> None:
             nonlocal failure
@@ -367,9 +374,10 @@ class Applier:
                     failure = (change, error)
 
         def settle() -> None:
-            for change in finished:
+            while finished:  # one at a time: an interruption midway reports none twice
+                change = finished.pop(0)
+                reported.add(id(change))
                 self._done(change, applied, report)
-            finished.clear()
 
         def take() -> list[tuple[Change, BaseException | None]]:
             nonlocal under_way
@@ -413,15 +421,12 @@ class Applier:
                 # under way finish (one request each); say which landed
                 self._pool = None
                 pool.shutdown(wait=True, cancel_futures=True)  # what never started is not done
-                while True:
-                    try:
-                        collect([completed.get_nowait()])
-                    except Empty:
-                        break
+                finished[:] = sorted((change for change in landed if id(change) not in reported),
+                                     key=lambda change: position[id(change)])
                 settle()
                 raise
-            if ctrl_c.asked:  # every change under way has finished and been reported
-                raise KeyboardInterrupt
+            # past here, a first Ctrl-C is raised as the block ends, once every change under way has
+            # finished and been reported
         if failure is not None:
             change, error = failure
 
