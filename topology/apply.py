@@ -64,7 +64,7 @@ from topology.kinds import (
     VhostState,
     canonical,
 )
-from topology.rules.queues import QUORUM_TICK, STATISTICS_WAIT
+from topology.rules.queues import QUORUM_TICK, STATISTICS_INTERVAL, STATISTICS_WAIT
 
 BULK_KINDS = ("exchange", "queue", "binding", "policy")
 """Kinds whose creations may go through a definitions import."""
@@ -107,7 +107,7 @@ def _idle_counts(info: dict[str, Any]) -> tuple[Any, Any, Any]:
     return info.get("messages"), info.get("messages_unacknowledged"), info.get("consumers")
 
 
-STATISTICS_REFRESH = 5.0
+STATISTICS_REFRESH = STATISTICS_INTERVAL
 """Seconds after which a vhost's queue statistics, read in bulk, are read again before more of its
 queues are deleted: the broker refreshes them no more often (``collect_statistics_interval``, 5 s by
 default), so reading each queue's own just before deleting it would tell nothing newer."""
@@ -213,8 +213,6 @@ class Applier:
         """Exclusive queues per vhost, read once by the pre-flight checks."""
         self._statistics: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         """Per vhost with many queue deletions: when its queues' statistics were read, and them by name."""
-        self._statistics_took: dict[str, float] = {}
-        """Per vhost: how long the last bulk read of its statistics took (see :data:`STATISTICS_SHARE`)."""
         self._refreshing: dict[str, threading.Thread] = {}
         self._refresh_failed: dict[str, BrokerError] = {}
         self._exact: dict[tuple[str, str], tuple[int, int] | None] = {}
@@ -757,12 +755,8 @@ class Applier:
     def _read_statistics(self, vhost: str) -> None:
         # the plan's own read, when it is as recent as the broker refreshes its statistics
         read = self.client.recent_queue_statistics(vhost, STATISTICS_REFRESH)
-        if read is None:
-            started = time.monotonic()
-            read = started, self.client.queue_statistics(vhost)
-            self._statistics_took[vhost] = time.monotonic() - started
-        statistics = read[1]
-        self._statistics[vhost] = read
+        started, statistics = read if read is not None else (time.monotonic(), self.client.queue_statistics(vhost))
+        self._statistics[vhost] = (started, statistics)
         self._exclusive[vhost] = {name for name, entry in statistics.items() if entry.get("exclusive")}
 
     def _refresh_statistics(self, vhost: str) -> None:
@@ -782,7 +776,6 @@ class Applier:
             except BrokerError as error:
                 self._refresh_failed[vhost] = error
                 return
-            self._statistics_took[vhost] = time.monotonic() - started
             self._statistics[vhost] = (started, statistics)
 
         refresh = self._refreshing[vhost] = threading.Thread(target=read, name="topology-statistics", daemon=True)
@@ -800,7 +793,7 @@ class Applier:
         (the deletions go on meanwhile, with the one before)."""
         read = self._statistics.get(queue.vhost)
         if read is not None and time.monotonic() - read[0] > max(
-                STATISTICS_REFRESH, STATISTICS_SHARE * self._statistics_took.get(queue.vhost, 0.0)):
+                STATISTICS_REFRESH, STATISTICS_SHARE * self.client.statistics_took(queue.vhost)):
             self._refresh_statistics(queue.vhost)
             read = self._statistics[queue.vhost]
         found = read[1].get(queue.queue) if read is not None else None

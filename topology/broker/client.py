@@ -171,8 +171,9 @@ class ManagementClient:
         """The URL every request starts with, the headers every request has but its authorization, and
         that (see ``_prepare``)."""
         self.requests_made: Counter[str] = Counter()
-        self._statistics: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
         """Requests made so far, by HTTP method (by every thread)."""
+        self._statistics: dict[str, tuple[float, float, dict[str, dict[str, Any]]]] = {}
+        """Per vhost, the last :meth:`queue_statistics`: when it was asked for, how long it took, what it said."""
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -535,14 +536,19 @@ class ManagementClient:
         found = self.get_or_none("queues", vhost, params={
             "columns": "name,type,exclusive,messages,messages_unacknowledged,consumers"}, shape=[shapes.NAMED]) or []
         statistics = {str(entry["name"]): entry for entry in found}
-        self._statistics[vhost] = (started, statistics)
+        self._statistics[vhost] = (started, time.monotonic() - started, statistics)
         return statistics
 
     def recent_queue_statistics(self, vhost: str, seconds: float) -> tuple[float, dict[str, dict[str, Any]]] | None:
         """The last :meth:`queue_statistics` of the vhost (when it was asked for, and what it said)
         if it was asked for less than ``seconds`` ago (a plan's, for the apply that follows it)."""
         read = self._statistics.get(vhost)
-        return read if read is not None and time.monotonic() - read[0] < seconds else None
+        return (read[0], read[2]) if read is not None and time.monotonic() - read[0] < seconds else None
+
+    def statistics_took(self, vhost: str) -> float:
+        """Seconds the last :meth:`queue_statistics` of the vhost took (0 before the first)."""
+        read = self._statistics.get(vhost)
+        return read[1] if read is not None else 0.0
 
     def queue_details(self, vhost: str, name: str) -> dict[str, Any] | None:
         """A queue's declaration and counts (``None`` when it does not exist)."""

@@ -80,9 +80,12 @@ QUEUE_ARGUMENTS: dict[str, QueueArgument] = {
     )
 }
 
-STATISTICS_WAIT = 7.0
-"""Seconds to wait for the management API's queue statistics to catch up with a change: the broker
-emits them every ``collect_statistics_interval`` (5 s by default), and this leaves 2 s more."""
+STATISTICS_INTERVAL = 5.0
+"""Seconds between the queue statistics the broker emits to the management API
+(``collect_statistics_interval``, 5,000 ms by default)."""
+
+STATISTICS_WAIT = STATISTICS_INTERVAL + 2.0
+"""Seconds to wait for the management API's queue statistics to catch up with a change."""
 
 QUORUM_TICK = 5.0
 """A quorum queue publishes its own counts only on its tick (``quorum_tick_interval``, 5 s by
