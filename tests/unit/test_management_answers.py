@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from topology.broker.shapes import DEFINITIONS, OVERVIEW, shape_problem
+from topology.broker.shapes import BINDING, DEFINITIONS, EXCHANGE, OVERVIEW, PARAMETER, POLICY, QUEUE, shape_problem
 
 VALID = {
-    "/api/overview": {"rabbitmq_version": "3.13.7", "cluster_name": "fake", "exchange_types": [
+    "/api/overview": {"rabbitmq_version": "4.3.6", "cluster_name": "fake", "exchange_types": [
         {"name": t} for t in ("direct", "fanout", "topic", "headers")]},
     "/api/vhosts": [{"name": "v", "tracing": False}],
     "/api/definitions/v": {"exchanges": [{"name": "x", "type": "fanout", "durable": True, "auto_delete": False,
@@ -27,6 +27,22 @@ VALID = {
                            "bindings": [], "policies": [], "parameters": []},
 }
 FILES = "vhosts:\n  v:\n    exchanges:\n      x: {type: fanout}\n    queues:\n      q: {}\n"
+
+LISTS = {
+    "/api/overview": {**VALID["/api/overview"], "rabbitmq_version": "3.13.7"},
+    "/api/vhosts": VALID["/api/vhosts"],
+    "/api/queues/v": [{"name": "q", "durable": True, "auto_delete": False, "arguments": {}, "exclusive": False}],
+    "/api/exchanges/v": [{"name": n, "type": t, "durable": True, "auto_delete": False, "internal": False, "arguments": {}}
+                         for n, t in (("", "direct"), ("amq.fanout", "fanout"), ("x", "fanout"))],
+    "/api/bindings/v": [{"source": "", "vhost": "v", "destination": "q", "destination_type": "queue",
+                         "routing_key": "q", "arguments": {}, "properties_key": "q"}],
+    "/api/policies/v": [],
+    "/api/parameters": [],
+}
+"""The same broker before RabbitMQ 4.3, whose vhost is read from its lists (topology.broker.lists)."""
+LIST_SHAPES = {"/api/overview": OVERVIEW, "/api/vhosts": [{"name": "str"}], "/api/queues/v": [QUEUE],
+               "/api/exchanges/v": [EXCHANGE], "/api/bindings/v": [BINDING], "/api/policies/v": [POLICY],
+               "/api/parameters": [PARAMETER]}
 
 
 class LocalServer:
@@ -78,8 +94,9 @@ def one_error_line(result) -> bool:
         and "Traceback" not in result.err and "internal error" not in result.err
 
 
-def test_the_valid_answers_plan(run, write):
-    with FakeApi(VALID) as fake:
+@pytest.mark.parametrize("answers", [VALID, LISTS], ids=["export", "lists"])
+def test_the_valid_answers_plan(run, write, answers):
+    with FakeApi(answers) as fake:
         result = run("plan", write(FILES), "--url", fake.url)
     assert result.code == 0 and "No changes" in result.out, result.err
 
@@ -100,6 +117,22 @@ def test_an_answer_of_the_wrong_shape_is_one_error_line(run, write, path, answer
         for command in (("plan",), ("drift",)):  # apply plans the same way, after taking its lock
             result = run(command[0], write(FILES), "--url", fake.url, *command[1:])
             assert one_error_line(result) and said in result.err, (command, result.err)
+
+
+@pytest.mark.parametrize("path, answer, said", [
+    ("/api/queues/v", {}, "the answer is an object, not a list"),
+    ("/api/queues/v", [{"durable": True}], "[0].name is missing"),
+    ("/api/bindings/v", [{"source": "x", "destination": 1}], "[0].destination is a number, not text"),
+    ("/api/exchanges/v", [{"name": "x", "arguments": []}], "[0].arguments is a list, not an object"),
+    ("/api/policies/v", [{"name": "p"}], "[0].pattern is missing"),
+    ("/api/parameters", [{"name": "p", "component": "shovel"}], "[0].value is missing"),
+])
+def test_a_list_of_the_wrong_shape_is_one_error_line(run, write, path, answer, said):
+    with FakeApi({**LISTS, path: answer}) as fake:
+        for command in (("plan",), ("drift",)):
+            result = run(command[0], write(FILES), "--url", fake.url, *command[1:])
+            assert one_error_line(result) and said in result.err and "GET /api/" + path[5:] in result.err, \
+                (command, result.err)
 
 
 @pytest.mark.parametrize("url_path", ["/api", "/wrong"])
@@ -127,6 +160,19 @@ def test_any_answer_is_a_plan_or_one_error_line(run, write, path, answer):
                                   "/api/definitions/v": DEFINITIONS}[path]) is None
     if result.code in (0, 2):
         assert fits and "changes" in json.loads(result.out), (answer, result.err)
+    else:
+        assert one_error_line(result), (answer, result.err)
+
+
+@settings(max_examples=int(os.environ.get("TOPOLOGY_ANSWER_EXAMPLES", "30")), deadline=None, database=None,
+          derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(sorted(set(LISTS) - set(VALID))), answer=JSON)
+def test_any_list_is_a_plan_or_one_error_line(run, write, path, answer):
+    with FakeApi({**LISTS, path: answer}) as fake:
+        result = run("plan", write(FILES), "--url", fake.url, "--format", "json")
+    if result.code in (0, 2):
+        assert shape_problem(answer, LIST_SHAPES[path]) is None and "changes" in json.loads(result.out), \
+            (answer, result.err)
     else:
         assert one_error_line(result), (answer, result.err)
 

@@ -26,9 +26,10 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
-from topology.broker import shapes
+from topology.broker import lists, shapes
 from topology.broker.shapes import shape_problem
 from topology.errors import BrokerError
+from topology.rules.versions import SLOW_EXPORT_BEFORE, parse_version
 
 DEFAULT_URL = "http://127.0.0.1:15672"
 DEFAULT_TIMEOUT = 30.0
@@ -172,6 +173,8 @@ class ManagementClient:
         that (see ``_prepare``)."""
         self.requests_made: Counter[str] = Counter()
         """Requests made so far, by HTTP method (by every thread)."""
+        self._version: tuple[int, ...] | None = None
+        """The broker's version, once read (see ``_broker_version``)."""
         self._statistics: dict[str, tuple[float, float, dict[str, dict[str, Any]]]] = {}
         """Per vhost, the last :meth:`queue_statistics`: when it was asked for, how long it took, what it said."""
 
@@ -206,11 +209,13 @@ class ManagementClient:
 
     # -- transport ---------------------------------------------------------
 
-    def prefetch(self, *segments: str, params: dict[str, str] | None = None, gated: bool = True) -> None:
+    def prefetch(self, *segments: str, params: dict[str, str] | None = None, gated: bool = True,
+                 read: Callable[[], Any] | None = None) -> None:
         """Start ``GET /api/<segments…>`` in the background (after :attr:`gate` opens, if any and
         ``gated``): the next :meth:`request` of exactly that read takes its answer (or its error)
         instead of asking again. Used to read the broker while the files are loaded. An ungated read
-        (a vhost whose lock is already held) is forgotten by :meth:`drop_ungated_reads`."""
+        (a vhost whose lock is already held) is forgotten by :meth:`drop_ungated_reads`. ``read``:
+        what answers it, when not that one request (see :meth:`definitions`)."""
         key = _read_key(segments, params)
         if key in self._prefetched or self.cancelled:  # cancelled: nothing more is read ahead
             return
@@ -219,9 +224,12 @@ class ManagementClient:
             self._ungated.add(key)
 
         def fetch() -> None:
+            slot.started = True
             try:
                 if self.cancelled or self._closed:
                     slot.error = BrokerError("the read was cancelled")
+                elif read is not None:
+                    slot.result = read()
                 else:
                     slot.result = self._send("GET", segments, params, None, False, None)
             except BaseException as error:  # handed to the reader, raised there
@@ -282,12 +290,12 @@ class ManagementClient:
         self._ungated.clear()
 
     def request(self, method: str, *segments: str, params: dict[str, str] | None = None, body: Any = None,
-                accept_any: bool = False, timeout: float | None = None) -> Any:
+                accept_any: bool = False, timeout: float | None = None, read: Callable[[], Any] | None = None) -> Any:
         """Send one request to ``/api/<segments…>``; return the decoded JSON body (``None`` when empty).
 
         Raises :class:`RequestRefused` for a 4xx answer (other than 401) and
         :class:`BrokerError` when the broker cannot be reached, refuses the credentials
-        or fails (5xx).
+        or fails (5xx). ``read``: what answers a GET not read ahead, when not that one request.
         """
         if method == "GET" and self._prefetched:
             slot = self._prefetched.pop(_read_key(segments, params), None)
@@ -296,6 +304,8 @@ class ManagementClient:
                 if slot.error is not None:
                     raise slot.error
                 return slot.result
+        if read is not None:
+            return read()
         return self._send(method, segments, params, body, accept_any, timeout)
 
     def _send(self, method: str, segments: tuple[str, ...], params: dict[str, str] | None, body: Any,
@@ -442,12 +452,13 @@ class ManagementClient:
         cert, key = self.cert if isinstance(self.cert, tuple) else (self.cert, None)
         return tls_problem(error, self.url, ca=ca, cert=cert, key=key, verify=self.verify is not False)
 
-    def get(self, *segments: str, params: dict[str, str] | None = None, shape: Any = "any") -> Any:
+    def get(self, *segments: str, params: dict[str, str] | None = None, shape: Any = "any",
+            read: Callable[[], Any] | None = None) -> Any:
         """GET, mapping 403 to a clear error (reads must be allowed for the tool to work), and
         checking that the answer has ``shape`` (:mod:`topology.broker.shapes`): one clear error
-        where it has not, before anything relies on it."""
+        where it has not, before anything relies on it. ``read``: as :meth:`request` takes it."""
         try:
-            answer = self.request("GET", *segments, params=params)
+            answer = self.request("GET", *segments, params=params, read=read)
         except RequestRefused as refused:
             if refused.status == 403:
                 raise BrokerError(
@@ -459,14 +470,19 @@ class ManagementClient:
         else:
             problem = shape_problem(answer, shape)
         if problem:
-            raise BrokerError(f"the broker at {self.url} answered GET /api/{'/'.join(segments)} with something RabbitMQ "
-                              f"does not send ({problem}): is that the management API of a RabbitMQ broker?")
+            raise self._unlike_rabbitmq(segments, problem)
         return answer
 
-    def get_or_none(self, *segments: str, params: dict[str, str] | None = None, shape: Any = "any") -> Any:
+    def _unlike_rabbitmq(self, segments: tuple[str, ...], problem: str) -> BrokerError:
+        """The error for an answer to ``GET /api/<segments…>`` of a shape RabbitMQ never sends."""
+        return BrokerError(f"the broker at {self.url} answered GET /api/{'/'.join(segments)} with something RabbitMQ "
+                           f"does not send ({problem}): is that the management API of a RabbitMQ broker?")
+
+    def get_or_none(self, *segments: str, params: dict[str, str] | None = None, shape: Any = "any",
+                    read: Callable[[], Any] | None = None) -> Any:
         """GET, with ``None`` for a 404."""
         try:
-            return self.get(*segments, params=params, shape=shape)
+            return self.get(*segments, params=params, shape=shape, read=read)
         except RequestRefused as refused:
             if refused.status == 404:
                 return None
@@ -481,6 +497,7 @@ class ManagementClient:
             raise BrokerError(f"{self.url} does not answer as the RabbitMQ management API: GET /api/overview got "
                               f"HTTP {refused.status} {refused.reason}; give the URL the management UI is served at, "
                               "without /api") from None
+        self._version = parse_version(str(found.get("rabbitmq_version") or ""))
         return found
 
     def vhosts(self) -> list[dict[str, Any]]:
@@ -493,7 +510,7 @@ class ManagementClient:
         self.prefetch("vhosts", params=_VHOSTS)
 
     def read_ahead_vhost(self, vhost: str, gated: bool = True) -> None:
-        self.prefetch("definitions", vhost, gated=gated)
+        self.prefetch("definitions", vhost, gated=gated, read=lambda: self._read_definitions(vhost))
 
     def vhost_limits(self) -> list[dict[str, Any]]:
         """Every vhost's limits: ``[{"vhost": ..., "value": {"max-queues": 10}}]``."""
@@ -503,8 +520,59 @@ class ManagementClient:
         return self.get("global-parameters", shape=[shapes.GLOBAL_PARAMETER]) or []
 
     def definitions(self, vhost: str) -> dict[str, Any] | None:
-        """The vhost's definitions export (exchanges, queues, bindings, policies, parameters)."""
-        return self.get_or_none("definitions", vhost, shape=shapes.DEFINITIONS)
+        """The vhost's definitions export (exchanges, queues, bindings, policies, parameters); from
+        the broker's lists where its own export is slow (see :meth:`_read_definitions`)."""
+        return self.get_or_none("definitions", vhost, shape=shapes.DEFINITIONS,
+                                read=lambda: self._read_definitions(vhost))
+
+    def _read_definitions(self, vhost: str) -> Any:
+        """``GET /api/definitions/{vhost}``; on a broker older than :data:`SLOW_EXPORT_BEFORE`, the
+        same objects from its lists (:mod:`topology.broker.lists`), the queues and the bindings read
+        at once; where a list says the vhost is not there, the export's own answer."""
+        version = self._broker_version()
+        if not version or version >= SLOW_EXPORT_BEFORE:
+            return self._send("GET", ("definitions", vhost), None, None, False, None)
+        answers: dict[str, Any] = {}
+
+        def read(section: str) -> None:
+            segments = ("parameters",) if section == "parameters" else (section, vhost)
+            try:
+                answer = self._send("GET", segments, lists.READS[section], None, False, None)
+                problem = shape_problem(answer, [lists.SHAPES[section]])
+                if problem:
+                    raise self._unlike_rabbitmq(segments, problem)
+                answers[section] = answer
+            except Exception as error:  # raised below, in the thread that asked
+                answers[section] = error
+
+        aside = threading.Thread(target=read, args=("bindings",), name="topology-read", daemon=True)
+        aside.start()
+        for section in ("queues", "exchanges", "policies", "parameters"):
+            read(section)
+        aside.join()
+        errors = [answer for answer in answers.values() if isinstance(answer, Exception)]
+        if any(isinstance(e, RequestRefused) and e.status == 404 for e in errors):
+            # the vhost is gone (or not there yet): what the export says of it, as without the lists
+            return self._send("GET", ("definitions", vhost), None, None, False, None)
+        if errors:
+            raise errors[0]
+        return lists.export(vhost, answers["queues"], answers["exchanges"], answers["bindings"], answers["policies"],
+                            answers["parameters"])
+
+    def _broker_version(self) -> tuple[int, ...]:
+        """The broker's version, as the overview says it (read once; ``()`` when it does not say):
+        the overview read ahead if a thread is reading it, else read here (never waiting for a read
+        still queued or held for :attr:`gate`: the thread that asks may be one the queue waits for)."""
+        if self._version is None:
+            slot = self._prefetched.get(_read_key(("overview",), _OVERVIEW))
+            if slot is not None and slot.started:
+                slot.done.wait()
+                answer = slot.result if slot.error is None else None
+            else:
+                answer = self._send("GET", ("overview",), _OVERVIEW, None, False, None)
+            found = answer.get("rabbitmq_version") if isinstance(answer, dict) else None
+            self._version = parse_version(str(found or ""))
+        return self._version
 
     def exchanges(self, vhost: str | None) -> list[dict[str, Any]]:
         """The vhost's exchanges (``None``: every vhost's, each with its ``vhost``) as the exchange
@@ -729,6 +797,8 @@ class _Prefetch:
 
     def __init__(self) -> None:
         self.done = threading.Event()
+        self.started = False
+        """Set as a reading thread starts it (it is then answered without waiting for anything)."""
         self.result: Any = None
         self.error: BaseException | None = None
 
