@@ -66,10 +66,12 @@ class LocalServer:
 
 
 class FakeApi(LocalServer):
-    """Answers ``answers[path]`` (status 200) to a GET, 404 to anything else."""
+    """Answers ``answers[path]`` (status 200) to a GET, 404 to anything else; ``seen``: the paths
+    asked for, in order."""
 
     def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
+        self.seen: list[str] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,6 +80,7 @@ class FakeApi(LocalServer):
 
             def do_GET(self) -> None:  # noqa: N802
                 path = urlsplit(self.path).path
+                api.seen.append(path)
                 status, body = (200, json.dumps(api.answers[path]).encode()) if path in api.answers else (
                     404, b'{"error":"Object Not Found","reason":"Not Found"}')
                 self.send_response(status)
@@ -126,6 +129,10 @@ def test_an_answer_of_the_wrong_shape_is_one_error_line(run, write, path, answer
     ("/api/exchanges/v", [{"name": "x", "arguments": []}], "[0].arguments is a list, not an object"),
     ("/api/policies/v", [{"name": "p"}], "[0].pattern is missing"),
     ("/api/parameters", [{"name": "p", "component": "shovel"}], "[0].value is missing"),
+    # what tells the objects the export leaves out, which RabbitMQ always writes
+    ("/api/queues/v", [{"name": "q", "durable": True, "arguments": {}}], "[0].exclusive is missing"),
+    ("/api/queues/v", [{"name": "q", "exclusive": "false"}], "[0].exclusive is text, not true or false"),
+    ("/api/bindings/v", [{"source": "x", "destination": "q"}], "[0].destination_type is missing"),
 ])
 def test_a_list_of_the_wrong_shape_is_one_error_line(run, write, path, answer, said):
     with FakeApi({**LISTS, path: answer}) as fake:
@@ -133,6 +140,35 @@ def test_a_list_of_the_wrong_shape_is_one_error_line(run, write, path, answer, s
             result = run(command[0], write(FILES), "--url", fake.url, *command[1:])
             assert one_error_line(result) and said in result.err and "GET /api/" + path[5:] in result.err, \
                 (command, result.err)
+
+
+def test_where_the_lists_say_the_vhost_is_not_there_the_export_is_asked(run, write):
+    answers = {path: answer for path, answer in LISTS.items() if not path.endswith("/v")}
+    with FakeApi({**answers, "/api/definitions/v": VALID["/api/definitions/v"]}) as fake:
+        result = run("plan", write(FILES), "--url", fake.url)
+    assert result.code == 0 and "No changes" in result.out, result.err
+    assert "/api/definitions/v" in fake.seen
+
+
+def test_vhosts_read_from_lists_share_connections_and_one_read_of_every_parameter():
+    from topology.broker.client import READERS, ManagementClient
+
+    vhosts = [f"v{i}" for i in range(20)]
+    answers = {**LISTS, **{f"/api/{section}/{v}": LISTS[f"/api/{section}/v"] for v in vhosts
+                           for section in ("queues", "exchanges", "bindings", "policies")}}
+    with FakeApi(answers) as fake:
+        client = ManagementClient(fake.url, "guest", "guest")
+        try:
+            client.overview()
+            read = [client.definitions(v) for v in vhosts]
+            sessions = len(client._sessions)
+            client.drop_read_ahead()  # a later plan reads them again
+            client.definitions("v0")
+        finally:
+            client.close()
+    assert all(r["queues"] == [{"name": "q", "durable": True, "auto_delete": False, "arguments": {}}] for r in read)
+    assert sessions <= 1 + READERS  # connections kept from one vhost to the next, not one more per vhost
+    assert fake.seen.count("/api/parameters") == 2
 
 
 @pytest.mark.parametrize("url_path", ["/api", "/wrong"])

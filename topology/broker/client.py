@@ -44,7 +44,8 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 """Answers that say the request did not get through (a proxy, a node starting): tried again."""
 
 READERS = 4
-"""Threads (and connections) that read ahead at most."""
+"""Threads (and connections) that read ahead at most; as many again read the bindings of vhosts
+read from their lists (see ``ManagementClient._read_definitions``)."""
 
 IMPORT_TIMEOUT = 120.0
 """Seconds a definitions import may take at least (the broker answers only once every object is made)."""
@@ -175,6 +176,12 @@ class ManagementClient:
         """Requests made so far, by HTTP method (by every thread)."""
         self._version: tuple[int, ...] | None = None
         """The broker's version, once read (see ``_broker_version``)."""
+        self._listing: Any = None
+        """The threads that read the bindings of vhosts read from their lists (made when first needed)."""
+        self._parameters: _Prefetch | None = None
+        """Every vhost's parameters, read once for all the vhosts read from their lists until the next
+        write or :meth:`drop_read_ahead` (the broker lists them only all at once)."""
+        self._parameters_lock = threading.Lock()
         self._statistics: dict[str, tuple[float, float, dict[str, dict[str, Any]]]] = {}
         """Per vhost, the last :meth:`queue_statistics`: when it was asked for, how long it took, what it said."""
 
@@ -202,6 +209,8 @@ class ManagementClient:
             readers, self._readers = self._readers, 0
         for _ in range(readers):
             self._reads.put(None)
+        if self._listing is not None:
+            self._listing.shutdown(wait=False)
         with self._counting:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -281,6 +290,7 @@ class ManagementClient:
         read asks the broker again."""
         self._prefetched.clear()
         self._ungated.clear()
+        self._parameters = None
 
     def drop_ungated_reads(self) -> None:
         """Forget the reads started before :attr:`gate` opened (see :meth:`prefetch`): an apply that
@@ -315,6 +325,8 @@ class ManagementClient:
         idempotent: a declaration, a deletion, a binding) after a lost connection or a 502/503/504,
         never after a timeout (the broker may still be making the change: the next run finishes it)."""
         attempts = ATTEMPTS if retry else 1
+        if method != "GET":
+            self._parameters = None  # a write may change them
         for attempt in range(attempts):
             try:
                 return self._send_once(method, segments, params, body, accept_any, timeout)
@@ -532,24 +544,20 @@ class ManagementClient:
         version = self._broker_version()
         if not version or version >= SLOW_EXPORT_BEFORE:
             return self._send("GET", ("definitions", vhost), None, None, False, None)
-        answers: dict[str, Any] = {}
+        if self._listing is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-        def read(section: str) -> None:
-            segments = ("parameters",) if section == "parameters" else (section, vhost)
-            try:
-                answer = self._send("GET", segments, lists.READS[section], None, False, None)
-                problem = shape_problem(answer, [lists.SHAPES[section]])
-                if problem:
-                    raise self._unlike_rabbitmq(segments, problem)
-                answers[section] = answer
-            except Exception as error:  # raised below, in the thread that asked
-                answers[section] = error
-
-        aside = threading.Thread(target=read, args=("bindings",), name="topology-read", daemon=True)
-        aside.start()
-        for section in ("queues", "exchanges", "policies", "parameters"):
-            read(section)
-        aside.join()
+            with self._parameters_lock:
+                if self._listing is None:  # threads that keep their connection from one vhost to the next
+                    self._listing = ThreadPoolExecutor(READERS, thread_name_prefix="topology-list")
+        try:
+            bindings = self._listing.submit(self._read_list, "bindings", vhost)
+        except RuntimeError:  # closed meanwhile
+            raise BrokerError("the read was cancelled") from None
+        answers: dict[str, Any] = {section: _outcome(self._read_list, section, vhost)
+                                   for section in ("queues", "exchanges", "policies")}
+        answers["parameters"] = _outcome(self._every_parameter)
+        answers["bindings"] = _outcome(bindings.result)
         errors = [answer for answer in answers.values() if isinstance(answer, Exception)]
         if any(isinstance(e, RequestRefused) and e.status == 404 for e in errors):
             # the vhost is gone (or not there yet): what the export says of it, as without the lists
@@ -558,6 +566,36 @@ class ManagementClient:
             raise errors[0]
         return lists.export(vhost, answers["queues"], answers["exchanges"], answers["bindings"], answers["policies"],
                             answers["parameters"])
+
+    def _read_list(self, section: str, vhost: str | None = None) -> Any:
+        """One of the lists :mod:`topology.broker.lists` reads (of ``vhost``), shape-checked."""
+        segments = (section,) if vhost is None else (section, vhost)
+        answer = self._send("GET", segments, lists.READS[section], None, False, None)
+        problem = shape_problem(answer, [lists.SHAPES[section]])
+        if problem:
+            raise self._unlike_rabbitmq(segments, problem)
+        return answer
+
+    def _every_parameter(self) -> Any:
+        """``GET /api/parameters``, read once for the vhosts read meanwhile (see :attr:`_parameters`);
+        a thread that finds it being read waits for that read, which its own thread is making."""
+        with self._parameters_lock:
+            slot = self._parameters
+            mine = slot is None
+            if mine:
+                slot = self._parameters = _Prefetch()
+        assert slot is not None
+        if mine:
+            try:
+                slot.result = self._read_list("parameters")
+            except Exception as error:  # for every vhost that waits on it, raised there
+                slot.error = error
+            finally:
+                slot.done.set()
+        slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+        return slot.result
 
     def _broker_version(self) -> tuple[int, ...]:
         """The broker's version, as the overview says it (read once; ``()`` when it does not say):
@@ -949,6 +987,14 @@ class _DeadlineAdapter(requests.adapters.HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = _serving_pools()
         return manager
+
+
+def _outcome(read: Callable[..., Any], *arguments: Any) -> Any:
+    """What ``read(*arguments)`` returns, or the error it raises (to be raised in order later)."""
+    try:
+        return read(*arguments)
+    except Exception as error:
+        return error
 
 
 def _read_key(segments: tuple[str, ...], params: dict[str, str] | None) -> tuple[Any, ...]:

@@ -41,22 +41,26 @@ READS: dict[str, dict[str, str] | None] = {
 """The query of each list read: only the fields the export holds, and the queues without their
 statistics (which the broker would otherwise look up for each)."""
 
-SHAPES: dict[str, dict[str, str]] = {"queues": shapes.QUEUE, "exchanges": shapes.EXCHANGE, "bindings": shapes.BINDING,
-                                     "policies": shapes.POLICY, "parameters": shapes.PARAMETER}
-"""The shape of each list's entries."""
+SHAPES: dict[str, dict[str, str]] = {
+    "queues": {**shapes.QUEUE, "exclusive": "bool"}, "exchanges": shapes.EXCHANGE,
+    "bindings": {**shapes.BINDING, "destination_type": "str"}, "policies": shapes.POLICY, "parameters": shapes.PARAMETER,
+}
+"""The shape of each list's entries: with what tells the objects the export leaves out, which the
+lists always hold."""
 
 
 def export(vhost: str, queues: list[dict[str, Any]], exchanges: list[dict[str, Any]],
            bindings: list[dict[str, Any]], policies: list[dict[str, Any]],
            parameters: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The vhost's export, from its lists as :data:`READS` reads them (``parameters``: every vhost's)."""
-    kept_queues = [entry for entry in queues if not entry.get("exclusive")]
+    """The vhost's export, from its lists as :data:`READS` reads them, of the shapes of :data:`SHAPES`
+    (``parameters``: every vhost's)."""
+    kept_queues = [entry for entry in queues if not entry["exclusive"]]
     names = {entry["name"] for entry in kept_queues}
     kept_bindings = [
         entry for entry in bindings
-        if entry.get("source", "") != "" and (
-            entry["destination"] in names if entry.get("destination_type", "queue") == "queue"
-            else entry.get("destination_type") == "exchange" and entry["destination"] != "")
+        if entry["source"] != "" and (
+            entry["destination"] in names if entry["destination_type"] == "queue"
+            else entry["destination_type"] == "exchange" and entry["destination"] != "")
     ]
     return {
         "queues": _fields("queues", kept_queues),
