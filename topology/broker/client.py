@@ -29,7 +29,7 @@ import requests
 from topology.broker import lists, shapes
 from topology.broker.shapes import shape_problem
 from topology.errors import BrokerError
-from topology.rules.versions import SLOW_EXPORT_BEFORE, parse_version
+from topology.rules.versions import has_slow_export, parse_version
 
 DEFAULT_URL = "http://127.0.0.1:15672"
 DEFAULT_TIMEOUT = 30.0
@@ -181,7 +181,8 @@ class ManagementClient:
         self._parameters: _Prefetch | None = None
         """Every vhost's parameters, read once for all the vhosts read from their lists until the next
         write or :meth:`drop_read_ahead` (the broker lists them only all at once)."""
-        self._parameters_lock = threading.Lock()
+        self._lists_lock = threading.Lock()
+        """Guards the making of :attr:`_listing` and :attr:`_parameters`."""
         self._statistics: dict[str, tuple[float, float, dict[str, dict[str, Any]]]] = {}
         """Per vhost, the last :meth:`queue_statistics`: when it was asked for, how long it took, what it said."""
 
@@ -509,7 +510,7 @@ class ManagementClient:
             raise BrokerError(f"{self.url} does not answer as the RabbitMQ management API: GET /api/overview got "
                               f"HTTP {refused.status} {refused.reason}; give the URL the management UI is served at, "
                               "without /api") from None
-        self._version = parse_version(str(found.get("rabbitmq_version") or ""))
+        self._remember_version(found)
         return found
 
     def vhosts(self) -> list[dict[str, Any]]:
@@ -538,16 +539,18 @@ class ManagementClient:
                                 read=lambda: self._read_definitions(vhost))
 
     def _read_definitions(self, vhost: str) -> Any:
-        """``GET /api/definitions/{vhost}``; on a broker older than :data:`SLOW_EXPORT_BEFORE`, the
+        """``GET /api/definitions/{vhost}``; where the broker exports slowly (:func:`has_slow_export`), the
         same objects from its lists (:mod:`topology.broker.lists`), the queues and the bindings read
         at once; where a list says the vhost is not there, the export's own answer."""
-        version = self._broker_version()
-        if not version or version >= SLOW_EXPORT_BEFORE:
+        def export() -> Any:
             return self._send("GET", ("definitions", vhost), None, None, False, None)
+
+        if not has_slow_export(self._broker_version()):
+            return export()
         if self._listing is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            with self._parameters_lock:
+            with self._lists_lock:
                 if self._listing is None:  # threads that keep their connection from one vhost to the next
                     self._listing = ThreadPoolExecutor(READERS, thread_name_prefix="topology-list")
         try:
@@ -560,8 +563,7 @@ class ManagementClient:
         answers["bindings"] = _outcome(bindings.result)
         errors = [answer for answer in answers.values() if isinstance(answer, Exception)]
         if any(isinstance(e, RequestRefused) and e.status == 404 for e in errors):
-            # the vhost is gone (or not there yet): what the export says of it, as without the lists
-            return self._send("GET", ("definitions", vhost), None, None, False, None)
+            return export()  # the vhost is gone (or not there yet): what the export says of it, as without the lists
         if errors:
             raise errors[0]
         return lists.export(vhost, answers["queues"], answers["exchanges"], answers["bindings"], answers["policies"],
@@ -579,7 +581,7 @@ class ManagementClient:
     def _every_parameter(self) -> Any:
         """``GET /api/parameters``, read once for the vhosts read meanwhile (see :attr:`_parameters`);
         a thread that finds it being read waits for that read, which its own thread is making."""
-        with self._parameters_lock:
+        with self._lists_lock:
             slot = self._parameters
             mine = slot is None
             if mine:
@@ -608,9 +610,13 @@ class ManagementClient:
                 answer = slot.result if slot.error is None else None
             else:
                 answer = self._send("GET", ("overview",), _OVERVIEW, None, False, None)
-            found = answer.get("rabbitmq_version") if isinstance(answer, dict) else None
-            self._version = parse_version(str(found or ""))
-        return self._version
+            self._remember_version(answer)
+        return self._version or ()
+
+    def _remember_version(self, overview: Any) -> None:
+        """Keep the version an overview says (``()`` when it says none)."""
+        found = overview.get("rabbitmq_version") if isinstance(overview, dict) else None
+        self._version = parse_version(str(found or ""))
 
     def exchanges(self, vhost: str | None) -> list[dict[str, Any]]:
         """The vhost's exchanges (``None``: every vhost's, each with its ``vhost``) as the exchange

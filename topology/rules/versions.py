@@ -26,6 +26,12 @@ parameters, whose time grows with the objects (:mod:`topology.broker.lists`). Se
 management plugin of 3.10.8 and 4.0.5; 4.3.6 streams its export, quickly."""
 
 
+def has_slow_export(version: tuple[int, ...]) -> bool:
+    """Whether a broker of ``version`` exports a vhost slowly (:data:`SLOW_EXPORT_BEFORE`); a
+    version the broker did not say (``()``) is taken not to."""
+    return bool(version) and version < SLOW_EXPORT_BEFORE
+
+
 def has_classic_mirroring(version: tuple[int, ...]) -> bool:
     """Whether a broker of ``version`` still mirrors classic queues."""
     return version < CLASSIC_MIRRORING_REMOVED
