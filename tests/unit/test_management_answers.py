@@ -67,11 +67,12 @@ class LocalServer:
 
 class FakeApi(LocalServer):
     """Answers ``answers[path]`` (status 200) to a GET, 404 to anything else; ``seen``: the paths
-    asked for, in order."""
+    asked for, in order; ``queries``: each one's query string."""
 
     def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
         self.seen: list[str] = []
+        self.queries: list[str] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,8 +80,9 @@ class FakeApi(LocalServer):
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                path = urlsplit(self.path).path
+                path, query = urlsplit(self.path).path, urlsplit(self.path).query
                 api.seen.append(path)
+                api.queries.append(query)
                 status, body = (200, json.dumps(api.answers[path]).encode()) if path in api.answers else (
                     404, b'{"error":"Object Not Found","reason":"Not Found"}')
                 self.send_response(status)
@@ -114,12 +116,23 @@ def test_the_valid_answers_plan(run, write, answers):
     ("/api/definitions/v", {**VALID["/api/definitions/v"], "policies": [
         {"name": "p", "pattern": ".*", "definition": {}, "priority": "1"}]},
      "policies[0].priority is text, not a whole number"),
+    ("/api/definitions/v", None, "the answer is empty"),
 ])
 def test_an_answer_of_the_wrong_shape_is_one_error_line(run, write, path, answer, said):
     with FakeApi({**VALID, path: answer}) as fake:
         for command in (("plan",), ("drift",)):  # apply plans the same way, after taking its lock
             result = run(command[0], write(FILES), "--url", fake.url, *command[1:])
             assert one_error_line(result) and said in result.err, (command, result.err)
+
+
+@pytest.mark.parametrize("answers", [VALID, LISTS], ids=["export", "lists"])
+def test_the_overview_is_read_without_its_statistics(run, write, answers):
+    # its statistics cost the broker a walk over every object, and a plan waits for its version
+    with FakeApi(answers) as fake:
+        result = run("plan", write(FILES), "--url", fake.url)
+    assert result.code == 0, result.err
+    overviews = [query for path, query in zip(fake.seen, fake.queries) if path == "/api/overview"]
+    assert overviews and all("disable_stats=true" in query.split("&") for query in overviews)
 
 
 @pytest.mark.parametrize("path, answer, said", [
