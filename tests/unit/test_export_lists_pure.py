@@ -72,3 +72,12 @@ def test_every_list_is_read_with_the_fields_the_export_keeps():
     for section in ("queues", "exchanges"):  # read with a column list: it must name every field kept
         assert set(lists.FIELDS[section]) <= set(lists.READS[section]["columns"].split(","))
     assert "exclusive" in lists.READS["queues"]["columns"]  # what tells the queues the export leaves out
+
+
+def test_the_brokers_whose_export_is_slow_are_those_before_4_3_3():
+    # the management plugin looks each binding's queue up in a list in every release up to 4.3.2,
+    # and streams its export from 4.3.3 on
+    from topology.rules.versions import has_slow_export
+
+    assert [has_slow_export(v) for v in ((3, 10, 8), (4, 0, 5), (4, 2, 9), (4, 3, 0), (4, 3, 2))] == [True] * 5
+    assert [has_slow_export(v) for v in ((4, 3, 3), (4, 3, 6), (4, 4, 0), ())] == [False] * 4
