@@ -81,3 +81,58 @@ def test_the_brokers_whose_export_is_slow_are_those_before_4_3_3():
 
     assert [has_slow_export(v) for v in ((3, 10, 8), (4, 0, 5), (4, 2, 9), (4, 3, 0), (4, 3, 2))] == [True] * 5
     assert [has_slow_export(v) for v in ((4, 3, 3), (4, 3, 6), (4, 4, 0), ())] == [False] * 4
+
+
+def test_the_whole_broker_s_export_keeps_each_vhost_s_objects_with_their_vhost():
+    def queue(vhost, name, exclusive=False):
+        return {**_queue(name, exclusive), "vhost": vhost}
+
+    def binding(vhost, source, destination, key):
+        return {**_binding(source, destination, key=key), "vhost": vhost}
+
+    answers = {
+        "queues": [queue("a", "q"), queue("b", "q", exclusive=True)],  # the same name, exclusive in b
+        "exchanges": [{"name": n, "vhost": v, "type": "direct", "durable": True, "auto_delete": False,
+                       "internal": False, "arguments": {}} for v, n in (("a", "x"), ("b", "amq.direct"))],
+        "bindings": [binding("a", "x", "q", "kept"), binding("b", "amq.direct", "q", "left out"),
+                     binding("a", "", "q", "q")],
+        "policies": [], "parameters": [{"vhost": "b", "component": "shovel", "name": "s", "value": {}}],
+        "users": [{"name": "u", "password_hash": "h", "hashing_algorithm": "sha256", "tags": ["monitoring"],
+                   "limits": {}, "seen": "not exported"}],
+        "vhosts": [{"name": "a"}, {"name": "b", "description": "read from the vhost list"}],
+        "permissions": [{"user": "u", "vhost": "a", "configure": ".*", "write": ".*", "read": ".*"}],
+        "topic_permissions": [], "global_parameters": [{"name": "internal_cluster_id", "value": "c"}],
+    }
+    made = lists.export_all(answers)
+    assert made["queues"] == [{"name": "q", "durable": True, "auto_delete": False, "arguments": {}, "vhost": "a"}]
+    assert [(b["vhost"], b["routing_key"]) for b in made["bindings"]] == [("a", "kept")]
+    assert [e["name"] for e in made["exchanges"]] == ["x"]
+    assert made["parameters"] == [{"value": {}, "component": "shovel", "name": "s", "vhost": "b"}]
+    assert made["users"] == [{"name": "u", "password_hash": "h", "hashing_algorithm": "sha256",
+                              "tags": ["monitoring"], "limits": {}}]
+    assert made["vhosts"] == [{"name": "a"}, {"name": "b"}]
+    assert made["permissions"] == answers["permissions"] and made["global_parameters"] == answers["global_parameters"]
+
+
+def test_a_list_of_every_vhost_is_read_with_each_entry_s_vhost():
+    for section in lists.FIELDS:
+        segments, query, shape = lists.read_of(section, None)
+        assert segments == (section,) and shape["vhost"] == "str"
+        if query and "columns" in query:
+            assert {*lists.FIELDS[section], "vhost"} <= set(query["columns"].split(","))
+    assert lists.read_of("queues", "v")[0] == ("queues", "v")
+    assert lists.read_of("parameters", "v")[0] == ("parameters",)  # no list of one vhost's parameters
+    assert lists.read_of("topic_permissions", None)[0] == ("topic-permissions",)
+
+
+def test_bindings_to_queues_an_export_does_not_hold_are_left_out():
+    # RabbitMQ's export holds every binding from 4.3.3 on, those to exclusive queues included
+    # (never the queues): the tool reads it as the export before 4.3.3 was
+    vhost_export = {"queues": [{"name": "q"}],
+                    "bindings": [_binding("x", "q"), _binding("x", "mine"), _binding("x", "y", "exchange")]}
+    kept = lists.without_bindings_to_queues_left_out(vhost_export)
+    assert [b["destination"] for b in kept["bindings"]] == ["q", "y"]
+    whole = {"queues": [{"name": "q", "vhost": "a"}],
+             "bindings": [_binding("x", "q"), {**_binding("x", "q"), "vhost": "a"}]}  # _binding's vhost is "v"
+    assert lists.without_bindings_to_queues_left_out(whole, every_vhost=True)["bindings"] == [whole["bindings"][1]]
+    assert lists.without_bindings_to_queues_left_out(whole) is whole  # nothing left out: the same document

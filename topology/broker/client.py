@@ -550,18 +550,13 @@ class ManagementClient:
         checked here, in the thread that reads it: each list's, or the export's."""
         def export() -> Any:
             segments = ("definitions", vhost)
-            return self._checked(segments, self._send("GET", segments, None, None, False, None), shapes.DEFINITIONS)
+            answer = self._checked(segments, self._send("GET", segments, None, None, False, None), shapes.DEFINITIONS)
+            return lists.without_bindings_to_queues_left_out(answer)
 
         if not has_slow_export(self._broker_version()):
             return export()
-        if self._listing is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with self._lists_lock:
-                if self._listing is None:  # threads that keep their connection from one vhost to the next
-                    self._listing = ThreadPoolExecutor(READERS, thread_name_prefix="topology-list")
         try:
-            bindings = self._listing.submit(self._read_list, "bindings", vhost)
+            bindings = self._lists().submit(self._read_list, "bindings", vhost)
         except RuntimeError:  # closed meanwhile
             raise BrokerError("the read was cancelled") from None
         answers: dict[str, Any] = {section: _outcome(self._read_list, section, vhost)
@@ -576,11 +571,23 @@ class ManagementClient:
         return lists.export(vhost, answers["queues"], answers["exchanges"], answers["bindings"], answers["policies"],
                             answers["parameters"])
 
+    def _lists(self) -> Any:
+        """The threads that read lists beside the caller's (made once: they keep their connections
+        from one read to the next)."""
+        if self._listing is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with self._lists_lock:
+                if self._listing is None:
+                    self._listing = ThreadPoolExecutor(READERS, thread_name_prefix="topology-list")
+        return self._listing
+
     def _read_list(self, section: str, vhost: str | None = None) -> Any:
-        """One of the lists :mod:`topology.broker.lists` reads (of ``vhost``), shape-checked."""
-        segments = (section,) if vhost is None else (section, vhost)
-        answer = self._send("GET", segments, lists.READS[section], None, False, None)
-        problem = shape_problem(answer, [lists.SHAPES[section]])
+        """One of the lists :mod:`topology.broker.lists` reads (of ``vhost``; ``None``: of every
+        vhost), shape-checked."""
+        segments, query, shape = lists.read_of(section, vhost)
+        answer = self._send("GET", segments, query, None, False, None)
+        problem = shape_problem(answer, [shape])
         if problem:
             raise self._unlike_rabbitmq(segments, problem)
         return answer
@@ -644,8 +651,25 @@ class ManagementClient:
         return {str(f["name"]): str(f["state"]) for f in found if isinstance(f, dict) and "name" in f and "state" in f}
 
     def all_definitions(self) -> dict[str, Any]:
-        """The whole broker's definitions export (every vhost's objects, each with its ``vhost``)."""
-        return self.get("definitions", shape=shapes.DEFINITIONS) or {}
+        """The whole broker's definitions export (every vhost's objects, each with its ``vhost``); where
+        the broker exports slowly (:func:`has_slow_export`), the same objects from its lists of every
+        vhost (:func:`topology.broker.lists.export_all`): the queues and the bindings read at once,
+        then the others."""
+        if not has_slow_export(self._broker_version()):
+            return lists.without_bindings_to_queues_left_out(self.get("definitions", shape=shapes.DEFINITIONS) or {},
+                                                            every_vhost=True)
+        try:
+            bindings = self._lists().submit(self._read_list, "bindings")
+        except RuntimeError:  # closed meanwhile
+            raise BrokerError("the read was cancelled") from None
+        answers: dict[str, Any] = {section: _outcome(self._read_list, section)
+                                   for section in ("queues", *lists.BROKER_READS, "exchanges", "policies")}
+        answers["parameters"] = _outcome(self._every_parameter)
+        answers["bindings"] = _outcome(bindings.result)
+        for answer in answers.values():
+            if isinstance(answer, Exception):
+                raise answer
+        return lists.export_all(answers)
 
     def queue_statistics(self, vhost: str) -> dict[str, dict[str, Any]]:
         """Every queue of the vhost by name, with its type, whether it is exclusive, and the counts

@@ -1,4 +1,4 @@
-"""A vhost's definitions export made from the broker's own lists (pure).
+"""A definitions export made from the broker's own lists (pure): a vhost's, or the whole broker's.
 
 Brokers older than :data:`topology.rules.versions.SLOW_EXPORT_BEFORE` build a vhost's export from
 the lists the management API serves (``/api/queues/{vhost}``, ``/api/exchanges/{vhost}``,
@@ -11,12 +11,16 @@ the lists the management API serves (``/api/queues/{vhost}``, ``/api/exchanges/{
 
 and of each, the fields in :data:`FIELDS`. The last binding rule looks each queue up in a list, so
 the broker's time grows with the queues times the bindings; :func:`export` keeps the same objects
-with a set. ``tests/integration/test_export_lists.py`` holds the two to the same objects on the
-broker.
+with a set. The whole broker's export (:func:`export_all`) keeps the same from the lists of every
+vhost, each entry with its ``vhost``, and adds the users, vhosts, permissions, topic permissions and
+global parameters, whole (:data:`BROKER_FIELDS`). ``tests/integration/test_export_lists.py`` holds
+both to the broker's own exports. From 4.3.3 the export itself holds the bindings to the exclusive
+queues it leaves out; :func:`without_bindings_to_queues_left_out` leaves them out of it again.
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from topology.broker import shapes
@@ -48,29 +52,111 @@ SHAPES: dict[str, dict[str, str]] = {
 """The shape of each list's entries: with what tells the objects the export leaves out, which the
 lists always hold."""
 
+BROKER_FIELDS: dict[str, tuple[str, ...]] = {
+    "users": ("name", "password_hash", "hashing_algorithm", "tags", "limits"),
+    "vhosts": ("name",),
+    "permissions": ("user", "vhost", "configure", "write", "read"),
+    "topic_permissions": ("user", "vhost", "exchange", "write", "read"),
+    "global_parameters": ("name", "value"),
+}
+"""The fields of the sections only the whole broker's export has. Its vhosts have their name alone
+before 4.0, and from 4.0 on their description, tags, metadata (and before 4.2 default queue type)
+as well, which the tool reads from the vhost list whatever the export holds
+(:func:`topology.broker.live.live_definitions`): made from the lists, a vhost is its name."""
+
+BROKER_READS: dict[str, tuple[str, dict[str, str] | None, dict[str, str]]] = {
+    "users": ("users", None, shapes.NAMED),
+    "vhosts": ("vhosts", {"columns": "name"}, shapes.NAMED),
+    "permissions": ("permissions", None, shapes.PERMISSION),
+    "topic_permissions": ("topic-permissions", None, shapes.PERMISSION),
+    "global_parameters": ("global-parameters", None, shapes.GLOBAL_PARAMETER),
+}
+"""Of each section of :data:`BROKER_FIELDS`: the list's path under ``/api``, its query, and the
+shape of its entries."""
+
+
+def read_of(section: str, vhost: str | None) -> tuple[tuple[str, ...], dict[str, str] | None, dict[str, str]]:
+    """How the list of a section is read: its path segments under ``/api``, its query, and the shape
+    of its entries; of one vhost, or of every vhost (``None``: each entry with its ``vhost``)."""
+    if section in BROKER_READS:
+        path, query, shape = BROKER_READS[section]
+        return (path,), query, shape
+    query = READS[section]
+    if vhost is not None and section != "parameters":  # no list holds one vhost's parameters of every component
+        return (section, vhost), query, SHAPES[section]
+    if query is not None and "columns" in query:
+        query = {**query, "columns": query["columns"] + ",vhost"}
+    return (section,), query, {**SHAPES[section], "vhost": "str"}
+
 
 def export(vhost: str, queues: list[dict[str, Any]], exchanges: list[dict[str, Any]],
            bindings: list[dict[str, Any]], policies: list[dict[str, Any]],
            parameters: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The vhost's export, from its lists as :data:`READS` reads them, of the shapes of :data:`SHAPES`
-    (``parameters``: every vhost's)."""
-    kept_queues = [entry for entry in queues if not entry["exclusive"]]
-    names = {entry["name"] for entry in kept_queues}
-    kept_bindings = [
-        entry for entry in bindings
-        if entry["source"] != "" and (
-            entry["destination"] in names if entry["destination_type"] == "queue"
-            else entry["destination_type"] == "exchange" and entry["destination"] != "")
-    ]
+    """The vhost's export, from its lists as :func:`read_of` reads them (``parameters``: every
+    vhost's)."""
+    kept = _kept(queues, exchanges, bindings, _IN_ONE_VHOST)
     return {
-        "queues": _fields("queues", kept_queues),
-        "exchanges": _fields("exchanges", [e for e in exchanges if not is_built_in_exchange(e["name"])]),
-        "bindings": _fields("bindings", kept_bindings),
-        "policies": _fields("policies", policies),
-        "parameters": _fields("parameters", [p for p in parameters if p.get("vhost") == vhost]),
+        "queues": _fields(kept["queues"], FIELDS["queues"]),
+        "exchanges": _fields(kept["exchanges"], FIELDS["exchanges"]),
+        "bindings": _fields(kept["bindings"], FIELDS["bindings"]),
+        "policies": _fields(policies, FIELDS["policies"]),
+        "parameters": _fields([p for p in parameters if p.get("vhost") == vhost], FIELDS["parameters"]),
     }
 
 
-def _fields(section: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    fields = FIELDS[section]
+def export_all(answers: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The whole broker's export (its objects: not the version it names), from the lists of every
+    vhost as :func:`read_of` reads them: ``answers`` has a list for each section of :data:`FIELDS`
+    and of :data:`BROKER_FIELDS`."""
+    kept = _kept(answers["queues"], answers["exchanges"], answers["bindings"], _IN_EVERY_VHOST)
+    document = {section: _fields(answers[section], fields) for section, fields in BROKER_FIELDS.items()}
+    for section, fields in FIELDS.items():
+        document[section] = _fields(kept.get(section, answers[section]), (*fields, "vhost"))
+    return document
+
+
+def without_bindings_to_queues_left_out(document: dict[str, Any], every_vhost: bool = False) -> dict[str, Any]:
+    """A definitions export (a vhost's; ``every_vhost``: the whole broker's) without its bindings to
+    queues it does not hold. RabbitMQ's export leaves those out itself before 4.3.3; from 4.3.3 it
+    holds every binding, and so the bindings to the exclusive queues it leaves out: a connected
+    application's, which the tool must not see (let alone prune), on any broker."""
+    bindings = document.get("bindings")
+    if not bindings:
+        return document
+    if every_vhost:
+        held = {(entry.get("vhost"), entry.get("name")) for entry in document.get("queues") or ()}
+        kept = [entry for entry in bindings if entry.get("destination_type") != "queue"
+                or (entry.get("vhost"), entry.get("destination")) in held]
+    else:
+        names = {entry.get("name") for entry in document.get("queues") or ()}
+        kept = [entry for entry in bindings if entry.get("destination_type") != "queue" or entry.get("destination") in names]
+    return document if len(kept) == len(bindings) else {**document, "bindings": kept}
+
+
+_IN_ONE_VHOST = (itemgetter("name"), itemgetter("destination"))
+_IN_EVERY_VHOST = (itemgetter("vhost", "name"), itemgetter("vhost", "destination"))
+"""How a queue is told apart from a binding's destination: in one vhost's lists, by its name; in
+every vhost's, by its vhost and name."""
+
+
+def _kept(queues: list[dict[str, Any]], exchanges: list[dict[str, Any]], bindings: list[dict[str, Any]],
+          keys: tuple[Any, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The queues, exchanges and bindings the export keeps (``keys``: of a queue, and of a binding's
+    destination queue; see :data:`_IN_ONE_VHOST`)."""
+    queue_key, destination_key = keys
+    kept_queues = [entry for entry in queues if not entry["exclusive"]]
+    names = set(map(queue_key, kept_queues))
+    return {
+        "queues": kept_queues,
+        "exchanges": [entry for entry in exchanges if not is_built_in_exchange(entry["name"])],
+        "bindings": [
+            entry for entry in bindings
+            if entry["source"] != "" and (
+                destination_key(entry) in names if entry["destination_type"] == "queue"
+                else entry["destination_type"] == "exchange" and entry["destination"] != "")
+        ],
+    }
+
+
+def _fields(entries: list[dict[str, Any]], fields: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{name: entry[name] for name in fields if name in entry} for entry in entries]

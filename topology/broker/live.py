@@ -202,7 +202,8 @@ def vhost_definitions(whole: dict[str, Any], vhost: str) -> dict[str, Any] | Non
 
 def live_definitions(client: Any) -> dict[str, Any]:
     """The broker's definitions, with what its export leaves out: operator policies, vhost limits,
-    tracing, internal exchanges (4.3.6), and (before RabbitMQ 3.11) the vhosts' description, tags
+    tracing, internal exchanges (4.3.6), and (before RabbitMQ 4.0, or where it is made from the lists:
+    :func:`topology.broker.lists.export_all`) the vhosts' description, tags
     and default queue type."""
     document = client.all_definitions()
     document = with_internal_exchanges(document, client.exchanges(None), whole=True)
