@@ -51,7 +51,7 @@ def requests_seen(monkeypatch):
     send, counts, counts_many = ManagementClient._send_once, QueueInspector.counts, QueueInspector.counts_many
 
     def recording_send(self, method, segments, params=None, *args, **kwargs):
-        # the queue list read without statistics (a vhost read from its lists, before RabbitMQ 4.3)
+        # the queue list read without statistics (a vhost read from its lists, before RabbitMQ 4.3.3)
         # is not a statistics read: told apart by its path
         listed = method == "GET" and (params or {}).get("disable_stats") == "true"
         seen["http"].append((method, "/".join(segments) + ("?listed" if listed else "")))

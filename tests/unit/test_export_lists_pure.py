@@ -103,7 +103,8 @@ def test_the_whole_broker_s_export_keeps_each_vhost_s_objects_with_their_vhost()
         "permissions": [{"user": "u", "vhost": "a", "configure": ".*", "write": ".*", "read": ".*"}],
         "topic_permissions": [], "global_parameters": [{"name": "internal_cluster_id", "value": "c"}],
     }
-    made = lists.export_all(answers)
+    made = lists.export_all(answers, "3.13.7")
+    assert made["rabbit_version"] == made["rabbitmq_version"] == "3.13.7"
     assert made["queues"] == [{"name": "q", "durable": True, "auto_delete": False, "arguments": {}, "vhost": "a"}]
     assert [(b["vhost"], b["routing_key"]) for b in made["bindings"]] == [("a", "kept")]
     assert [e["name"] for e in made["exchanges"]] == ["x"]

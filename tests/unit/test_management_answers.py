@@ -39,7 +39,7 @@ LISTS = {
     "/api/policies/v": [],
     "/api/parameters": [],
 }
-"""The same broker before RabbitMQ 4.3, whose vhost is read from its lists (topology.broker.lists)."""
+"""The same broker before RabbitMQ 4.3.3, whose vhost is read from its lists (topology.broker.lists)."""
 LIST_SHAPES = {"/api/overview": OVERVIEW, "/api/vhosts": [{"name": "str"}], "/api/queues/v": [QUEUE],
                "/api/exchanges/v": [EXCHANGE], "/api/bindings/v": [BINDING], "/api/policies/v": [POLICY],
                "/api/parameters": [PARAMETER]}
@@ -123,6 +123,50 @@ def test_an_answer_of_the_wrong_shape_is_one_error_line(run, write, path, answer
         for command in (("plan",), ("drift",)):  # apply plans the same way, after taking its lock
             result = run(command[0], write(FILES), "--url", fake.url, *command[1:])
             assert one_error_line(result) and said in result.err, (command, result.err)
+
+
+BROKER_LISTS = {
+    "/api/overview": LISTS["/api/overview"], "/api/vhosts": VALID["/api/vhosts"],
+    "/api/queues": [{**entry, "vhost": "v"} for entry in LISTS["/api/queues/v"]],
+    "/api/exchanges": [{**entry, "vhost": "v"} for entry in LISTS["/api/exchanges/v"]],
+    "/api/bindings": LISTS["/api/bindings/v"], "/api/policies": [], "/api/parameters": [],
+    "/api/users": [{"name": "u", "password_hash": "aGFzaA==", "hashing_algorithm": "rabbit_password_hashing_sha256",
+                    "tags": ["monitoring"], "limits": {}}],
+    "/api/permissions": [{"user": "u", "vhost": "v", "configure": ".*", "write": ".*", "read": ".*"}],
+    "/api/topic-permissions": [], "/api/global-parameters": [], "/api/operator-policies": [], "/api/vhost-limits": [],
+}
+"""A whole broker before RabbitMQ 4.3.3, which `export` reads from its lists of every vhost."""
+
+
+def test_the_whole_broker_read_from_its_lists_exports(run, tmp_path):
+    with FakeApi(BROKER_LISTS) as fake:
+        result = run("export", "--out", str(tmp_path), "--url", fake.url)
+    assert result.code == 0, result.err
+    assert "/api/definitions" not in fake.seen and "/api/users" in fake.seen
+    import yaml
+
+    written = yaml.safe_load((tmp_path / "vhosts" / "v.yaml").read_text(encoding="utf-8"))
+    # the built-in exchanges and the default exchange's binding left out, as the export does
+    assert written == {"vhosts": {"v": {"exchanges": {"x": {"type": "fanout"}}, "queues": {"q": {}}}}}
+    cluster = yaml.safe_load((tmp_path / "cluster.yaml").read_text(encoding="utf-8"))
+    assert cluster == {"users": {"u": {"tags": ["monitoring"], "permissions": {
+        "v": {"configure": ".*", "write": ".*", "read": ".*"}}}}}
+
+
+@pytest.mark.parametrize("path, answer, said", [
+    ("/api/users", [{"password_hash": "aGFzaA=="}], "[0].name is missing"),
+    ("/api/permissions", [{"user": "u"}], "[0].vhost is missing"),
+    ("/api/queues", [{"name": "q", "exclusive": False}], "[0].vhost is missing"),
+    ("/api/users", None, "404"),
+])
+def test_a_whole_broker_list_of_the_wrong_shape_is_one_error_line(run, tmp_path, path, answer, said):
+    answers = {**BROKER_LISTS, path: answer} if answer is not None else {
+        key: value for key, value in BROKER_LISTS.items() if key != path}
+    with FakeApi(answers) as fake:
+        result = run("export", "--out", str(tmp_path), "--url", fake.url)
+    assert one_error_line(result) and said in result.err and "GET " + path in result.err, result.err
+    assert "aGFzaA==" not in result.err + result.out
+    assert not (tmp_path / "cluster.yaml").exists()
 
 
 @pytest.mark.parametrize("answers", [VALID, LISTS], ids=["export", "lists"])

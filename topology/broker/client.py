@@ -178,6 +178,8 @@ class ManagementClient:
         """Requests made so far, by HTTP method (by every thread)."""
         self._version: tuple[int, ...] | None = None
         """The broker's version, once read (see ``_broker_version``)."""
+        self._version_text = ""
+        """That version as the overview writes it (``""``: not read, or not said)."""
         self._listing: Any = None
         """The threads that read the bindings of vhosts read from their lists (made when first needed)."""
         self._parameters: _Prefetch | None = None
@@ -555,14 +557,7 @@ class ManagementClient:
 
         if not has_slow_export(self._broker_version()):
             return export()
-        try:
-            bindings = self._lists().submit(self._read_list, "bindings", vhost)
-        except RuntimeError:  # closed meanwhile
-            raise BrokerError("the read was cancelled") from None
-        answers: dict[str, Any] = {section: _outcome(self._read_list, section, vhost)
-                                   for section in ("queues", "exchanges", "policies")}
-        answers["parameters"] = _outcome(self._every_parameter)
-        answers["bindings"] = _outcome(bindings.result)
+        answers = self._read_lists(("queues", "exchanges", "policies"), vhost)
         errors = [answer for answer in answers.values() if isinstance(answer, Exception)]
         if any(isinstance(e, RequestRefused) and e.status == 404 for e in errors):
             return export()  # the vhost is gone (or not there yet): what the export says of it, as without the lists
@@ -570,6 +565,19 @@ class ManagementClient:
             raise errors[0]
         return lists.export(vhost, answers["queues"], answers["exchanges"], answers["bindings"], answers["policies"],
                             answers["parameters"])
+
+    def _read_lists(self, sections: tuple[str, ...], vhost: str | None = None) -> dict[str, Any]:
+        """The lists of ``sections``, the bindings and the parameters (of ``vhost``; ``None``: of every
+        vhost): the bindings in a thread beside the caller's, the others in the caller's. Each is
+        its answer, or the error reading it raised (for the caller to raise, in order)."""
+        try:
+            bindings = self._lists().submit(self._read_list, "bindings", vhost)
+        except RuntimeError:  # closed meanwhile
+            raise BrokerError("the read was cancelled") from None
+        answers: dict[str, Any] = {section: _outcome(self._read_list, section, vhost) for section in sections}
+        answers["parameters"] = _outcome(self._every_parameter)
+        answers["bindings"] = _outcome(bindings.result)
+        return answers
 
     def _lists(self) -> Any:
         """The threads that read lists beside the caller's (made once: they keep their connections
@@ -630,7 +638,8 @@ class ManagementClient:
     def _remember_version(self, overview: Any) -> None:
         """Keep the version an overview says (``()`` when it says none)."""
         found = overview.get("rabbitmq_version") if isinstance(overview, dict) else None
-        self._version = parse_version(str(found or ""))
+        self._version_text = str(found or "")
+        self._version = parse_version(self._version_text)
 
     def exchanges(self, vhost: str | None) -> list[dict[str, Any]]:
         """The vhost's exchanges (``None``: every vhost's, each with its ``vhost``) as the exchange
@@ -658,18 +667,11 @@ class ManagementClient:
         if not has_slow_export(self._broker_version()):
             return lists.without_bindings_to_queues_left_out(self.get("definitions", shape=shapes.DEFINITIONS) or {},
                                                             every_vhost=True)
-        try:
-            bindings = self._lists().submit(self._read_list, "bindings")
-        except RuntimeError:  # closed meanwhile
-            raise BrokerError("the read was cancelled") from None
-        answers: dict[str, Any] = {section: _outcome(self._read_list, section)
-                                   for section in ("queues", *lists.BROKER_READS, "exchanges", "policies")}
-        answers["parameters"] = _outcome(self._every_parameter)
-        answers["bindings"] = _outcome(bindings.result)
+        answers = self._read_lists(("queues", *lists.BROKER_READS, "exchanges", "policies"))
         for answer in answers.values():
             if isinstance(answer, Exception):
                 raise answer
-        return lists.export_all(answers)
+        return lists.export_all(answers, self._version_text)
 
     def queue_statistics(self, vhost: str) -> dict[str, dict[str, Any]]:
         """Every queue of the vhost by name, with its type, whether it is exclusive, and the counts

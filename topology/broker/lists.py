@@ -104,12 +104,14 @@ def export(vhost: str, queues: list[dict[str, Any]], exchanges: list[dict[str, A
     }
 
 
-def export_all(answers: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """The whole broker's export (its objects: not the version it names), from the lists of every
-    vhost as :func:`read_of` reads them: ``answers`` has a list for each section of :data:`FIELDS`
-    and of :data:`BROKER_FIELDS`."""
+def export_all(answers: dict[str, list[dict[str, Any]]], version: str) -> dict[str, Any]:
+    """The whole broker's export, from the lists of every vhost as :func:`read_of` reads them:
+    ``answers`` has a list for each section of :data:`FIELDS` and of :data:`BROKER_FIELDS`;
+    ``version``: the broker's, as its overview writes it (the export names it twice, and `export
+    --transform quorum` follows the rules of that version)."""
     kept = _kept(answers["queues"], answers["exchanges"], answers["bindings"], _IN_EVERY_VHOST)
-    document = {section: _fields(answers[section], fields) for section, fields in BROKER_FIELDS.items()}
+    document: dict[str, Any] = {"rabbit_version": version, "rabbitmq_version": version}
+    document.update((section, _fields(answers[section], fields)) for section, fields in BROKER_FIELDS.items())
     for section, fields in FIELDS.items():
         document[section] = _fields(kept.get(section, answers[section]), (*fields, "vhost"))
     return document
