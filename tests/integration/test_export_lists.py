@@ -11,14 +11,21 @@ from topology.rules.versions import has_slow_export
 pytestmark = pytest.mark.broker
 
 SECTIONS = ("queues", "exchanges", "bindings", "policies", "parameters")
+BROKER_SECTIONS = (*SECTIONS, "users", "permissions", "topic_permissions", "global_parameters")
 
 
-def _objects(document: dict) -> dict:
-    """Each section's objects, in any order, without their vhost (3.10 writes it on policies and
-    parameters, 4.0 does not)."""
-    return {section: sorted(repr(sorted((k, v) for k, v in entry.items() if k != "vhost"))
-                            for entry in document.get(section) or [])
-            for section in SECTIONS}
+def _objects(document: dict, sections: tuple[str, ...] = SECTIONS, with_vhost: bool = False) -> dict:
+    """Each section's objects, in any order; without their vhost unless ``with_vhost`` (one vhost's
+    export: 3.10 writes it on policies and parameters, 4.0 does not); a password hash as a digest
+    of it (compared, never shown)."""
+    import hashlib
+
+    def entry_of(entry: dict) -> str:
+        if "password_hash" in entry:
+            entry = {**entry, "password_hash": hashlib.sha256(str(entry["password_hash"]).encode()).hexdigest()[:12]}
+        return repr(sorted((k, v) for k, v in entry.items() if with_vhost or k != "vhost"))
+
+    return {section: sorted(entry_of(entry) for entry in document.get(section) or []) for section in sections}
 
 
 def _every_kind(api, vhost):
@@ -87,17 +94,8 @@ def test_a_vhost_that_is_not_there_reads_as_the_export_says_it(api, vhost):
 
 
 def _whole(document: dict) -> dict:
-    """Each section of a whole broker's export, in any order (each entry with its vhost; a password
-    hash as a digest of it: compared, never shown)."""
-    import hashlib
-
-    def entry_of(entry: dict) -> str:
-        if "password_hash" in entry:
-            entry = {**entry, "password_hash": hashlib.sha256(str(entry["password_hash"]).encode()).hexdigest()[:12]}
-        return repr(sorted(entry.items()))
-
-    return {section: sorted(entry_of(entry) for entry in document.get(section) or [])
-            for section in (*SECTIONS, "users", "permissions", "topic_permissions", "global_parameters")}
+    """Each section of a whole broker's export, in any order, each entry with its vhost."""
+    return _objects(document, BROKER_SECTIONS, with_vhost=True)
 
 
 def test_the_tool_reads_the_whole_broker_as_it_exports_it(api, vhost, other_vhost, broker_version):

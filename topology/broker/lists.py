@@ -125,13 +125,12 @@ def without_bindings_to_queues_left_out(document: dict[str, Any], every_vhost: b
     bindings = document.get("bindings")
     if not bindings:
         return document
-    if every_vhost:
-        held = {(entry.get("vhost"), entry.get("name")) for entry in document.get("queues") or ()}
-        kept = [entry for entry in bindings if entry.get("destination_type") != "queue"
-                or (entry.get("vhost"), entry.get("destination")) in held]
-    else:
-        names = {entry.get("name") for entry in document.get("queues") or ()}
-        kept = [entry for entry in bindings if entry.get("destination_type") != "queue" or entry.get("destination") in names]
+
+    def queue(entry: dict[str, Any], name: str) -> Any:  # the queue ``entry[name]`` names, as a key
+        return (entry.get("vhost"), entry.get(name)) if every_vhost else entry.get(name)
+
+    held = {queue(entry, "name") for entry in document.get("queues") or ()}
+    kept = [entry for entry in bindings if entry.get("destination_type") != "queue" or queue(entry, "destination") in held]
     return document if len(kept) == len(bindings) else {**document, "bindings": kept}
 
 
