@@ -70,7 +70,9 @@ _ROW = re.compile(
     re.MULTILINE,
 )
 """One row: indentation, dash, key and what follows (each part may be missing)."""
-_INT = re.compile(r"[1-9][0-9]{0,17}|0")
+MAX_DIGITS = 18
+_INT = re.compile(r"[1-9][0-9]{0,%d}|0" % (MAX_DIGITS - 1))
+"""A decimal integer, read as one without asking YAML's resolver (up to :data:`MAX_DIGITS` digits)."""
 _FLOW_TOKEN = re.compile(
     r" *(?:([\[\]{},]|:(?= ))"  # punctuation (a colon before a space)
     r"|('(?:[^'\n]|'')*'|\"[^\"\n]*\")"  # a quoted scalar
@@ -235,7 +237,12 @@ class Reader:
                 mapping[key] = rest  # text: no implicit type starts with its first character
             else:
                 value = plain.get(rest, _MISSING)
-                mapping[key] = self.resolved(rest) if value is _MISSING else value
+                if value is not _MISSING:
+                    mapping[key] = value
+                elif rest.isdigit() and rest.isascii() and (rest[0] != "0" or len(rest) == 1) and len(rest) <= MAX_DIGITS:
+                    mapping[key] = int(rest)  # a decimal integer (what _INT matches), most often a new one
+                else:
+                    mapping[key] = self.resolved(rest)
         if pending is not None:
             container, slot, path, _ = pending
             if isinstance(container, list):

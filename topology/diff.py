@@ -169,14 +169,16 @@ def diff(
             result.changes.append(change)
 
     # one pass over each side (a key is a tuple, hashed again at every lookup: 20,000 objects a side
-    # are common); objects equal as dataclasses have equal props, which are made of their compared fields
+    # are common); objects equal as dataclasses have equal props, which are made of their compared
+    # fields. Two objects of a kind are equal as dataclasses when their fields, which are all their
+    # attributes (frozen), are: compared as maps, without the two tuples the dataclass's __eq__ makes.
     desired_objects, live_objects = desired.objects, live.objects
     missing, differing = [], []
     for key, want in desired_objects.items():
         have = live_objects.get(key)
         if have is None:
             missing.append(key)
-        elif want != have and want.props() != have.props():
+        elif (type(want) is not type(have) or want.__dict__ != have.__dict__) and want.props() != have.props():
             differing.append(key)
     undeclared = [key for key in live_objects if key not in desired_objects]
     for key in sorted(missing, key=_sort_key):
@@ -197,9 +199,13 @@ def diff(
 
     _resume_migrations(desired, live, result)
 
-    owned_pairs = {r.pair for r in desired.objects.values() if isinstance(r, BindingState)}
-    declared_users = {r.user for r in desired.objects.values() if isinstance(r, UserState)}
-    uri_users = _uri_users(desired) if desired.all_users else set()
+    owned_pairs: set[tuple[str, str, str, str]] = set()
+    declared_users: set[str] = set()
+    uri_users: set[str] = set()
+    if undeclared:  # what the files own, asked only of the broker's other objects (a no-op plan has none)
+        owned_pairs = {r.pair for r in desired.objects.values() if isinstance(r, BindingState)}
+        declared_users = {r.user for r in desired.objects.values() if isinstance(r, UserState)}
+        uri_users = _uri_users(desired) if desired.all_users else set()
     for key in sorted(undeclared, key=_sort_key):
         resource = live_objects[key]
         if isinstance(resource, UserState):

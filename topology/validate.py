@@ -346,17 +346,17 @@ def _check_queue(
         if spec.auto_delete:
             found.add(origin, ("auto_delete",), f"{queue_type} queues cannot be auto-delete")
 
-    given = spec.model_fields_set  # a friendly field left out is None
-    friendly = {f: getattr(spec, f) for f in FRIENDLY_QUEUE_FIELDS if f in given and getattr(spec, f) is not None}
-    for field_name in friendly:
+    for field_name in spec.model_fields_set & _FRIENDLY_FIELDS:  # in no order: ConfigError sorts its problems
+        value = getattr(spec, field_name)
+        if value is None:  # given as null: left out
+            continue
         argument = argument_for(field_name, queue_type)
         if argument in spec.arguments:
             found.add(origin, ("arguments", argument), f"{argument} is also given as {field_name}")
         rule = QUEUE_ARGUMENTS.get(argument)
         if rule and queue_type not in rule.queue_types:
             found.add(origin, (field_name,), f"{field_name} ({argument}) is not supported by {queue_type} queues")
-        elif rule and rule.maximum is not None and isinstance(friendly[field_name], int) \
-                and friendly[field_name] > rule.maximum:
+        elif rule and rule.maximum is not None and isinstance(value, int) and value > rule.maximum:
             found.add(origin, (field_name,), _above_maximum(argument, rule.maximum))
     if spec.overflow == "reject-publish-dlx" and queue_type == "quorum":
         found.add(origin, ("overflow",), "quorum queues do not support overflow reject-publish-dlx")
@@ -392,6 +392,9 @@ def _check_queue(
         path = ("dead_letter_exchange",) if spec.dead_letter_exchange is not None else ("arguments", "x-dead-letter-exchange")
         found.warn(origin, path, f"dead-letter exchange {dead_letter!r} is not declared in vhost {vhost.name!r}{_DROPPED}"
                                   " [lint: TOP001]")
+
+
+_FRIENDLY_FIELDS = frozenset(FRIENDLY_QUEUE_FIELDS)
 
 
 def _above_maximum(argument: str, maximum: int) -> str:

@@ -157,6 +157,9 @@ def test_a_generated_large_file_is_read_by_the_fast_reader():
     "a: '${MISSING} in quotes'\n",
     "limits: {max-queues: \"${MAX_QUEUES:-100}\", max-connections: 50}\n",
     "vhosts: {a: {}, 'b': {queues: {q: {durable: true}}}}\n",  # vhosts named in a flow map
+    # decimal integers, read without the resolver up to 18 digits, and what only looks like one
+    "a: 0\nb: 00\nc: 012\nd: 123456789012345678\ne: 1234567890123456789\nf: \u0661\u0662\ng: 12 # c\n"
+    "h: 1_0\ni: 99999999999999999999\nj: 7\nk: 7\nl: \u00b2\nm: 08\nn: 09\n",
 ])
 def test_tricky_documents_read_the_same(text):
     assert assert_same(text)

@@ -3,6 +3,7 @@ objects rendered from the files read back as the same objects through the broker
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import pytest
@@ -205,3 +206,64 @@ def test_apply_has_a_handler_for_exactly_the_changes_a_plan_can_hold():
                  "federation_upstream", "federation_upstream_set"):
         expected |= {(kind, "create"), (kind, "update"), (kind, "delete")}
     assert handlers == expected
+
+
+@pytest.mark.parametrize("resource", SAMPLES, ids=lambda r: f"{r.kind}:{r.name}")
+def test_an_object_made_without_its_init_is_the_same_object(resource):
+    """``made`` (the queues' and bindings' quick way) gives what the dataclass's ``__init__`` gives;
+    and an object's attributes are its fields alone, which the diff compares as maps."""
+    kind = type(resource)
+    made = kind.made(dict(resource.__dict__))
+    assert made == resource and hash(made) == hash(resource) and repr(made) == repr(resource)
+    assert made.key == resource.key and made.props() == resource.props()
+    assert list(resource.__dict__) == [f.name for f in dataclasses.fields(resource)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.vhost = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("entry", [
+    {"name": "q", "durable": True, "auto_delete": False, "arguments": {"x-queue-type": "quorum", "x-max-length": 5.0}},
+    {"name": "q", "vhost": "v", "arguments": {}},
+    {"name": "q", "durable": False, "auto_delete": True, "arguments": None, "type": "stream"},
+])
+def test_a_queue_read_from_the_broker_is_the_one_its_init_makes(entry):
+    made = QueueState.from_definition(entry, "v", "classic")
+    arguments = {k: int(v) if isinstance(v, float) else v for k, v in (entry["arguments"] or {}).items()
+                 if k != "x-queue-type"}
+    expected = QueueState(vhost="v", queue="q", type=(entry["arguments"] or {}).get("x-queue-type")
+                          or entry.get("type") or "classic", durable=entry.get("durable", True),
+                          auto_delete=entry.get("auto_delete", False), arguments=arguments)
+    assert made == expected and made.__dict__ == expected.__dict__
+
+
+def test_a_binding_read_from_the_broker_is_the_one_its_init_makes():
+    entry = {"source": "x", "destination": "q", "destination_type": "queue", "routing_key": "k",
+             "arguments": {"b": 1.0, "a": "z"}}
+    made = BindingState.from_definition(entry, "v")
+    expected = BindingState(vhost="v", source="x", destination="q", routing_key="k", arguments={"a": "z", "b": 1})
+    assert made == expected and list(made.arguments) == ["a", "b"] and made.key == expected.key
+
+
+@pytest.mark.parametrize("data", [
+    {"message_ttl": "1h", "max_length": None, "arguments": {"x-queue-type": "quorum", "x-b": 2, "x-a": 1.0}},
+    {"type": "stream", "initial_group_size": 3, "max_age": "7D"},
+    {"type": "quorum", "initial_group_size": 3, "delivery_limit": 5, "arguments": {"x-delivery-limit": 9}},
+    {},
+])
+def test_a_declared_queues_arguments_are_the_same_from_either_reading_of_the_files(data):
+    """The x-arguments of a queue, from the objects built without pydantic and from its models: the
+    friendly fields given (not those given as null) over the raw arguments, without x-queue-type, sorted."""
+    from topology.kinds.queue import queue_arguments
+    from topology.model import format as models
+    from topology.model.specs import Queue
+
+    quick, model = Queue.read(data), models.Queue.model_validate(data)
+    queue_type = data.get("type") or (data.get("arguments") or {}).get("x-queue-type") or "classic"
+    assert queue_arguments(quick, queue_type) == queue_arguments(model, queue_type)
+    arguments = queue_arguments(quick, queue_type)
+    assert "x-queue-type" not in arguments and list(arguments) == sorted(arguments)
+    assert "x-max-length" not in arguments
+    if "initial_group_size" in data:
+        assert arguments[{"stream": "x-initial-cluster-size", "quorum": "x-quorum-initial-group-size"}[queue_type]] == 3
+    if "delivery_limit" in data:
+        assert arguments["x-delivery-limit"] == 5  # the friendly field over the raw argument

@@ -34,3 +34,23 @@ _SHAPES = [shapes.DEFINITIONS, shapes.OVERVIEW, [shapes.QUEUE], shapes.QUEUE_DET
 def test_the_quick_check_and_the_worded_one_agree(value, shape):
     assert shapes._fits(value, shape) == (shapes._problem(value, shape) is None)
     assert (shapes.shape_problem(value, shape, "here") is None) == (shapes._problem(value, shape, "here") is None)
+
+
+_FIELD = st.sampled_from(["x", ""]) | st.none() | st.booleans() | st.integers() | st.just({}) | st.just([])
+_BINDING_ENTRY = st.fixed_dictionaries(
+    {}, optional={name: _FIELD for name in ("source", "destination", "vhost", "destination_type", "routing_key",
+                                            "arguments", "exclusive", "name", "durable", "value", "component")})
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries=st.lists(_BINDING_ENTRY | _FIELD, max_size=6),
+       shape=st.sampled_from([[shapes.BINDING], [{**shapes.QUEUE, "exclusive": "bool"}], [shapes.PARAMETER],
+                              [shapes.POLICY], [{"name": "str", "durable?": "bool"}]]))
+def test_a_list_checked_a_field_at_a_time_agrees_with_an_entry_at_a_time(entries, shape):
+    """The quick check of a list of maps (a field over every entry) accepts what the check of each
+    entry accepts, and nothing else: missing, null, a boolean where a number goes, a list for a map."""
+    checks = shapes._checks(shape[0])
+    each = all(isinstance(entry, dict) and shapes._map_fits(entry, checks) for entry in entries)
+    if shapes._column_fits(entries, checks):
+        assert each
+    assert shapes._fits(entries, shape) == each == (shapes._problem(entries, shape) is None)

@@ -63,12 +63,13 @@ class BindingState(Resource):
 
     @classmethod
     def declared(cls, topology: Any) -> Iterator[tuple[BindingState, Any]]:
+        made = cls.made
         for vhost in topology.vhosts.values():
             for declared in vhost.bindings:
                 spec = declared.spec
-                yield cls(vhost=vhost.name, source=spec.source, destination=spec.destination,
-                          destination_type=spec.destination_type, routing_key=spec.routing_key,
-                          arguments=canonical(spec.arguments) if spec.arguments else {}), declared.origin
+                yield made({"vhost": vhost.name, "source": spec.source, "destination": spec.destination,
+                            "destination_type": spec.destination_type, "routing_key": spec.routing_key,
+                            "arguments": canonical(spec.arguments) if spec.arguments else {}}), declared.origin
 
     @classmethod
     def from_definition(cls, entry: dict[str, Any], vhost: str | None = None) -> BindingState | None:
@@ -76,14 +77,14 @@ class BindingState(Resource):
         default exchange (the broker's implicit binding of every queue)."""
         if entry.get("source", "") == "":
             return None
-        return cls(
-            vhost=entry["vhost"] if vhost is None else vhost,
-            source=entry["source"],
-            destination=entry["destination"],
-            destination_type=entry.get("destination_type", "queue"),
-            routing_key=entry.get("routing_key", ""),
-            arguments=canonical(arguments) if (arguments := entry.get("arguments")) else {},
-        )
+        return cls.made({
+            "vhost": entry["vhost"] if vhost is None else vhost,
+            "source": entry["source"],
+            "destination": entry["destination"],
+            "destination_type": entry.get("destination_type", "queue"),
+            "routing_key": entry.get("routing_key", ""),
+            "arguments": canonical(arguments) if (arguments := entry.get("arguments")) else {},
+        })
 
     def to_definition(self) -> dict[str, Any]:
         return {"source": self.source, "vhost": self.vhost, "destination": self.destination,

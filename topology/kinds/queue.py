@@ -14,16 +14,13 @@ from topology.rules.queues import CLASSIC, argument_for, queue_type_of
 
 def queue_arguments(spec: Queue, queue_type: str) -> dict[str, Any]:
     """All x-arguments of a declared queue (friendly fields and raw), without ``x-queue-type``."""
-    arguments = dict(spec.arguments)
-    arguments.pop("x-queue-type", None)
-    friendly = _ARGUMENT_FIELDS
-    for field_name in spec.model_fields_set:  # a friendly field left out is None
-        if field_name not in friendly:
-            continue
+    raw = spec.arguments
+    arguments = {name: value for name, value in raw.items() if name != "x-queue-type"} if raw else {}
+    for field_name in spec.model_fields_set & _ARGUMENT_FIELDS:
         value = getattr(spec, field_name)
-        if value is not None:
+        if value is not None:  # given as null: left out
             arguments[argument_for(field_name, queue_type)] = value
-    return canonical(arguments)
+    return canonical(arguments) if arguments else arguments
 
 
 _ARGUMENT_FIELDS = frozenset(FRIENDLY_QUEUE_FIELDS) - {"type"}
@@ -59,12 +56,13 @@ class QueueState(Resource):
 
     @classmethod
     def declared(cls, topology: Any) -> Iterator[tuple[QueueState, Any]]:
+        made = cls.made
         for vhost in topology.vhosts.values():
             for name, declared in vhost.queues.items():
                 spec = declared.spec
                 queue_type = queue_type_of(spec, vhost.default_queue_type)
-                yield cls(vhost=vhost.name, queue=name, type=queue_type, durable=spec.durable,
-                          auto_delete=spec.auto_delete, arguments=queue_arguments(spec, queue_type)), declared.origin
+                yield made({"vhost": vhost.name, "queue": name, "type": queue_type, "durable": spec.durable,
+                            "auto_delete": spec.auto_delete, "arguments": queue_arguments(spec, queue_type)}), declared.origin
 
     @classmethod
     def from_definition(cls, entry: dict[str, Any], vhost: str | None = None,
@@ -73,14 +71,14 @@ class QueueState(Resource):
         ``x-queue-type``, of the vhost's ``default_queue_type``."""
         arguments = dict(entry.get("arguments") or {})
         queue_type = arguments.pop("x-queue-type", None) or entry.get("type") or default_queue_type or CLASSIC
-        return cls(
-            vhost=entry["vhost"] if vhost is None else vhost,
-            queue=entry["name"],
-            type=str(queue_type),
-            durable=bool(entry.get("durable", True)),
-            auto_delete=bool(entry.get("auto_delete", False)),
-            arguments=canonical(arguments),
-        )
+        return cls.made({
+            "vhost": entry["vhost"] if vhost is None else vhost,
+            "queue": entry["name"],
+            "type": str(queue_type),
+            "durable": bool(entry.get("durable", True)),
+            "auto_delete": bool(entry.get("auto_delete", False)),
+            "arguments": canonical(arguments),
+        })
 
     def to_definition(self) -> dict[str, Any]:
         """The one broker body, whether the queue is declared alone, imported in bulk, or made

@@ -100,8 +100,11 @@ def canonical(value: Any) -> Any:
         if not value:
             return {}
         as_is = _AS_IS
-        return {str(k): (item if type(item) in as_is else canonical(item))
-                for k in sorted(value, key=str) for item in (value[k],)}
+        sorted_ = {}
+        for k in sorted(value, key=str):
+            item = value[k]
+            sorted_[str(k)] = item if type(item) in as_is else canonical(item)
+        return sorted_
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     return value
