@@ -8,7 +8,6 @@ key, refuses duplicate keys, and bounds how far aliases may expand.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -757,6 +756,8 @@ def _item_message(item: Any, path: tuple[Any, ...], is_key: bool, secret: bool) 
         return path, f"the key {_shown(value)} is not accepted here: expected {_expected(item)}"
     if kind == "extra_forbidden":
         message = f"unknown key {path[-1]!r}" if path else "unknown key"
+        import difflib  # only for a problem: not imported by every command (2 ms)
+
         close = difflib.get_close_matches(str(path[-1]), _keys_at(path[:-1]), n=1, cutoff=0.75) if path else []
         if close:
             message += f"; did you mean {close[0]!r}?"

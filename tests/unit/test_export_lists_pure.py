@@ -137,3 +137,36 @@ def test_bindings_to_queues_an_export_does_not_hold_are_left_out():
              "bindings": [_binding("x", "q"), {**_binding("x", "q"), "vhost": "a"}]}  # _binding's vhost is "v"
     assert lists.without_bindings_to_queues_left_out(whole, every_vhost=True)["bindings"] == [whole["bindings"][1]]
     assert lists.without_bindings_to_queues_left_out(whole) is whole  # nothing left out: the same document
+
+
+def test_the_objects_of_the_entries_as_listed_are_those_of_the_export():
+    """What a plan reads (``as_listed``: no copy of each entry) makes the same objects as the export's
+    fields; the queues' column list leaves out the ``type`` the queue list would otherwise say, which
+    the export does not hold (see the test above)."""
+    from topology.broker.live import definitions_state
+    from topology.kinds import VhostState
+    from topology.state import State
+
+    assert "type" not in lists.READS["queues"]["columns"].split(",")
+    answers = (
+        [_queue("q", arguments={"x-queue-type": "quorum", "x-max-length": 5}), _queue("c"), _queue("e", exclusive=True)],
+        [{"name": "x", "type": "topic", "durable": True, "auto_delete": False, "internal": False, "arguments": {}}],
+        [_binding("x", "q"), _binding("x", "e"), _binding("x", "x2", "exchange")],
+        [{"vhost": "v", "name": "p", "pattern": "^q", "apply-to": "queues", "definition": {"max-length": 1},
+          "priority": 2}],
+        [{"vhost": "v", "component": "shovel", "name": "s", "value": {"src-queue": "q"}},
+         {"vhost": "other", "component": "shovel", "name": "t", "value": {}}],
+    )
+    states = []
+    for as_listed in (False, True):
+        state = State()
+        definitions_state(VhostState(vhost="v", default_queue_type="quorum"),
+                          lists.export("v", *answers, as_listed=as_listed), state)
+        states.append(state)
+    projected, listed = states
+    assert listed.objects == projected.objects and listed.internal == projected.internal
+    assert len(projected.objects) == 7  # 2 queues, 1 exchange, 2 bindings, 1 policy, 1 shovel
+    listed_entries = lists.export("v", *answers, as_listed=True)
+    for section, entries in listed_entries.items():
+        extra = {key for entry in entries for key in entry} - set(lists.FIELDS[section])
+        assert extra <= set(lists.LISTED_ONLY.get(section, ())), section

@@ -542,7 +542,8 @@ class ManagementClient:
 
     def definitions(self, vhost: str) -> dict[str, Any] | None:
         """The vhost's definitions export (exchanges, queues, bindings, policies, parameters); from
-        the broker's lists where its own export is slow (see :meth:`_read_definitions`)."""
+        the broker's lists where its own export is slow (see :meth:`_read_definitions`: the same
+        objects, each entry as its list gives it, for :func:`topology.broker.live.definitions_state`)."""
         return self.get_or_none("definitions", vhost, read=lambda: self._read_definitions(vhost))
 
     def _read_definitions(self, vhost: str) -> Any:
@@ -564,7 +565,7 @@ class ManagementClient:
         if errors:
             raise errors[0]
         return lists.export(vhost, answers["queues"], answers["exchanges"], answers["bindings"], answers["policies"],
-                            answers["parameters"])
+                            answers["parameters"], as_listed=True)  # read by definitions_state alone
 
     def _read_lists(self, sections: tuple[str, ...], vhost: str | None = None) -> dict[str, Any]:
         """The lists of ``sections``, the bindings and the parameters (of ``vhost``; ``None``: of every

@@ -91,17 +91,32 @@ def read_of(section: str, vhost: str | None) -> tuple[tuple[str, ...], dict[str,
 
 def export(vhost: str, queues: list[dict[str, Any]], exchanges: list[dict[str, Any]],
            bindings: list[dict[str, Any]], policies: list[dict[str, Any]],
-           parameters: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+           parameters: list[dict[str, Any]], *, as_listed: bool = False) -> dict[str, list[dict[str, Any]]]:
     """The vhost's export, from its lists as :func:`read_of` reads them (``parameters``: every
-    vhost's)."""
+    vhost's). ``as_listed``: the same objects, each entry as its list gives it, with the fields of
+    :data:`LISTED_ONLY` beside the export's: for a reader of the export's fields alone
+    (:func:`topology.broker.live.definitions_state`), without a copy of each entry (at 20,000
+    objects, about 14 ms)."""
     kept = _kept(queues, exchanges, bindings, _IN_ONE_VHOST)
+    in_vhost = [p for p in parameters if p.get("vhost") == vhost]
+    if as_listed:
+        return {"queues": kept["queues"], "exchanges": kept["exchanges"], "bindings": kept["bindings"],
+                "policies": policies, "parameters": in_vhost}
     return {
         "queues": _fields(kept["queues"], FIELDS["queues"]),
         "exchanges": _fields(kept["exchanges"], FIELDS["exchanges"]),
         "bindings": _fields(kept["bindings"], FIELDS["bindings"]),
         "policies": _fields(policies, FIELDS["policies"]),
-        "parameters": _fields([p for p in parameters if p.get("vhost") == vhost], FIELDS["parameters"]),
+        "parameters": _fields(in_vhost, FIELDS["parameters"]),
     }
+
+
+LISTED_ONLY: dict[str, tuple[str, ...]] = {
+    "queues": ("exclusive",), "bindings": ("vhost", "properties_key"), "policies": ("vhost",), "parameters": ("vhost",),
+}
+"""The fields a vhost's lists give beside those of its export (each list's may hold fewer: a
+binding's ``properties_key`` is the broker's; ``tests/unit/test_export_lists_pure.py`` reads
+the objects of both forms as the same)."""
 
 
 def export_all(answers: dict[str, list[dict[str, Any]]], version: str) -> dict[str, Any]:
