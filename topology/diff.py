@@ -351,7 +351,8 @@ def _keep_what_kept_bindings_need(result: Diff, live: State) -> None:
         if needed:
             result.changes.remove(change)
             result.unmanaged.append(change.resource)
-            result.protected[change.key] = f"deleting it would drop {len(needed)} binding(s) that are kept, e.g. {needed[0].name}"
+            example = min(needed, key=lambda binding: _sort_key(binding.key))  # whatever order the broker listed them in
+            result.protected[change.key] = f"deleting it would drop {len(needed)} binding(s) that are kept, e.g. {example.name}"
 
 
 def _resume_migrations(desired: State, live: State, result: Diff) -> None:

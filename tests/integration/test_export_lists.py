@@ -28,6 +28,17 @@ def _objects(document: dict, sections: tuple[str, ...] = SECTIONS, with_vhost: b
     return {section: sorted(entry_of(entry) for entry in document.get(section) or []) for section in sections}
 
 
+def _state(vhost: str, definitions: dict):
+    """The objects the tool reads of one vhost's definitions."""
+    from topology.broker.live import definitions_state
+    from topology.kinds import VhostState
+    from topology.state import State
+
+    state = State()
+    definitions_state(VhostState(vhost=vhost), definitions, state)
+    return state.objects, state.internal
+
+
 def _every_kind(api, vhost):
     """A vhost with an object of every section of its export."""
     api.put("vhosts", vhost)
@@ -69,7 +80,14 @@ def test_the_tool_reads_a_vhost_as_the_broker_exports_it(api, vhost, broker_vers
     if has_slow_export(broker_version):
         # the overview (for the version), then the five lists
         assert made == {"GET": 6}
-        assert _objects(read) == _objects(exported)
+        # each entry as its list gives it (no copy of each): the export's fields and those of
+        # LISTED_ONLY; in the export's fields, the export's objects, and the tool reads the same of both
+        for section, entries in read.items():
+            assert {key for entry in entries for key in entry} - set(lists.FIELDS[section]) \
+                <= set(lists.LISTED_ONLY.get(section, ())), section
+        assert _objects({section: [{key: entry[key] for key in lists.FIELDS[section] if key in entry}
+                                   for entry in entries] for section, entries in read.items()}) == _objects(exported)
+        assert _state(vhost, read) == _state(vhost, exported)
         assert {q["name"] for q in read["queues"]} == {"plain", "qq", "st"}
         assert {(b["source"], b["destination"]) for b in read["bindings"]} == {("x", "plain"), ("amq.topic", "qq"),
                                                                                ("x", "xi")}

@@ -35,15 +35,23 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 """The fields of each object in a vhost's export (its ``vhost`` left out: the export is of one)."""
 
+UNSORTED = {"sort": ""}
+"""Asks for a list as the broker holds it: RabbitMQ 3.10-3.12 then leave out their sort of the
+list (rabbit_mgmt_util:sort_list/4, "Do not sort when we are explicitly requested to sort with an
+empty sort columns list"), which is a quarter of the time of a list of 10,000 bindings on 3.10.8;
+from 3.13 (get_sorts_param/2) an empty sort is no sort asked for, and the list comes sorted as
+without it. Nothing the tool does with a list depends on its order (the export's own is not
+sorted either)."""
+
 READS: dict[str, dict[str, str] | None] = {
-    "queues": {"disable_stats": "true", "columns": ",".join((*FIELDS["queues"], "exclusive"))},
+    "queues": {"disable_stats": "true", "columns": ",".join((*FIELDS["queues"], "exclusive")), **UNSORTED},
     "exchanges": {"columns": ",".join(FIELDS["exchanges"])},
-    "bindings": None,  # a column list makes the broker slower here (it filters the whole answer)
+    "bindings": UNSORTED,  # no column list: it makes the broker slower here (it filters the whole answer)
     "policies": None,
     "parameters": None,  # every vhost's: the broker has no list of one vhost's parameters of every component
 }
-"""The query of each list read: only the fields the export holds, and the queues without their
-statistics (which the broker would otherwise look up for each)."""
+"""The query of each list read: only the fields the export holds, the queues without their
+statistics (which the broker would otherwise look up for each), the long lists unsorted."""
 
 SHAPES: dict[str, dict[str, str]] = {
     "queues": {**shapes.QUEUE, "exclusive": "bool"}, "exchanges": shapes.EXCHANGE,
