@@ -169,9 +169,9 @@ def diff(
             result.changes.append(change)
 
     # one pass over each side (a key is a tuple, hashed again at every lookup: 20,000 objects a side
-    # are common); objects equal as dataclasses have equal props, which are made of their compared
-    # fields. Two objects of a kind are equal as dataclasses when their fields, which are all their
-    # attributes (frozen), are: compared as maps, without the two tuples the dataclass's __eq__ makes.
+    # are common). Two objects of a kind whose attributes (their fields: they are frozen) are equal,
+    # compared as maps without the two tuples the dataclass's __eq__ makes, have equal props; where
+    # they differ (a field the props leave out among them, such as a user's secret), the props decide.
     desired_objects, live_objects = desired.objects, live.objects
     missing, differing = [], []
     for key, want in desired_objects.items():
@@ -202,7 +202,7 @@ def diff(
     owned_pairs: set[tuple[str, str, str, str]] = set()
     declared_users: set[str] = set()
     uri_users: set[str] = set()
-    if undeclared:  # what the files own, asked only of the broker's other objects (a no-op plan has none)
+    if undeclared:  # what the files own, asked only of the broker's other objects (most plans have none)
         owned_pairs = {r.pair for r in desired.objects.values() if isinstance(r, BindingState)}
         declared_users = {r.user for r in desired.objects.values() if isinstance(r, UserState)}
         uri_users = _uri_users(desired) if desired.all_users else set()

@@ -416,3 +416,26 @@ def test_a_refused_permission_is_not_taken_for_refused_credentials(run, write, r
         result = run("plan", write(FILES), "--url", fake.url)
     assert one_error_line(result), result.err
     assert said in result.err
+
+
+def test_the_long_lists_and_the_queue_statistics_are_asked_for_unsorted_and_no_other():
+    """``sort=`` (RabbitMQ 3.10-3.12 then skip their sort; later ones ignore it) on the queue and
+    binding lists and the reads kept by name, and on no other request: the others' order is shown."""
+    from urllib.parse import parse_qs
+
+    from topology.broker.client import ManagementClient
+
+    with FakeApi(LISTS) as fake:
+        client = ManagementClient(fake.url, "guest", "guest")
+        try:
+            client.overview()
+            client.definitions("v")
+            client.queue_statistics("v")
+            client.exclusive_queues("v")
+            client.vhosts()
+        finally:
+            client.close()
+    unsorted = sorted(path for path, query in zip(fake.seen, fake.queries)
+                      if parse_qs(query, keep_blank_values=True).get("sort") == [""])
+    assert unsorted == ["/api/bindings/v", "/api/queues/v", "/api/queues/v", "/api/queues/v"]
+    assert fake.seen.count("/api/queues/v") == 3 and "/api/exchanges/v" in fake.seen

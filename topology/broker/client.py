@@ -569,10 +569,11 @@ class ManagementClient:
 
     def _read_lists(self, sections: tuple[str, ...], vhost: str | None = None) -> dict[str, Any]:
         """The lists of ``sections``, the bindings and the parameters (of ``vhost``; ``None``: of every
-        vhost), in three reads at once: the first of ``sections`` (the queues, as long to read as the
-        bindings) in the caller's thread; the bindings, and then the other lists one after the other
-        (short ones), each in a thread beside it. Each is its answer, or the error reading it raised
-        (for the caller to raise, in the order of ``sections``, the parameters, the bindings)."""
+        vhost), up to three reads at once: the first of ``sections`` (the queues, as long to read as
+        the bindings) in the caller's thread; the bindings, and the other lists one after the other
+        (short ones), each in a list thread (shared by the vhosts read at once: one may wait for
+        another's). Each is its answer, or the error reading it raised (for the caller to raise, in
+        the order of ``sections``, the parameters, the bindings)."""
         first, rest = sections[0], sections[1:]
 
         def others() -> dict[str, Any]:
@@ -586,7 +587,7 @@ class ManagementClient:
         except RuntimeError:  # closed meanwhile
             raise BrokerError("the read was cancelled") from None
         answers: dict[str, Any] = {first: _outcome(self._read_list, first, vhost)}
-        read = _outcome(short.result)  # an error here: the read was cancelled before it started
+        read = _outcome(short.result)  # others() answers each error; one here would be the thread's own
         answers.update(read if isinstance(read, dict) else {section: read for section in (*rest, "parameters")})
         answers["bindings"] = _outcome(bindings.result)
         return answers
