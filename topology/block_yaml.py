@@ -70,9 +70,8 @@ _ROW = re.compile(
     re.MULTILINE,
 )
 """One row: indentation, dash, key and what follows (each part may be missing)."""
-MAX_DIGITS = 18
-_INT = re.compile(r"[1-9][0-9]{0,%d}|0" % (MAX_DIGITS - 1))
-"""A decimal integer, read as one without asking YAML's resolver (up to :data:`MAX_DIGITS` digits)."""
+_INT = re.compile(r"[1-9][0-9]{0,17}|0")
+"""A decimal integer (up to 18 digits), read as one without asking YAML's resolver."""
 _FLOW_TOKEN = re.compile(
     r" *(?:([\[\]{},]|:(?= ))"  # punctuation (a colon before a space)
     r"|('(?:[^'\n]|'')*'|\"[^\"\n]*\")"  # a quoted scalar
@@ -112,6 +111,7 @@ class Reader:
         plain = self.plain
         first_chars = self.first
         value_first = _VALUE_FIRST
+        decimal = _INT.fullmatch
         substitute = self.substitute
         on_key = self.on_key
         every_line = not self.shallow
@@ -239,8 +239,8 @@ class Reader:
                 value = plain.get(rest, _MISSING)
                 if value is not _MISSING:
                     mapping[key] = value
-                elif rest.isdigit() and rest.isascii() and (rest[0] != "0" or len(rest) == 1) and len(rest) <= MAX_DIGITS:
-                    mapping[key] = int(rest)  # a decimal integer (what _INT matches), most often a new one
+                elif decimal(rest):
+                    mapping[key] = int(rest)  # as resolved() reads it, without the call (most often a new one)
                 else:
                     mapping[key] = self.resolved(rest)
         if pending is not None:

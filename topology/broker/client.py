@@ -581,14 +581,14 @@ class ManagementClient:
             answers["parameters"] = _outcome(self._every_parameter)
             return answers
 
+        pool = self._lists()
         try:
-            bindings = self._lists().submit(self._read_list, "bindings", vhost)
-            short = self._lists().submit(others)
+            bindings = pool.submit(self._read_list, "bindings", vhost)
+            short = pool.submit(others)
         except RuntimeError:  # closed meanwhile
             raise BrokerError("the read was cancelled") from None
         answers: dict[str, Any] = {first: _outcome(self._read_list, first, vhost)}
-        read = _outcome(short.result)  # others() answers each error; one here would be the thread's own
-        answers.update(read if isinstance(read, dict) else {section: read for section in (*rest, "parameters")})
+        answers.update(short.result())  # others() answers each error as its list's answer
         answers["bindings"] = _outcome(bindings.result)
         return answers
 
