@@ -323,3 +323,17 @@ def test_the_quick_check_of_a_piece_is_the_regular_expressions(parts):
     assert block_yaml._usual(text) == expected
     for row in ("a" * (block_yaml.LONG_ROW - 1), "a" * block_yaml.LONG_ROW):
         assert block_yaml._usual(f"{text}\n{row}\nb: 1\n") == (expected and len(row) < block_yaml.LONG_ROW)
+
+
+_ROW_PIECES = st.sampled_from([" ", "  ", "-", "- ", ":", ": ", "#", " #", "'", "''", '"', "a", "b c", "q-1", "x.y",
+                               "1", "[", "]", "{", "}", ",", "?", "&", "*", "!", "|", ">", "%", "@", "`", "\n"])
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ROW_PIECES, max_size=30).map("".join))
+def test_the_possessive_row_pattern_finds_the_rows_the_backtracking_one_finds(text):
+    """The row pattern's possessive runs (``*+``, ``++``) never give back what backtracking would
+    have made a row of: the same pattern with plain runs finds the same rows in any text."""
+    backtracking = re.compile(block_yaml._ROW.pattern.replace("*+", "*").replace("++", "+"), block_yaml._ROW.flags)
+    assert backtracking.pattern != block_yaml._ROW.pattern
+    assert block_yaml._ROW.findall(text) == backtracking.findall(text)
