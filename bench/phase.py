@@ -3,7 +3,7 @@
 Prints one JSON line: wall seconds inside Python (the command alone), the CPU seconds the process
 spent on the command (user + system, all its threads, from the end of the interpreter's start to
 the end: the tool's imports are in it) and in all (start included), exit code, HTTP requests by method (counted at
-``requests``' transport adapter, below the tool), and the process's peak resident memory in MB.
+Python's ``http.client``, below the tool), and the process's peak resident memory in MB.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ from collections import Counter
 
 def main() -> None:
     # the tool's CPU: everything after the interpreter's start, its imports included (a command that
-    # talks to no broker does not import requests, so neither does its measurement)
+    # talks to no broker does not import http.client, so neither does its measurement)
     before = resource.getrusage(resource.RUSAGE_SELF)
     counts: Counter[str] = Counter()
     if sys.argv[1:2] != ["validate"]:
-        import requests.adapters
+        import http.client
 
-        original = requests.adapters.HTTPAdapter.send
+        original = http.client.HTTPConnection.request
 
-        def counting(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-            counts[request.method.upper()] += 1
-            return original(self, request, *args, **kwargs)
+        def counting(self, method, *args, **kwargs):  # type: ignore[no-untyped-def]
+            counts[method.upper()] += 1
+            return original(self, method, *args, **kwargs)
 
-        requests.adapters.HTTPAdapter.send = counting  # type: ignore[method-assign]
+        http.client.HTTPConnection.request = counting  # type: ignore[method-assign]
     from topology.cli import main as cli
 
     started = time.perf_counter()

@@ -98,9 +98,9 @@ def test_independent_changes_run_through_a_pool_of_connections(write, vhost, api
     second = load_valid([write(files(2, 2), "second.yaml")])
     plan = make_plan(second, client, prune=True)
     assert sorted({(c.kind, c.action) for c in plan.changes}) == [("binding", "delete"), ("policy", "update")]
-    sessions = len(client._sessions)
+    sessions = len(client._transport._connections)
     apply_plan(plan, client, topology=second)
-    assert len(client._sessions) > sessions  # more than one connection was used
+    assert len(client._transport._connections) > sessions  # more than one connection was used
     assert make_plan(second, client, prune=True).empty
     assert api.get("policies", vhost, "p7")["definition"] == {"max-length": 207}
     assert sorted(b["routing_key"] for b in api.get("exchanges", vhost, "x", "bindings", "source")) == ["k0", "k1"]

@@ -219,7 +219,7 @@ def test_vhosts_read_from_lists_share_connections_and_one_read_of_every_paramete
         try:
             client.overview()
             read = [client.definitions(v) for v in vhosts]
-            sessions = len(client._sessions)
+            sessions = len(client._transport._connections)
             client.drop_read_ahead()  # a later plan reads them again
             client.definitions("v0")
         finally:

@@ -1,10 +1,8 @@
 """The management HTTP client: the only code in the tool that speaks HTTP.
 
-Keep-alive :class:`requests.Session` objects (one per thread: updates and deletions may go
-through a small pool of threads), a timeout on every request, and every path
+Keep-alive connections (one per thread: updates and deletions may go through a small pool of
+threads; :mod:`topology.broker.transport`), a deadline on every request, and every path
 segment percent-encoded (names may hold ``/``, ``%``, ``#``, spaces or any unicode).
-Each request is built once here and handed to the session's transport adapter (requests'
-TLS, proxy and error handling), without the session's per-request merging (see ``_prepare``).
 Connection failures, refused credentials and 5xx answers become one-line
 :class:`~topology.errors.BrokerError` messages that never contain the password.
 """
@@ -24,9 +22,8 @@ import ssl
 import threading
 from urllib.parse import quote, urlencode, urlsplit
 
-import requests
-
 from topology.broker import lists, shapes
+from topology.broker.transport import Answer, Failure, Transport
 from topology.broker.shapes import shape_problem
 from topology.errors import BrokerError
 from topology.rules.versions import has_slow_export, parse_version
@@ -139,10 +136,6 @@ class ManagementClient:
         self.user = user
         self.password = password
         self.timeout = timeout
-        self.session = self._new_session()
-        self._local = threading.local()
-        self._local.session = self.session
-        self._sessions = [self.session]
         self._counting = threading.Lock()
         self._prefetched: dict[tuple[Any, ...], _Prefetch] = {}
         self._ungated: set[tuple[Any, ...]] = set()
@@ -159,21 +152,11 @@ class ManagementClient:
         self.cancelled = False
         """Set when prefetched answers will not be used: those still waiting are not sent."""
         self.verify = verify
-        """As given (``True``: the environment's CA bundle, if it names one, else requests' own; see
-        ``_environment``, which every request uses)."""
+        """As given (``True``: the environment's CA bundle, if it names one, else certifi's; see
+        :class:`~topology.broker.transport.Transport`)."""
         self.cert = cert
-        self._environment = requests.Session().merge_environment_settings(self.url, {}, None, verify, cert)
-        """The proxies (``HTTP(S)_PROXY``, ``NO_PROXY``), CA bundle (``REQUESTS_CA_BUNDLE``) and client
-        certificate every request uses, read from the environment once: requests reads the whole
-        environment again for each request otherwise (a fifth of its CPU per request), and the
-        sessions do not (``trust_env`` off)."""
-        if verify is False:
-            import urllib3
-
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # the command line warns once
-        self._prepared: tuple[str, Any, str | None] | None = None
-        """The URL every request starts with, the headers every request has but its authorization, and
-        that (see ``_prepare``)."""
+        self._transport = Transport(self.url, user, password, verify, cert)
+        """The connections, with the proxy and CA bundle the environment names, read once."""
         self.requests_made: Counter[str] = Counter()
         """Requests made so far, by HTTP method (by every thread)."""
         self._version: tuple[int, ...] | None = None
@@ -190,24 +173,6 @@ class ManagementClient:
         self._statistics: dict[str, tuple[float, float, dict[str, dict[str, Any]]]] = {}
         """Per vhost, the last :meth:`queue_statistics`: when it was asked for, how long it took, what it said."""
 
-    def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False  # the environment's settings are read once (see _environment)
-        session.mount("http://", _DeadlineAdapter())
-        session.mount("https://", _DeadlineAdapter())
-        session.auth = (self.user.encode("utf-8"), self.password.encode("utf-8"))
-        session.headers.update({"content-type": "application/json", "accept": "application/json"})
-        return session
-
-    def _thread_session(self) -> requests.Session:
-        """This thread's keep-alive session (a session is not meant to be shared between threads)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = self._new_session()
-            with self._counting:
-                self._sessions.append(session)
-        return session
-
     def close(self) -> None:
         with self._starting:
             self._closed = True  # reads held for a gate that opens later are not sent
@@ -216,10 +181,7 @@ class ManagementClient:
             self._reads.put(None)
         if self._listing is not None:
             self._listing.shutdown(wait=False)
-        with self._counting:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+        self._transport.close()
 
     # -- transport ---------------------------------------------------------
 
@@ -349,30 +311,24 @@ class ManagementClient:
         with self._counting:
             self.requests_made[method] += 1
         timeout = timeout or self.timeout
-        session = self._thread_session()  # made before the deadline starts
+        try:
+            data = None if body is None else json.dumps(body, allow_nan=False).encode("utf-8")
+        except ValueError:  # NaN or infinity: no JSON holds them
+            raise BrokerError(f"request to {self.url} failed ({method} {path})") from None
+        target = path + ("?" + urlencode(params) if params else "")
         deadline = _Deadline(timeout)
         try:
-            prepared = self._prepare(session, method, path, params, body, accept_any)
-            response = session.get_adapter(prepared.url).send(
-                prepared, timeout=timeout, proxies=self._environment["proxies"], verify=self._environment["verify"],
-                cert=self._environment["cert"])
-            response.content  # the whole answer, read before the deadline stops
-            if "set-cookie" in response.headers:  # kept for the next requests, as the session kept them (a load
-                # balancer's stickiness, say)
-                requests.cookies.extract_cookies_to_jar(session.cookies, prepared, response.raw)
-        except requests.exceptions.RequestException as error:
-            if deadline.cut.is_set() or isinstance(error, requests.exceptions.Timeout):
+            response = self._transport.send(method, target, data, timeout, accept_any, deadline.serve)
+            if deadline.cut.is_set():  # an answer that ends with the connection ends where it was cut
+                raise Failure("timeout")
+        except Failure as failure:
+            if deadline.cut.is_set() or failure.kind == "timeout":
                 raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
                                             f"within {timeout:g}s") from None
-            raise self._failure(error, method, path) from None
-        except OSError as error:  # requests raises it for an unreadable CA bundle or client certificate
-            if deadline.cut.is_set():
-                raise _Transient("timeout", f"the management API at {self.url} did not answer {method} {path} "
-                                            f"within {timeout:g}s") from None
-            raise BrokerError(f"TLS error talking to {self.url}: {self._tls_problem(error)}") from None
+            raise self._failure(failure, method, path) from None
         finally:
             deadline.stop()
-        status = response.status_code
+        status = response.status
         if 300 <= status < 400:  # never followed: the credentials would go wherever it points
             where = redact_url(response.headers.get("location", "")) or "nowhere"
             raise BrokerError(f"the management API at {self.url} redirected {method} {path} to {where} (HTTP {status}); "
@@ -408,63 +364,26 @@ class ManagementClient:
         except ValueError:
             raise BrokerFailed(f"the broker at {self.url} sent a non-JSON answer to {method} {path}", status) from None
 
-    def _prepare(self, session: requests.Session, method: str, path: str, params: dict[str, str] | None, body: Any,
-                 accept_any: bool) -> requests.PreparedRequest:
-        """The request ``session.request`` would send (same URL, headers and body; a unit test holds
-        the two together), made without its per-request work: merging the session's headers, cookies,
-        authentication and hooks into each request and parsing its URL again cost more CPU than
-        sending it (10,000 deletions: about 3 s). Cookies are sent back and kept as the session did;
-        redirects are not followed, as before."""
-        if self._prepared is None:
-            first = session.prepare_request(requests.Request("GET", self.url + "/"))
-            headers = first.headers.copy()
-            authorization = headers.pop("Authorization", None)
-            self._prepared = (first.url.rstrip("/"), headers, authorization)  # the host IDNA-encoded, as requests does
-        base, headers, authorization = self._prepared
-        prepared = requests.PreparedRequest()
-        prepared.method = method
-        prepared.url = base + path + ("?" + urlencode(params) if params else "")
-        prepared.headers = headers.copy()  # then in the session's order: cookies, the body's length, authorization
-        if accept_any:
-            prepared.headers["accept"] = "*/*"
-        if session.cookies:  # those the broker, or a proxy before it, set
-            prepared.prepare_cookies(session.cookies)
-        if body is not None:
-            try:
-                prepared.body = json.dumps(body, allow_nan=False).encode("utf-8")
-            except ValueError as error:  # NaN or infinity: what the session raises for them
-                raise requests.exceptions.InvalidJSONError(error) from None
-            prepared.headers["Content-Length"] = str(len(prepared.body))
-        else:
-            prepared.body = None
-            if method not in ("GET", "HEAD"):
-                prepared.headers["Content-Length"] = "0"
-        if authorization is not None:
-            prepared.headers["Authorization"] = authorization
-        prepared.hooks = {"response": []}
-        return prepared
-
-    def _failure(self, error: requests.exceptions.RequestException, method: str, path: str) -> BrokerError:
+    def _failure(self, failure: Failure, method: str, path: str) -> BrokerError:
         """The error to raise for a request that failed on the way (a lost connection is transient)."""
-        if isinstance(error, requests.exceptions.SSLError) or (
-                isinstance(error, requests.exceptions.ConnectionError) and _ssl_error(error) is not None):
-            return BrokerError(f"TLS error talking to {self.url}: {self._tls_problem(error)}")
-        if isinstance(error, requests.exceptions.ConnectionError):
+        if failure.kind in ("tls", "file"):
+            return BrokerError(f"TLS error talking to {self.url}: {self._tls_problem(failure)}")
+        if failure.kind == "connection":
             return _Transient("connection", f"cannot reach the management API at {self.url} (is RabbitMQ running with "
                                             f"rabbitmq_management enabled?) on {method} {path}")
-        if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        if failure.kind == "broken":
             return _Transient("connection", f"the connection to {self.url} broke while the answer to {method} {path} "
                                             "was read")
-        if isinstance(error, requests.exceptions.ContentDecodingError):
+        if failure.kind == "decoding":
             return BrokerError(f"the answer of {self.url} to {method} {path} could not be decompressed (a proxy in "
                                "between?)")
-        if isinstance(error, requests.exceptions.InvalidURL):
-            return BrokerError(f"invalid management URL {redact_url(self.url)!r}: expected http(s)://host:port")
+        if failure.kind == "unsupported":
+            return BrokerError(failure.text)
         return BrokerError(f"request to {self.url} failed ({method} {path})")
 
     def _tls_problem(self, error: BaseException) -> str:
         """What went wrong with TLS, naming the file at fault where one is."""
-        verify = self._environment["verify"]  # the CA bundle the environment names, when none is given
+        verify = self._transport.verify  # the CA bundle the environment names, when none is given
         ca = verify if isinstance(verify, str) else None
         cert, key = self.cert if isinstance(self.cert, tuple) else (self.cert, None)
         return tls_problem(error, self.url, ca=ca, cert=cert, key=key, verify=self.verify is not False)
@@ -897,13 +816,12 @@ class _Prefetch:
 
 # -- a deadline on the whole request -------------------------------------------------
 #
-# requests' timeout bounds each wait for the socket, not the request: a server that sends a
-# byte every few seconds never trips it. So every connection says, when it sends a request,
-# which deadline it serves (a thread-local), and the deadline's timer shuts that connection's
-# socket down when it passes: the blocked read fails at once, and the request is reported as
-# not answered in time.
-
-_serving = threading.local()
+# A socket's timeout bounds each wait on it, not the request: a server that sends a byte every
+# few seconds never trips it. So the transport tells each request's deadline the socket that
+# serves it, once connected and before the request goes out, and the deadline's timer shuts that
+# socket down when it passes: the blocked read fails at once, and the request is reported as not
+# answered in time (also an answer that ends with the connection, which http.client takes from
+# the connection as it starts reading it).
 
 
 class _Deadline:
@@ -915,10 +833,9 @@ class _Deadline:
 
     def __init__(self, timeout: float):
         self.cut = threading.Event()
-        self.connection: Any = None
+        self.sock: Any = None
         self._guard = threading.Lock()
         self._stopped = False
-        _serving.deadline = self
         self._arm(timeout)
 
     def _arm(self, seconds: float) -> None:
@@ -930,7 +847,7 @@ class _Deadline:
         with self._guard:
             if self._stopped:
                 return
-            sock = getattr(self.connection, "sock", None)
+            sock = self.sock
             if sock is None:  # not connected yet: look again shortly
                 self._arm(self.RECHECK)
                 return
@@ -940,16 +857,16 @@ class _Deadline:
             except OSError:  # closed meanwhile
                 pass
 
-    def serve(self, connection: Any) -> None:
+    def serve(self, sock: Any) -> None:
+        """The socket of the connection the request goes out on."""
         with self._guard:
             if not self._stopped:
-                self.connection = connection
+                self.sock = sock
 
     def stop(self) -> None:
         with self._guard:
             self._stopped = True
-            self.connection = None
-        _serving.deadline = None
+            self.sock = None
 
 
 class _Watch:
@@ -995,54 +912,6 @@ class _Watch:
 _WATCH = _Watch()
 
 
-def _serving_connection(base: type) -> type:
-    """``base`` (a urllib3 connection class) telling the request's deadline which connection serves
-    it, as soon as it connects (HTTPS connects before the request) and when it sends a request."""
-
-    class Serving(base):  # type: ignore[misc, valid-type]
-        def _serve(self) -> None:
-            deadline = getattr(_serving, "deadline", None)
-            if deadline is not None:
-                deadline.serve(self)
-
-        def connect(self) -> None:
-            self._serve()
-            super().connect()
-
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            self._serve()
-            return super().request(*args, **kwargs)
-
-    return Serving
-
-
-def _serving_pools() -> dict[str, type]:
-    from urllib3.connection import HTTPConnection, HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
-    class Pool(HTTPConnectionPool):
-        ConnectionCls = _serving_connection(HTTPConnection)
-
-    class SecurePool(HTTPSConnectionPool):
-        ConnectionCls = _serving_connection(HTTPSConnection)
-
-    return {"http": Pool, "https": SecurePool}
-
-
-class _DeadlineAdapter(requests.adapters.HTTPAdapter):
-    """The standard adapter, with connections that tell the request's deadline who they are
-    (through a proxy too)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _serving_pools()
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _serving_pools()
-        return manager
-
-
 def _outcome(read: Callable[..., Any], *arguments: Any) -> Any:
     """What ``read(*arguments)`` returns, or the error it raises (to be raised in order later)."""
     try:
@@ -1055,7 +924,7 @@ def _read_key(segments: tuple[str, ...], params: dict[str, str] | None) -> tuple
     return (segments, tuple(sorted((params or {}).items())))
 
 
-def _reason(response: requests.Response) -> str:
+def _reason(response: Answer) -> str:
     try:
         data = response.json()
     except ValueError:
@@ -1161,7 +1030,7 @@ def _no_passphrase() -> bytes:
 
 
 def _ssl_error(error: BaseException) -> ssl.SSLError | None:
-    """The TLS library's error inside ``error`` (requests nests it several exceptions deep)."""
+    """The TLS library's error inside ``error`` (it may be nested several exceptions deep)."""
     seen: set[int] = set()
     stack: list[Any] = [error]
     while stack:
