@@ -45,8 +45,9 @@ BODIES = [
 
 class Wire:
     """A keep-alive HTTP/1.1 server on 127.0.0.1 that keeps each request as it came (request line,
-    headers in order, body) and answers ``answer`` (a function of the request's number) to each;
-    ``connections``: how many connections were made to it."""
+    headers in order, body) and answers ``answer`` (a function of the request's number) to each:
+    bytes to send, ``None`` to close without an answer, or a function that writes the answer to
+    the connection itself (then closed); ``connections``: how many connections were made to it."""
 
     def __init__(self, answer: Any = None) -> None:
         self.answer = answer or (lambda number: b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -89,6 +90,9 @@ class Wire:
                 reply = self.answer(len(self.requests))
                 if reply is None:
                     return  # closed without an answer
+                if callable(reply):
+                    reply(connection)
+                    return
                 connection.sendall(reply)
 
     def drop_connections(self) -> None:
@@ -155,15 +159,19 @@ def test_a_cookie_is_sent_as_a_session_would_send_it():
         client.close()
 
 
-def test_a_cookie_the_broker_expires_is_not_sent_again():
+@pytest.mark.parametrize("expiry, left", [
+    ("a=gone; Max-Age=0", "b=2"),
+    ("b=old; Expires=Thu, 01 Jan 1970 00:00:00 GMT", "a=1"),  # an expiry date that has passed
+])
+def test_a_cookie_the_broker_expires_is_not_sent_again(expiry, left):
     answers = {1: b"HTTP/1.1 204 No Content\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n\r\n",
-               2: b"HTTP/1.1 204 No Content\r\nset-cookie: a=gone; Max-Age=0\r\n\r\n"}
+               2: f"HTTP/1.1 204 No Content\r\nset-cookie: {expiry}\r\n\r\n".encode()}
     with Wire(lambda number: answers.get(number, b"HTTP/1.1 204 No Content\r\n\r\n")) as wire:
         client = ManagementClient(wire.url)
         for _ in range(3):
             client.request("GET", "overview")
         client.close()
-    assert [dict(headers).get("Cookie") for _, headers, _ in wire.requests] == [None, "a=1; b=2", "b=2"]
+    assert [dict(headers).get("Cookie") for _, headers, _ in wire.requests] == [None, "a=1; b=2", left]
 
 
 def test_requests_do_not_share_headers():
@@ -290,13 +298,18 @@ NO_PROXY_CASES = [
 ]
 
 
+def proxy_environment(monkeypatch, **variables: str) -> None:
+    """Only the proxy variables given (under the names given), none of the machine's own."""
+    for name in ("no_proxy", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.mark.parametrize("no_proxy, url, bypassed", NO_PROXY_CASES)
 def test_no_proxy_is_read_as_requests_reads_it(monkeypatch, no_proxy, url, bypassed):
-    for name in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
-                 "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", "proxy.internal:3128")
-    monkeypatch.setenv("NO_PROXY", no_proxy)
+    proxy_environment(monkeypatch, HTTP_PROXY="proxy.internal:3128", NO_PROXY=no_proxy)
     theirs = requests.Session().merge_environment_settings(url, {}, None, True, None)["proxies"]
     proxy = requests.utils.select_proxy(url, theirs)
     expected = None if proxy is None else requests.utils.prepend_scheme_if_needed(proxy, "http")
@@ -311,21 +324,15 @@ def test_no_proxy_is_read_as_requests_reads_it(monkeypatch, no_proxy, url, bypas
     ({"ALL_PROXY": "http://every:3128", "https_proxy": "http://lower:3128"}, "https://broker:15671"),
 ])
 def test_the_proxy_for_a_scheme_is_chosen_as_requests_chooses_it(monkeypatch, variables, url):
-    for name in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
-                 "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
+    proxy_environment(monkeypatch, **variables)
     theirs = requests.Session().merge_environment_settings(url, {}, None, True, None)["proxies"]
     assert transport.proxy_for(url) == requests.utils.select_proxy(url, theirs)
 
 
 def test_a_proxys_credentials_go_with_each_request_to_it(monkeypatch):
     with Wire() as proxy:
-        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HTTP_PROXY", f"http://us%20er:p%40ss@127.0.0.1:{proxy.port}")
-        monkeypatch.setenv("http_proxy", f"http://us%20er:p%40ss@127.0.0.1:{proxy.port}")
+        url = f"http://us%20er:p%40ss@127.0.0.1:{proxy.port}"
+        proxy_environment(monkeypatch, HTTP_PROXY=url, http_proxy=url)
         client = ManagementClient("http://broker.internal:15672")
         client.request("GET", "overview")
         client.close()
@@ -336,10 +343,7 @@ def test_a_proxys_credentials_go_with_each_request_to_it(monkeypatch):
 
 
 def test_a_socks_proxy_is_one_line_saying_what_to_name(monkeypatch):
-    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
-    monkeypatch.setenv("http_proxy", "socks5://127.0.0.1:1080")
+    proxy_environment(monkeypatch, HTTP_PROXY="socks5://127.0.0.1:1080", http_proxy="socks5://127.0.0.1:1080")
     with pytest.raises(BrokerError) as info:
         ManagementClient("http://broker.internal:15672").request("GET", "overview")
     assert str(info.value) == ("the proxy the environment names (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY) is not an "
@@ -362,10 +366,8 @@ def test_a_path_prefix_with_any_characters_is_sent_percent_encoded():
 def test_an_https_url_goes_through_the_proxys_tunnel_named_as_http_wants(monkeypatch, url, target, host):
     refused = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n"
     with Wire(lambda number: refused) as proxy:
-        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HTTPS_PROXY", f"http://u:p%3Ass@127.0.0.1:{proxy.port}")
-        monkeypatch.setenv("https_proxy", f"http://u:p%3Ass@127.0.0.1:{proxy.port}")
+        through = f"http://u:p%3Ass@127.0.0.1:{proxy.port}"
+        proxy_environment(monkeypatch, HTTPS_PROXY=through, https_proxy=through)
         client = ManagementClient(url)
         assert client._transport._headers["Host"] == host  # what the requests through the tunnel say
         with pytest.raises(BrokerError) as info:
@@ -379,10 +381,7 @@ def test_an_https_url_goes_through_the_proxys_tunnel_named_as_http_wants(monkeyp
 
 @pytest.mark.parametrize("proxy", ["http://u:secret@proxy:abc", "http://u:secret@proxy:99999", "http://[::1"])
 def test_a_proxy_url_that_is_not_one_is_one_line_without_it(monkeypatch, proxy):
-    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", proxy)
-    monkeypatch.setenv("http_proxy", proxy)
+    proxy_environment(monkeypatch, HTTP_PROXY=proxy, http_proxy=proxy)
     with pytest.raises(BrokerError) as info:
         ManagementClient("http://broker.internal:15672").request("GET", "overview")
     assert str(info.value) == ("the proxy URL the environment names (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY) is not a "
@@ -401,36 +400,10 @@ def test_the_deadline_cuts_an_answer_that_ends_with_the_connection():
             except OSError:
                 return
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def serve() -> None:
-        while True:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            connection.recv(65536)
-            threading.Thread(target=drip, args=(connection,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
+    with Wire(lambda number: drip) as wire:
         with pytest.raises(BrokerError) as info:
-            ManagementClient(f"http://127.0.0.1:{port}", timeout=0.5).request("GET", "overview")
-    finally:
-        listener.close()
+            ManagementClient(wire.url, timeout=0.5).request("GET", "overview")
     assert "did not answer GET /api/overview within 0.5s" in str(info.value)
-
-
-def test_a_cookie_whose_expiry_has_passed_is_not_sent_again():
-    answers = {1: b"HTTP/1.1 204 No Content\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n\r\n",
-               2: b"HTTP/1.1 204 No Content\r\nset-cookie: b=old; Expires=Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n"}
-    with Wire(lambda number: answers.get(number, b"HTTP/1.1 204 No Content\r\n\r\n")) as wire:
-        client = ManagementClient(wire.url)
-        for _ in range(3):
-            client.request("GET", "overview")
-        client.close()
-    assert [dict(headers).get("Cookie") for _, headers, _ in wire.requests] == [None, "a=1; b=2", "a=1"]
 
 
 def test_a_kept_alive_tls_connection_closed_as_a_request_goes_out_is_a_lost_connection():

@@ -51,28 +51,23 @@ def ssl_context(ca: str | None = None, cert: str | None = None, key: str | None 
     """A client TLS context: verify the broker against ``ca`` (a PEM file, or a folder of them;
     default: the system's CAs) unless ``verify`` is false; present ``cert``/``key`` when given.
     Each file is loaded in a step of its own, so a failure names the file at fault."""
-    import ssl
-
     from topology.broker.client import tls_file_problem
+    from topology.broker.transport import present_certificate, unverified, verifying_context
 
     try:
-        if ca and os.path.isdir(ca):
-            context = ssl.create_default_context(capath=ca)
-        else:
-            context = ssl.create_default_context(cafile=ca)
+        context = verifying_context(ca)
     except (OSError, ValueError):  # ssl.SSLError is an OSError
         problem = tls_file_problem(ca, None, None) if ca else None
         raise BrokerError(f"cannot set up TLS for AMQP: {problem or _unloadable('the CA file', ca)}") from None
     if cert:
         try:
-            context.load_cert_chain(cert, key, password=lambda: b"")  # never ask for a passphrase on the terminal
+            present_certificate(context, cert, key)
         except (OSError, ValueError):
             problem = tls_file_problem(None, cert, key) or _unloadable("the client certificate", cert)
             raise BrokerError(f"cannot set up TLS for AMQP: {problem}") from None
     context.topology_ca = ca  # type: ignore[attr-defined]  # named when the broker's certificate is not trusted
     if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        unverified(context)
     return context
 
 

@@ -23,7 +23,7 @@ import threading
 from urllib.parse import quote, urlencode, urlsplit
 
 from topology.broker import lists, shapes
-from topology.broker.transport import Answer, Failure, Transport
+from topology.broker.transport import Answer, Failure, Transport, present_certificate, verifying_context
 from topology.broker.shapes import shape_problem
 from topology.errors import BrokerError
 from topology.rules.versions import has_slow_export, parse_version
@@ -999,10 +999,7 @@ def tls_file_problem(ca: str | None, cert: str | None, key: str | None) -> str |
         if not os.path.exists(ca):
             return f"the CA file {ca} does not exist"
         try:
-            if os.path.isdir(ca):
-                ssl.create_default_context(capath=ca)
-            else:
-                ssl.create_default_context(cafile=ca)
+            verifying_context(ca)
         except ssl.SSLError:
             return f"the CA file {ca} holds no PEM certificate"
         except OSError as error:
@@ -1012,7 +1009,7 @@ def tls_file_problem(ca: str | None, cert: str | None, key: str | None) -> str |
             if path is not None and not os.path.isfile(path):
                 return f"the {what} file {path} does not exist"
         try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key, password=_no_passphrase)
+            present_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert, key)
         except ssl.SSLError:
             if key is None:
                 return (f"the client certificate file {cert} cannot be used: it must hold the certificate and its "
@@ -1022,11 +1019,6 @@ def tls_file_problem(ca: str | None, cert: str | None, key: str | None) -> str |
         except OSError as error:
             return f"cannot read the client certificate {cert}: {error.strerror or 'unreadable'}"
     return None
-
-
-def _no_passphrase() -> bytes:
-    """Never ask for a key's passphrase on the terminal (the tool reads no passphrase)."""
-    return b""
 
 
 def _ssl_error(error: BaseException) -> ssl.SSLError | None:

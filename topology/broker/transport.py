@@ -208,14 +208,13 @@ class Transport:
         """This thread's connection, marked in use, with ``timeout`` for each wait on its socket,
         and whether it is connected already (kept alive from an earlier request)."""
         connection = getattr(self._local, "connection", None)
-        if connection is None:
+        made = connection is None
+        if made:
             connection = self._local.connection = self._new_connection(timeout)
-            with self._lock:
+        with self._lock:
+            if made:
                 self._connections.append(connection)
-                self._busy.add(id(connection))
-        else:
-            with self._lock:
-                self._busy.add(id(connection))
+            self._busy.add(id(connection))
         sock = connection.sock
         if sock is not None and _dropped(sock):
             connection.close()  # the broker closed it while it was idle: connect again
@@ -241,26 +240,19 @@ class Transport:
     def _tls(self) -> Any:
         """The TLS context of every connection (made once, when first needed)."""
         if self._context is None:
-            import ssl
-
             verify = self.verify
             try:
                 if verify is False:
-                    context = ssl.create_default_context()
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
+                    context = unverified(verifying_context(None))
                 else:
                     if verify is True:
                         import certifi
 
                         verify = certifi.where()
-                    if os.path.isdir(verify):
-                        context = ssl.create_default_context(capath=verify)
-                    else:
-                        context = ssl.create_default_context(cafile=verify)
+                    context = verifying_context(verify)
                 if self.cert is not None:
                     cert, key = self.cert if isinstance(self.cert, tuple) else (self.cert, None)
-                    context.load_cert_chain(cert, key, password=lambda: b"")  # never ask for a passphrase
+                    present_certificate(context, cert, key)
             except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
                 raise Failure("file") from error
             context.post_handshake_auth = True  # a broker may ask for the client certificate after the handshake
@@ -350,6 +342,32 @@ def _authority(host: str, port: int | None) -> str:
     name = host if host.isascii() else host.encode("idna").decode("ascii")
     name = f"[{name}]" if ":" in name else name
     return name if port is None else f"{name}:{port}"
+
+
+def verifying_context(ca: str | None) -> Any:
+    """A client TLS context that verifies the server against ``ca`` (a PEM file, or a folder of
+    them; ``None``: the system's CAs). Raises ``OSError`` (``ssl.SSLError``) for a CA that cannot
+    be loaded."""
+    import ssl
+
+    if ca and os.path.isdir(ca):
+        return ssl.create_default_context(capath=ca)
+    return ssl.create_default_context(cafile=ca)
+
+
+def present_certificate(context: Any, cert: str, key: str | None) -> None:
+    """Load the client certificate ``cert`` (and its ``key``, unless ``cert`` holds it) into
+    ``context``, never asking for a key's passphrase on the terminal (the tool reads none)."""
+    context.load_cert_chain(cert, key, password=lambda: b"")
+
+
+def unverified(context: Any) -> Any:
+    """``context``, no longer checking the server's certificate or name (``--insecure``, ``verify: false``)."""
+    import ssl
+
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _decoded(content: bytes, headers: http.client.HTTPMessage) -> bytes:
