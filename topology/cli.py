@@ -1495,13 +1495,6 @@ for _name, _lines in EXAMPLES.items():
     cli.commands[_name].epilog = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in _lines)
 
 
-GC_THRESHOLDS = (10_000, 100, 100_000)
-"""The collector's thresholds while a command runs. A plan of 20,000 objects allocates millions of
-objects that all live to the end; with Python's defaults (700, 10, 10) the collector keeps
-re-scanning them, a fifth of the command's CPU. Garbage with cycles still goes, in the younger
-generations, where it dies."""
-
-
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread runs before another one that waits for the interpreter gets it (Python's
 default is 0.005). A thread that reads the broker or takes the apply lock while the files load
@@ -1514,13 +1507,16 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``topology`` console script."""
     import gc
 
+    from topology import collector
+
     thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
-    gc.set_threshold(*GC_THRESHOLDS)
+    gc.set_threshold(*collector.THRESHOLDS)
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         _main(argv)
     finally:
         gc.set_threshold(*thresholds)  # the tests run many commands in one process
+        collector.thawed()
         sys.setswitchinterval(interval)
 
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from topology import loader
 from topology.broker.client import ManagementClient
+from topology.collector import paused
 from topology.broker.live import BrokerInfo, broker_info, internal_exchanges, read_live
 from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
 from topology.errors import ApplyError, BrokerError, StalePlan
 from topology.model.topology import Topology
 from topology.kinds.parameter import resolve_credentials
-from topology.locks import describe_keys, keys_for_plan
 from topology.passwords import resolve_passwords
 from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
 from topology.kinds import QueueState
@@ -60,7 +60,14 @@ def _deprecated_feature_reader(client: ManagementClient) -> Callable[[str], bool
 
 def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *,
           prune: bool = False, stage: Stage | None = None) -> tuple[Plan, State, State]:
-    """The plan, and the desired and live states it was made from."""
+    """The plan, and the desired and live states it was made from (built with the collector paused:
+    they live to the end of the command, see :mod:`topology.collector`)."""
+    with paused():
+        return _planned(topology, client, broker, prune=prune, stage=stage)
+
+
+def _planned(topology: Topology, client: ManagementClient, broker: BrokerInfo | None, *,
+             prune: bool, stage: Stage | None) -> tuple[Plan, State, State]:
     stage = stage or (lambda what: None)
     stage("reading the broker")
     broker = broker or broker_info(client)
@@ -238,6 +245,7 @@ def apply_plan(
     Raises :class:`ApplyError` when something is left to do, and before any write when
     ``options.lock`` does not hold every lock the plan needs (see :mod:`topology.locks`)."""
     from topology.apply import Applier, ApplyOptions
+    from topology.locks import describe_keys, keys_for_plan
 
     options = options or ApplyOptions()
     plan.check_allowed(

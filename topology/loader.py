@@ -893,6 +893,7 @@ def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: I
     secret stands as ``${NAME}``; ``template``: every secret stands so, see
     :attr:`Variables.template`; ``on_vhost``: see :func:`parse_file`; ``root``: see :func:`load`);
     raise :class:`~topology.errors.ConfigError` with every problem."""
+    from topology.collector import paused
     from topology.validate import validate
     from topology.variables import load_values
 
@@ -900,8 +901,9 @@ def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: I
     problems = load_values(values, variables)
     if problems:
         raise ConfigError([replace(p, file=shown_path(p.file, root)) for p in problems])
-    topology = load(paths, variables, on_vhost, root)
-    validate(topology)
+    with paused():  # what is built here lives to the end of the command (topology.collector)
+        topology = load(paths, variables, on_vhost, root)
+        validate(topology)
     return topology
 
 

@@ -607,9 +607,12 @@ def _queue_argument_values(argument: str) -> Callable[[VhostTopology], list[tupl
         places = []
         for declared in vhost.queues.values():
             spec = declared.spec
+            value = getattr(spec, field, None) if field is not None else None
+            if value is None and argument not in spec.arguments:
+                continue  # most queues: the type is not worked out
             queue_type = queue_type_of(spec, vhost.default_queue_type)
-            if field is not None and getattr(spec, field, None) is not None:
-                places.append((declared.origin, (field,), queue_type, getattr(spec, field)))
+            if value is not None:
+                places.append((declared.origin, (field,), queue_type, value))
             if argument in spec.arguments:
                 places.append((declared.origin, ("arguments", argument), queue_type, spec.arguments[argument]))
         return places

@@ -322,11 +322,24 @@ def test_no_proxy_is_read_as_requests_reads_it(monkeypatch, no_proxy, url, bypas
     ({"HTTPS_PROXY": "http://secure:3128", "HTTP_PROXY": "http://plain:3128"}, "http://broker:15672"),
     ({"ALL_PROXY": "http://every:3128"}, "https://broker:15671"),
     ({"ALL_PROXY": "http://every:3128", "https_proxy": "http://lower:3128"}, "https://broker:15671"),
+    ({}, "http://broker:15672"),  # none: urllib is not even asked
+    ({"Ftp_Proxy": "http://files:3128"}, "http://broker:15672"),
 ])
 def test_the_proxy_for_a_scheme_is_chosen_as_requests_chooses_it(monkeypatch, variables, url):
     proxy_environment(monkeypatch, **variables)
     theirs = requests.Session().merge_environment_settings(url, {}, None, True, None)["proxies"]
     assert transport.proxy_for(url) == requests.utils.select_proxy(url, theirs)
+
+
+@pytest.mark.parametrize("names", [(), ("PATH", "HOME"), ("http_proxy",), ("HTTPS_PROXY",), ("Ftp_Proxy",), ("_proxy",),
+                                   ("no_proxy",), ("proxy",), ("XPROXY",), ("my-proxy",), ("PROXY_HOST",)])
+def test_a_variable_urllib_reads_as_a_proxy_is_seen_as_one(monkeypatch, names):
+    """Where none is seen, urllib finds no proxy and bypasses none (so it is not imported)."""
+    import urllib.request
+
+    environment = {name: "http://somewhere:3128" for name in names}
+    monkeypatch.setattr(urllib.request.os, "environ", environment)
+    assert transport._names_a_proxy(environment) == bool(urllib.request.getproxies_environment())
 
 
 def test_a_proxys_credentials_go_with_each_request_to_it(monkeypatch):

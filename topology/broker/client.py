@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
-import html
 import json
 import os
 import queue
@@ -933,6 +932,8 @@ def _reason(response: Answer) -> str:
             return response.reason or ""  # a web server's or a proxy's error page: its status words say it
         return _first_line(text)[:300] or response.reason or ""
     if isinstance(data, dict):
+        import html
+
         # the broker HTML-escapes some reasons (&lt;&lt;...&gt;&gt;)
         return html.unescape(str(data.get("reason") or data.get("error") or "")).strip()[:500]
     return ""

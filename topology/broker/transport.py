@@ -25,10 +25,11 @@ import http.client
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -449,6 +450,16 @@ def proxy_for(url: str) -> str | None:
             proxy = proxies[key]
             return proxy if "://" in proxy else "http://" + proxy
     return None
+
+
+_SYSTEM_PROXIES = ("darwin", "win32")
+"""Where urllib also reads the system's proxy settings, not only the environment."""
+
+
+def _names_a_proxy(environment: Mapping[str, str]) -> bool:
+    """Whether a variable names a proxy as urllib reads them (``*_proxy`` in any case, ``no_proxy``
+    among them): without one, it finds no proxy and bypasses none."""
+    return any(len(name) > 5 and name[-6] == "_" and name[-5:].lower() == "proxy" for name in environment)
 
 
 def _is_ipv4(host: str) -> bool:
