@@ -54,7 +54,20 @@ def _usual(piece: str) -> bool:
             return False
     elif _UNUSUAL.search(piece) is not None:
         return False
-    return len(piece) < LONG_ROW or max(map(len, piece.split("\n"))) < LONG_ROW
+    return len(piece) < LONG_ROW or not _has_long_row(piece)
+
+
+def _has_long_row(piece: str) -> bool:
+    """Whether a row of ``piece`` has :data:`LONG_ROW` characters or more. Such a row holds a whole
+    block of ``LONG_ROW // 2`` characters that starts at a multiple of that size: where no such
+    block lacks a line break (most texts; one C search per block), no row is that long, and the
+    rows are not split apart to be measured."""
+    step = LONG_ROW // 2
+    find = piece.find
+    for start in range(0, len(piece), step):
+        if find("\n", start, start + step) < 0:
+            return max(map(len, piece.split("\n"))) >= LONG_ROW
+    return False
 
 _MARKER = re.compile(r"^(?:---|\.\.\.)(?= |$)", re.MULTILINE)
 """A document's start or end."""

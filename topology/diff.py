@@ -180,7 +180,9 @@ def diff(
             missing.append(key)
         elif (type(want) is not type(have) or want.__dict__ != have.__dict__) and want.props() != have.props():
             differing.append(key)
-    undeclared = [key for key in live_objects if key not in desired_objects]
+    # every desired key found live is one live key: the live side holds others only when it is longer
+    others = len(live_objects) > len(desired_objects) - len(missing)
+    undeclared = [key for key in live_objects if key not in desired_objects] if others else []
     for key in sorted(missing, key=_sort_key):
         resource = desired_objects[key]
         result.changes.append(Change(CREATE, None, resource, _created_fields(resource), "not on the broker"))

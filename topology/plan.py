@@ -423,8 +423,12 @@ def build(
     queues = queues or {}
     hidden_bindings = hidden_bindings or {}
     deleted = {c.key for c in found.changes if c.action == DELETE}
-    live_bindings = [r for r in live.objects.values() if isinstance(r, BindingState)]
-    index = binding_index(live)
+    # the live bindings, listed and indexed only for a plan that drops some (a no-op plan of 20,000
+    # objects does not look at them)
+    replaces = any(c.action == REPLACE for c in found.changes)
+    live_bindings = [r for r in live.objects.values() if isinstance(r, BindingState)] if replaces else []
+    drops = any(c.action in (REPLACE, RESUME, DELETE) and c.kind in ("queue", "exchange") for c in found.changes)
+    index = binding_index(live) if drops else None
     changes = []
     for change in found.changes:
         facts = QueueFacts()
@@ -432,8 +436,7 @@ def build(
             name = migration_queue_name(change.name) if change.action == RESUME else change.name
             facts = queues.get((change.vhost, name), facts)
         if change.action == REPLACE:
-            dropped = list(index.get((change.kind, change.vhost, change.name), ())) if change.kind in (
-                "queue", "exchange") else []
+            dropped = list(index.get((change.kind, change.vhost, change.name), ())) if index is not None else []
             rebind = tuple(sorted((b for b in dropped if b.key not in deleted), key=lambda b: b.key))
             hazards = _hazards(change, dropped, live_bindings, live, hidden_bindings)
             change = replace(change, rebind=rebind, messages=facts.messages, hazards=hazards)

@@ -325,6 +325,18 @@ def test_the_quick_check_of_a_piece_is_the_regular_expressions(parts):
         assert block_yaml._usual(f"{text}\n{row}\nb: 1\n") == (expected and len(row) < block_yaml.LONG_ROW)
 
 
+@pytest.mark.parametrize("start", [0, 1, 2, 250, 498, 499, 500, 501, 998, 999, 1000, 1001, 1499, 1500])
+def test_a_long_row_is_found_wherever_it_starts(start):
+    """The rows are measured only where a block of half a long row holds no line break."""
+    from topology import block_yaml
+
+    before = "k" * (start - 1) + "\n" if start else ""
+    for length in (block_yaml.LONG_ROW - 1, block_yaml.LONG_ROW, block_yaml.LONG_ROW + 1):
+        for after in ("", "\n", "\nb: 1\n"):
+            text = before + "v" * length + after
+            assert block_yaml._usual(text) == (length < block_yaml.LONG_ROW and start - 1 < block_yaml.LONG_ROW)
+
+
 _ROW_PIECES = st.sampled_from([" ", "  ", "-", "- ", ":", ": ", "#", " #", "'", "''", '"', "a", "b c", "q-1", "x.y",
                                "1", "[", "]", "{", "}", ",", "?", "&", "*", "!", "|", ">", "%", "@", "`", "\n"])
 

@@ -414,12 +414,14 @@ def proxy_for(url: str) -> str | None:
     addresses and networks (CIDR); then Python's own ``proxy_bypass``; the proxy is
     the one named for the scheme and host, the scheme, ``all`` and the host, or ``all``; one
     without a scheme is an ``http://`` one."""
-    from urllib.request import getproxies, proxy_bypass
-
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
         return None
+    if not _names_a_proxy(os.environ) and sys.platform not in _SYSTEM_PROXIES:
+        return None  # what urllib would find (here it reads the environment alone), without importing it
+    from urllib.request import getproxies, proxy_bypass
+
     no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY")
     if no_proxy:
         entries = [entry for entry in no_proxy.replace(" ", "").split(",") if entry]
