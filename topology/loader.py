@@ -909,7 +909,7 @@ def load_valid(paths: Iterable[str], values: Iterable[str] = (), secret_names: I
 
 def _merge(topology: Topology, parsed: TopologyFile, document: Document, problems: list[Problem],
            variables: Variables) -> None:
-    from topology.model.topology import NAMED_SECTIONS, Declared, Origin, VhostTopology, declared_at, location
+    from topology.model.topology import NAMED_SECTIONS, Declared, Origin, VhostTopology, location
 
     file = document.file
 
@@ -955,13 +955,13 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
                         )
                     )
                     continue
-                target[name] = declared_at(spec, file, line, path)
+                target[name] = Declared(spec, Origin(file, line, path))
         merged.declared_sections.update(OPT_IN_SECTIONS & vhost.model_fields_set)
         _check_uris(vhost, base, document, topology, problems)
         section = base + ("bindings",)
         for index, binding in enumerate(vhost.bindings):
             path = section + (index,)
-            merged.bindings.append(declared_at(binding, file, lines.get(path) or document.line_of(path), path))
+            merged.bindings.append(Declared(binding, Origin(file, lines.get(path) or document.line_of(path), path)))
         for index, pattern in enumerate(vhost.ignore):
             merged.ignore.append(Declared(pattern, origin(*base, "ignore", index)))
     def first_time(target: dict[str, Declared[Any]], section: str, name: str, twice: str) -> bool:

@@ -930,22 +930,3 @@ def test_an_unknown_key_close_to_a_known_one_says_which(tmp_path):
     assert any(p.endswith("unknown key 'user'; did you mean 'users'?") for p in problems)
     assert any(p.endswith("unknown key 'zzz'") for p in problems)  # nothing close: no guess
 
-
-def test_an_object_merged_from_a_file_is_the_declared_object_its_dataclasses_would_make(tmp_path):
-    """The merge makes them without the dataclasses' __init__ (model.topology.declared_at)."""
-    from dataclasses import FrozenInstanceError
-
-    from topology.model.topology import Declared, Origin
-
-    file = tmp_path / "t.yaml"
-    file.write_text("vhosts:\n  shop:\n    queues:\n      orders: {}\n    bindings:\n"
-                    "      - {source: amq.direct, destination: orders}\n", encoding="utf-8")
-    vhost = loader.load([str(file)]).vhosts["shop"]
-    for declared, path, line in ((vhost.queues["orders"], ("vhosts", "shop", "queues", "orders"), 4),
-                                 (vhost.bindings[0], ("vhosts", "shop", "bindings", 0), 6)):
-        made = Declared(declared.spec, Origin(str(file), line, path))
-        assert type(declared) is Declared and type(declared.origin) is Origin
-        assert declared == made and hash(declared.origin) == hash(made.origin)
-        assert repr(declared) == repr(made) and str(declared.origin) == f"{file}:{line}"
-        with pytest.raises(FrozenInstanceError):
-            declared.origin.line = 1  # type: ignore[misc]

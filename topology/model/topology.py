@@ -99,20 +99,6 @@ class Declared(Generic[T]):
     origin: Origin
 
 
-_new, _set = object.__new__, object.__setattr__
-
-
-def declared_at(spec: T, file: str, line: int, path: tuple[Any, ...]) -> Declared[T]:
-    """``Declared(spec, Origin(file, line, path))``, made without the dataclasses' ``__init__``: a
-    frozen one sets each field through ``object.__setattr__`` (merging a file's objects, one each).
-    ``tests/unit/test_loader.py`` holds the two ways equal."""
-    origin = _new(Origin)
-    _set(origin, "__dict__", {"file": file, "line": line, "path": path})
-    declared = _new(Declared)
-    _set(declared, "__dict__", {"spec": spec, "origin": origin})
-    return declared
-
-
 @dataclass
 class VhostTopology:
     """One vhost as declared across all files."""
