@@ -69,6 +69,7 @@ def _has_long_row(piece: str) -> bool:
             return max(map(len, piece.split("\n"))) >= LONG_ROW
     return False
 
+
 _MARKER = re.compile(r"^(?:---|\.\.\.)(?= |$)", re.MULTILINE)
 """A document's start or end."""
 _CONTENT = re.compile(r"^ *[^ #\n]", re.MULTILINE)

@@ -1505,19 +1505,15 @@ one thread runs alone."""
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``topology`` console script."""
-    import gc
-
     from topology import collector
 
-    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
-    gc.set_threshold(*collector.THRESHOLDS)
+    interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
-        _main(argv)
+        with collector.command():
+            _main(argv)
     finally:
-        gc.set_threshold(*thresholds)  # the tests run many commands in one process
-        collector.thawed()
-        sys.setswitchinterval(interval)
+        sys.setswitchinterval(interval)  # the tests run many commands in one process
 
 
 def _main(argv: list[str] | None = None) -> None:

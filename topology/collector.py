@@ -4,14 +4,18 @@ Loading 20,000 objects and planning them allocates a few million containers (map
 tuples, the objects themselves), nearly all of which live to the end of the command. The
 collector scans each of them at least twice on the way to its oldest generation (once young,
 once in the middle one) and finds nothing: a whole ``plan`` of 20,000 objects leaves a few
-hundred objects in cycles. :func:`paused` stops it while the files are loaded and while a plan is
-made, then freezes what is left (:func:`gc.freeze`: never scanned again) and starts it again, so
-the long parts of a command (an apply's requests, its retries and threads) run with it.
+hundred objects in cycles. While a command runs (:func:`command`), :func:`paused` stops it while
+the files are loaded and while a plan is made, then freezes what is left (:func:`gc.freeze`:
+never scanned again) and starts it again, so an apply's own work (its requests, its retries and
+threads) runs with it. Outside a command (the engine called as a library, the tests) and in any
+thread but the main one (targets run side by side), :func:`paused` changes nothing: a freeze
+takes every object of the process, other threads' garbage among them.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,13 +24,35 @@ THRESHOLDS = (10_000, 100, 100_000)
 the objects of a large plan for a fifth of its CPU). Garbage with cycles still goes, in the younger
 generations, where it dies."""
 
+_in_command = False
+"""Whether a command runs (:func:`command`): only then does :func:`paused` stop the collector."""
+
+
+@contextmanager
+def command() -> Iterator[None]:
+    """The collector as a command wants it (:data:`THRESHOLDS`, :func:`paused` in effect); as it
+    was found afterwards, with nothing left frozen (the tests run many commands in one process)."""
+    global _in_command
+    thresholds, enabled, outer = gc.get_threshold(), gc.isenabled(), _in_command
+    gc.set_threshold(*THRESHOLDS)
+    _in_command = True
+    try:
+        yield
+    finally:
+        _in_command = outer
+        gc.set_threshold(*thresholds)
+        if not outer:
+            gc.unfreeze()
+        if enabled:
+            gc.enable()
+
 
 @contextmanager
 def paused() -> Iterator[None]:
-    """The block runs with the collector stopped; what it leaves is then frozen, and the collector
-    started again. Inside a paused block (or with the collector already stopped), nothing changes.
-    :func:`thawed` undoes the freezes at the end of a command."""
-    if not gc.isenabled():
+    """Within a command and on the main thread, the block runs with the collector stopped; what
+    the process then holds is frozen, and the collector started again. Inside a paused block (or
+    with the collector already stopped), nothing changes."""
+    if not (_in_command and gc.isenabled() and threading.current_thread() is threading.main_thread()):
         yield
         return
     gc.disable()
@@ -35,9 +61,3 @@ def paused() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
-
-
-def thawed() -> None:
-    """Hand what :func:`paused` froze back to the collector (the tests run many commands in one
-    process: what one froze must not outlive it)."""
-    gc.unfreeze()

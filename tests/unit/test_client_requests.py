@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
 import socket
+import sys
 import threading
 import zlib
 from typing import Any
@@ -322,7 +324,6 @@ def test_no_proxy_is_read_as_requests_reads_it(monkeypatch, no_proxy, url, bypas
     ({"HTTPS_PROXY": "http://secure:3128", "HTTP_PROXY": "http://plain:3128"}, "http://broker:15672"),
     ({"ALL_PROXY": "http://every:3128"}, "https://broker:15671"),
     ({"ALL_PROXY": "http://every:3128", "https_proxy": "http://lower:3128"}, "https://broker:15671"),
-    ({}, "http://broker:15672"),  # none: urllib is not even asked
     ({"Ftp_Proxy": "http://files:3128"}, "http://broker:15672"),
 ])
 def test_the_proxy_for_a_scheme_is_chosen_as_requests_chooses_it(monkeypatch, variables, url):
@@ -331,15 +332,40 @@ def test_the_proxy_for_a_scheme_is_chosen_as_requests_chooses_it(monkeypatch, va
     assert transport.proxy_for(url) == requests.utils.select_proxy(url, theirs)
 
 
-@pytest.mark.parametrize("names", [(), ("PATH", "HOME"), ("http_proxy",), ("HTTPS_PROXY",), ("Ftp_Proxy",), ("_proxy",),
-                                   ("no_proxy",), ("proxy",), ("XPROXY",), ("my-proxy",), ("PROXY_HOST",)])
-def test_a_variable_urllib_reads_as_a_proxy_is_seen_as_one(monkeypatch, names):
-    """Where none is seen, urllib finds no proxy and bypasses none (so it is not imported)."""
+@pytest.mark.parametrize("environment", [
+    {}, {"PATH": "/bin", "HOME": "/root"}, {"http_proxy": "http://p:3128"}, {"HTTPS_PROXY": "http://p:3128"},
+    {"Ftp_Proxy": "http://p:3128"}, {"_proxy": "http://p:3128"}, {"no_proxy": "broker"}, {"proxy": "http://p:3128"},
+    {"XPROXY": "http://p:3128"}, {"my-proxy": "http://p:3128"}, {"PROXY_HOST": "p"}, {"http_proxy": ""},
+    {"HTTP_PROXY": "http://p:3128", "REQUEST_METHOD": "GET"},
+])
+def test_where_no_variable_is_seen_to_name_a_proxy_urllib_finds_none_and_bypasses_none(monkeypatch, environment):
+    """The shortcut of :func:`transport.proxy_for` may only be taken where urllib would say the same."""
     import urllib.request
 
-    environment = {name: "http://somewhere:3128" for name in names}
     monkeypatch.setattr(urllib.request.os, "environ", environment)
-    assert transport._names_a_proxy(environment) == bool(urllib.request.getproxies_environment())
+    if not transport._names_a_proxy(environment):
+        assert urllib.request.getproxies_environment() == {}
+        assert not urllib.request.proxy_bypass_environment("broker")
+    assert transport._names_a_proxy(environment) == any(name.lower().endswith("_proxy") for name in environment)
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="there urllib also reads the system's settings")
+def test_without_a_proxy_variable_urllib_is_not_asked(monkeypatch):
+    import urllib.request
+
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+
+    def asked(*arguments: Any) -> Any:
+        raise AssertionError("urllib was asked")
+
+    monkeypatch.setattr(urllib.request, "getproxies", asked)
+    monkeypatch.setattr(urllib.request, "proxy_bypass", asked)
+    assert transport.proxy_for("http://broker:15672") is None
+    monkeypatch.setenv("ALL_PROXY", "http://every:3128")
+    with pytest.raises(AssertionError, match="urllib was asked"):
+        transport.proxy_for("http://broker:15672")
 
 
 def test_a_proxys_credentials_go_with_each_request_to_it(monkeypatch):

@@ -929,4 +929,3 @@ def test_an_unknown_key_close_to_a_known_one_says_which(tmp_path):
     assert any(p.endswith("unknown key 'exchangs'; did you mean 'exchanges'?") for p in problems)
     assert any(p.endswith("unknown key 'user'; did you mean 'users'?") for p in problems)
     assert any(p.endswith("unknown key 'zzz'") for p in problems)  # nothing close: no guess
-
