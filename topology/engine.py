@@ -58,16 +58,11 @@ def _deprecated_feature_reader(client: ManagementClient) -> Callable[[str], bool
     return permits
 
 
+@paused()
 def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *,
           prune: bool = False, stage: Stage | None = None) -> tuple[Plan, State, State]:
     """The plan, and the desired and live states it was made from (built with the collector paused:
     they live to the end of the command, see :mod:`topology.collector`)."""
-    with paused():
-        return _planned(topology, client, broker, prune=prune, stage=stage)
-
-
-def _planned(topology: Topology, client: ManagementClient, broker: BrokerInfo | None, *,
-             prune: bool, stage: Stage | None) -> tuple[Plan, State, State]:
     stage = stage or (lambda what: None)
     stage("reading the broker")
     broker = broker or broker_info(client)

@@ -944,18 +944,18 @@ def _merge(topology: Topology, parsed: TopologyFile, document: Document, problem
             section = base + (kind,)
             for name, spec in getattr(vhost, kind).items():
                 path = section + (name,)
-                line = lines.get(path) or document.line_of(path)  # origin(), inline: once per object
+                here = Origin(file, lines.get(path) or document.line_of(path), path)  # origin(), inline: once per object
                 if name in target:
                     problems.append(
                         Problem(
                             file,
-                            line,
+                            here.line,
                             location(base + (kind, name)),
                             f"declared twice (also at {target[name].origin})",
                         )
                     )
                     continue
-                target[name] = Declared(spec, Origin(file, line, path))
+                target[name] = Declared(spec, here)
         merged.declared_sections.update(OPT_IN_SECTIONS & vhost.model_fields_set)
         _check_uris(vhost, base, document, topology, problems)
         section = base + ("bindings",)

@@ -305,6 +305,12 @@ def binding_index(live: State) -> BindingIndex:
     return index
 
 
+def _drops_bindings(change: Change) -> bool:
+    """Whether the change takes the bindings of its object with it (a queue or an exchange replaced,
+    resumed or deleted): its fingerprint then covers them, and a plan of such changes indexes them."""
+    return change.kind in ("queue", "exchange") and change.action in (REPLACE, RESUME, DELETE)
+
+
 def fingerprint(live: State, change: Change, index: BindingIndex | None = None) -> str:
     """A digest of the live state a change depends on: the object itself, and for a
     queue or exchange that is replaced, resumed or deleted, every binding it has (and
@@ -315,7 +321,7 @@ def fingerprint(live: State, change: Change, index: BindingIndex | None = None) 
     else:
         current = live.objects.get(change.key)
     data: dict[str, Any] = {"object": current.props() if current is not None else None}
-    if change.kind in ("queue", "exchange") and change.action in (REPLACE, RESUME, DELETE):
+    if _drops_bindings(change):
         if index is None:
             index = binding_index(live)
         touching = index.get((change.kind, change.vhost, change.name), [])
@@ -427,8 +433,7 @@ def build(
     # objects does not look at them)
     replaces = any(c.action == REPLACE for c in found.changes)
     live_bindings = [r for r in live.objects.values() if isinstance(r, BindingState)] if replaces else []
-    drops = any(c.action in (REPLACE, RESUME, DELETE) and c.kind in ("queue", "exchange") for c in found.changes)
-    index = binding_index(live) if drops else None
+    index = binding_index(live) if any(_drops_bindings(c) for c in found.changes) else None
     changes = []
     for change in found.changes:
         facts = QueueFacts()

@@ -301,10 +301,11 @@ NO_PROXY_CASES = [
 
 
 def proxy_environment(monkeypatch, **variables: str) -> None:
-    """Only the proxy variables given (under the names given), none of the machine's own."""
-    for name in ("no_proxy", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
+    """Only the proxy variables given (under the names given), none of the machine's own (any
+    ``*_proxy`` in any case, as urllib reads them)."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
 
@@ -353,9 +354,7 @@ def test_where_no_variable_is_seen_to_name_a_proxy_urllib_finds_none_and_bypasse
 def test_without_a_proxy_variable_urllib_is_not_asked(monkeypatch):
     import urllib.request
 
-    for name in list(os.environ):
-        if name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
+    proxy_environment(monkeypatch)
 
     def asked(*arguments: Any) -> Any:
         raise AssertionError("urllib was asked")
