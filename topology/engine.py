@@ -5,6 +5,7 @@ The command line calls these; they print nothing.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from topology.errors import ApplyError, BrokerError, StalePlan
 from topology.model.topology import Topology
 from topology.kinds.parameter import resolve_credentials
 from topology.passwords import resolve_passwords
-from topology.plan import Plan, QueueFacts, build, stale_changes, unfinished
+from topology.plan import Fingerprints, Plan, QueueFacts, build, fingerprints, stale_changes, unfinished
 from topology.kinds import QueueState
 from topology.state import desired_state, State
 from topology.validate import check_broker_version, check_exchange_types
@@ -89,10 +90,36 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
         prune=prune,
         connected_user=client.user,
     )
-    queues, hidden_bindings, connections = _facts(found, live, client)
+    queues, hidden_bindings, connections, fingerprinted = _facts_and_fingerprints(found, live, client)
     the_plan = build(found, live, vhosts=vhosts, broker=broker, queues=queues, hidden_bindings=hidden_bindings,
-                     user_connections=connections, prune=prune)
+                     user_connections=connections, prune=prune, fingerprinted=fingerprinted)
     return the_plan, desired, live
+
+
+def _facts_and_fingerprints(found: Diff, live: State, client: ManagementClient) -> tuple[
+        dict[tuple[str, str], QueueFacts], dict[tuple[str, str], int], dict[str, int], Fingerprints | None]:
+    """:func:`_facts`, and the changes' fingerprints made meanwhile: where a change replaces,
+    resumes or deletes something, the facts are read in a thread of their own (a vhost of 24,000
+    queues answers with their statistics in about 4 s) while this one fingerprints the changes
+    (about 1 s for 48,000 deletions). Without such a change, the facts read nothing and the
+    fingerprints are left to :func:`~topology.plan.build`."""
+    if not any(change.action in (REPLACE, RESUME, DELETE) for change in found.changes):
+        return (*_facts(found, live, client), None)
+    read: list[Any] = []
+
+    def reading() -> None:
+        try:
+            read.append(_facts(found, live, client))
+        except BaseException as error:  # raised in this thread, below
+            read.append(error)
+
+    thread = threading.Thread(target=reading, name="topology-facts", daemon=True)
+    thread.start()
+    fingerprinted = fingerprints(found, live)
+    thread.join()
+    if isinstance(read[0], BaseException):
+        raise read[0]
+    return (*read[0], fingerprinted)
 
 
 def check_drift(topology: Topology, client: ManagementClient, *, fail_on_orphans: bool = False,

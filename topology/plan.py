@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from topology import __version__, redact
 from topology.broker.live import BrokerInfo
@@ -305,6 +305,22 @@ def binding_index(live: State) -> BindingIndex:
     return index
 
 
+class Fingerprints(NamedTuple):
+    """The fingerprint of each change of a diff, in its order, and the :func:`binding_index` they
+    were made with (``None`` when no change drops bindings: none was made)."""
+
+    index: BindingIndex | None
+    digests: list[str]
+
+
+def fingerprints(found: Diff, live: State) -> Fingerprints:
+    """:func:`fingerprint` of each of the diff's changes: what :func:`build` attaches to them, made
+    apart so that a plan can make them while it reads what the changes put at stake. (The plan's
+    changes differ from the diff's in nothing a fingerprint reads.)"""
+    index = binding_index(live) if any(_drops_bindings(c) for c in found.changes) else None
+    return Fingerprints(index, [fingerprint(live, change, index) for change in found.changes])
+
+
 def _drops_bindings(change: Change) -> bool:
     """Whether the change takes the bindings of its object with it (a queue or an exchange replaced,
     resumed or deleted): its fingerprint then covers them, and a plan of such changes indexes them."""
@@ -414,6 +430,7 @@ def build(
     hidden_bindings: dict[tuple[str, str], int] | None = None,
     user_connections: dict[str, int] | None = None,
     prune: bool = False,
+    fingerprinted: Fingerprints | None = None,
 ) -> Plan:
     """Order the changes (kinds in dependency order, creations before deletions) and
     attach to each the live state it depends on (its fingerprint); to replacements the
@@ -424,7 +441,8 @@ def build(
     are those of its temporary queue). ``hidden_bindings`` counts, per (vhost,
     exchange) to be replaced or deleted, the bindings the definitions export does not
     show (to exclusive queues of connected clients). ``user_connections`` counts the
-    connections open as each user to be deleted.
+    connections open as each user to be deleted. ``fingerprinted``: :func:`fingerprints` of
+    ``found`` and ``live``, when made already.
     """
     queues = queues or {}
     hidden_bindings = hidden_bindings or {}
@@ -433,9 +451,9 @@ def build(
     # objects does not look at them)
     replaces = any(c.action == REPLACE for c in found.changes)
     live_bindings = [r for r in live.objects.values() if isinstance(r, BindingState)] if replaces else []
-    index = binding_index(live) if any(_drops_bindings(c) for c in found.changes) else None
+    index, digests = fingerprinted or fingerprints(found, live)
     changes = []
-    for change in found.changes:
+    for change, digest in zip(found.changes, digests, strict=True):
         facts = QueueFacts()
         if change.kind == "queue":
             name = migration_queue_name(change.name) if change.action == RESUME else change.name
@@ -456,10 +474,10 @@ def build(
                 f"{open_now} connection(s) are open as this user: declare it in the files, add it to ignore_users, "
                 "or close them first",))
         if change.fingerprint:
-            change = replace(change, fingerprint=fingerprint(live, change, index))
+            change = replace(change, fingerprint=digest)
         else:  # the diff's own change, new and not shared: given its fingerprint in place (faster
             # than a copy, for tens of thousands of creations)
-            object.__setattr__(change, "fingerprint", fingerprint(live, change, index))
+            object.__setattr__(change, "fingerprint", digest)
         changes.append(change)
     changes.sort(key=_order)
     notes = list(found.notes) + _priority_notes(changes, broker)

@@ -102,6 +102,34 @@ def test_pruning_hundreds_of_queues_reads_their_checks_in_bulk(run, write, vhost
     assert run("plan", path, "--prune", "--detailed-exitcode").code == 0
 
 
+@pytest.mark.parametrize("took, reads", [(3600.0, 1), (0.0, 2)])
+def test_the_plans_statistics_are_taken_over_while_as_recent_as_the_reads_during_the_deletions(
+        run, write, vhost, api, requests_seen, monkeypatch, took, reads):
+    """The checks before the first write take the plan's statistics over while they are younger than
+    three times as long as the read took (or than the broker's refresh interval): the rule the reads
+    during the deletions follow. With the refresh interval at 0, the time the read took decides:
+    long, it is taken over and never read again; none, it is read again before the first write."""
+    from topology import apply
+    from topology.broker.client import ManagementClient
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+    monkeypatch.setattr(apply, "STATISTICS_REFRESH", 0.0)
+    monkeypatch.setattr(ManagementClient, "statistics_took", lambda self, vhost: took)
+
+    result = run("apply", path, "--prune", "--auto-approve")
+    assert result.code == 0, result.err
+    assert names(api, vhost) == set()
+    statistics = [p for method, p in requests_seen["http"] if method == "GET" and p == f"queues/{vhost}"]
+    if reads == 1:
+        assert len(statistics) == 1  # the plan's
+    else:  # the plan's, the survey's own, and more while the deletions went on
+        assert len(statistics) >= reads
+    surveyed, *_ = requests_seen["counts_many"]
+    assert sorted(surveyed) == sorted(doomed)
+
+
 @pytest.mark.parametrize("how", ["message", "consumer", "quorum message"])
 def test_a_queue_in_use_when_apply_starts_stops_it_before_anything_is_deleted(run, write, vhost, api, tmp_path,
                                                                               requests_seen, how):

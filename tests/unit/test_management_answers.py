@@ -199,6 +199,21 @@ def test_a_list_of_the_wrong_shape_is_one_error_line(run, write, path, answer, s
                 (command, result.err)
 
 
+@pytest.mark.parametrize("answer, said", [
+    ({}, "the answer is an object, not a list"),
+    ([{"messages": 1}], "[0].name is missing"),
+])
+def test_statistics_of_the_wrong_shape_read_beside_the_fingerprints_are_one_error_line(run, write, answer, said):
+    """A plan that deletes a queue reads its vhost's statistics in a thread of its own, while it
+    fingerprints the changes: what goes wrong there ends the plan as it would in the plan's own
+    thread."""
+    files = "vhosts:\n  v:\n    exchanges:\n      x: {type: fanout}\n"  # q is not declared: --prune deletes it
+    with FakeApi({**VALID, "/api/queues/v": answer}) as fake:
+        result = run("plan", write(files), "--url", fake.url, "--prune")
+    assert one_error_line(result) and said in result.err and "GET /api/queues/v" in result.err, result.err
+    assert "/api/queues/v" in fake.seen
+
+
 def test_where_the_lists_say_the_vhost_is_not_there_the_export_is_asked(run, write):
     answers = {path: answer for path, answer in LISTS.items() if not path.endswith("/v")}
     with FakeApi({**answers, "/api/definitions/v": VALID["/api/definitions/v"]}) as fake:

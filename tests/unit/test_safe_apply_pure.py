@@ -242,6 +242,26 @@ def test_a_saved_plan_reads_back_to_the_same_plan(write):
     assert again.broker is not None and again.broker.cluster_name == "rabbit@test"
 
 
+def test_fingerprints_made_apart_give_the_plan_build_makes(write):
+    """A plan fingerprints its changes while it reads their facts: the plan is the one build makes
+    alone, each fingerprint the diff's change's own (replaced, deleted, created and updated ones)."""
+    from topology.plan import fingerprint, fingerprints
+
+    changed = with_(queues=[queue("stray"), queue("app.kept")], bindings=[binding("orders", "stray", "s")])
+    changed["queues"][0] = queue("work")  # its TTL gone: replaced, with its binding re-made
+    want = desired_state(load([write(FILES)]))
+    have = live(changed)
+    found = diff(want, have, prune=True)
+    made = fingerprints(found, have)
+    assert made.index is not None and len(made.digests) == len(found.changes)
+    assert made.digests == [fingerprint(have, change) for change in found.changes]
+    alone = build(found, have, vhosts=["v"], broker=BROKER, prune=True)
+    apart = build(diff(want, have, prune=True), have, vhosts=["v"], broker=BROKER, prune=True, fingerprinted=made)
+    assert {c.action for c in apart.changes} >= {"replace", "delete"}
+    assert apart.changes == alone.changes
+    assert [c.fingerprint for c in apart.changes] == [c.fingerprint for c in alone.changes]
+
+
 def test_staleness_names_what_changed(write):
     changed = with_()
     changed["queues"][0] = queue("work")
