@@ -29,9 +29,15 @@ REFERENCES_ONLY_RE = re.compile(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\})+\Z")
 
 
 def _mask_url_passwords(text: str) -> str:
-    """``text`` with every URL password masked, except ``${VARIABLE}`` references (a URI as written in a file)."""
-    text = URL_PASSWORD_RE.sub(
-        lambda m: m.group(0) if REFERENCES_ONLY_RE.match(m.group("password")) else f"{m.group('head')}:{MASK}@", text)
+    """``text`` with every URL password masked, except ``${VARIABLE}`` references (a URI as written in a file).
+    Each expression is tried only on text holding what it cannot match without (an ``@``, a
+    ``password=``): most output lines hold neither, and a plan of 48,000 changes is as many lines."""
+    if "@" in text:
+        text = URL_PASSWORD_RE.sub(
+            lambda m: m.group(0) if REFERENCES_ONLY_RE.match(m.group("password")) else f"{m.group('head')}:{MASK}@",
+            text)
+    if "password=" not in text:
+        return text
     return QUERY_PASSWORD_RE.sub(
         lambda m: m.group(0) if REFERENCES_ONLY_RE.match(m.group("password")) or not m.group("password")
         else f"{m.group('head')}{MASK}", text)
@@ -39,14 +45,18 @@ def _mask_url_passwords(text: str) -> str:
 _lock = threading.Lock()
 _secrets: dict[str, str | None] = {}
 """Secret value → the environment variable it came from (None: not from a variable)."""
+_in_order: list[tuple[str, str | None]] | None = None
+""":data:`_secrets` as :func:`_ordered` gives them, until one is registered or forgotten."""
 
 
 def register(value: str, variable: str | None = None) -> None:
     """Treat ``value`` as a secret from now on (``variable``: the environment variable holding it),
     and the forms output may give it: escaped for JSON, Python, XML and Markdown."""
+    global _in_order
     if not value:
         return
     with _lock:
+        _in_order = None
         if variable is not None or value not in _secrets:
             _secrets[value] = variable
         for form in _escaped_forms(value):
@@ -114,13 +124,19 @@ def register_url(url: str | None) -> None:
 
 def forget_all() -> None:
     """Forget every registered secret (tests; each command is one process otherwise)."""
+    global _in_order
     with _lock:
+        _in_order = None
         _secrets.clear()
 
 
 def _ordered() -> list[tuple[str, str | None]]:
+    """The secrets, longest first (no partial leftovers), sorted once until the next change."""
+    global _in_order
     with _lock:
-        return sorted(_secrets.items(), key=lambda item: -len(item[0]))  # longest first: no partial leftovers
+        if _in_order is None:
+            _in_order = sorted(_secrets.items(), key=lambda item: -len(item[0]))
+        return _in_order
 
 
 def redact(text: str) -> str:

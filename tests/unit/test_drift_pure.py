@@ -6,6 +6,8 @@ import json
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from topology import redact
 from topology.broker.live import BrokerInfo
@@ -328,6 +330,23 @@ def test_escaped_forms_of_a_secret_are_masked_too(secrets):
 def test_an_unencoded_at_sign_in_a_url_password_is_masked_whole(secrets):
     secrets.register_url("amqp://svc:p@ss@rabbit:5672/")
     assert secrets.redact("amqp://svc:p@ss@rabbit:5672/ and p@ss") == "amqp://svc:***@rabbit:5672/ and ***"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["amqp://", "u", ":", "p", "@", "/", "h", " ", "?", "&", "password=", "x", "${V}",
+                                 "\n", "é", "#"]), max_size=30).map("".join))
+def test_url_passwords_are_masked_as_the_two_expressions_mask_them_everywhere(text):
+    """The expressions are tried only on text that holds an ``@`` or a ``password=``: what the
+    mask gives is what applying both everywhere gives."""
+    def everywhere(text: str) -> str:
+        text = redact.URL_PASSWORD_RE.sub(
+            lambda m: m.group(0) if redact.REFERENCES_ONLY_RE.match(m.group("password")) else
+            f"{m.group('head')}:{redact.MASK}@", text)
+        return redact.QUERY_PASSWORD_RE.sub(
+            lambda m: m.group(0) if redact.REFERENCES_ONLY_RE.match(m.group("password")) or not m.group("password")
+            else f"{m.group('head')}{redact.MASK}", text)
+
+    assert redact._mask_url_passwords(text) == everywhere(text)
 
 
 def test_saved_plans_keep_names_that_happen_to_hold_the_management_password(secrets):
