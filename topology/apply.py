@@ -116,9 +116,9 @@ STATISTICS_SHARE = 3.0
 """A bulk read of a vhost's queue statistics is read again no sooner than this many times as long
 as the last one took: reading them is work for the broker (at 24,000 queues on RabbitMQ 4.3, about
 5 s), which read back to back slowed its deletions by a seventh; so it spends at most a third of
-its time on them. A read sooner would tell little more anyway: the broker keeps the list of every
-queue's statistics it computed for five times as long as computing it took, and answers from it
-while it is asked for the same queues (``rabbit_mgmt_db_cache``, on 3.10 to 4.3)."""
+its time on them. (While the deletions go on, each read is computed afresh: the broker keeps the
+list of queue statistics it computed for five times as long as computing it took, but only while
+the same queues are asked for, ``rabbit_mgmt_db_cache`` on 3.10 to 4.3.)"""
 
 PARALLEL = frozenset(
     {(kind, action) for kind in ("exchange", "queue", "binding", "policy", "operator_policy", "permission",
@@ -755,8 +755,11 @@ class Applier:
         return self._pool
 
     def _read_statistics(self, vhost: str) -> None:
-        # the plan's own read, while it is as recent as the reads during the deletions
-        read = self.client.recent_queue_statistics(vhost, self._statistics_lifetime(vhost))
+        # the plan's own read, when it is as recent as the broker refreshes its statistics (not for as
+        # long as the reads during the deletions are kept: what this read also tells, the exclusive
+        # queues that may have been bound since the plan, and unacknowledged messages, must be fresh
+        # at the first write)
+        read = self.client.recent_queue_statistics(vhost, STATISTICS_REFRESH)
         started, statistics = read if read is not None else (time.monotonic(), self.client.queue_statistics(vhost))
         self._statistics[vhost] = (started, statistics)
         self._exclusive[vhost] = {name for name, entry in statistics.items() if entry.get("exclusive")}
@@ -785,9 +788,8 @@ class Applier:
 
     def _statistics_lifetime(self, vhost: str) -> float:
         """Seconds from its request for which a bulk read of the vhost's queue statistics is used
-        before it is read again: :data:`STATISTICS_REFRESH`, or :data:`STATISTICS_SHARE` times as
-        long as the last read took, whichever is longer. The same for the plan's read, taken over by
-        the checks before the first write, as for the reads while the deletions go on."""
+        while the deletions go on, before it is read again: :data:`STATISTICS_REFRESH`, or
+        :data:`STATISTICS_SHARE` times as long as the last read took, whichever is longer."""
         return max(STATISTICS_REFRESH, STATISTICS_SHARE * self.client.statistics_took(vhost))
 
     def _read_exact(self, vhost: str, names: list[str]) -> None:

@@ -102,20 +102,20 @@ def test_pruning_hundreds_of_queues_reads_their_checks_in_bulk(run, write, vhost
     assert run("plan", path, "--prune", "--detailed-exitcode").code == 0
 
 
-@pytest.mark.parametrize("took, reads", [(3600.0, 1), (0.0, 2)])
-def test_the_plans_statistics_are_taken_over_while_as_recent_as_the_reads_during_the_deletions(
-        run, write, vhost, api, requests_seen, monkeypatch, took, reads):
-    """The checks before the first write take the plan's statistics over while they are younger than
-    three times as long as the read took (or than the broker's refresh interval): the rule the reads
-    during the deletions follow. With the refresh interval at 0, the time the read took decides:
-    long, it is taken over and never read again; none, it is read again before the first write."""
+@pytest.mark.parametrize("refresh, took, reads", [(3600.0, 0.0, 1), (0.0, 3600.0, 2)])
+def test_the_plans_statistics_are_taken_over_only_while_as_recent_as_the_broker_refreshes_them(
+        run, write, vhost, api, requests_seen, monkeypatch, refresh, took, reads):
+    """The checks before the first write take the plan's statistics over only while they are younger
+    than the broker's refresh interval, however long the read took: the reads during the deletions
+    are kept for three times as long as a read took, but what the first check reads (the exclusive
+    queues bound since the plan, unacknowledged messages) must be fresh."""
     from topology import apply
     from topology.broker.client import ManagementClient
 
     path = write(DECLARED.format(vhost=vhost))
     assert run("apply", path, "--auto-approve").code == 0
     doomed = strays(api, vhost)
-    monkeypatch.setattr(apply, "STATISTICS_REFRESH", 0.0)
+    monkeypatch.setattr(apply, "STATISTICS_REFRESH", refresh)
     monkeypatch.setattr(ManagementClient, "statistics_took", lambda self, vhost: took)
 
     result = run("apply", path, "--prune", "--auto-approve")
@@ -124,10 +124,49 @@ def test_the_plans_statistics_are_taken_over_while_as_recent_as_the_reads_during
     statistics = [p for method, p in requests_seen["http"] if method == "GET" and p == f"queues/{vhost}"]
     if reads == 1:
         assert len(statistics) == 1  # the plan's
-    else:  # the plan's, the survey's own, and more while the deletions went on
-        assert len(statistics) >= reads
+    else:  # the plan's and the checks' own (the deletions' then kept for three times as long as one took)
+        assert len(statistics) == reads
     surveyed, *_ = requests_seen["counts_many"]
     assert sorted(surveyed) == sorted(doomed)
+
+
+def test_an_exclusive_queue_bound_after_the_plan_stops_the_pruning_of_its_exchange(run, write, vhost, api,
+                                                                                  monkeypatch):
+    """A client binds an exclusive queue to an exchange the plan prunes, after the plan read the
+    statistics and before apply's first check, when the plan's read is older than the refresh
+    interval but younger than three times as long as it took: the check reads the vhost again, finds
+    the binding, and nothing is changed."""
+    from topology import apply, engine
+    from topology.broker.client import ManagementClient
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+    api.put("exchanges", vhost, "gone", body={"type": "topic", "durable": True})
+    monkeypatch.setattr(apply, "STATISTICS_REFRESH", 0.0)  # the plan's read is older than this at once
+    monkeypatch.setattr(ManagementClient, "statistics_took", lambda self, vhost: 3600.0)
+    make_plan, held = engine.make_plan, []
+
+    def binding_after_the_plan(*args, **kwargs):
+        plan = make_plan(*args, **kwargs)
+        if not held:
+            connection = connect(vhost)
+            channel = connection.channel()
+            channel.queue_declare("client-reply", exclusive=True)
+            channel.queue_bind("client-reply", "gone", "orders.#")
+            held.append(connection)
+        return plan
+
+    monkeypatch.setattr(engine, "make_plan", binding_after_the_plan)
+    try:
+        result = run("apply", path, "--prune", "--auto-approve")
+    finally:
+        for connection in held:
+            connection.close()
+    assert result.code == 1
+    assert f"exchange {vhost}/gone failed: it is bound to 1 exclusive queue(s) of connected clients" in result.err
+    assert names(api, vhost) == set(doomed)
+    assert "gone" in {e["name"] for e in api.get("exchanges", vhost)}
 
 
 @pytest.mark.parametrize("how", ["message", "consumer", "quorum message"])

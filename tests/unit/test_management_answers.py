@@ -204,9 +204,8 @@ def test_a_list_of_the_wrong_shape_is_one_error_line(run, write, path, answer, s
     ([{"messages": 1}], "[0].name is missing"),
 ])
 def test_statistics_of_the_wrong_shape_read_beside_the_fingerprints_are_one_error_line(run, write, answer, said):
-    """A plan that deletes a queue reads its vhost's statistics in a thread of its own, while it
-    fingerprints the changes: what goes wrong there ends the plan as it would in the plan's own
-    thread."""
+    """A plan that deletes a queue reads its vhost's statistics while another thread fingerprints
+    the changes: what goes wrong in the read ends the plan as it did before, in one line."""
     files = "vhosts:\n  v:\n    exchanges:\n      x: {type: fanout}\n"  # q is not declared: --prune deletes it
     with FakeApi({**VALID, "/api/queues/v": answer}) as fake:
         result = run("plan", write(files), "--url", fake.url, "--prune")
