@@ -31,7 +31,8 @@ REFERENCES_ONLY_RE = re.compile(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\})+\Z")
 def _mask_url_passwords(text: str) -> str:
     """``text`` with every URL password masked, except ``${VARIABLE}`` references (a URI as written in a file).
     Each expression is tried only on text holding what it cannot match without (an ``@``, a
-    ``password=``): most output lines hold neither, and a plan of 48,000 changes is as many lines."""
+    ``password=``): most output holds neither, and an apply reports each change apart (48,000
+    changes are as many calls)."""
     if "@" in text:
         text = URL_PASSWORD_RE.sub(
             lambda m: m.group(0) if REFERENCES_ONLY_RE.match(m.group("password")) else f"{m.group('head')}:{MASK}@",
