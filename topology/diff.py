@@ -37,6 +37,9 @@ from topology.state import State
 
 CREATE, UPDATE, REPLACE, RESUME, DELETE = "create", "update", "replace", "resume", "delete"
 ACTIONS = (CREATE, UPDATE, REPLACE, RESUME, DELETE)
+AT_STAKE = (REPLACE, RESUME, DELETE)
+"""The actions that put what the live object holds at stake (its messages, its bindings): it is
+deleted, or its messages are moved out of it."""
 IGNORED = "ignored"
 """Start of the protection reason of objects matched by an ``ignore:`` pattern (not even listed)."""
 

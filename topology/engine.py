@@ -14,7 +14,7 @@ from topology import loader
 from topology.broker.client import ManagementClient
 from topology.collector import paused
 from topology.broker.live import BrokerInfo, broker_info, internal_exchanges, read_live
-from topology.diff import DELETE, REPLACE, RESUME, Change, Diff, diff
+from topology.diff import AT_STAKE, DELETE, Change, Diff, diff
 from topology.errors import ApplyError, BrokerError, StalePlan
 from topology.model.topology import Topology
 from topology.kinds.parameter import resolve_credentials
@@ -104,7 +104,7 @@ def _facts_and_fingerprints(found: Diff, live: State, client: ManagementClient) 
     statistics in about 4 s; read here, on the thread and the connection that read the vhost).
     Without such a change, the facts read nothing and the fingerprints are left to
     :func:`~topology.plan.build`."""
-    if not any(change.action in (REPLACE, RESUME, DELETE) for change in found.changes):
+    if not any(change.action in AT_STAKE for change in found.changes):
         return (*_facts(found, live, client), None)
     made: list[Fingerprints | BaseException] = []
 
@@ -192,7 +192,7 @@ def _facts(found: Diff, live: State, client: ManagementClient) -> tuple[
     """Per vhost, whether it holds queues its definitions export leaves out (exclusive ones): only
     then can an exchange have bindings the export hides (one read per vhost, not one per exchange)."""
     for change in found.changes:
-        if change.action not in (REPLACE, RESUME, DELETE):
+        if change.action not in AT_STAKE:
             continue
         if change.kind == "queue" and change.vhost not in counted:
             counted.add(change.vhost)

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from topology import __version__, redact
 from topology.broker.live import BrokerInfo
 from topology.rules.queues import QUORUM_PRIORITIES_SINCE
-from topology.diff import ACTIONS, DELETE, REPLACE, RESUME, Change, Diff, FieldChange
+from topology.diff import ACTIONS, AT_STAKE, DELETE, REPLACE, RESUME, Change, Diff, FieldChange
 from topology.errors import PlanRefused, TopologyError
 from topology.kinds import BindingState, ExchangeState, from_plan, KIND_ORDER, QueueState, Resource
 from topology.migration_record import migration_queue_name
@@ -127,7 +127,7 @@ def change_to_dict(change: Change) -> dict[str, Any]:
     }
     if change.action == REPLACE:
         data["rebind"] = [b.identity() for b in change.rebind]
-    if change.kind == "queue" and change.action in (REPLACE, RESUME, DELETE):
+    if change.kind == "queue" and change.action in AT_STAKE:
         data["messages"] = change.messages
     if change.action in (REPLACE, DELETE) or change.hazards:
         data["hazards"] = list(change.hazards)
@@ -324,7 +324,7 @@ def fingerprints(found: Diff, live: State) -> Fingerprints:
 def _drops_bindings(change: Change) -> bool:
     """Whether the change takes the bindings of its object with it (a queue or an exchange replaced,
     resumed or deleted): its fingerprint then covers them, and a plan of such changes indexes them."""
-    return change.kind in ("queue", "exchange") and change.action in (REPLACE, RESUME, DELETE)
+    return change.kind in ("queue", "exchange") and change.action in AT_STAKE
 
 
 def fingerprint(live: State, change: Change, index: BindingIndex | None = None) -> str:

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from topology.diff import CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
+from topology.diff import AT_STAKE, CREATE, DELETE, REPLACE, RESUME, UPDATE, Change
 from topology.kinds.base import PASSWORD_CHANGED, PASSWORD_SET
 from topology.kinds.parameter import PARAMETER_KINDS
 from topology.kinds.user import UserState
@@ -94,9 +94,9 @@ def render_change(change: Change) -> list[str]:
         note = change.after.password_note(created=change.action == CREATE)
         if note:
             lines.append(f"        {note}")
-    if change.action in (REPLACE, RESUME, DELETE) and change.reason:
+    if change.action in AT_STAKE and change.reason:
         lines.append(f"        why: {change.reason}")
-    if change.kind == "queue" and change.action in (REPLACE, RESUME, DELETE):
+    if change.kind == "queue" and change.action in AT_STAKE:
         held = "unknown (no statistics yet)" if change.messages is None else str(change.messages)
         where = "waiting to be moved back" if change.action == RESUME else "in the queue now"
         lines.append(f"        messages {where}: {held}")
