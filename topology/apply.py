@@ -39,7 +39,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from queue import Empty, SimpleQueue
 from dataclasses import dataclass, field
@@ -102,6 +102,84 @@ RECHECK_AHEAD = 32
 are deleted (each deletion starts within about as long as its batch takes to delete)."""
 
 
+AHEAD_CHUNK = 2000
+"""Queues counted ahead (:class:`ChecksAhead`) between two looks at whether the apply stopped."""
+
+
+def _doomed_queues(changes: Iterable[Change]) -> dict[str, list[Change]]:
+    """Per vhost with at least :data:`SURVEY_MIN` queue deletions, those deletions: the vhosts
+    whose checks before the first write are read in bulk."""
+    doomed: dict[str, list[Change]] = {}
+    for change in changes:
+        if change.kind == "queue" and change.action == DELETE:
+            doomed.setdefault(change.vhost, []).append(change)
+    return {vhost: items for vhost, items in doomed.items() if len(items) >= SURVEY_MIN}
+
+
+class ChecksAhead:
+    """The checks before the first write of an apply that asks no one (auto-approved, its plan made
+    from the files just before it), begun as soon as the plan's changes are known rather than after
+    the plan is built and printed: the plan's own read of the queues' statistics, made after
+    :meth:`begin`, is theirs, and the exact counts of the queues to delete are read over AMQP beside
+    it (a thread of its own, on the inspector's connections, which nothing else uses meanwhile).
+    :meth:`Applier._survey` takes both over. (An apply that asks first, or applies a saved plan,
+    reads them after the answer, as before: a person's pause has no bound.)"""
+
+    def __init__(self, inspector: MessageMover | None):
+        self.inspector = inspector
+        self.began: float | None = None
+        """When the checks began (``time.monotonic()``): a statistics read asked for since is theirs."""
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._counted: dict[tuple[str, str], tuple[int, int] | None] = {}
+        self._failed: BaseException | None = None
+
+    def begin(self, changes: Iterable[Change]) -> None:
+        """The plan's changes are known: the checks begin (again, for a plan made again)."""
+        self.finish()
+        self.began = time.monotonic()
+        self._counted, self._failed = {}, None
+        doomed = {vhost: [change.name for change in items] for vhost, items in _doomed_queues(changes).items()}
+        if not doomed or self.inspector is None:
+            return
+        inspector, stop = self.inspector, threading.Event()
+        self._stop = stop
+
+        def count() -> None:
+            try:
+                for vhost, names in doomed.items():
+                    for start in range(0, len(names), AHEAD_CHUNK):
+                        if stop.is_set():
+                            return
+                        for name, counts in inspector.counts_many(vhost, names[start:start + AHEAD_CHUNK]).items():
+                            self._counted[(vhost, name)] = counts
+            except BaseException as error:  # raised by counted(), in the apply's own checks
+                self._failed = error
+
+        self._thread = threading.Thread(target=count, name="topology-checks", daemon=True)
+        self._thread.start()
+
+    def counted(self, vhost: str, names: list[str]) -> dict[tuple[str, str], tuple[int, int] | None] | None:
+        """The exact counts of these queues read ahead (waiting for them), or ``None`` if they were
+        not all read; raises what reading them raised."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._failed is not None:
+            raise self._failed
+        keys = [(vhost, name) for name in names]
+        if self.began is None or any(key not in self._counted for key in keys):
+            return None
+        return {key: self._counted[key] for key in keys}
+
+    def finish(self) -> None:
+        """Stop counting (within :data:`AHEAD_CHUNK` queues) and wait for it: the inspector's
+        connections are then free to use or close."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
 def _idle_counts(info: dict[str, Any]) -> tuple[Any, Any, Any]:
     """(messages, unacknowledged, consumers) of a queue's statistics, as the broker gives them."""
     return info.get("messages"), info.get("messages_unacknowledged"), info.get("consumers")
@@ -153,6 +231,8 @@ class ApplyOptions:
     """Changes run at once in runs of independent changes (1: one at a time)."""
     messages_moved: dict[tuple[str, str], int] = field(default_factory=dict)
     """Filled by apply: per migrated queue (vhost, name), the messages moved into its new queue."""
+    checks_ahead: ChecksAhead | None = None
+    """The checks before the first write, begun with the plan (an apply that asks no one)."""
 
 
 def _sync_limits(before: dict[str, int], after: dict[str, int], put: Callable[[str, int], None],
@@ -726,16 +806,17 @@ class Applier:
         """For the vhosts with at least :data:`SURVEY_MIN` queue deletions: the reads their checks
         before the first write take in bulk (one statistics read per vhost, pipelined passive
         declares), and the first of those deletions (named if the reads fail); ``None`` if none."""
-        doomed: dict[str, list[Change]] = {}
-        for change in changes:
-            if change.kind == "queue" and change.action == DELETE:
-                doomed.setdefault(change.vhost, []).append(change)
-        many = {vhost: items for vhost, items in doomed.items() if len(items) >= SURVEY_MIN}
+        many = _doomed_queues(changes)
         if not many:
             return None
+        ahead = self.options.checks_ahead
 
         def read() -> None:
             for vhost, items in many.items():
+                counted = ahead.counted(vhost, [change.name for change in items]) if ahead is not None else None
+                if counted is not None and self._take_over_statistics(vhost):
+                    self._exact.update(counted)  # both read since the checks began, with the plan
+                    continue
                 self.stage(f"checking {len(items):,} queue(s) of vhost {vhost!r} for messages and consumers")
                 # the statistics over HTTP while the passive declares go over AMQP
                 statistics = self._pool_for_reads().submit(self._read_statistics, vhost)
@@ -753,6 +834,18 @@ class Applier:
             self._pool = ThreadPoolExecutor(max_workers=max(self.options.workers, QUEUE_DELETE_WORKERS),
                                             thread_name_prefix="topology-apply")
         return self._pool
+
+    def _take_over_statistics(self, vhost: str) -> bool:
+        """Take the plan's statistics read over as the checks' own, if it was asked for since
+        they began (:class:`ChecksAhead`). The exclusive queues are then read again when an
+        exchange is to be deleted (:meth:`_check_no_exclusive_bindings`): a client may have bound
+        one while the plan was built and printed."""
+        ahead = self.options.checks_ahead
+        read = self.client.recent_queue_statistics(vhost, 0.0, since=ahead.began if ahead is not None else None)
+        if read is None:
+            return False
+        self._statistics[vhost] = read
+        return True
 
     def _read_statistics(self, vhost: str) -> None:
         # the plan's own read, when it is as recent as the broker refreshes its statistics (not for as
@@ -773,6 +866,9 @@ class Applier:
         failed = self._refresh_failed.pop(vhost, None)
         if failed is not None:
             raise failed
+        read = self._statistics.get(vhost)
+        if read is not None and time.monotonic() - read[0] <= self._statistics_lifetime(vhost):
+            return  # a read that ended since the caller looked: not asked for again at once
         started = time.monotonic()
 
         def read() -> None:

@@ -1264,26 +1264,30 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
                 echo(_render(the_plan), styled=True)
                 echo("\nDry run: nothing was changed.")
                 return EXIT_OK, the_plan
-            from topology.apply import ApplyOptions  # after the files: the broker is read meanwhile
+            from topology.apply import ApplyOptions, ChecksAhead  # after the files: the broker is read meanwhile
             from topology.broker.amqp import MessageMover
 
             lock = lock or _apply_lock(job.amqp(), client)
             mover = MessageMover(lock.amqp, guard=lock.check)  # a lost lock stops a migration within a message
+            # asking no one, the checks before the first write begin with the plan (not after its printing)
+            ahead = ChecksAhead(mover) if auto_approve and saved is None else None
 
             def make() -> Any:
                 if gate is not None:
                     gate.set()
-                return _current_plan(topology, saved, client, prune)
+                return _current_plan(topology, saved, client, prune, checks_ahead=ahead)
 
             try:
                 first = keys_for_plan(saved) if saved is not None else keys_for_topology(topology)
                 the_plan = plan_under_locks(lock, first, make, lock_timeout)
                 options = ApplyOptions(
                     allow_replace=allow_replace, migrate_messages=migrate_messages, allow_data_loss=allow_data_loss,
-                    mover=mover, lock=lock, amqp_user=lock.amqp.user,
+                    mover=mover, lock=lock, amqp_user=lock.amqp.user, checks_ahead=ahead,
                 )
                 applied = _apply(topology, the_plan, client, options, auto_approve)
             finally:
+                if ahead is not None:
+                    ahead.finish()  # before its connections close
                 lock.release()
                 mover.close()
             return EXIT_OK, applied
@@ -1374,7 +1378,7 @@ def _warn_insecure(jobs: list[Any]) -> None:
                  + ": anyone on the way can read the credentials and change what is sent")
 
 
-def _current_plan(topology: Any, saved: Any, client: Any, prune: bool) -> Any:
+def _current_plan(topology: Any, saved: Any, client: Any, prune: bool, checks_ahead: Any = None) -> Any:
     from topology.engine import check_saved_plan, make_plan
 
     if saved is not None:
@@ -1382,7 +1386,7 @@ def _current_plan(topology: Any, saved: Any, client: Any, prune: bool) -> Any:
         return saved
     progress = _progress("plan")
     try:
-        return make_plan(topology, client, prune=prune, stage=progress.stage)
+        return make_plan(topology, client, prune=prune, stage=progress.stage, checks_ahead=checks_ahead)
     finally:
         progress.close()
 

@@ -26,7 +26,7 @@ from topology.validate import check_broker_version, check_exchange_types
 from topology.rules.versions import OLDEST_SUPPORTED
 
 if TYPE_CHECKING:  # imported where they are used: a plan needs neither applying nor drift's checks
-    from topology.apply import ApplyOptions, Report
+    from topology.apply import ApplyOptions, ChecksAhead, Report
     from topology.drift import DriftReport
     from topology.ha import QueueHealth
 
@@ -40,9 +40,11 @@ Stage = Callable[[str], None]
 
 
 def make_plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *, prune: bool = False,
-              stage: Stage | None = None) -> Plan:
-    """Read the managed vhosts from the broker and plan the changes that make them match the files."""
-    return _plan(topology, client, broker, prune=prune, stage=stage)[0]
+              stage: Stage | None = None, checks_ahead: ChecksAhead | None = None) -> Plan:
+    """Read the managed vhosts from the broker and plan the changes that make them match the files.
+    ``checks_ahead``: an apply that asks no one begins its checks before the first write as soon as
+    the changes are known (:class:`topology.apply.ChecksAhead`)."""
+    return _plan(topology, client, broker, prune=prune, stage=stage, checks_ahead=checks_ahead)[0]
 
 
 def _deprecated_feature_reader(client: ManagementClient) -> Callable[[str], bool | None]:
@@ -61,7 +63,8 @@ def _deprecated_feature_reader(client: ManagementClient) -> Callable[[str], bool
 
 @paused()
 def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | None = None, *,
-          prune: bool = False, stage: Stage | None = None) -> tuple[Plan, State, State]:
+          prune: bool = False, stage: Stage | None = None,
+          checks_ahead: ChecksAhead | None = None) -> tuple[Plan, State, State]:
     """The plan, and the desired and live states it was made from (built with the collector paused:
     they live to the end of the command, see :mod:`topology.collector`)."""
     stage = stage or (lambda what: None)
@@ -90,6 +93,8 @@ def _plan(topology: Topology, client: ManagementClient, broker: BrokerInfo | Non
         prune=prune,
         connected_user=client.user,
     )
+    if checks_ahead is not None:
+        checks_ahead.begin(found.changes)
     queues, hidden_bindings, connections, fingerprinted = _facts_and_fingerprints(found, live, client)
     the_plan = build(found, live, vhosts=vhosts, broker=broker, queues=queues, hidden_bindings=hidden_bindings,
                      user_connections=connections, prune=prune, fingerprinted=fingerprinted)

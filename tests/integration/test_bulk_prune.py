@@ -102,13 +102,44 @@ def test_pruning_hundreds_of_queues_reads_their_checks_in_bulk(run, write, vhost
     assert run("plan", path, "--prune", "--detailed-exitcode").code == 0
 
 
+def interrupted_prune(run, path: str):
+    """``apply --prune --auto-approve`` that a Ctrl-C stops (a KeyboardInterrupt, even where the
+    suite was started with SIGINT ignored): exit 130, one line, no traceback."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = run("apply", path, "--prune", "--auto-approve")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.code == 130 and result.err.strip().splitlines()[-1] == "error: interrupted", result.err
+    assert "Traceback" not in result.err
+    return result
+
+
+@pytest.fixture
+def answered_yes(monkeypatch):
+    """apply asks on a terminal, and is answered ``yes``."""
+    import sys
+
+    import click
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(click, "prompt", lambda *args, **kwargs: "yes")
+
+
 @pytest.mark.parametrize("refresh, took, reads", [(3600.0, 0.0, 1), (0.0, 3600.0, 2)])
 def test_the_plans_statistics_are_taken_over_only_while_as_recent_as_the_broker_refreshes_them(
-        run, write, vhost, api, requests_seen, monkeypatch, refresh, took, reads):
-    """The checks before the first write take the plan's statistics over only while they are younger
-    than the broker's refresh interval, however long the read took: the reads during the deletions
-    are kept for three times as long as a read took, but what the first check reads (the exclusive
-    queues bound since the plan, unacknowledged messages) must be fresh."""
+        run, write, vhost, api, requests_seen, monkeypatch, answered_yes, refresh, took, reads):
+    """An apply that asks before it applies: the checks before the first write take the plan's
+    statistics over only while they are younger than the broker's refresh interval, however long
+    the read took: the reads during the deletions are kept for three times as long as a read took,
+    but what the first check reads (the exclusive queues bound since the plan, unacknowledged
+    messages) must be fresh after a pause of unknown length."""
     from topology import apply
     from topology.broker.client import ManagementClient
 
@@ -118,7 +149,7 @@ def test_the_plans_statistics_are_taken_over_only_while_as_recent_as_the_broker_
     monkeypatch.setattr(apply, "STATISTICS_REFRESH", refresh)
     monkeypatch.setattr(ManagementClient, "statistics_took", lambda self, vhost: took)
 
-    result = run("apply", path, "--prune", "--auto-approve")
+    result = run("apply", path, "--prune")
     assert result.code == 0, result.err
     assert names(api, vhost) == set()
     statistics = [p for method, p in requests_seen["http"] if method == "GET" and p == f"queues/{vhost}"]
@@ -130,12 +161,94 @@ def test_the_plans_statistics_are_taken_over_only_while_as_recent_as_the_broker_
     assert sorted(surveyed) == sorted(doomed)
 
 
+def test_an_apply_that_asks_no_one_begins_its_checks_with_the_plan(run, write, vhost, api, requests_seen,
+                                                                    monkeypatch):
+    """Auto-approved, the checks before the first write begin as soon as the plan's changes are
+    known: the plan's statistics read is theirs, however old it is by the time the plan is printed
+    (the refresh interval set to 0 here), and every queue to delete is counted over AMQP before the
+    plan is printed; each is counted again just before its deletion, as always."""
+    from topology import apply, cli
+    from topology.broker.client import ManagementClient
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+    monkeypatch.setattr(apply, "STATISTICS_REFRESH", 0.0)
+    # the deletions' own reads kept for long: only the checks' read counts here
+    monkeypatch.setattr(ManagementClient, "statistics_took", lambda self, vhost: 3600.0)
+    render, order = cli._render, []
+
+    def rendering(the_plan):
+        order.append(len(requests_seen["counts_many"]))
+        return render(the_plan)
+
+    monkeypatch.setattr(cli, "_render", rendering)
+    result = run("apply", path, "--prune", "--auto-approve")
+    assert result.code == 0, result.err
+    assert names(api, vhost) == set()
+    statistics = [p for method, p in requests_seen["http"] if method == "GET" and p == f"queues/{vhost}"]
+    assert len(statistics) == 1  # the plan's, taken over
+    assert order == [1]  # the plan was printed once every queue to delete had been counted
+    surveyed, *rechecked = requests_seen["counts_many"]
+    assert sorted(surveyed) == sorted(doomed)
+    assert sorted(name for batch in rechecked for name in batch) == sorted(doomed)
+
+
+def test_a_message_arriving_while_the_plan_is_printed_keeps_its_queue(run, write, vhost, api, monkeypatch):
+    """Auto-approved, a message published after the checks began with the plan (while it is built
+    and printed) is found by the count just before its queue's deletion: the queue is kept with it."""
+    from topology import cli
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    strays(api, vhost)
+    render = cli._render
+
+    def publishing(the_plan):
+        publish(vhost, "q0150", [b"late"])
+        return render(the_plan)
+
+    monkeypatch.setattr(cli, "_render", publishing)
+    result = run("apply", path, "--prune", "--auto-approve")
+    assert result.code == 1
+    assert f"delete queue {vhost}/q0150 failed: it holds 1 message(s)" in result.err
+    assert "nothing was lost" in result.err
+    assert message_count(vhost, "q0150") == 1
+    assert "q0150" in names(api, vhost)
+
+
+def test_ctrl_c_while_the_checks_count_ahead_stops_before_anything_changes(run, write, vhost, api, monkeypatch):
+    """Ctrl-C while the queues to delete are counted beside the plan: the counting stops, nothing
+    is deleted, exit 130 without a traceback; the next run deletes them."""
+    import os
+    import signal
+
+    from topology.broker.amqp import QueueInspector
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+    counts_many = QueueInspector.counts_many
+
+    def interrupted(self, vhost_, queues):
+        os.kill(os.getpid(), signal.SIGINT)  # from the counting thread: the main thread is interrupted
+        return counts_many(self, vhost_, queues)
+
+    monkeypatch.setattr(QueueInspector, "counts_many", interrupted)
+    interrupted_prune(run, path)
+    assert names(api, vhost) == set(doomed)
+    monkeypatch.setattr(QueueInspector, "counts_many", counts_many)
+    assert run("apply", path, "--prune", "--auto-approve").code == 0
+    assert names(api, vhost) == set()
+
+
 def test_an_exclusive_queue_bound_after_the_plan_stops_the_pruning_of_its_exchange(run, write, vhost, api,
                                                                                   monkeypatch):
     """A client binds an exclusive queue to an exchange the plan prunes, after the plan read the
-    statistics and before apply's first check, when the plan's read is older than the refresh
-    interval but younger than three times as long as it took: the check reads the vhost again, finds
-    the binding, and nothing is changed."""
+    statistics and before apply's first check (the plan's read older than the refresh interval but
+    younger than three times as long as it took; and, auto-approved, taken over as the checks' own):
+    the exclusive queues are read again before the first write, the binding is found, and nothing is
+    changed."""
     from topology import apply, engine
     from topology.broker.client import ManagementClient
 
@@ -248,8 +361,6 @@ def test_ctrl_c_during_the_deletions_reports_exactly_what_landed_and_the_next_ru
     path = write(DECLARED.format(vhost=vhost))
     assert run("apply", path, "--auto-approve").code == 0
     doomed = strays(api, vhost)
-    # a Ctrl-C is a KeyboardInterrupt, even where the suite was started with SIGINT ignored
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     delete_queue = Applier._delete_queue
     done, counting = [0], threading.Lock()
 
@@ -261,12 +372,7 @@ def test_ctrl_c_during_the_deletions_reports_exactly_what_landed_and_the_next_ru
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, from a connection's thread, mid-run
 
     monkeypatch.setattr(Applier, "_delete_queue", interrupting)
-    try:
-        result = run("apply", path, "--prune", "--auto-approve")
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert result.code == 130 and result.err.strip().splitlines()[-1] == "error: interrupted", result.err
-    assert "Traceback" not in result.err
+    result = interrupted_prune(run, path)
     reported = set(re.findall(rf"^- queue {re.escape(vhost)}/(\S+): deleted$", result.out, re.MULTILINE))
     gone = set(doomed) - names(api, vhost)
     assert reported == gone  # every deletion that landed is said, and none that did not
