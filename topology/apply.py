@@ -118,17 +118,21 @@ def _doomed_queues(changes: Iterable[Change]) -> dict[str, list[Change]]:
 
 class ChecksAhead:
     """The checks before the first write of an apply that asks no one (auto-approved, its plan made
-    from the files just before it), begun as soon as the plan's changes are known rather than after
-    the plan is built and printed: the plan's own read of the queues' statistics, made after
-    :meth:`begin`, is theirs, and the exact counts of the queues to delete are read over AMQP beside
-    it (a thread of its own, on the inspector's connections, which nothing else uses meanwhile).
-    :meth:`Applier._survey` takes both over. (An apply that asks first, or applies a saved plan,
-    reads them after the answer, as before: a person's pause has no bound.)"""
+    from the files just before it, deletions checked one by one: not with ``--allow-data-loss``),
+    begun as soon as the plan's changes are known rather than after the plan is built and printed:
+    the plan's own read of the queues' statistics, made after :meth:`begin`, is theirs, and the
+    exact counts of the queues to delete are read over AMQP beside it (a thread of its own, on the
+    inspector's connections, which nothing else uses meanwhile). :meth:`Applier._survey` takes both
+    over while both ended less than :data:`STATISTICS_REFRESH` before it, and reads them again
+    otherwise (printing the plan may block on a pager or a slow log, without bound). (An apply that
+    asks first, or applies a saved plan, reads them after the answer, as before.)"""
 
     def __init__(self, inspector: MessageMover | None):
         self.inspector = inspector
         self.began: float | None = None
         """When the checks began (``time.monotonic()``): a statistics read asked for since is theirs."""
+        self.counted_at: float | None = None
+        """When every count was read (``time.monotonic()``; ``None`` before, or when none was to be)."""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._counted: dict[tuple[str, str], tuple[int, int] | None] = {}
@@ -137,7 +141,7 @@ class ChecksAhead:
     def begin(self, changes: Iterable[Change]) -> None:
         """The plan's changes are known: the checks begin (again, for a plan made again)."""
         self.finish()
-        self.began = time.monotonic()
+        self.began, self.counted_at = time.monotonic(), None
         self._counted, self._failed = {}, None
         doomed = {vhost: [change.name for change in items] for vhost, items in _doomed_queues(changes).items()}
         if not doomed or self.inspector is None:
@@ -153,11 +157,13 @@ class ChecksAhead:
                             return
                         for name, counts in inspector.counts_many(vhost, names[start:start + AHEAD_CHUNK]).items():
                             self._counted[(vhost, name)] = counts
+                self.counted_at = time.monotonic()
             except BaseException as error:  # raised by counted(), in the apply's own checks
                 self._failed = error
 
-        self._thread = threading.Thread(target=count, name="topology-checks", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=count, name="topology-checks", daemon=True)
+        thread.start()
+        self._thread = thread  # only once started: finish() joins it
 
     def counted(self, vhost: str, names: list[str]) -> dict[tuple[str, str], tuple[int, int] | None] | None:
         """The exact counts of these queues read ahead (waiting for them), or ``None`` if they were
@@ -167,7 +173,7 @@ class ChecksAhead:
         if self._failed is not None:
             raise self._failed
         keys = [(vhost, name) for name in names]
-        if self.began is None or any(key not in self._counted for key in keys):
+        if self.counted_at is None or any(key not in self._counted for key in keys):
             return None
         return {key: self._counted[key] for key in keys}
 
@@ -817,6 +823,8 @@ class Applier:
                 if counted is not None and self._take_over_statistics(vhost):
                     self._exact.update(counted)  # both read since the checks began, with the plan
                     continue
+                if counted is not None and self.inspector is not None:
+                    self.inspector.close()  # idle while the plan was printed: read on new connections
                 self.stage(f"checking {len(items):,} queue(s) of vhost {vhost!r} for messages and consumers")
                 # the statistics over HTTP while the passive declares go over AMQP
                 statistics = self._pool_for_reads().submit(self._read_statistics, vhost)
@@ -836,13 +844,19 @@ class Applier:
         return self._pool
 
     def _take_over_statistics(self, vhost: str) -> bool:
-        """Take the plan's statistics read over as the checks' own, if it was asked for since
-        they began (:class:`ChecksAhead`). The exclusive queues are then read again when an
-        exchange is to be deleted (:meth:`_check_no_exclusive_bindings`): a client may have bound
-        one while the plan was built and printed."""
+        """Take the plan's statistics read over as the checks' own (:class:`ChecksAhead`) if it was
+        asked for since they began, and it and the exact counts read beside it both ended less than
+        :data:`STATISTICS_REFRESH` ago. The exclusive queues are then read again by the checks of
+        the exchanges to delete (:meth:`_check_no_exclusive_bindings`): a client may have bound one
+        while the plan was built and printed."""
         ahead = self.options.checks_ahead
-        read = self.client.recent_queue_statistics(vhost, 0.0, since=ahead.began if ahead is not None else None)
+        if ahead is None or ahead.counted_at is None:
+            return False
+        read = self.client.recent_queue_statistics(vhost, 0.0, since=ahead.began)
         if read is None:
+            return False
+        ended = min(read[0] + self.client.statistics_took(vhost), ahead.counted_at)
+        if time.monotonic() - ended >= STATISTICS_REFRESH:
             return False
         self._statistics[vhost] = read
         return True

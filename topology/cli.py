@@ -1269,8 +1269,9 @@ def apply(ctx: click.Context, paths: tuple[str, ...], plan_file: str | None, aut
 
             lock = lock or _apply_lock(job.amqp(), client)
             mover = MessageMover(lock.amqp, guard=lock.check)  # a lost lock stops a migration within a message
-            # asking no one, the checks before the first write begin with the plan (not after its printing)
-            ahead = ChecksAhead(mover) if auto_approve and saved is None else None
+            # asking no one, the checks before the first write begin with the plan (not after its printing);
+            # not where they are the only check of each deletion
+            ahead = ChecksAhead(mover) if auto_approve and saved is None and not allow_data_loss else None
 
             def make() -> Any:
                 if gate is not None:

@@ -117,6 +117,15 @@ def interrupted_prune(run, path: str):
     return result
 
 
+def prune_while_held(run, path: str, held: list):
+    """``apply --prune --auto-approve``, then close the client connections opened meanwhile (``held``)."""
+    try:
+        return run("apply", path, "--prune", "--auto-approve")
+    finally:
+        for connection in held:
+            connection.close()
+
+
 @pytest.fixture
 def answered_yes(monkeypatch):
     """apply asks on a terminal, and is answered ``yes``."""
@@ -161,21 +170,23 @@ def test_the_plans_statistics_are_taken_over_only_while_as_recent_as_the_broker_
     assert sorted(surveyed) == sorted(doomed)
 
 
+@pytest.mark.parametrize("flags, ahead", [((), True), (("--allow-data-loss",), False)])
 def test_an_apply_that_asks_no_one_begins_its_checks_with_the_plan(run, write, vhost, api, requests_seen,
-                                                                    monkeypatch):
+                                                                    monkeypatch, flags, ahead):
     """Auto-approved, the checks before the first write begin as soon as the plan's changes are
-    known: the plan's statistics read is theirs, however old it is by the time the plan is printed
-    (the refresh interval set to 0 here), and every queue to delete is counted over AMQP before the
-    plan is printed; each is counted again just before its deletion, as always."""
-    from topology import apply, cli
+    known: the queues to delete are counted over AMQP from before the plan is printed, and the
+    plan's statistics read is the checks' own (the refresh interval, 5 s, measured from when both
+    ended). Each queue is counted again just before its deletion, as always. With
+    ``--allow-data-loss``, where the checks before the first write are the only ones of a queue's
+    consumers, they are read after the plan is printed, as before."""
+    from topology import cli
     from topology.broker.client import ManagementClient
 
     path = write(DECLARED.format(vhost=vhost))
     assert run("apply", path, "--auto-approve").code == 0
     doomed = strays(api, vhost)
-    monkeypatch.setattr(apply, "STATISTICS_REFRESH", 0.0)
     # the deletions' own reads kept for long: only the checks' read counts here
-    monkeypatch.setattr(ManagementClient, "statistics_took", lambda self, vhost: 3600.0)
+    monkeypatch.setattr(ManagementClient, "statistics_took", lambda self, vhost: 3600.0 if ahead else 0.0)
     render, order = cli._render, []
 
     def rendering(the_plan):
@@ -183,20 +194,77 @@ def test_an_apply_that_asks_no_one_begins_its_checks_with_the_plan(run, write, v
         return render(the_plan)
 
     monkeypatch.setattr(cli, "_render", rendering)
-    result = run("apply", path, "--prune", "--auto-approve")
+    result = run("apply", path, "--prune", "--auto-approve", *flags)
     assert result.code == 0, result.err
     assert names(api, vhost) == set()
     statistics = [p for method, p in requests_seen["http"] if method == "GET" and p == f"queues/{vhost}"]
-    assert len(statistics) == 1  # the plan's, taken over
-    assert order == [1]  # the plan was printed once every queue to delete had been counted
+    assert len(statistics) == 1  # the plan's, taken over (with --allow-data-loss too: under 5 s old)
+    assert order == ([1] if ahead else [0])  # the counting had begun before the plan was printed, or not
     surveyed, *rechecked = requests_seen["counts_many"]
     assert sorted(surveyed) == sorted(doomed)
-    assert sorted(name for batch in rechecked for name in batch) == sorted(doomed)
+    if ahead:
+        assert sorted(name for batch in rechecked for name in batch) == sorted(doomed)
+
+
+def test_an_unacknowledged_message_taken_while_the_plan_is_printed_slowly_keeps_its_queue(run, write, vhost, api,
+                                                                                          monkeypatch):
+    """Auto-approved, printing the plan blocks for longer than the broker refreshes its statistics
+    (a pager, a slow log), while a client takes a message with ``basic.get`` and does not ack it:
+    only the statistics show it, so the checks read them again rather than take the plan's over,
+    and nothing is deleted."""
+    import time
+
+    from topology import cli
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+    render, held = cli._render, []
+
+    def slowly(the_plan):
+        if not held:
+            publish(vhost, "q0000", [b"taken"])
+            connection = connect(vhost)
+            held.append(connection)
+            assert connection.channel().basic_get("q0000", auto_ack=False)[0] is not None
+            time.sleep(7)  # longer than the refresh interval: the broker's statistics show it by then
+        return render(the_plan)
+
+    monkeypatch.setattr(cli, "_render", slowly)
+    result = prune_while_held(run, path, held)
+    assert result.code == 1
+    assert f"delete queue {vhost}/q0000 failed: it holds 1 message(s) (1 unacknowledged)" in result.err
+    assert "nothing was lost; 0 of" in result.err
+    assert names(api, vhost) == set(doomed)
+    assert message_count(vhost, "q0000") == 1  # back, its taker gone
+
+
+def test_a_failure_while_the_checks_count_ahead_is_one_line_and_changes_nothing(run, write, vhost, api,
+                                                                                monkeypatch):
+    """The exact counts read beside the plan fail (a lost AMQP connection): the apply stops before
+    its first write, with the error in one line naming the first queue to delete."""
+    from topology.broker.amqp import QueueInspector
+    from topology.errors import BrokerError
+
+    path = write(DECLARED.format(vhost=vhost))
+    assert run("apply", path, "--auto-approve").code == 0
+    doomed = strays(api, vhost)
+
+    def lost(self, vhost_, queues):
+        raise BrokerError(f"lost the AMQP connection while inspecting the queues of vhost {vhost_}: reset")
+
+    monkeypatch.setattr(QueueInspector, "counts_many", lost)
+    result = run("apply", path, "--prune", "--auto-approve")
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert f"delete queue {vhost}/q0000 failed: lost the AMQP connection while inspecting the queues" in result.err
+    assert names(api, vhost) == set(doomed)
 
 
 def test_a_message_arriving_while_the_plan_is_printed_keeps_its_queue(run, write, vhost, api, monkeypatch):
     """Auto-approved, a message published after the checks began with the plan (while it is built
-    and printed) is found by the count just before its queue's deletion: the queue is kept with it."""
+    and printed) is found by a count, the one begun with the plan or the one just before its
+    queue's deletion: the queue is kept with it."""
     from topology import cli
 
     path = write(DECLARED.format(vhost=vhost))
@@ -271,11 +339,7 @@ def test_an_exclusive_queue_bound_after_the_plan_stops_the_pruning_of_its_exchan
         return plan
 
     monkeypatch.setattr(engine, "make_plan", binding_after_the_plan)
-    try:
-        result = run("apply", path, "--prune", "--auto-approve")
-    finally:
-        for connection in held:
-            connection.close()
+    result = prune_while_held(run, path, held)
     assert result.code == 1
     assert f"exchange {vhost}/gone failed: it is bound to 1 exclusive queue(s) of connected clients" in result.err
     assert names(api, vhost) == set(doomed)
