@@ -123,8 +123,8 @@ class ChecksAhead:
     the plan's own read of the queues' statistics, made after :meth:`begin`, is theirs, and the
     exact counts of the queues to delete are read over AMQP beside it (a thread of its own, on the
     inspector's connections, which nothing else uses meanwhile). :meth:`Applier._survey` takes both
-    over while both ended less than :data:`STATISTICS_REFRESH` before it, and reads them again
-    otherwise (printing the plan may block on a pager or a slow log, without bound). (An apply that
+    over while the statistics read ended less than :data:`STATISTICS_REFRESH` before it, and reads
+    them again otherwise (printing the plan may block on a pager or a slow log, without bound). (An apply that
     asks first, or applies a saved plan, reads them after the answer, as before.)"""
 
     def __init__(self, inspector: MessageMover | None):
@@ -845,18 +845,18 @@ class Applier:
 
     def _take_over_statistics(self, vhost: str) -> bool:
         """Take the plan's statistics read over as the checks' own (:class:`ChecksAhead`) if it was
-        asked for since they began, and it and the exact counts read beside it both ended less than
-        :data:`STATISTICS_REFRESH` ago. The exclusive queues are then read again by the checks of
-        the exchanges to delete (:meth:`_check_no_exclusive_bindings`): a client may have bound one
-        while the plan was built and printed."""
+        asked for since they began and ended less than :data:`STATISTICS_REFRESH` ago, with the
+        exact counts read beside it (each queue is counted again just before its deletion: an
+        apply with ``--allow-data-loss`` has no checks ahead). The exclusive queues are then read
+        again by the checks of the exchanges to delete (:meth:`_check_no_exclusive_bindings`): a
+        client may have bound one while the plan was built and printed."""
         ahead = self.options.checks_ahead
         if ahead is None or ahead.counted_at is None:
             return False
         read = self.client.recent_queue_statistics(vhost, 0.0, since=ahead.began)
         if read is None:
             return False
-        ended = min(read[0] + self.client.statistics_took(vhost), ahead.counted_at)
-        if time.monotonic() - ended >= STATISTICS_REFRESH:
+        if time.monotonic() - (read[0] + self.client.statistics_took(vhost)) >= STATISTICS_REFRESH:
             return False
         self._statistics[vhost] = read
         return True

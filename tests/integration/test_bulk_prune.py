@@ -175,7 +175,7 @@ def test_an_apply_that_asks_no_one_begins_its_checks_with_the_plan(run, write, v
                                                                     monkeypatch, flags, ahead):
     """Auto-approved, the checks before the first write begin as soon as the plan's changes are
     known: the queues to delete are counted over AMQP from before the plan is printed, and the
-    plan's statistics read is the checks' own (the refresh interval, 5 s, measured from when both
+    plan's statistics read is the checks' own (the refresh interval, 5 s, measured from when it
     ended). Each queue is counted again just before its deletion, as always. With
     ``--allow-data-loss``, where the checks before the first write are the only ones of a queue's
     consumers, they are read after the plan is printed, as before."""

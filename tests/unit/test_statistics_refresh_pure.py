@@ -38,3 +38,22 @@ def test_a_read_older_than_its_lifetime_is_asked_for_again():
     applier._refresh_statistics("v")
     applier._refreshing["v"].join()
     assert reads == ["v"]
+
+
+def test_the_checks_begun_with_the_plan_take_its_read_over_only_while_it_ended_under_the_refresh_interval():
+    """An auto-approved apply's checks (ChecksAhead) take the plan's statistics read over if it was
+    asked for since they began and ended less than STATISTICS_REFRESH (5 s) ago, however long it took."""
+    from topology.apply import ChecksAhead
+
+    def taken_over(asked_ago: float, took: float, began_ago: float) -> bool:
+        applier, _ = applier_reading(took=took)
+        now = time.monotonic()
+        ahead = ChecksAhead(None)
+        ahead.began, ahead.counted_at = now - began_ago, now - 1.0
+        applier.options.checks_ahead = ahead
+        applier.client._statistics["v"] = (now - asked_ago, took, {"q": {}})
+        return applier._take_over_statistics("v")
+
+    assert taken_over(asked_ago=9.0, took=8.0, began_ago=10.0)  # a long read, ended 1 s ago
+    assert not taken_over(asked_ago=9.0, took=3.0, began_ago=10.0)  # ended 6 s ago: read again
+    assert not taken_over(asked_ago=9.0, took=8.0, began_ago=5.0)  # asked for before the checks began
