@@ -124,8 +124,8 @@ class ChecksAhead:
     exact counts of the queues to delete are read over AMQP beside it (a thread of its own, on the
     inspector's connections, which nothing else uses meanwhile). :meth:`Applier._survey` takes both
     over while the statistics read ended less than :data:`STATISTICS_REFRESH` before it, and reads
-    them again otherwise (printing the plan may block on a pager or a slow log, without bound). (An apply that
-    asks first, or applies a saved plan, reads them after the answer, as before.)"""
+    them again otherwise (printing the plan may block on a pager or a slow log, without bound). An
+    apply that asks first, or applies a saved plan, reads them after the answer, as before."""
 
     def __init__(self, inspector: MessageMover | None):
         self.inspector = inspector
@@ -880,8 +880,8 @@ class Applier:
         failed = self._refresh_failed.pop(vhost, None)
         if failed is not None:
             raise failed
-        read = self._statistics.get(vhost)
-        if read is not None and time.monotonic() - read[0] <= self._statistics_lifetime(vhost):
+        last = self._statistics.get(vhost)
+        if last is not None and time.monotonic() - last[0] <= self._statistics_lifetime(vhost):
             return  # a read that ended since the caller looked: not asked for again at once
         started = time.monotonic()
 
