@@ -820,7 +820,7 @@ class Applier:
         def read() -> None:
             for vhost, items in many.items():
                 counted = ahead.counted(vhost, [change.name for change in items]) if ahead is not None else None
-                if counted is not None and self._take_over_statistics(vhost):
+                if counted is not None and self._take_over_statistics(vhost, ahead):
                     self._exact.update(counted)  # both read since the checks began, with the plan
                     continue
                 if counted is not None and self.inspector is not None:
@@ -843,17 +843,15 @@ class Applier:
                                             thread_name_prefix="topology-apply")
         return self._pool
 
-    def _take_over_statistics(self, vhost: str) -> bool:
+    def _take_over_statistics(self, vhost: str, ahead: ChecksAhead) -> bool:
         """Take the plan's statistics read over as the checks' own (:class:`ChecksAhead`) if it was
         asked for since they began and ended less than :data:`STATISTICS_REFRESH` ago, with the
         exact counts read beside it (each queue is counted again just before its deletion: an
         apply with ``--allow-data-loss`` has no checks ahead). The exclusive queues are then read
         again by the checks of the exchanges to delete (:meth:`_check_no_exclusive_bindings`): a
         client may have bound one while the plan was built and printed."""
-        ahead = self.options.checks_ahead
-        if ahead is None or ahead.counted_at is None:
-            return False
-        read = self.client.recent_queue_statistics(vhost, 0.0, since=ahead.began)
+        assert ahead.began is not None  # counted, so begun
+        read = self.client.recent_queue_statistics(vhost, time.monotonic() - ahead.began)  # asked for since
         if read is None:
             return False
         if time.monotonic() - (read[0] + self.client.statistics_took(vhost)) >= STATISTICS_REFRESH:

@@ -50,9 +50,8 @@ def test_the_checks_begun_with_the_plan_take_its_read_over_only_while_it_ended_u
         now = time.monotonic()
         ahead = ChecksAhead(None)
         ahead.began, ahead.counted_at = now - began_ago, now - 1.0
-        applier.options.checks_ahead = ahead
         applier.client._statistics["v"] = (now - asked_ago, took, {"q": {}})
-        return applier._take_over_statistics("v")
+        return applier._take_over_statistics("v", ahead)
 
     assert taken_over(asked_ago=9.0, took=8.0, began_ago=10.0)  # a long read, ended 1 s ago
     assert not taken_over(asked_ago=9.0, took=3.0, began_ago=10.0)  # ended 6 s ago: read again

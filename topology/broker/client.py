@@ -616,16 +616,11 @@ class ManagementClient:
         self._statistics[vhost] = (started, time.monotonic() - started, statistics)
         return statistics
 
-    def recent_queue_statistics(self, vhost: str, seconds: float, since: float | None = None) -> tuple[
-            float, dict[str, dict[str, Any]]] | None:
+    def recent_queue_statistics(self, vhost: str, seconds: float) -> tuple[float, dict[str, dict[str, Any]]] | None:
         """The last :meth:`queue_statistics` of the vhost (when it was asked for, and what it said)
-        if it was asked for less than ``seconds`` ago, or at ``since`` or later (``time.monotonic()``;
-        a plan's, for the apply that follows it)."""
+        if it was asked for less than ``seconds`` ago (a plan's, for the apply that follows it)."""
         read = self._statistics.get(vhost)
-        if read is None:
-            return None
-        recent = time.monotonic() - read[0] < seconds or (since is not None and read[0] >= since)
-        return (read[0], read[2]) if recent else None
+        return (read[0], read[2]) if read is not None and time.monotonic() - read[0] < seconds else None
 
     def statistics_took(self, vhost: str) -> float:
         """Seconds the last :meth:`queue_statistics` of the vhost took (0 before the first)."""
