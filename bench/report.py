@@ -198,7 +198,8 @@ def _preamble(report: dict) -> str:
     return (f"Measured {report['date']} on {report['cpus']} cores, RabbitMQ {report['rabbitmq']}, Python "
             f"{report['python']}; each figure is the median of {_runs(report)}, quiet and then busy "
             f"(one process spinning on one core beside each measurement). `topology --version` starts in "
-            f"{report['version_seconds']:.2f} s. Ratios are to the floor measured under the same condition."
+            f"{report['version_seconds']:.2f} s. The `apply --prune` of 1% changed is measured once per condition "
+            f"(it leaves the vhost changed). Ratios are to the floor measured under the same condition."
             + (" CPU seconds scale with the machine's speed, which changes by the hour on a shared machine: a "
                "fixed Python loop (`sum(range(10_000_000))`, CPU seconds, best of three) is timed before and "
                "after each size." if any(r.get("loop_seconds") for r in report["results"]) else ""))

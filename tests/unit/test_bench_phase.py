@@ -1,0 +1,38 @@
+"""The benchmark's measured run (bench/phase.py): the peak memory it reports is its own process's,
+not the peak of the process that started it (which Linux hands on in ``ru_maxrss``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+PARENT = """
+import resource, subprocess, sys
+held = b"x" * (300 * 1024 * 1024)  # written, so resident: the parent's peak is over 300 MB
+child = subprocess.run([sys.executable, *sys.argv[1:]], capture_output=True, text=True, check=False)
+print(child.stdout)
+print(child.stderr)
+"""
+
+
+def _run_under_a_large_parent(*arguments: str) -> str:
+    return subprocess.run([sys.executable, "-c", PARENT, *arguments], capture_output=True, text=True,
+                          cwd=ROOT, check=True, timeout=120).stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the inherited peak and VmHWM are Linux's")
+def test_the_peak_a_phase_reports_is_its_own_not_its_parents():
+    # the premise: a child's ru_maxrss holds its parent's peak
+    inherited = _run_under_a_large_parent(
+        "-c", "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    assert int(inherited.split()[0]) >= 300
+    output = _run_under_a_large_parent(str(ROOT / "bench" / "phase.py"), "validate", str(ROOT / "examples" / "shop"))
+    line = next(l for l in output.splitlines() if l.startswith("BENCH "))
+    measured = json.loads(line[len("BENCH "):])
+    assert measured["code"] == 0
+    assert 5 < measured["peak_mb"] < 150
