@@ -30,9 +30,11 @@ def test_the_peak_a_phase_reports_is_its_own_not_its_parents():
     # the premise: a child's ru_maxrss holds its parent's peak
     inherited = _run_under_a_large_parent(
         "-c", "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
-    assert int(inherited.split()[0]) >= 300
+    if int(inherited.split()[0]) < 300:
+        pytest.skip("this kernel does not hand the parent's peak on in ru_maxrss: nothing to tell apart")
     output = _run_under_a_large_parent(str(ROOT / "bench" / "phase.py"), "validate", str(ROOT / "examples" / "shop"))
-    line = next(l for l in output.splitlines() if l.startswith("BENCH "))
+    line = next((l for l in output.splitlines() if l.startswith("BENCH ")), None)
+    assert line is not None, output[-2000:]
     measured = json.loads(line[len("BENCH "):])
     assert measured["code"] == 0
     assert 5 < measured["peak_mb"] < 150
