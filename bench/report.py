@@ -194,12 +194,22 @@ def _runs(report: dict) -> str:
     return f"{main} runs ({said})" if fewer else f"{main} runs"
 
 
+def _fewer_runs(report: dict) -> str:
+    """The phases measured fewer times than their size's other figures, as the results hold them
+    (``bench/run.py`` runs the ``apply --prune`` of 1% once: it leaves the vhost changed)."""
+    fewer = {phase: len(measured["all_seconds"]) for result in report["results"]
+             for condition in result["conditions"].values() for phase, measured in condition["phases"].items()
+             if len(measured.get("all_seconds", ())) < result.get("runs", report["runs"])}
+    return "".join(f" {PHASES[phase][0]}: {runs} run{'s' if runs != 1 else ''} per condition."
+                   for phase, runs in sorted(fewer.items(), key=lambda item: list(PHASES).index(item[0])))
+
+
 def _preamble(report: dict) -> str:
     return (f"Measured {report['date']} on {report['cpus']} cores, RabbitMQ {report['rabbitmq']}, Python "
             f"{report['python']}; each figure is the median of {_runs(report)}, quiet and then busy "
             f"(one process spinning on one core beside each measurement). `topology --version` starts in "
-            f"{report['version_seconds']:.2f} s. The `apply --prune` of 1% changed is measured once per condition "
-            f"(it leaves the vhost changed). Ratios are to the floor measured under the same condition."
+            f"{report['version_seconds']:.2f} s.{_fewer_runs(report)} Ratios are to the floor measured under the "
+            f"same condition."
             + (" CPU seconds scale with the machine's speed, which changes by the hour on a shared machine: a "
                "fixed Python loop (`sum(range(10_000_000))`, CPU seconds, best of three) is timed before and "
                "after each size." if any(r.get("loop_seconds") for r in report["results"]) else ""))

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 PARENT = """
-import resource, subprocess, sys
+import subprocess, sys
 held = b"x" * (300 * 1024 * 1024)  # written, so resident: the parent's peak is over 300 MB
 child = subprocess.run([sys.executable, *sys.argv[1:]], capture_output=True, text=True, check=False)
 print(child.stdout)
