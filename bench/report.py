@@ -199,7 +199,7 @@ def _fewer_runs(report: dict) -> str:
     (``bench/run.py`` runs the ``apply --prune`` of 1% once: it leaves the vhost changed)."""
     fewer = {phase: len(measured["all_seconds"]) for result in report["results"]
              for condition in result["conditions"].values() for phase, measured in condition["phases"].items()
-             if len(measured.get("all_seconds", ())) < result.get("runs", report["runs"])}
+             if "all_seconds" in measured and len(measured["all_seconds"]) < result.get("runs", report["runs"])}
     return "".join(f" {PHASES[phase][0]}: {runs} run{'s' if runs != 1 else ''} per condition."
                    for phase, runs in sorted(fewer.items(), key=lambda item: list(PHASES).index(item[0])))
 
