@@ -185,6 +185,23 @@ def _size_title(result: dict) -> str:
     return f"{result['objects']:,} objects ({parts}){speed}"
 
 
+COUNTED = {"validate": "`validate`", "plan no-op": "a `plan` with nothing to do"}
+"""The phases ``bench/run.py --instructions`` counts the instructions of, as the page names them."""
+
+
+def _instructions(result: dict) -> str:
+    """The instructions counted at this size (``bench/run.py --instructions``), or nothing: each
+    phase's beyond Python's own start (``python -c pass``), as its CPU seconds are."""
+    counted = result["conditions"].get("quiet", {}).get("instructions")
+    if not counted:
+        return ""
+    start = counted["python"]
+    phases = ", ".join(f"{label} {(counted[phase] - start) / 1e9:.2f} G" for phase, label in COUNTED.items()
+                       if phase in counted)
+    return (f"Instructions (callgrind, once, quiet; they do not change with the machine's speed): {phases}, "
+            f"beyond Python's own start ({start / 1e9:.2f} G).")
+
+
 def _runs(report: dict) -> str:
     """How many runs each figure is the median of: ``3 runs``, or ``3 runs (1 at 51,302 objects)``."""
     counted = Counter(r.get("runs", report["runs"]) for r in report["results"]) or Counter([report["runs"]])
@@ -219,8 +236,10 @@ def markdown(report: dict) -> str:
     """The Markdown the docs page shows between its markers: one table per size."""
     lines = [_preamble(report), ""]
     for result in sorted(report["results"], key=lambda r: r["objects"]):
-        lines += [f"**{_size_title(result)}**", "",
-                  "| " + " | ".join([f"{result['objects']:,} objects", *HEADER]) + " |",
+        lines += [f"**{_size_title(result)}**", ""]
+        if counted := _instructions(result):
+            lines += [counted, ""]
+        lines += ["| " + " | ".join([f"{result['objects']:,} objects", *HEADER]) + " |",
                   "|---|" + "--:|" * (len(HEADER) - 1) + "---|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows(result)]
         lines.append("")
@@ -231,7 +250,8 @@ def text(result: dict) -> str:
     """One size as a plain-text table, for the terminal."""
     table = [["", *HEADER]] + [[cell.replace("`", "").replace("**", "") for cell in row] for row in rows(result)]
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
-    lines = [_size_title(result)]
+    counted = _instructions(result).replace("`", "")
+    lines = [_size_title(result)] + ([counted] if counted else [])
     for row in table:
         cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in range(1, len(HEADER))]
         lines.append("  " + "  ".join(cells) + "  " + row[-1])

@@ -31,6 +31,11 @@ each measurement (started just before it, stopped just after; it also stops by i
 benchmark's process is gone, and after an hour whatever happens). The bytecode of the package is
 compiled first, as an installation would leave it. The vhosts are deleted at the end, whatever
 happens; ``--out`` writes everything as JSON after each size.
+
+``--instructions`` also counts, once for each size and on the quiet machine, the instructions of
+``validate`` and of a ``plan`` with nothing to do (valgrind's callgrind, which runs them about 50
+times slower): unlike CPU seconds, which change by the hour on a shared machine, they are the same
+in every run of the same build, and so compare builds measured on different days.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,6 +159,19 @@ def tool(name: str, busy: bool, *arguments: str) -> dict:
             "requests": sum(measured["requests"].values()), "write_requests": writes, "peak_mb": measured["peak_mb"]}
 
 
+def instructions(*arguments: str) -> int:
+    """Instructions the process ``python *arguments`` executes, counted by valgrind's callgrind:
+    unlike CPU seconds they do not change with the machine's speed (the same count on a quiet and
+    a busy machine). Python's hashes are seeded alike in each run, so that a run counts the same."""
+    counted = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                              *arguments], capture_output=True, text=True, cwd=ROOT, check=False,
+                             env={**os.environ, "PYTHONHASHSEED": "0"})
+    found = re.search(r"Collected : (\d+)", counted.stderr)
+    if counted.returncode not in (0, 2) or found is None:
+        raise SystemExit(f"instructions of {' '.join(arguments)}: exit {counted.returncode}\n{counted.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 def timed(busy: bool, request) -> float:
     """Seconds one raw request (or several) takes, under the condition."""
     with load(busy):
@@ -207,8 +227,11 @@ def create_vhost(vhost: str) -> None:
     requests.put(api("vhosts", vhost), json={}, auth=AUTH, timeout=60).raise_for_status()
 
 
-def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Session) -> dict:
-    """Every phase and floor of one size under one condition, each ``runs`` times, in turns."""
+def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Session,
+            count: bool = False) -> dict:
+    """Every phase and floor of one size under one condition, each ``runs`` times, in turns;
+    ``count``: also the instructions of ``validate`` and of a ``plan`` with nothing to do (once
+    each: they count the same in every run)."""
     vhost = f"topology-bench-{uuid.uuid4().hex[:8]}"
     empty = f"{vhost}-floor"
     files, changed, pruned = (work / f"{vhost}{suffix}.yaml" for suffix in ("", "-changed", "-pruned"))
@@ -222,6 +245,7 @@ def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Se
             for kind in ("exchanges", "queues", "bindings", "policies")}
     names = [entry["name"] for entry in body["queues"]]
     phases: dict[str, list[dict]] = {}
+    counted: dict[str, int] = {}
     floors: dict[str, list[float]] = {"get": [], "post": [], "delete": []}
 
     def run(phase: str, *arguments: str) -> None:
@@ -245,6 +269,10 @@ def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Se
             run("plan no-op", "plan", str(files), "--format", "json")
             run("apply no-op", "apply", str(files), "--auto-approve")
             run("plan 1%", "plan", str(changed), "--prune", "--format", "json")
+        if count:  # the vhost as the files declare it: the plan has nothing to do
+            counted = {"python": instructions("-c", "pass"),
+                       "validate": instructions("-m", "topology", "validate", str(files)),
+                       "plan no-op": instructions("-m", "topology", "plan", str(files), "--format", "json")}
         run("apply 1%", "apply", str(changed), "--prune", "--auto-approve")
         for turn in range(runs):
             if turn:
@@ -260,10 +288,11 @@ def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Se
         for name in (vhost, empty):  # the floor's too, should a stop have come while it was deleted
             delete_vhost(name)
     requests_ = {"get": 1, "post": 1, "delete": len(names)}
-    return {"vhost": vhost,
-            "floors": {key: {"seconds": sorted(values)[len(values) // 2], "all_seconds": values,
-                             "requests": requests_[key]} for key, values in floors.items()},
-            "phases": {phase: median(entries) for phase, entries in phases.items()}}
+    measured = {"vhost": vhost,
+                "floors": {key: {"seconds": sorted(values)[len(values) // 2], "all_seconds": values,
+                                 "requests": requests_[key]} for key, values in floors.items()},
+                "phases": {phase: median(entries) for phase, entries in phases.items()}}
+    return measured | ({"instructions": counted} if counted else {})
 
 
 def startup() -> float:
@@ -298,6 +327,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="Runs of each figure; the median is kept (3).")
     parser.add_argument("--conditions", nargs="+", choices=list(report_.CONDITIONS), default=list(report_.CONDITIONS),
                         help="quiet, busy, or both (the default).")
+    parser.add_argument("--instructions", action="store_true",
+                        help="Also count the instructions of validate and of a plan with nothing to do, quiet, "
+                             "with valgrind's callgrind (a few minutes more at 50,000 objects).")
     parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON here.")
     parser.add_argument("--append", action="store_true",
                         help="Keep the sizes --out already holds (those measured again are replaced): to measure "
@@ -305,6 +337,8 @@ def main() -> None:
     options = parser.parse_args()
     sizes = sorted({queues_for(n) for n in options.objects} | set(options.queues)) or [queues_for(1000),
                                                                                        queues_for(10_000)]
+    if options.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("bench: --instructions needs valgrind (Debian's package valgrind)")
     signal.signal(signal.SIGTERM, _terminated)
     # As an installation leaves it: without the bytecode, each run would compile the package first.
     subprocess.run([sys.executable, "-m", "compileall", "-q", "topology"], cwd=ROOT, check=True)
@@ -326,7 +360,7 @@ def main() -> None:
                       "runs": options.runs, "conditions": {}, "loop_seconds": [machine_speed()]}
             for condition in options.conditions:
                 result["conditions"][condition] = measure(queues, condition == "busy", options.runs, Path(work),
-                                                          session)
+                                                          session, options.instructions and condition == "quiet")
             result["loop_seconds"].append(machine_speed())  # before and after: did the machine's speed move?
             results.append(result)
             results.sort(key=lambda r: r["queues"])

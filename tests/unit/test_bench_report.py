@@ -125,3 +125,18 @@ def test_the_machine_speed_measured_around_a_size_is_shown_with_it(report):
     assert "**1,000 objects (500 queues, 500 bindings, 1 exchange, 1 policy)**" in page  # measured before the loop
     assert "a fixed Python loop" in page and "the fixed loop took" in report.text(measured)
     assert "a fixed Python loop" not in report.markdown({**whole, "results": [older]})
+
+
+def test_the_instructions_counted_at_a_size_are_shown_beyond_pythons_start(report):
+    counted = _result(20_521, {"validate": _phase(0.3)}, {"validate": _phase(0.3)})
+    counted["conditions"]["quiet"]["instructions"] = {"python": 88_168_886, "validate": 2_396_655_420,
+                                                      "plan no-op": 4_320_000_000}
+    plain = _result(1_000, {"validate": _phase(0.1)}, {"validate": _phase(0.1)})
+    page = report.markdown({"date": "d", "cpus": 2, "rabbitmq": "3.10.8", "python": "3.11", "runs": 3,
+                            "version_seconds": 0.1, "results": [plain, counted]})
+    line = ("Instructions (callgrind, once, quiet; they do not change with the machine's speed): `validate` 2.31 G, "
+            "a `plan` with nothing to do 4.23 G, beyond Python's own start (0.09 G).")
+    assert f"1 policy)**\n\n{line}\n\n| 20,521 objects |" in page
+    assert page.count("Instructions (callgrind") == 1  # none for the size counted without them
+    assert line.replace("`", "") == report.text(counted).splitlines()[1]
+    assert "Instructions" not in report.text(plain)
