@@ -192,8 +192,8 @@ COUNTED = {"validate": "`validate`", "plan no-op": "a `plan` with nothing to do"
 def _instructions(result: dict) -> str:
     """The instructions counted at this size (``bench/run.py --instructions``), or nothing: each
     phase's beyond Python's own start (``python -c pass``), as its CPU seconds are."""
-    counted = result["conditions"].get("quiet", {}).get("instructions")
-    if not counted:
+    counted = result["conditions"].get("quiet", {}).get("instructions") or {}
+    if "python" not in counted or not counted.keys() & COUNTED.keys():
         return ""
     start = counted["python"]
     phases = ", ".join(f"{label} {(counted[phase] - start) / 1e9:.2f} G" for phase, label in COUNTED.items()

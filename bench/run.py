@@ -166,9 +166,14 @@ def instructions(*arguments: str) -> int:
     counted = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
                               *arguments], capture_output=True, text=True, cwd=ROOT, check=False,
                              env={**os.environ, "PYTHONHASHSEED": "0"})
+    command = " ".join(arguments)
+    if counted.returncode != 0:  # a plan with something to do exits 2 (--detailed-exitcode)
+        own = [line for line in counted.stderr.splitlines() if line.strip() and not line.startswith("==")]
+        last = own[-1] if own else "no message"  # the command's own last line, not valgrind's
+        raise SystemExit(f"bench: counting the instructions of {command} failed (exit {counted.returncode}): {last}")
     found = re.search(r"Collected : (\d+)", counted.stderr)
-    if counted.returncode not in (0, 2) or found is None:
-        raise SystemExit(f"instructions of {' '.join(arguments)}: exit {counted.returncode}\n{counted.stderr[-2000:]}")
+    if found is None:
+        raise SystemExit(f"bench: valgrind gave no count of the instructions of {command}")
     return int(found.group(1))
 
 
@@ -269,10 +274,11 @@ def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Se
             run("plan no-op", "plan", str(files), "--format", "json")
             run("apply no-op", "apply", str(files), "--auto-approve")
             run("plan 1%", "plan", str(changed), "--prune", "--format", "json")
-        if count:  # the vhost as the files declare it: the plan has nothing to do
+        if count:  # the vhost as the files declare it: the plan has nothing to do (else it exits 2)
             counted = {"python": instructions("-c", "pass"),
                        "validate": instructions("-m", "topology", "validate", str(files)),
-                       "plan no-op": instructions("-m", "topology", "plan", str(files), "--format", "json")}
+                       "plan no-op": instructions("-m", "topology", "plan", str(files), "--format", "json",
+                                                  "--detailed-exitcode")}
         run("apply 1%", "apply", str(changed), "--prune", "--auto-approve")
         for turn in range(runs):
             if turn:
@@ -329,7 +335,7 @@ def main() -> None:
                         help="quiet, busy, or both (the default).")
     parser.add_argument("--instructions", action="store_true",
                         help="Also count the instructions of validate and of a plan with nothing to do, quiet, "
-                             "with valgrind's callgrind (a few minutes more at 50,000 objects).")
+                             "with valgrind's callgrind (about 6 minutes more at the sizes of the docs' command).")
     parser.add_argument("--out", type=Path, default=None, help="Also write the results as JSON here.")
     parser.add_argument("--append", action="store_true",
                         help="Keep the sizes --out already holds (those measured again are replaced): to measure "
@@ -339,6 +345,8 @@ def main() -> None:
                                                                                        queues_for(10_000)]
     if options.instructions and shutil.which("valgrind") is None:
         raise SystemExit("bench: --instructions needs valgrind (Debian's package valgrind)")
+    if options.instructions and "quiet" not in options.conditions:
+        raise SystemExit("bench: --instructions counts on the quiet machine: leave quiet in --conditions")
     signal.signal(signal.SIGTERM, _terminated)
     # As an installation leaves it: without the bytecode, each run would compile the package first.
     subprocess.run([sys.executable, "-m", "compileall", "-q", "topology"], cwd=ROOT, check=True)

@@ -140,3 +140,10 @@ def test_the_instructions_counted_at_a_size_are_shown_beyond_pythons_start(repor
     assert page.count("Instructions (callgrind") == 1  # none for the size counted without them
     assert line.replace("`", "") == report.text(counted).splitlines()[1]
     assert "Instructions" not in report.text(plain)
+
+
+def test_a_count_without_pythons_start_or_without_a_phase_shows_no_line(report):
+    for counted in ({"validate": 2_396_655_420}, {"python": 88_168_886}):
+        result = _result(20_521, {"validate": _phase(0.3)}, {"validate": _phase(0.3)})
+        result["conditions"]["quiet"]["instructions"] = counted
+        assert "Instructions" not in report.text(result)
