@@ -233,10 +233,11 @@ def create_vhost(vhost: str) -> None:
 
 
 def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Session,
-            count: bool = False) -> dict:
-    """Every phase and floor of one size under one condition, each ``runs`` times, in turns;
-    ``count``: also the instructions of ``validate`` and of a ``plan`` with nothing to do (once
-    each: they count the same in every run)."""
+            python_start: int | None = None) -> dict:
+    """Every phase and floor of one size under one condition, each ``runs`` times, in turns; with
+    ``python_start`` (the instructions of Python's own start, counted once for the whole run), also
+    the instructions of ``validate`` and of a ``plan`` with nothing to do (once each: they count the
+    same in every run)."""
     vhost = f"topology-bench-{uuid.uuid4().hex[:8]}"
     empty = f"{vhost}-floor"
     files, changed, pruned = (work / f"{vhost}{suffix}.yaml" for suffix in ("", "-changed", "-pruned"))
@@ -274,8 +275,8 @@ def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Se
             run("plan no-op", "plan", str(files), "--format", "json")
             run("apply no-op", "apply", str(files), "--auto-approve")
             run("plan 1%", "plan", str(changed), "--prune", "--format", "json")
-        if count:  # the vhost as the files declare it: the plan has nothing to do (else it exits 2)
-            counted = {"python": instructions("-c", "pass"),
+        if python_start is not None:  # the vhost as the files declare it: the plan has nothing to do (else exit 2)
+            counted = {"python": python_start,
                        "validate": instructions("-m", "topology", "validate", str(files)),
                        "plan no-op": instructions("-m", "topology", "plan", str(files), "--format", "json",
                                                   "--detailed-exitcode")}
@@ -362,13 +363,14 @@ def main() -> None:
               "version_seconds": startup(), "results": results}
     print(f"RabbitMQ {report['rabbitmq']}, {report['date']}, {report['cpus']} cores; "
           f"topology --version: {report['version_seconds']:.3f} s", flush=True)
+    python_start = instructions("-c", "pass") if options.instructions else None  # the same at every size
     with tempfile.TemporaryDirectory() as work:
         for queues in sizes:
             result = {"queues": queues, "objects": sum(counts(queues).values()), "counts": counts(queues),
                       "runs": options.runs, "conditions": {}, "loop_seconds": [machine_speed()]}
             for condition in options.conditions:
                 result["conditions"][condition] = measure(queues, condition == "busy", options.runs, Path(work),
-                                                          session, options.instructions and condition == "quiet")
+                                                          session, python_start if condition == "quiet" else None)
             result["loop_seconds"].append(machine_speed())  # before and after: did the machine's speed move?
             results.append(result)
             results.sort(key=lambda r: r["queues"])
