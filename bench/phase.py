@@ -3,7 +3,9 @@
 Prints one JSON line: wall seconds inside Python (the command alone), the CPU seconds the process
 spent on the command (user + system, all its threads, from the end of the interpreter's start to
 the end: the tool's imports are in it) and in all (start included), exit code, HTTP requests by method (counted at
-Python's ``http.client``, below the tool), and the process's peak resident memory in MB.
+Python's ``http.client``, below the tool), the process's peak resident memory in MB, and the
+directory of the package it ran: the one beside the benchmark, whatever else is on the path
+(``bench/run.py`` compiles its bytecode first and checks that it is the one measured).
 
 The peak is the kernel's high-water mark of this process's own memory (``VmHWM`` in
 ``/proc/self/status``), not ``ru_maxrss``: on Linux a process started by ``subprocess`` inherits in
@@ -15,6 +17,7 @@ Where ``/proc`` is missing, ``ru_maxrss`` stands in (in kB; macOS gives bytes).
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -48,6 +51,9 @@ def main() -> None:
             return original(self, method, *args, **kwargs)
 
         http.client.HTTPConnection.request = counting  # type: ignore[method-assign]
+    # the package beside the benchmark, whatever else is on the path (os.path: imported at every start)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    import topology
     from topology.cli import main as cli
 
     started = time.perf_counter()
@@ -63,7 +69,8 @@ def main() -> None:
     sys.stdout.flush()
     print("\nBENCH " + json.dumps({"seconds": elapsed, "cpu_seconds": cpu,
                                    "process_cpu_seconds": after.ru_utime + after.ru_stime, "code": code,
-                                   "requests": dict(counts), "peak_mb": round(peak_mb, 1)}), file=sys.stderr)
+                                   "requests": dict(counts), "peak_mb": round(peak_mb, 1),
+                                   "package": os.path.dirname(os.path.realpath(topology.__file__))}), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,10 @@ turns, so that a slow minute of the broker falls on both, and the median is kept
 
 Each size is measured twice: quiet, then busy, with one process spinning on one core beside
 each measurement (started just before it, stopped just after; it also stops by itself when the
-benchmark's process is gone, and after an hour whatever happens). The bytecode of the package is
-compiled first, as an installation would leave it. The vhosts are deleted at the end, whatever
-happens; ``--out`` writes everything as JSON after each size.
+benchmark's process is gone, and after an hour whatever happens). The package measured is the one
+beside the benchmark, whatever else is on the path; its bytecode is compiled first, as an
+installation would leave it, and each run is checked to have imported it. The vhosts are deleted
+at the end, whatever happens; ``--out`` writes everything as JSON after each size.
 
 ``--instructions`` also counts, once for each size and on the quiet machine, the instructions of
 ``validate`` and of a ``plan`` with nothing to do (valgrind's callgrind, which runs them about 50
@@ -62,6 +63,9 @@ import yaml
 import report as report_
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "topology"
+"""The package measured: the one beside the benchmark (``bench/phase.py`` puts it first on the path;
+``python -m topology`` run here finds it first), whatever ``PYTHONPATH`` or an installation holds."""
 URL = os.environ.get("TOPOLOGY_URL", "http://127.0.0.1:15672").rstrip("/")
 AUTH = (os.environ.get("TOPOLOGY_USER", "guest"), os.environ.get("TOPOLOGY_PASSWORD", "guest"))
 DELETE_THREADS = 8
@@ -151,6 +155,8 @@ def tool(name: str, busy: bool, *arguments: str) -> dict:
     if line is None:
         raise SystemExit(f"{name}: no measurement\n{result.stderr[-2000:]}")
     measured = json.loads(line[len("BENCH "):])
+    if measured["package"] != str(PACKAGE):  # not the package compiled and named in the results
+        raise SystemExit(f"bench: {name} ran the package in {measured['package']}, not {PACKAGE}")
     if measured["code"] not in (0, 2):
         raise SystemExit(f"{name}: exit {measured['code']}\n{result.stderr[-2000:]}")
     writes = sum(n for method, n in measured["requests"].items() if method != "GET")
@@ -350,7 +356,7 @@ def main() -> None:
         raise SystemExit("bench: --instructions counts on the quiet machine: leave quiet in --conditions")
     signal.signal(signal.SIGTERM, _terminated)
     # As an installation leaves it: without the bytecode, each run would compile the package first.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "topology"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(PACKAGE)], cwd=ROOT, check=True)
     session = requests.Session()
     session.auth = AUTH
     overview = session.get(f"{URL}/api/overview", timeout=30).json()
