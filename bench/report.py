@@ -221,9 +221,31 @@ def _fewer_runs(report: dict) -> str:
                    for phase, runs in sorted(fewer.items(), key=lambda item: list(PHASES).index(item[0])))
 
 
+def _builds(report: dict) -> str:
+    """The build measured, as ``bench/run.py`` names it (its commit, and ``+changes-`` with a digest
+    when the files it ran had changes not committed): ``, the tool of `abc1234` ``, each with its
+    sizes when they differ or some size has none (``not recorded at …``), or nothing when no size has
+    one (results of before it was recorded)."""
+    commits: dict[str | None, list[int]] = {}
+    for result in sorted(report["results"], key=lambda r: r["objects"]):
+        commits.setdefault(result.get("commit"), []).append(result["objects"])
+    unrecorded = commits.pop(None, [])
+    if not commits:
+        return ""
+
+    def sizes_said(sizes: list[int]) -> str:
+        said = [f"{n:,}" for n in sizes]
+        return " and ".join([", ".join(said[:-1]), said[-1]] if len(said) > 1 else said)
+
+    if len(commits) == 1 and not unrecorded:
+        return f", the tool of `{next(iter(commits))}`"
+    said = ", ".join(f"`{commit}` at {sizes_said(sizes)} objects" for commit, sizes in commits.items())
+    return f", the tool of {said}" + (f" (not recorded at {sizes_said(unrecorded)} objects)" if unrecorded else "")
+
+
 def _preamble(report: dict) -> str:
     return (f"Measured {report['date']} on {report['cpus']} cores, RabbitMQ {report['rabbitmq']}, Python "
-            f"{report['python']}; each figure is the median of {_runs(report)}, quiet and then busy "
+            f"{report['python']}{_builds(report)}; each figure is the median of {_runs(report)}, quiet and then busy "
             f"(one process spinning on one core beside each measurement). `topology --version` starts in "
             f"{report['version_seconds']:.2f} s.{_fewer_runs(report)} Ratios are to the floor measured under the "
             f"same condition."

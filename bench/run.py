@@ -29,19 +29,22 @@ turns, so that a slow minute of the broker falls on both, and the median is kept
 Each size is measured twice: quiet, then busy, with one process spinning on one core beside
 each measurement (started just before it, stopped just after; it also stops by itself when the
 benchmark's process is gone, and after an hour whatever happens). The package measured is the one
-beside the benchmark, whatever else is on the path; its bytecode is compiled first, as an
-installation would leave it, and each run is checked to have imported it. The vhosts are deleted
-at the end, whatever happens; ``--out`` writes everything as JSON after each size.
+beside the benchmark (to measure another checkout, run its own ``bench/run.py``; ``PYTHONPATH`` is
+refused): its bytecode is compiled first, as an installation would leave it, every measured run is
+checked to have imported it, the results name its commit, and the benchmark stops if its files or
+their bytecode changed, checked after each size. The vhosts are deleted at the end, whatever happens; ``--out`` writes
+everything as JSON after each size.
 
 ``--instructions`` also counts, once for each size and on the quiet machine, the instructions of
 ``validate`` and of a ``plan`` with nothing to do (valgrind's callgrind, which runs them about 50
-times slower): unlike CPU seconds, which change by the hour on a shared machine, they are the same
-in every run of the same build, and so compare builds measured on different days.
+times slower): unlike CPU seconds, which change by the hour on a shared machine, two runs of the
+same build count them within 0.5%, and so they compare builds measured on different days.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -63,9 +66,10 @@ import yaml
 import report as report_
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "topology"
-"""The package measured: the one beside the benchmark (``bench/phase.py`` puts it first on the path;
-``python -m topology`` run here finds it first), whatever ``PYTHONPATH`` or an installation holds."""
+PACKAGE = (ROOT / "topology").resolve()
+"""The package measured: the one beside the benchmark. ``bench/phase.py`` puts it first on the path,
+and ``python -m topology`` run in ``ROOT`` finds it first (checked before measuring); to measure
+another checkout, run that checkout's own ``bench/run.py``."""
 URL = os.environ.get("TOPOLOGY_URL", "http://127.0.0.1:15672").rstrip("/")
 AUTH = (os.environ.get("TOPOLOGY_USER", "guest"), os.environ.get("TOPOLOGY_PASSWORD", "guest"))
 DELETE_THREADS = 8
@@ -163,6 +167,71 @@ def tool(name: str, busy: bool, *arguments: str) -> dict:
     return {"seconds": round(measured["seconds"], 3), "cpu_seconds": round(measured["cpu_seconds"], 3),
             "process_seconds": round(total, 3), "process_cpu_seconds": round(measured["process_cpu_seconds"], 3),
             "requests": sum(measured["requests"].values()), "write_requests": writes, "peak_mb": measured["peak_mb"]}
+
+
+SOURCES = ("topology/**/*.py", "bench/phase.py")
+"""What a measured run executes of the checkout: the package and ``bench/phase.py``."""
+MEASURED_FILES = (*SOURCES, "topology/**/*.pyc")
+"""And the package's bytecode."""
+
+
+def _measured_files() -> dict[str, tuple[int, int]]:
+    """The size and time of change of each of :data:`MEASURED_FILES`."""
+    return {str(path): (path.stat().st_size, path.stat().st_mtime_ns)
+            for pattern in MEASURED_FILES for path in sorted(ROOT.glob(pattern))}
+
+
+def build() -> str | None:
+    """The commit of what is measured (see :func:`_commit`), checked before measuring: the package
+    beside the benchmark, found first by ``python -m topology`` here too, its bytecode compiled as an
+    installation leaves it (without it, where bytecode is not written, every run would compile the
+    package first)."""
+    if os.environ.get("PYTHONPATH") or os.environ.get("PYTHONSAFEPATH"):
+        raise SystemExit("bench: measures the package beside it; unset PYTHONPATH and PYTHONSAFEPATH "
+                         "(to measure another checkout, run its own bench/run.py)")
+    found = subprocess.run([sys.executable, "-c", "import os, topology; print(os.path.realpath(topology.__file__))"],
+                           capture_output=True, text=True, cwd=ROOT, check=False)
+    if found.returncode != 0 or Path(found.stdout.strip()).parent != PACKAGE:
+        ran = found.stdout.strip() or _last_line(found.stderr)
+        raise SystemExit(f"bench: python -m topology here does not run {PACKAGE}: {ran}")
+    compiled = subprocess.run([sys.executable, "-m", "compileall", "-q", str(PACKAGE)], capture_output=True,
+                              text=True, cwd=ROOT, check=False)
+    if compiled.returncode != 0:
+        raise SystemExit(f"bench: compiling {PACKAGE} failed: {_last_line(compiled.stdout + compiled.stderr)}")
+    commit = _commit()
+    if commit is None:
+        print(f"bench: {ROOT} is not a git checkout (or git is missing): the results name no commit",
+              file=sys.stderr)
+    return commit
+
+
+def _last_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no message"
+
+
+def _commit() -> str | None:
+    """The checkout's commit; when what a run executes (:data:`SOURCES`) has changes not committed,
+    ``+changes-`` and a digest of those files after it, so that two sets of changes are told apart.
+    None where ``ROOT`` is not the top of a git checkout or git is missing."""
+    if shutil.which("git") is None:
+        return None
+    git = ["git", "-C", str(ROOT)]
+    top = subprocess.run([*git, "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=False)
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != ROOT:
+        return None
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    status = subprocess.run([*git, "status", "--porcelain", "--", *(f":(glob){pattern}" for pattern in SOURCES)],
+                            capture_output=True, text=True, check=False)
+    if commit.returncode != 0 or status.returncode != 0:
+        return None
+    if not status.stdout.strip():
+        return commit.stdout.strip()
+    digest = hashlib.sha256()
+    for pattern in SOURCES:
+        for path in sorted(ROOT.glob(pattern)):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{commit.stdout.strip()}+changes-{digest.hexdigest()[:8]}"
 
 
 def instructions(*arguments: str) -> int:
@@ -355,8 +424,8 @@ def main() -> None:
     if options.instructions and "quiet" not in options.conditions:
         raise SystemExit("bench: --instructions counts on the quiet machine: leave quiet in --conditions")
     signal.signal(signal.SIGTERM, _terminated)
-    # As an installation leaves it: without the bytecode, each run would compile the package first.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(PACKAGE)], cwd=ROOT, check=True)
+    commit = build()
+    files = _measured_files()
     session = requests.Session()
     session.auth = AUTH
     overview = session.get(f"{URL}/api/overview", timeout=30).json()
@@ -373,11 +442,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for queues in sizes:
             result = {"queues": queues, "objects": sum(counts(queues).values()), "counts": counts(queues),
-                      "runs": options.runs, "conditions": {}, "loop_seconds": [machine_speed()]}
+                      "runs": options.runs, "commit": commit, "conditions": {},
+                      "loop_seconds": [machine_speed()]}
             for condition in options.conditions:
                 result["conditions"][condition] = measure(queues, condition == "busy", options.runs, Path(work),
                                                           session, python_start if condition == "quiet" else None)
             result["loop_seconds"].append(machine_speed())  # before and after: did the machine's speed move?
+            if _measured_files() != files:  # the later runs would compile it, or measure another build
+                raise SystemExit(f"bench: the package in {PACKAGE} or its bytecode changed during the run; "
+                                 "measure it again")
             results.append(result)
             results.sort(key=lambda r: r["queues"])
             print(report_.text(result), flush=True)  # each size as soon as it is measured

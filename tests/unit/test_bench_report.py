@@ -147,3 +147,19 @@ def test_a_count_without_pythons_start_or_without_a_phase_shows_no_line(report):
         result = _result(20_521, {"validate": _phase(0.3)}, {"validate": _phase(0.3)})
         result["conditions"]["quiet"]["instructions"] = counted
         assert "Instructions" not in report.text(result)
+
+
+def test_the_table_names_the_build_measured_and_each_builds_sizes_when_they_differ(report):
+    def results(*builds: str | None) -> dict:
+        measured = [_result(n, quiet={}, busy={}) | ({"commit": b} if b else {})
+                    for n, b in zip((1_000, 10_001, 50_001), builds)]
+        return {"date": "d", "cpus": 2, "rabbitmq": "3.10.8", "python": "3.11.7", "runs": 3, "version_seconds": 0.1,
+                "results": measured}
+
+    one = report.markdown(results("abc1234", "abc1234", "abc1234"))
+    assert "Python 3.11.7, the tool of `abc1234`; each figure" in one
+    assert ("Python 3.11.7, the tool of `abc1234` at 1,000 and 10,001 objects, `def5678+changes` at 50,001 objects; "
+            in report.markdown(results("abc1234", "abc1234", "def5678+changes")))
+    assert "Python 3.11.7; each figure" in report.markdown(results(None, None, None))  # measured before it was recorded
+    assert ("Python 3.11.7, the tool of `abc1234` at 10,001 and 50,001 objects (not recorded at 1,000 objects); "
+            in report.markdown(results(None, "abc1234", "abc1234")))  # an older file, sizes added with --append
