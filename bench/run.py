@@ -32,8 +32,8 @@ benchmark's process is gone, and after an hour whatever happens). The package me
 beside the benchmark (to measure another checkout, run its own ``bench/run.py``; ``PYTHONPATH`` is
 refused): its bytecode is compiled first, as an installation would leave it, every measured run is
 checked to have imported it, the results name its commit, and the benchmark stops if its files or
-their bytecode changed, checked after each size. The vhosts are deleted at the end, whatever happens; ``--out`` writes
-everything as JSON after each size.
+their bytecode changed, checked after each size. The vhosts are deleted at the end, whatever
+happens; ``--out`` writes everything as JSON after each size.
 
 ``--instructions`` also counts, once for each size and on the quiet machine, the instructions of
 ``validate`` and of a ``plan`` with nothing to do (valgrind's callgrind, which runs them about 50
@@ -175,10 +175,18 @@ MEASURED_FILES = (*SOURCES, "topology/**/*.pyc")
 """And the package's bytecode."""
 
 
+def _paths(patterns: tuple[str, ...]) -> list[Path]:
+    """The files of the checkout that ``patterns`` match, in a fixed order."""
+    return [path for pattern in patterns for path in sorted(ROOT.glob(pattern))]
+
+
 def _measured_files() -> dict[str, tuple[int, int]]:
     """The size and time of change of each of :data:`MEASURED_FILES`."""
-    return {str(path): (path.stat().st_size, path.stat().st_mtime_ns)
-            for pattern in MEASURED_FILES for path in sorted(ROOT.glob(pattern))}
+    files = {}
+    for path in _paths(MEASURED_FILES):
+        stat = path.stat()
+        files[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return files
 
 
 def build() -> str | None:
@@ -228,9 +236,8 @@ def _commit() -> str | None:
     if not status.stdout.strip():
         return commit.stdout.strip()
     digest = hashlib.sha256()
-    for pattern in SOURCES:
-        for path in sorted(ROOT.glob(pattern)):
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in _paths(SOURCES):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return f"{commit.stdout.strip()}+changes-{digest.hexdigest()[:8]}"
 
 
@@ -243,9 +250,9 @@ def instructions(*arguments: str) -> int:
                              env={**os.environ, "PYTHONHASHSEED": "0"})
     command = " ".join(arguments)
     if counted.returncode != 0:  # a plan with something to do exits 2 (--detailed-exitcode)
-        own = [line for line in counted.stderr.splitlines() if line.strip() and not line.startswith("==")]
-        last = own[-1] if own else "no message"  # the command's own last line, not valgrind's
-        raise SystemExit(f"bench: counting the instructions of {command} failed (exit {counted.returncode}): {last}")
+        own = "\n".join(line for line in counted.stderr.splitlines() if not line.startswith("=="))  # not valgrind's
+        raise SystemExit(f"bench: counting the instructions of {command} failed (exit {counted.returncode}): "
+                         f"{_last_line(own)}")
     found = re.search(r"Collected : (\d+)", counted.stderr)
     if found is None:
         raise SystemExit(f"bench: valgrind gave no count of the instructions of {command}")
@@ -311,8 +318,8 @@ def measure(queues: int, busy: bool, runs: int, work: Path, session: requests.Se
             python_start: int | None = None) -> dict:
     """Every phase and floor of one size under one condition, each ``runs`` times, in turns; with
     ``python_start`` (the instructions of Python's own start, counted once for the whole run), also
-    the instructions of ``validate`` and of a ``plan`` with nothing to do (once each: they count the
-    same in every run)."""
+    the instructions of ``validate`` and of a ``plan`` with nothing to do (once each: runs count them
+    within 0.5%)."""
     vhost = f"topology-bench-{uuid.uuid4().hex[:8]}"
     empty = f"{vhost}-floor"
     files, changed, pruned = (work / f"{vhost}{suffix}.yaml" for suffix in ("", "-changed", "-pruned"))
